@@ -1,0 +1,101 @@
+package cpu
+
+// The shaped CPUID of a pvisor vCPU. Every engine and the hypervisor answer
+// CPUID from this one table, so a guest sees the same CPU whatever runs it.
+//
+// Choices (see docs/cpuid.md):
+//   - Vendor "PvisorVirtCP": unknown to Linux, so no Intel or AMD quirk path
+//     runs (verify_cpu touches no vendor MSR).
+//   - Leaf 1 advertises what Linux 6.12 x86-64 requires (FPU, PSE, MSR, PAE,
+//     CX8, PGE, FXSR, CMOV, SSE, SSE2) plus TSC, PAT, CLFLUSH, MMX, CX16 and
+//     the hypervisor bit. No SSE3+, no XSAVE/OSXSAVE, no AVX, no POPCNT, no
+//     APIC: glibc then keeps to its SSE2 baseline and Linux to the 8259.
+//   - Extended leaves: SYSCALL, NX, LM, 1 GiB pages, LAHF/SAHF in long mode;
+//     40 physical and 48 virtual address bits.
+//   - 0x40000000: the hypervisor leaf with the signature "pvisorpvisor";
+//     0x40000001 EAX holds the pvisor feature bits (reserved, 0 for now).
+
+// Vendor and hypervisor signatures.
+const (
+	VendorString        = "PvisorVirtCP"
+	HypervisorSignature = "pvisorpvisor"
+	PhysAddrBits        = 40
+	VirtAddrBits        = 48
+)
+
+// Leaf-1 EDX feature bits.
+const (
+	Feat1EDXFPU     = 1 << 0
+	Feat1EDXPSE     = 1 << 3
+	Feat1EDXTSC     = 1 << 4
+	Feat1EDXMSR     = 1 << 5
+	Feat1EDXPAE     = 1 << 6
+	Feat1EDXCX8     = 1 << 8
+	Feat1EDXPGE     = 1 << 13
+	Feat1EDXCMOV    = 1 << 15
+	Feat1EDXPAT     = 1 << 16
+	Feat1EDXCLFLUSH = 1 << 19
+	Feat1EDXMMX     = 1 << 23
+	Feat1EDXFXSR    = 1 << 24
+	Feat1EDXSSE     = 1 << 25
+	Feat1EDXSSE2    = 1 << 26
+
+	Feat1ECXCX16       = 1 << 13
+	Feat1ECXHypervisor = 1 << 31
+
+	FeatExtEDXSyscall = 1 << 11
+	FeatExtEDXNX      = 1 << 20
+	FeatExtEDXPage1G  = 1 << 26
+	FeatExtEDXLM      = 1 << 29
+	FeatExtECXLAHF    = 1 << 0
+)
+
+const (
+	leaf1EDX = Feat1EDXFPU | Feat1EDXPSE | Feat1EDXTSC | Feat1EDXMSR | Feat1EDXPAE |
+		Feat1EDXCX8 | Feat1EDXPGE | Feat1EDXCMOV | Feat1EDXPAT | Feat1EDXCLFLUSH |
+		Feat1EDXMMX | Feat1EDXFXSR | Feat1EDXSSE | Feat1EDXSSE2
+	leaf1ECX   = Feat1ECXCX16 | Feat1ECXHypervisor
+	extLeafEDX = FeatExtEDXSyscall | FeatExtEDXNX | FeatExtEDXPage1G | FeatExtEDXLM
+	extLeafECX = FeatExtECXLAHF
+)
+
+func sig(s string) (a, b, c uint32) {
+	w := func(i int) uint32 {
+		return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+	}
+	return w(0), w(4), w(8)
+}
+
+// CPUID returns the four registers of leaf and subleaf as pvisor's vCPU
+// reports them. vcpuID goes into the initial APIC ID field. Leaves beyond the
+// advertised maxima return zeros, as on the reference (AMD) behaviour for
+// out-of-range leaves the project chose.
+func CPUID(leaf, sub uint32, vcpuID uint32) (eax, ebx, ecx, edx uint32) {
+	_ = sub
+	switch leaf {
+	case 0:
+		b, d, c := sig(VendorString) // EBX, EDX, ECX order
+		return 1, b, c, d
+	case 1:
+		// Family 6, model 0, stepping 1; CLFLUSH line 8*8 bytes; 1 logical CPU.
+		return 0x00000601, vcpuID<<24 | 1<<16 | 8<<8, leaf1ECX, leaf1EDX
+	case 0x40000000:
+		b, c, d := sig(HypervisorSignature)
+		return 0x40000001, b, c, d
+	case 0x40000001:
+		return 0, 0, 0, 0
+	case 0x80000000:
+		return 0x80000008, 0, 0, 0
+	case 0x80000001:
+		return 0, 0, extLeafECX, extLeafEDX
+	case 0x80000002, 0x80000003, 0x80000004:
+		const brand = "pvisor virtual CPU\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+		off := int(leaf-0x80000002) * 16
+		a, b, c := sig(brand[off:])
+		_, _, d := sig(brand[off+4:])
+		return a, b, c, d
+	case 0x80000008:
+		return VirtAddrBits<<8 | PhysAddrBits, 0, 0, 0
+	}
+	return 0, 0, 0, 0
+}

@@ -1,0 +1,45 @@
+package cpu
+
+// VCPU is one virtual CPU of an engine.
+type VCPU interface {
+	// Run executes guest instructions until an exit and returns it. budget is
+	// the number of guest instructions Run may retire before ExitBudget; an
+	// engine that cannot count instructions converts it to time.
+	Run(budget uint64) (*Exit, error)
+
+	Regs() Regs
+	SetRegs(Regs)
+	SRegs() SRegs
+	SetSRegs(SRegs) error
+	FPU() FPU
+	SetFPU(FPU)
+	MSRs() MSRs
+	SetMSRs(MSRs)
+
+	// InjectException delivers an exception at the current instruction on
+	// the next Run, cancelling any pending exit completion.
+	InjectException(vector uint8, errorCode uint32, hasError bool)
+	// SetIRQ raises (vector >= 0) or withdraws (vector < 0) the external
+	// interrupt line. The engine delivers it through the IDT when RFLAGS.IF
+	// and the interrupt shadow allow, and then calls ack with the vector.
+	SetIRQ(vector int)
+	// RequestIRQWindow makes Run return ExitIRQWindow as soon as the guest
+	// can take an interrupt.
+	RequestIRQWindow(bool)
+	// Kick makes a running Run return ExitKick soon. Safe from any goroutine.
+	Kick()
+
+	// Stats returns engine counters.
+	Stats() Stats
+}
+
+// Stats are counters an engine keeps per vCPU.
+type Stats struct {
+	Instructions      uint64
+	Exits             [NumExitReasons]uint64
+	Exceptions        [32]uint64
+	Interrupts        uint64
+	TLBMisses         uint64
+	DecodedBlocks     uint64
+	CodeInvalidations uint64
+}

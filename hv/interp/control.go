@@ -1,0 +1,301 @@
+package interp
+
+import "github.com/pvisor/pvisor/hv/cpu"
+
+func (c *CPU) jumpTo(t uint64) {
+	if !canonical(t) {
+		c.raise(cpu.ExcGP, 0)
+	}
+	c.rip = t
+}
+
+// push and pop at the instruction's stack operand size (8, or 2 with 66).
+func (c *CPU) pushSized(size uint8, v uint64) {
+	if size == 2 {
+		sp := c.r[cpu.RSP] - 2
+		c.write16(sp, uint16(v))
+		c.r[cpu.RSP] = sp
+		return
+	}
+	c.push64(v)
+}
+
+func (c *CPU) popSized(size uint8) uint64 {
+	if size == 2 {
+		v := c.read16(c.r[cpu.RSP])
+		c.r[cpu.RSP] += 2
+		return uint64(v)
+	}
+	return c.pop64()
+}
+
+func init() {
+	jcc := defOp("jcc", true, func(c *CPU, in *Inst) {
+		if c.cond(in.ext0()) {
+			c.rip += in.imm
+		}
+	})
+	for cc := byte(0); cc < 16; cc++ {
+		set1(0x70+cc, fIb|fForce64, jcc)
+		set2(0x80+cc, fIz|fForce64, jcc)
+	}
+	jmp := defOp("jmp rel", true, func(c *CPU, in *Inst) { c.rip += in.imm })
+	set1(0xeb, fIb|fForce64, jmp)
+	set1(0xe9, fIz|fForce64, jmp)
+	set1(0xe8, fIz|fForce64, defOp("call rel", true, func(c *CPU, in *Inst) {
+		c.push64(c.rip)
+		c.rip += in.imm
+	}))
+	setG(&table1, 0xff, pNone, 2, fForce64, defOp("call Ev", true, func(c *CPU, in *Inst) {
+		t := c.readRM(in)
+		if !canonical(t) {
+			c.raise(cpu.ExcGP, 0)
+		}
+		c.push64(c.rip)
+		c.rip = t
+	}))
+	setG(&table1, 0xff, pNone, 4, fForce64, defOp("jmp Ev", true, func(c *CPU, in *Inst) {
+		c.jumpTo(c.readRM(in))
+	}))
+	set1(0xc3, fForce64, defOp("ret", true, func(c *CPU, in *Inst) {
+		t := c.read64(c.r[cpu.RSP])
+		if !canonical(t) {
+			c.raise(cpu.ExcGP, 0)
+		}
+		c.r[cpu.RSP] += 8
+		c.rip = t
+	}))
+	set1(0xc2, fIw|fForce64, defOp("ret Iw", true, func(c *CPU, in *Inst) {
+		t := c.read64(c.r[cpu.RSP])
+		if !canonical(t) {
+			c.raise(cpu.ExcGP, 0)
+		}
+		c.r[cpu.RSP] += 8 + in.imm
+		c.rip = t
+	}))
+	loop := defOp("loop", true, func(c *CPU, in *Inst) {
+		var cnt uint64
+		if in.flags&iAddr32 != 0 {
+			cnt = (c.r[cpu.RCX] - 1) & 0xffffffff
+			c.r[cpu.RCX] = cnt
+		} else {
+			cnt = c.r[cpu.RCX] - 1
+			c.r[cpu.RCX] = cnt
+		}
+		take := cnt != 0
+		switch in.ext {
+		case 0xe0: // LOOPNE
+			take = take && !c.getZF()
+		case 0xe1: // LOOPE
+			take = take && c.getZF()
+		}
+		if take {
+			c.rip += in.imm
+		}
+	})
+	set1(0xe0, fIb|fForce64, loop)
+	set1(0xe1, fIb|fForce64, loop)
+	set1(0xe2, fIb|fForce64, loop)
+	set1(0xe3, fIb|fForce64, defOp("jrcxz", true, func(c *CPU, in *Inst) {
+		cnt := c.r[cpu.RCX]
+		if in.flags&iAddr32 != 0 {
+			cnt &= 0xffffffff
+		}
+		if cnt == 0 {
+			c.rip += in.imm
+		}
+	}))
+
+	// Stack.
+	push := defOp("push r", false, func(c *CPU, in *Inst) { c.pushSized(in.size, c.getReg(in.reg, in.size)) })
+	pop := defOp("pop r", false, func(c *CPU, in *Inst) {
+		v := c.popSized(in.size)
+		c.setReg(in.reg, in.size, v)
+	})
+	for r := byte(0); r < 8; r++ {
+		set1(0x50+r, fOpReg|fDef64, push)
+		set1(0x58+r, fOpReg|fDef64, pop)
+	}
+	pushImm := defOp("push I", false, func(c *CPU, in *Inst) { c.pushSized(in.size, in.imm) })
+	set1(0x68, fIz|fDef64, pushImm)
+	set1(0x6a, fIb|fDef64, pushImm)
+	setG(&table1, 0xff, pNone, 6, fDef64, defOp("push Ev", false, func(c *CPU, in *Inst) {
+		c.pushSized(in.size, c.readRM(in))
+	}))
+	setG(&table1, 0x8f, pNone, 0, fDef64, defOp("pop Ev", false, func(c *CPU, in *Inst) {
+		// The address is computed with RSP already incremented.
+		v := c.readN(c.r[cpu.RSP], in.size)
+		if in.flags&iMem != 0 {
+			c.r[cpu.RSP] += uint64(in.size)
+			addr := c.ea(in)
+			c.r[cpu.RSP] -= uint64(in.size)
+			c.writeN(addr, in.size, v)
+			c.r[cpu.RSP] += uint64(in.size)
+			return
+		}
+		c.r[cpu.RSP] += uint64(in.size)
+		c.setReg(in.rm, in.size, v)
+	}))
+	set1(0x9c, fDef64, defOp("pushf", false, func(c *CPU, in *Inst) {
+		c.pushSized(in.size, c.getFlags()&^(cpu.FlagVM|cpu.FlagRF))
+	}))
+	set1(0x9d, fDef64, defOp("popf", true, func(c *CPU, in *Inst) {
+		v := c.popSized(in.size)
+		c.writeFlags(v, in.size)
+	}))
+	set1(0xc9, fDef64, defOp("leave", false, func(c *CPU, in *Inst) {
+		v := c.readN(c.r[cpu.RBP], in.size)
+		c.r[cpu.RSP] = c.r[cpu.RBP] + uint64(in.size)
+		c.setReg(cpu.RBP, in.size, v)
+	}))
+	set1(0xc8, fIwIb|fDef64, defOp("enter", false, opENTER))
+
+	// Software interrupts and IRET.
+	set1(0xcc, 0, defOp("int3", true, func(c *CPU, in *Inst) { c.softInt(cpu.ExcBP) }))
+	set1(0xcd, fIbU, defOp("int", true, func(c *CPU, in *Inst) { c.softInt(uint8(in.imm)) }))
+	set1(0xf1, 0, defOp("int1", true, func(c *CPU, in *Inst) {
+		c.pendExc = excInfo{valid: true, vector: cpu.ExcDB, soft: true}
+		panic(faultSentinel)
+	}))
+	set2(0x0b, 0, defOp("ud2", true, opUD))
+	set1(0xcf, 0, defOp("iret", true, opIRET))
+	retf := defOp("retf", true, opRETF)
+	set1(0xcb, 0, retf)
+	set1(0xca, fIw, retf)
+	setG(&table1, 0xff, pNone, 3, fMemOnly, defOp("call far", true, opFarCallJmp))
+	setG(&table1, 0xff, pNone, 5, fMemOnly, defOp("jmp far", true, opFarCallJmp))
+}
+
+func (c *CPU) softInt(vec uint8) {
+	c.pendExc = excInfo{valid: true, vector: vec, soft: true}
+	panic(faultSentinel)
+}
+
+// writeFlags applies POPF/IRET rules for which RFLAGS bits may change.
+func (c *CPU) writeFlags(v uint64, size uint8) {
+	c.commitFlags()
+	mask := uint64(rflagsWritable &^ (cpu.FlagRF | cpu.FlagVIF | cpu.FlagVIP))
+	if c.cpl > 0 {
+		mask &^= cpu.FlagIOPL
+		if uint64(c.cpl) > (c.flags&cpu.FlagIOPL)>>12 {
+			mask &^= cpu.FlagIF
+		}
+	}
+	if size == 2 {
+		mask &= 0xffff
+	}
+	c.flags = c.flags&^mask | v&mask | cpu.FlagsFixed
+	c.updateEvents()
+}
+
+func opENTER(c *CPU, in *Inst) {
+	size := uint64(in.size)
+	alloc := in.imm & 0xffff
+	level := uint64(in.disp) & 31
+	rsp := c.r[cpu.RSP] - size
+	c.writeN(rsp, in.size, c.getReg(cpu.RBP, in.size))
+	frame := rsp
+	if level > 0 {
+		bp := c.r[cpu.RBP]
+		for i := uint64(1); i < level; i++ {
+			bp -= size
+			rsp -= size
+			c.writeN(rsp, in.size, c.readN(bp, in.size))
+		}
+		rsp -= size
+		c.writeN(rsp, in.size, frame)
+	}
+	c.setReg(cpu.RBP, in.size, frame)
+	c.r[cpu.RSP] = rsp - alloc
+}
+
+func opIRET(c *CPU, in *Inst) {
+	if in.size != 8 {
+		c.internal("32-bit IRET in 64-bit mode is not supported")
+	}
+	sp := c.r[cpu.RSP]
+	rip := c.read64(sp)
+	cs := uint16(c.read64(sp + 8))
+	fl := c.read64(sp + 16)
+	rsp := c.read64(sp + 24)
+	ss := uint16(c.read64(sp + 32))
+	newCPL := uint8(cs & 3)
+	if newCPL < c.cpl {
+		c.raise(cpu.ExcGP, uint32(cs&^3))
+	}
+	code := c.loadCodeDescriptor(cs)
+	if uint8(code.DPL()) != newCPL {
+		c.raise(cpu.ExcGP, uint32(cs&^3))
+	}
+	if !canonical(rip) {
+		c.raise(cpu.ExcGP, 0)
+	}
+	oldCPL := c.cpl
+	c.writeFlags(fl, 8) // under the old CPL's rules
+	c.setCPL(newCPL)
+	if ss&^3 == 0 && newCPL != 3 {
+		c.sreg[segSS] = cpu.Segment{Selector: ss}
+	} else {
+		c.loadDataSegment(segSS, ss)
+	}
+	c.sreg[segCS] = code
+	c.r[cpu.RSP] = rsp
+	c.rip = rip
+	if newCPL > oldCPL {
+		c.nullDataSegmentsAbove(newCPL)
+	}
+}
+
+// nullDataSegmentsAbove nulls DS/ES whose DPL is below the new CPL, as a
+// return to an outer privilege level does. FS and GS bases (set by MSR)
+// are kept, as Linux relies on.
+func (c *CPU) nullDataSegmentsAbove(cpl uint8) {
+	for _, s := range []int{segDS, segES} {
+		if c.sreg[s].Selector&^3 != 0 && uint8(c.sreg[s].DPL()) < cpl && c.sreg[s].Attr&0xc != 0xc {
+			c.sreg[s] = cpu.Segment{}
+		}
+	}
+}
+
+func opRETF(c *CPU, in *Inst) {
+	size := in.size
+	if size == 2 {
+		c.internal("16-bit far return is not supported")
+	}
+	sp := c.r[cpu.RSP]
+	rip := c.readN(sp, size)
+	cs := uint16(c.readN(sp+uint64(size), size))
+	if uint8(cs&3) != c.cpl {
+		c.internal("far return to another privilege level is not supported")
+	}
+	code := c.loadCodeDescriptor(cs)
+	if !canonical(rip) {
+		c.raise(cpu.ExcGP, 0)
+	}
+	c.sreg[segCS] = code
+	c.r[cpu.RSP] = sp + 2*uint64(size) + in.imm
+	c.rip = rip
+}
+
+func opFarCallJmp(c *CPU, in *Inst) {
+	addr := c.ea(in)
+	size := in.size
+	if size == 2 {
+		c.internal("16-bit far pointer is not supported")
+	}
+	off := c.readN(addr, size)
+	sel := c.read16(addr + uint64(size))
+	if uint8(sel&3) > c.cpl {
+		c.internal("far call/jmp to another privilege level is not supported")
+	}
+	code := c.loadCodeDescriptor(sel)
+	code.Selector = sel&^3 | uint16(c.cpl)
+	if in.reg&7 == 3 { // call
+		c.checkWrite(c.r[cpu.RSP]-2*uint64(size), 2*uint64(size))
+		c.writeN(c.r[cpu.RSP]-uint64(size), size, uint64(c.sreg[segCS].Selector))
+		c.writeN(c.r[cpu.RSP]-2*uint64(size), size, c.rip)
+		c.r[cpu.RSP] -= 2 * uint64(size)
+	}
+	c.sreg[segCS] = code
+	c.rip = off
+}

@@ -1,0 +1,321 @@
+package interp
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+)
+
+const (
+	pageShift = 12
+	pageSize  = 1 << pageShift
+	pageMask  = pageSize - 1
+
+	tlbBits = 10
+	tlbSize = 1 << tlbBits
+	tlbMask = tlbSize - 1
+
+	blkBits = 16
+	blkSize = 1 << blkBits
+
+	instCap     = 1 << 18 // decoded instructions held before a full flush
+	maxBlockLen = 64
+)
+
+// Config describes one vCPU.
+type Config struct {
+	Mem  *Memory
+	Mode cpu.Mode
+	ID   uint32
+	// TSCHz is the virtual TSC frequency; the TSC advances with retired
+	// instructions at one tick per instruction scaled by TSCScale (default 1).
+	TSCScale uint64
+}
+
+// segment indexes of CPU.seg.
+const (
+	segES = iota
+	segCS
+	segSS
+	segDS
+	segFS
+	segGS
+	segTR
+	segLDT
+)
+
+// CPU is one vCPU of the interpreter. It implements cpu.VCPU.
+type CPU struct {
+	// Hot state first.
+	r       [17]uint64 // r[16] is always zero
+	rip     uint64
+	flags   uint64 // RFLAGS; arithmetic bits valid only when lf.op == lfNone
+	lf      lazyFlags
+	segBase [3]uint64 // 0: none, 1: FS base, 2: GS base
+
+	ram    []byte
+	tlb    [tlbSize]tlbEntry
+	rdMask uint8
+	wrMask uint8
+	xMask  uint8
+
+	pc        int // index of the next Inst in insts
+	blockEnd  int
+	blkStart  int
+	instStart uint64 // RIP of the executing instruction
+	insts     []Inst
+	nInsts    int
+	blocks    []blockRef
+	curPage   uint64 // physical page of the running block
+
+	budget  uint64
+	retired uint64
+	events  uint32 // non-zero: look at slow conditions before the next block
+	kick    atomic.Uint32
+
+	mem  *Memory
+	mode cpu.Mode
+	id   uint32
+
+	cpl      uint8
+	sreg     [8]cpu.Segment
+	gdt      cpu.DTable
+	idt      cpu.DTable
+	cr0      uint64
+	cr2      uint64
+	cr3      uint64
+	cr4      uint64
+	cr8      uint64
+	efer     uint64
+	msr      cpu.MSRs
+	tsc      uint64 // TSC value at retired == 0
+	tscScale uint64
+
+	fpu fpuState
+	dr  [8]uint64
+
+	// Interrupt and exception state.
+	shadow     bool // interrupt shadow for the next instruction (STI, MOV SS)
+	stepOne    bool // run exactly one instruction next block
+	irqVector  int  // injected external interrupt, -1 none
+	wantWindow bool
+	pendExc    excInfo // exception raised by the current instruction
+	injExc     excInfo // exception injected by the hypervisor
+	excQueue   excInfo // exception raised by an instruction, to deliver
+	delivering int     // vector+1 while delivering (for #DF, triple fault)
+	deliverCPL uint8
+	deliverRIP uint64
+	halted     bool
+
+	// Exit state.
+	exit        cpu.Exit
+	exitPending bool
+	complete    completion
+	mmioReplay  bool
+	mmioAddr    uint64
+	mmioData    uint64
+
+	stats cpu.Stats
+}
+
+type excInfo struct {
+	valid  bool
+	vector uint8
+	hasErr bool
+	err    uint32
+	cr2    uint64
+	soft   bool // INT n / INT3 / INTO: privilege check on the gate, RIP after
+}
+
+// completion is what Run must do with the hypervisor's answer first.
+type completion uint8
+
+const (
+	compNone completion = iota
+	compIn
+	compMMIORead
+	compCPUID
+	compRDMSR
+	compHypercall
+)
+
+// Event bits of CPU.events.
+const (
+	evIRQ    = 1 << 0
+	evShadow = 1 << 1
+	evInject = 1 << 2
+	evWindow = 1 << 3
+	evHalt   = 1 << 4
+)
+
+var errNoMem = errors.New("interp: Config.Mem is nil")
+
+// New returns a vCPU in 64-bit mode with paging on, CPL 0, all registers
+// zero. The caller sets CR3, segments and RIP before the first Run.
+func New(cfg Config) (*CPU, error) {
+	if cfg.Mem == nil {
+		return nil, errNoMem
+	}
+	if cfg.Mode >= cpu.NumModes {
+		return nil, errors.New("interp: unknown mode")
+	}
+	c := &CPU{
+		mem:       cfg.Mem,
+		ram:       cfg.Mem.ram,
+		mode:      cfg.Mode,
+		id:        cfg.ID,
+		insts:     make([]Inst, instCap+maxBlockLen+1),
+		blocks:    make([]blockRef, blkSize),
+		irqVector: -1,
+		tscScale:  cfg.TSCScale,
+	}
+	if c.tscScale == 0 {
+		c.tscScale = 1
+	}
+	c.flags = cpu.FlagsFixed
+	c.cr0 = cpu.CR0PE | cpu.CR0PG | cpu.CR0ET | cpu.CR0NE | cpu.CR0WP
+	c.cr4 = cpu.CR4PAE | cpu.CR4OSFXSR | cpu.CR4OSXMMEXCPT
+	c.efer = cpu.EFERLME | cpu.EFERLMA | cpu.EFERSCE | cpu.EFERNXE
+	c.sreg[segCS] = cpu.Segment{Selector: 0x10, Limit: 0xffffffff, Attr: 0xb | cpu.SegAttrS | cpu.SegAttrP | cpu.SegAttrL | cpu.SegAttrG}
+	data := cpu.Segment{Selector: 0x18, Limit: 0xffffffff, Attr: 0x3 | cpu.SegAttrS | cpu.SegAttrP | cpu.SegAttrDB | cpu.SegAttrG}
+	c.sreg[segDS], c.sreg[segES], c.sreg[segSS] = data, data, data
+	c.sreg[segTR] = cpu.Segment{Limit: 0x67, Attr: 0xb | cpu.SegAttrP}
+	c.msr.PAT = 0x0007040600070406
+	c.fpu.reset()
+	c.flushCaches()
+	c.setCPL(0)
+	return c, nil
+}
+
+// flushCaches drops every decoded block and TLB entry.
+func (c *CPU) flushCaches() {
+	for i := range c.blocks {
+		c.blocks[i] = blockRef{phys: noPhys}
+	}
+	c.nInsts = 0
+	c.flushTLB(true)
+}
+
+// setCPL changes the current privilege level and the TLB permission masks.
+func (c *CPU) setCPL(cpl uint8) {
+	c.cpl = cpl
+	if cpl == 3 {
+		c.rdMask, c.wrMask, c.xMask = permRU, permWU, permXU
+	} else {
+		c.rdMask, c.wrMask, c.xMask = permRS, permWS, permXS
+	}
+}
+
+// Regs implements cpu.VCPU.
+func (c *CPU) Regs() cpu.Regs {
+	var r cpu.Regs
+	copy(r.GPR[:], c.r[:16])
+	r.RIP = c.rip
+	r.RFLAGS = c.getFlags()
+	return r
+}
+
+// SetRegs implements cpu.VCPU.
+func (c *CPU) SetRegs(r cpu.Regs) {
+	copy(c.r[:16], r.GPR[:])
+	c.rip = r.RIP
+	c.setFlagsAll(r.RFLAGS)
+	c.updateEvents()
+}
+
+// SRegs implements cpu.VCPU.
+func (c *CPU) SRegs() cpu.SRegs {
+	s := cpu.SRegs{
+		ES: c.sreg[segES], CS: c.sreg[segCS], SS: c.sreg[segSS], DS: c.sreg[segDS],
+		FS: c.sreg[segFS], GS: c.sreg[segGS], TR: c.sreg[segTR], LDT: c.sreg[segLDT],
+		GDT: c.gdt, IDT: c.idt, CR0: c.cr0, CR2: c.cr2, CR3: c.cr3, CR4: c.cr4, CR8: c.cr8, EFER: c.efer,
+	}
+	s.FS.Base, s.GS.Base = c.segBase[1], c.segBase[2]
+	return s
+}
+
+// SetSRegs implements cpu.VCPU. Only 64-bit mode with paging is accepted.
+func (c *CPU) SetSRegs(s cpu.SRegs) error {
+	if s.EFER&cpu.EFERLMA == 0 || s.CR0&cpu.CR0PG == 0 || s.CR4&cpu.CR4PAE == 0 || s.CS.Attr&cpu.SegAttrL == 0 {
+		return errors.New("interp: only 64-bit long mode (EFER.LMA, CR0.PG, CR4.PAE, CS.L) is supported")
+	}
+	c.sreg = [8]cpu.Segment{segES: s.ES, segCS: s.CS, segSS: s.SS, segDS: s.DS, segFS: s.FS, segGS: s.GS, segTR: s.TR, segLDT: s.LDT}
+	c.segBase[1], c.segBase[2] = s.FS.Base, s.GS.Base
+	c.gdt, c.idt = s.GDT, s.IDT
+	c.cr0, c.cr2, c.cr3, c.cr4, c.cr8, c.efer = s.CR0, s.CR2, s.CR3, s.CR4, s.CR8, s.EFER
+	c.setCPL(uint8(s.CS.Selector & 3))
+	c.flushTLB(true)
+	return nil
+}
+
+// MSRs implements cpu.VCPU.
+func (c *CPU) MSRs() cpu.MSRs { return c.msr }
+
+// SetMSRs implements cpu.VCPU.
+func (c *CPU) SetMSRs(m cpu.MSRs) { c.msr = m }
+
+// FPU implements cpu.VCPU.
+func (c *CPU) FPU() cpu.FPU { return c.fpu.export() }
+
+// SetFPU implements cpu.VCPU.
+func (c *CPU) SetFPU(f cpu.FPU) { c.fpu.load(f) }
+
+// Stats implements cpu.VCPU.
+func (c *CPU) Stats() cpu.Stats {
+	s := c.stats
+	s.Instructions = c.retired
+	return s
+}
+
+// Kick implements cpu.VCPU.
+func (c *CPU) Kick() { c.kick.Store(1) }
+
+// InjectException implements cpu.VCPU.
+func (c *CPU) InjectException(vector uint8, errorCode uint32, hasError bool) {
+	if c.complete != compNone {
+		c.complete = compNone
+		c.rip = c.exit.RIP
+	}
+	c.injExc = excInfo{valid: true, vector: vector, err: errorCode, hasErr: hasError}
+	c.updateEvents()
+}
+
+// SetIRQ implements cpu.VCPU: vector >= 0 asks for delivery of an external
+// interrupt as soon as RFLAGS.IF and the interrupt shadow allow.
+func (c *CPU) SetIRQ(vector int) {
+	c.irqVector = vector
+	c.updateEvents()
+}
+
+// RequestIRQWindow implements cpu.VCPU.
+func (c *CPU) RequestIRQWindow(on bool) {
+	c.wantWindow = on
+	c.updateEvents()
+}
+
+// IRQPending reports whether a vector given to SetIRQ is still undelivered.
+func (c *CPU) IRQPending() bool { return c.irqVector >= 0 }
+
+// Memory returns the vCPU's memory.
+func (c *CPU) Memory() *Memory { return c.mem }
+
+func (c *CPU) updateEvents() {
+	var e uint32
+	if c.irqVector >= 0 {
+		e |= evIRQ
+	}
+	if c.shadow {
+		e |= evShadow
+	}
+	if c.injExc.valid || c.excQueue.valid {
+		e |= evInject
+	}
+	if c.wantWindow {
+		e |= evWindow
+	}
+	if c.halted {
+		e |= evHalt
+	}
+	c.events = e
+}

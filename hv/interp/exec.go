@@ -1,0 +1,350 @@
+package interp
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+)
+
+// blockRef is one slot of the direct-mapped block cache.
+type blockRef struct {
+	phys  uint64 // guest-physical address of the first instruction
+	gen   uint32 // page generation at decode time
+	start int32  // index of the first Inst in CPU.insts
+	n     int32  // number of instructions
+}
+
+const noPhys = ^uint64(0)
+
+type sentinel struct{ name string }
+
+var (
+	faultSentinel = &sentinel{"fault"}
+	mmioSentinel  = &sentinel{"mmio"}
+)
+
+// Run implements cpu.VCPU.
+func (c *CPU) Run(budget uint64) (*cpu.Exit, error) {
+	c.exitPending = false
+	if c.complete != compNone {
+		c.finishExit()
+	}
+	c.kick.Store(0)
+	c.budget = budget
+	for !c.runSlice() {
+	}
+	c.stats.Exits[c.exit.Reason]++
+	return &c.exit, nil
+}
+
+// finishExit completes the instruction that exited, with the hypervisor's
+// answer in c.exit.
+func (c *CPU) finishExit() {
+	switch c.complete {
+	case compIn:
+		v := uint64(c.exit.IO.Data)
+		switch c.exit.IO.Size {
+		case 1:
+			c.r[cpu.RAX] = c.r[cpu.RAX]&^0xff | v&0xff
+		case 2:
+			c.r[cpu.RAX] = c.r[cpu.RAX]&^0xffff | v&0xffff
+		default:
+			c.r[cpu.RAX] = v & 0xffffffff
+		}
+	case compMMIORead:
+		// The instruction is re-run from its start with the data supplied.
+		c.mmioReplay = true
+		c.mmioAddr = c.exit.MMIO.Addr
+		c.mmioData = c.exit.MMIO.Data & sizeMask[c.exit.MMIO.Size]
+	case compCPUID:
+		c.r[cpu.RAX] = uint64(c.exit.CPUID.EAX)
+		c.r[cpu.RBX] = uint64(c.exit.CPUID.EBX)
+		c.r[cpu.RCX] = uint64(c.exit.CPUID.ECX)
+		c.r[cpu.RDX] = uint64(c.exit.CPUID.EDX)
+	case compRDMSR:
+		c.r[cpu.RAX] = c.exit.MSR.Value & 0xffffffff
+		c.r[cpu.RDX] = c.exit.MSR.Value >> 32
+	case compHypercall:
+		c.r[cpu.RAX] = c.exit.Hypercall.Ret
+	}
+	c.complete = compNone
+}
+
+// setExit prepares an exit taken at the current instruction, which has
+// completed (RIP is past it) unless the caller rewinds.
+func (c *CPU) setExit(r cpu.ExitReason, comp completion) {
+	c.exit.Reason = r
+	c.exit.RIP = c.instStart
+	c.exitPending = true
+	c.complete = comp
+	c.blockEnd = c.pc
+}
+
+// runSlice runs blocks until an exit; it returns false when it stopped for
+// a guest exception that has been delivered and execution should go on.
+func (c *CPU) runSlice() (exited bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			exited = c.recovered(r)
+		}
+	}()
+	for {
+		if c.events != 0 || c.kick.Load() != 0 {
+			if c.handleEvents() {
+				return true
+			}
+		}
+		if c.budget == 0 {
+			c.exit.Reason = cpu.ExitBudget
+			c.exit.RIP = c.rip
+			return true
+		}
+		start, n := c.lookupBlock()
+		end := start + n
+		if c.stepOne {
+			end = start + 1
+			c.stepOne = false
+		}
+		if uint64(end-start) > c.budget {
+			end = start + int(c.budget)
+		}
+		c.blkStart = start
+		c.pc = start
+		c.blockEnd = end
+		insts := c.insts
+		for c.pc < c.blockEnd {
+			in := &insts[c.pc]
+			c.pc++
+			c.instStart = c.rip
+			c.rip += uint64(in.len)
+			handlers[in.op&(maxOps-1)](c, in)
+		}
+		done := uint64(c.pc - start)
+		c.blkStart = c.pc
+		c.retired += done
+		c.budget -= done
+		if c.exitPending {
+			return true
+		}
+	}
+}
+
+// recovered handles a panic out of runSlice: a guest exception, an MMIO
+// read exit, or an engine bug.
+func (c *CPU) recovered(r any) bool {
+	// The interrupted instruction did not retire.
+	done := uint64(0)
+	if c.pc > c.blkStart {
+		done = uint64(c.pc - c.blkStart - 1)
+	}
+	c.retired += done
+	if c.budget >= done {
+		c.budget -= done
+	}
+	switch r {
+	case faultSentinel:
+		e := c.pendExc
+		c.pendExc = excInfo{}
+		if c.delivering != 0 {
+			// A fault while delivering an exception.
+			first := uint8(c.delivering - 1)
+			c.delivering = 0
+			c.setCPL(c.deliverCPL)
+			c.rip = c.deliverRIP
+			if first == cpu.ExcDF {
+				c.exit.Reason = cpu.ExitTripleFault
+				c.exit.RIP = c.rip
+				c.exit.Fault.Vector, c.exit.Fault.Error, c.exit.Fault.Addr = e.vector, e.err, e.cr2
+				c.exit.Message = fmt.Sprintf("triple fault: vector %d (error %#x) while delivering #DF", e.vector, e.err)
+				return true
+			}
+			if contributory(e.vector) && (contributory(first) || first == cpu.ExcPF) ||
+				e.vector == cpu.ExcPF && first == cpu.ExcPF {
+				e = excInfo{valid: true, vector: cpu.ExcDF, hasErr: true}
+			}
+		} else {
+			c.rip = c.instStart
+			if e.soft {
+				c.rip += uint64(c.insts[c.pc-1].len)
+			}
+		}
+		if e.vector == cpu.ExcPF {
+			c.cr2 = e.cr2
+		}
+		c.stats.Exceptions[e.vector&31]++
+		c.excQueue = e
+		c.updateEvents()
+		return false
+	case mmioSentinel, internalSentinel:
+		c.rip = c.instStart
+		c.exit.RIP = c.instStart
+		return true
+	}
+	// An engine bug: stop this vCPU with the details, never the process.
+	buf := make([]byte, 4096)
+	buf = buf[:runtime.Stack(buf, false)]
+	c.exit.Reason = cpu.ExitInternal
+	c.exit.RIP = c.instStart
+	c.exit.Message = fmt.Sprintf("engine panic at rip %#x: %v\n%s", c.instStart, r, buf)
+	c.rip = c.instStart
+	return true
+}
+
+// handleEvents looks at interrupts, injected exceptions, kicks and the
+// interrupt shadow before a block. It returns true to exit.
+func (c *CPU) handleEvents() bool {
+	if c.kick.Load() != 0 {
+		c.kick.Store(0)
+		c.exit.Reason = cpu.ExitKick
+		c.exit.RIP = c.rip
+		return true
+	}
+	if c.excQueue.valid {
+		e := c.excQueue
+		c.excQueue = excInfo{}
+		c.updateEvents()
+		c.deliver(e)
+		return false
+	}
+	if c.injExc.valid {
+		e := c.injExc
+		c.injExc = excInfo{}
+		if e.vector == cpu.ExcPF {
+			e.cr2 = c.cr2
+		}
+		c.updateEvents()
+		c.deliver(e)
+		return false
+	}
+	if c.shadow {
+		// One instruction runs before interrupts are looked at again.
+		c.shadow = false
+		c.stepOne = true
+		c.updateEvents()
+		return false
+	}
+	ifOn := c.flags&cpu.FlagIF != 0
+	if c.irqVector >= 0 && ifOn {
+		v := uint8(c.irqVector)
+		c.irqVector = -1
+		c.halted = false
+		c.updateEvents()
+		c.stats.Interrupts++
+		c.deliver(excInfo{valid: true, vector: v})
+		return false
+	}
+	if c.wantWindow && ifOn {
+		c.exit.Reason = cpu.ExitIRQWindow
+		c.exit.RIP = c.rip
+		return true
+	}
+	c.updateEvents()
+	return false
+}
+
+// lookupBlock finds or decodes the block at RIP and returns its range in
+// c.insts.
+func (c *CPU) lookupBlock() (int, int) {
+	rip := c.rip
+	e := &c.tlb[(rip>>pageShift)&tlbMask]
+	var pa uint64
+	if e.tag == rip&^pageMask && e.perm&c.xMask != 0 {
+		pa = e.phys | rip&pageMask
+	} else {
+		c.instStart = rip
+		pa = c.translate(rip, accFetch).phys | rip&pageMask
+		if c.tlb[(rip>>pageShift)&tlbMask].perm&c.xMask == 0 {
+			c.pageFault(rip, 0) // unreachable: translate faults first
+		}
+	}
+	page := pa >> pageShift
+	if page >= uint64(len(c.mem.gen)) {
+		c.instStart = rip
+		c.exit.Reason = cpu.ExitInternal
+		c.exit.Message = fmt.Sprintf("instruction fetch from guest-physical %#x, outside RAM", pa)
+		panic(mmioSentinel)
+	}
+	c.curPage = page
+	b := &c.blocks[(pa^pa>>blkBits)&(blkSize-1)]
+	if b.phys == pa && b.gen == c.mem.gen[page] {
+		return int(b.start), int(b.n)
+	}
+	return c.decodeBlock(b, rip, pa)
+}
+
+// decodeBlock decodes a new block at pa into the instruction store.
+func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
+	if c.nInsts+maxBlockLen+1 > instCap {
+		for i := range c.blocks {
+			c.blocks[i] = blockRef{phys: noPhys}
+		}
+		c.nInsts = 0
+	}
+	page := pa >> pageShift
+	if c.mem.code[page] == 0 {
+		c.mem.code[page] = 1
+		// Drop cached write permission to the page so writes see it is code.
+		pbase := pa &^ pageMask
+		for i := range c.tlb {
+			if c.tlb[i].phys == pbase {
+				c.tlb[i].perm &^= permWS | permWU
+			}
+		}
+	}
+	c.stats.DecodedBlocks++
+	start := c.nInsts
+	off := pa & pageMask
+	pageEnd := (pa &^ pageMask) + pageSize
+	n := 0
+	cacheable := true
+	for n < maxBlockLen {
+		in, err := decode(c.ram[pa:min(pageEnd, pa+15)])
+		if err == errTruncated {
+			if n > 0 {
+				break // the next block starts at the crossing instruction
+			}
+			// The first instruction crosses the page: decode it from both
+			// pages, uncached.
+			var buf [15]byte
+			for k := range buf {
+				bp := c.physFor(rip+uint64(k), accFetch)
+				if bp >= uint64(len(c.ram)) {
+					break
+				}
+				buf[k] = c.ram[bp]
+			}
+			in, err = decode(buf[:])
+			cacheable = false
+		}
+		if err != nil {
+			in = Inst{op: 0, len: 1}
+		}
+		c.insts[start+n] = in
+		n++
+		pa += uint64(in.len)
+		if opEnds[in.op] || pa >= pageEnd || !cacheable {
+			break
+		}
+	}
+	c.nInsts += n
+	if cacheable {
+		*b = blockRef{phys: (pageEnd - pageSize) | off, gen: c.mem.gen[page], start: int32(start), n: int32(n)}
+	}
+	return start, n
+}
+
+// opUD raises #UD.
+func opUD(c *CPU, in *Inst) { c.raise(cpu.ExcUD, noErr) }
+
+const noErr = ^uint32(0)
+
+// raise raises exception vec at the current instruction. err is the error
+// code, or noErr for vectors without one.
+func (c *CPU) raise(vec uint8, err uint32) {
+	c.pendExc = excInfo{valid: true, vector: vec, hasErr: err != noErr, err: err}
+	if err == noErr {
+		c.pendExc.err = 0
+	}
+	panic(faultSentinel)
+}

@@ -1,0 +1,249 @@
+package interp
+
+import (
+	"encoding/binary"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+)
+
+// Permission bits of a TLB entry, by access kind and privilege.
+const (
+	permRS = 1 << iota // supervisor read
+	permRU             // user read
+	permWS             // supervisor write
+	permWU             // user write
+	permXS             // supervisor execute
+	permXU             // user execute
+	permGlobal
+)
+
+const tlbInvalid = 1 // never equal to a page-aligned address
+
+type tlbEntry struct {
+	tag  uint64 // virtual page base, or tlbInvalid
+	phys uint64 // guest-physical page base
+	perm uint8
+}
+
+// access kinds for translate.
+const (
+	accRead = iota
+	accWrite
+	accFetch
+)
+
+const physAddrMask = (1<<cpu.PhysAddrBits - 1) &^ pageMask
+
+// pte bits
+const (
+	ptP   = 1 << 0
+	ptW   = 1 << 1
+	ptU   = 1 << 2
+	ptPWT = 1 << 3
+	ptPCD = 1 << 4
+	ptA   = 1 << 5
+	ptD   = 1 << 6
+	ptPS  = 1 << 7
+	ptG   = 1 << 8
+	ptNX  = 1 << 63
+)
+
+func (c *CPU) flushTLB(global bool) {
+	for i := range c.tlb {
+		if global || c.tlb[i].perm&permGlobal == 0 {
+			c.tlb[i].tag = tlbInvalid
+		}
+	}
+}
+
+func (c *CPU) flushTLBPage(va uint64) {
+	e := &c.tlb[(va>>pageShift)&tlbMask]
+	if e.tag == va&^pageMask {
+		e.tag = tlbInvalid
+	}
+}
+
+// canonical reports whether va is a canonical 48-bit address.
+func canonical(va uint64) bool {
+	return uint64(int64(va<<16)>>16) == va
+}
+
+func (c *CPU) physRead64(pa uint64) (uint64, bool) {
+	if pa+8 > uint64(len(c.ram)) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(c.ram[pa:]), true
+}
+
+func (c *CPU) physWrite64(pa, v uint64) {
+	if pa+8 <= uint64(len(c.ram)) {
+		binary.LittleEndian.PutUint64(c.ram[pa:], v)
+		c.noteWrite(pa)
+	}
+}
+
+// noteWrite invalidates decoded code on the physical page of pa.
+func (c *CPU) noteWrite(pa uint64) {
+	p := pa >> pageShift
+	if p < uint64(len(c.mem.code)) && c.mem.code[p] != 0 {
+		c.mem.code[p] = 0
+		c.mem.gen[p]++
+		c.stats.CodeInvalidations++
+		if p == c.curPage {
+			c.blockEnd = c.pc // stop after the current instruction
+		}
+	}
+}
+
+// translate walks the page tables for va and fills the TLB. On a violation
+// it raises #PF (it does not return).
+func (c *CPU) translate(va uint64, acc int) *tlbEntry {
+	c.stats.TLBMisses++
+	user := c.cpl == 3
+	if !canonical(va) {
+		c.raise(cpu.ExcGP, 0)
+	}
+	nxe := c.efer&cpu.EFERNXE != 0
+	rsvdNX := uint64(0)
+	if !nxe {
+		rsvdNX = ptNX
+	}
+	var (
+		table            = c.cr3 & physAddrMask
+		allowW, allowU   = true, true
+		noExec           bool
+		entry, entryAddr uint64
+		level                 = 4
+		pageBits         uint = 39
+	)
+	errBase := uint32(0)
+	if user {
+		errBase |= cpu.PFUser
+	}
+	if acc == accWrite {
+		errBase |= cpu.PFWrite
+	}
+	if acc == accFetch && nxe {
+		errBase |= cpu.PFFetch
+	}
+	for {
+		idx := (va >> pageBits) & 511
+		entryAddr = table + idx*8
+		e, ok := c.physRead64(entryAddr)
+		if !ok || e&ptP == 0 {
+			c.pageFault(va, errBase)
+		}
+		rsvd := e&rsvdNX != 0 || e&^ptNX&^(1<<cpu.PhysAddrBits-1)&(1<<52-1) != 0
+		if level == 4 && e&ptPS != 0 {
+			rsvd = true
+		}
+		if e&ptPS != 0 && (level == 3 || level == 2) {
+			// Large page: the frame's low bits (above PAT bit 12) must be zero.
+			if e&((1<<pageBits-1)&^(1<<13-1)) != 0 {
+				rsvd = true
+			}
+		}
+		if rsvd {
+			c.pageFault(va, errBase|cpu.PFPresent|cpu.PFRsvd)
+		}
+		if e&ptW == 0 {
+			allowW = false
+		}
+		if e&ptU == 0 {
+			allowU = false
+		}
+		if e&ptNX != 0 && nxe {
+			noExec = true
+		}
+		if e&ptA == 0 {
+			e |= ptA
+			c.physWrite64(entryAddr, e)
+		}
+		if level == 1 || e&ptPS != 0 {
+			entry = e
+			break
+		}
+		table = e & physAddrMask
+		level--
+		pageBits -= 9
+	}
+	// Permission check for this access.
+	wp := c.cr0&cpu.CR0WP != 0
+	switch acc {
+	case accRead:
+		if user && !allowU {
+			c.pageFault(va, errBase|cpu.PFPresent)
+		}
+	case accWrite:
+		if (user && (!allowU || !allowW)) || (!user && !allowW && wp) {
+			c.pageFault(va, errBase|cpu.PFPresent)
+		}
+	case accFetch:
+		if (user && !allowU) || noExec {
+			c.pageFault(va, errBase|cpu.PFPresent)
+		}
+	}
+	if acc == accWrite && entry&ptD == 0 {
+		entry |= ptD
+		c.physWrite64(entryAddr, entry)
+	}
+	// Physical page of va.
+	frameMask := uint64(1)<<pageBits - 1
+	// (For large pages frameMask also covers the PAT bit 12 of the entry.)
+	phys := (entry&physAddrMask&^frameMask | va&frameMask) &^ pageMask
+	var perm uint8 = permRS | permXS
+	if noExec {
+		perm &^= permXS
+	}
+	if allowU {
+		perm |= permRU
+		if !noExec {
+			perm |= permXU
+		}
+	}
+	if entry&ptD != 0 && phys < uint64(len(c.ram)) && c.mem.code[phys>>pageShift] == 0 {
+		if allowW || !wp {
+			perm |= permWS
+		}
+		if allowW && allowU {
+			perm |= permWU
+		}
+	}
+	if entry&ptG != 0 && c.cr4&cpu.CR4PGE != 0 {
+		perm |= permGlobal
+	}
+	t := &c.tlb[(va>>pageShift)&tlbMask]
+	t.tag = va &^ pageMask
+	t.phys = phys
+	t.perm = perm
+	return t
+}
+
+func (c *CPU) pageFault(va uint64, err uint32) {
+	c.pendExc = excInfo{valid: true, vector: cpu.ExcPF, hasErr: true, err: err, cr2: va}
+	panic(faultSentinel)
+}
+
+// physFor returns the physical address of va for an access of kind acc,
+// walking the page tables if needed. It raises a fault on violation.
+func (c *CPU) physFor(va uint64, acc int) uint64 {
+	var need uint8
+	switch acc {
+	case accRead:
+		need = c.rdMask
+	case accWrite:
+		need = c.wrMask
+	default:
+		need = c.xMask
+	}
+	e := &c.tlb[(va>>pageShift)&tlbMask]
+	if e.tag != va&^pageMask || e.perm&need == 0 {
+		e = c.translate(va, acc)
+		if acc == accWrite && e.perm&need == 0 {
+			// Writable but the page holds code: the slow path handles it.
+			pa := e.phys | va&pageMask
+			return pa
+		}
+	}
+	return e.phys | va&pageMask
+}
