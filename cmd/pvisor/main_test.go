@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestDispatch(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Commands:") {
+		t.Errorf("--help: code %d, out %q", code, out.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"bogus"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Errorf("bogus: code %d, err %q", code, errb.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"cpuid"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "0x40000000") {
+		t.Errorf("cpuid: code %d, out %q", code, out.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"exits"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "hwassist") {
+		t.Errorf("exits: code %d, out %q", code, out.String())
+	}
+}
+
+func TestRunRefusesBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "no kernel given"},
+		{[]string{"--kernel", "/nonexistent/vmlinux"}, "kernel not found"},
+		{[]string{"--kernel", "x", "--mode", "fast"}, "unknown mode"},
+		{[]string{"--kernel", "x", "--mem", "12Q"}, "bad size"},
+		{[]string{"--kernel", "x", "--accel", "tcg"}, "unknown --accel"},
+		{[]string{"--kernel", "x", "--vcpus", "0"}, "--vcpus"},
+	} {
+		var out, errb bytes.Buffer
+		code := dispatch(append([]string{"run"}, tc.args...), &out, &errb)
+		if code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("run %v: code %d, stderr %q, want %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]uint64{"256M": 256 << 20, "1G": 1 << 30, "4096": 4096, "64K": 64 << 10} {
+		got, err := parseSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1M", "M", "1.5G"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}

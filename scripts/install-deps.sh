@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what pvisor's build and tests need on a Debian machine, once:
+# packages already present are not touched. Run as root or with sudo.
+#
+#   scripts/install-deps.sh          packages for building pvisor and its tests
+#   scripts/install-deps.sh guest    also what building the Linux guests needs
+set -eu
+
+base="gcc binutils make"
+guest="flex bison bc libelf-dev cpio xz-utils busybox-static linux-source-6.12"
+
+want="$base"
+[ "${1:-}" = guest ] && want="$want $guest"
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
