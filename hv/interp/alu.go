@@ -44,6 +44,7 @@ func (c *CPU) alu(kind int, size uint8, a, b uint64) uint64 {
 		}
 		r = (a - b - cf) & m
 		c.setSub(size, a, b, r)
+		c.lf.op = lfSbb
 	case aluAND:
 		r = a & b & m
 		c.setLogic(size, r)

@@ -48,7 +48,7 @@ const (
 // CPU is one vCPU of the interpreter. It implements cpu.VCPU.
 type CPU struct {
 	// Hot state first.
-	r       [17]uint64 // r[16] is always zero
+	r       [256]uint64 // r[16] is always zero; 256 entries so uint8 indexes need no bounds check
 	rip     uint64
 	flags   uint64 // RFLAGS; arithmetic bits valid only when lf.op == lfNone
 	lf      lazyFlags

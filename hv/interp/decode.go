@@ -326,7 +326,7 @@ prefixes:
 					if i+4 > n {
 						return in, truncOr15(len(code))
 					}
-					in.disp = int32(le32(code[i:]))
+					in.disp = int32(decLE32(code[i:]))
 					i += 4
 				} else {
 					in.base = base
@@ -336,7 +336,7 @@ prefixes:
 				if i+4 > n {
 					return in, truncOr15(len(code))
 				}
-				in.disp = int32(le32(code[i:]))
+				in.disp = int32(decLE32(code[i:]))
 				i += 4
 			} else {
 				in.base = rm | (rex&1)<<3
@@ -352,7 +352,7 @@ prefixes:
 				if i+4 > n {
 					return in, truncOr15(len(code))
 				}
-				in.disp = int32(le32(code[i:]))
+				in.disp = int32(decLE32(code[i:]))
 				i += 4
 			}
 		}
@@ -397,7 +397,7 @@ prefixes:
 		if need == 2 {
 			in.imm = uint64(int64(int16(uint16(code[i]) | uint16(code[i+1])<<8)))
 		} else {
-			in.imm = uint64(int64(int32(le32(code[i:]))))
+			in.imm = uint64(int64(int32(decLE32(code[i:]))))
 		}
 	case f&fIv != 0, f&fMoffs != 0:
 		for k := need - 1; k >= 0; k-- {
@@ -413,6 +413,7 @@ prefixes:
 	}
 	in.op = op
 	in.len = uint8(i)
+	in.op = specialize(&in)
 	return in, nil
 }
 
@@ -427,7 +428,7 @@ func truncOr15(have int) error {
 
 var errTooLong = fmt.Errorf("instruction longer than 15 bytes")
 
-func le32(b []byte) uint32 {
+func decLE32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 

@@ -15,6 +15,7 @@ const (
 	lfInc         // res = a + 1; aux = CF before the instruction
 	lfDec         // res = a - 1; aux = CF before the instruction
 	lfRes         // aux bit 0 = CF, bit 1 = OF, bit 2 = AF; PF, ZF, SF from res
+	lfSbb         // res = a - b - borrow in: as lfSub, but CF is not simply a < b
 )
 
 const (
@@ -40,22 +41,29 @@ var parityTable = func() (t [256]bool) {
 
 func signShift(size uint8) uint { return uint(size)*8 - 1 }
 
+// The setters store field by field: a composite literal would be built on
+// the stack and copied.
+
 func (c *CPU) setAdd(size uint8, a, b, res uint64) {
-	c.lf = lazyFlags{op: lfAdd, size: size, a: a, b: b, res: res}
+	l := &c.lf
+	l.op, l.size, l.a, l.b, l.res = lfAdd, size, a, b, res
 }
 
 func (c *CPU) setSub(size uint8, a, b, res uint64) {
-	c.lf = lazyFlags{op: lfSub, size: size, a: a, b: b, res: res}
+	l := &c.lf
+	l.op, l.size, l.a, l.b, l.res = lfSub, size, a, b, res
 }
 
 // setLogic records a result with CF = OF = 0 (AND, OR, XOR, TEST).
 func (c *CPU) setLogic(size uint8, res uint64) {
-	c.lf = lazyFlags{op: lfRes, size: size, res: res}
+	l := &c.lf
+	l.op, l.size, l.res, l.aux = lfRes, size, res, 0
 }
 
 // setRes records a result with explicit CF/OF/AF bits.
 func (c *CPU) setRes(size uint8, res uint64, aux uint64) {
-	c.lf = lazyFlags{op: lfRes, size: size, res: res, aux: aux}
+	l := &c.lf
+	l.op, l.size, l.res, l.aux = lfRes, size, res, aux
 }
 
 func (c *CPU) getCF() bool {
@@ -65,7 +73,7 @@ func (c *CPU) getCF() bool {
 		return c.flags&cpu.FlagCF != 0
 	case lfAdd:
 		return ((l.a&l.b)|((l.a|l.b)&^l.res))>>signShift(l.size)&1 != 0
-	case lfSub:
+	case lfSub, lfSbb:
 		return ((^l.a&l.b)|((^l.a|l.b)&l.res))>>signShift(l.size)&1 != 0
 	default:
 		return l.aux&auxCF != 0
@@ -93,7 +101,7 @@ func (c *CPU) getOF() bool {
 		return c.flags&cpu.FlagOF != 0
 	case lfAdd, lfInc:
 		return ((l.a^l.res)&(l.b^l.res))>>signShift(l.size)&1 != 0
-	case lfSub, lfDec:
+	case lfSub, lfDec, lfSbb:
 		return ((l.a^l.b)&(l.a^l.res))>>signShift(l.size)&1 != 0
 	default:
 		return l.aux&auxOF != 0
@@ -112,7 +120,7 @@ func (c *CPU) getAF() bool {
 	switch l.op {
 	case lfNone:
 		return c.flags&cpu.FlagAF != 0
-	case lfAdd, lfSub, lfInc, lfDec:
+	case lfAdd, lfSub, lfInc, lfDec, lfSbb:
 		return (l.a^l.b^l.res)&0x10 != 0
 	default:
 		return l.aux&auxAF != 0
