@@ -1,0 +1,174 @@
+package hypercall
+
+// Structures shared with the guest. Each mirrors the C struct of the same
+// name in guestkit/include/pvisor/hypercall.h (generated from these by
+// reflection): little-endian, naturally aligned, padded explicitly.
+
+// Limits and constants of ABI 1.
+const (
+	MaxVCPUs    = 32   // vCPUs described by the shared-info page
+	MaxPorts    = 512  // event-channel ports per VM
+	ConsoleMax  = 4096 // bytes per console_write / console_read
+	MMUBatchMax = 512  // ops per mmu_batch
+	PageSize    = 4096
+
+	StartInfoMagic = 0x49535650 // "PVSI"
+
+	FeatureConsole  = 1 << 0
+	FeatureTimer    = 1 << 1
+	FeatureEvtchn   = 1 << 2
+	FeatureMMUBatch = 1 << 3
+	FeaturePvclock  = 1 << 4
+	FeatureMeasured = 1 << 5
+
+	VirqTimer   = 0
+	VirqConsole = 1
+	NumVirqs    = 2
+
+	ShutdownPoweroff = 0
+	ShutdownReboot   = 1
+	ShutdownCrash    = 2
+
+	FlushGlobal = 1
+
+	MMUOpWritePTE = 1
+	MMUOpInvlpg   = 2
+	MMUOpFlushTLB = 3
+	MMUOpSetCR3   = 4
+
+	MemmapRAM      = 1
+	MemmapReserved = 2
+
+	DigestSHA256 = 1
+
+	PvclockTSCStable = 1 << 0 // pvclock flags: the TSC is stable across vCPUs
+)
+
+// Features is word 0 of the features call in this build.
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured
+
+// Const is a named constant exported to the C header and the docs.
+type Const struct {
+	Name  string // C name without the PVISOR_ prefix
+	Value uint64
+	Doc   string
+}
+
+// Consts lists every constant of the ABI other than hypercall numbers and
+// errnos, for the generator.
+var Consts = []Const{
+	{"ABI_VERSION", Version, "ABI version of this header"},
+	{"MAX_VCPUS", MaxVCPUs, "vCPUs described by the shared-info page"},
+	{"MAX_PORTS", MaxPorts, "event-channel ports per VM"},
+	{"CONSOLE_MAX", ConsoleMax, "bytes per console_write / console_read"},
+	{"MMU_BATCH_MAX", MMUBatchMax, "ops per mmu_batch"},
+	{"START_INFO_MAGIC", StartInfoMagic, `struct pvisor_start_info magic ("PVSI")`},
+	{"FEATURE_CONSOLE", FeatureConsole, "console_write/console_read"},
+	{"FEATURE_TIMER", FeatureTimer, "timer_set"},
+	{"FEATURE_EVTCHN", FeatureEvtchn, "event channels and the upcall"},
+	{"FEATURE_MMU_BATCH", FeatureMMUBatch, "mmu_batch"},
+	{"FEATURE_PVCLOCK", FeaturePvclock, "pvclock time in the shared-info page"},
+	{"FEATURE_MEASURED_BOOT", FeatureMeasured, "measured_boot"},
+	{"VIRQ_TIMER", VirqTimer, "the vCPU's one-shot timer expired"},
+	{"VIRQ_CONSOLE", VirqConsole, "console input is pending"},
+	{"SHUTDOWN_POWEROFF", ShutdownPoweroff, "power off"},
+	{"SHUTDOWN_REBOOT", ShutdownReboot, "reboot"},
+	{"SHUTDOWN_CRASH", ShutdownCrash, "the guest crashed (panic)"},
+	{"FLUSH_GLOBAL", FlushGlobal, "mmu_flush_tlb: include global pages"},
+	{"MMU_OP_WRITE_PTE", MMUOpWritePTE, "mmu_batch: write b to the page-table entry at guest-physical a"},
+	{"MMU_OP_INVLPG", MMUOpInvlpg, "mmu_batch: flush the TLB entry of virtual address a"},
+	{"MMU_OP_FLUSH_TLB", MMUOpFlushTLB, "mmu_batch: flush the TLB (a = FLUSH_GLOBAL or 0)"},
+	{"MMU_OP_SET_CR3", MMUOpSetCR3, "mmu_batch: switch page tables to the PML4 at guest-physical a"},
+	{"MEMMAP_RAM", MemmapRAM, "usable RAM"},
+	{"MEMMAP_RESERVED", MemmapReserved, "reserved (start info, hypercall page, page tables the loader built)"},
+	{"DIGEST_SHA256", DigestSHA256, "measured_boot digest algorithm"},
+	{"PVCLOCK_TSC_STABLE", PvclockTSCStable, "pvclock flags: the TSC is stable"},
+}
+
+// PvclockTimeInfo mirrors Linux's struct pvclock_vcpu_time_info
+// (arch/x86/include/asm/pvclock-abi.h): system time in ns is
+// SystemTime + ((TSC - TSCTimestamp) << TSCShift) * TSCToSystemMul >> 32
+// (a right shift when TSCShift is negative). An odd Version means an update
+// is in progress.
+type PvclockTimeInfo struct {
+	Version        uint32
+	_              uint32
+	TSCTimestamp   uint64
+	SystemTime     uint64
+	TSCToSystemMul uint32
+	TSCShift       int8
+	Flags          uint8
+	_              [2]uint8
+}
+
+// VCPUInfo is one vCPU's slot of the shared-info page.
+type VCPUInfo struct {
+	UpcallPending uint8 // set by the hypervisor when an unmasked port is pending
+	UpcallMask    uint8 // set by the guest to hold off upcalls
+	_             [6]uint8
+	PendingSel    uint64 // bit i: evtchn_pending word i may have bits for this vCPU
+	Time          PvclockTimeInfo
+	StealNs       uint64 // time this vCPU was runnable but not running
+	_             [8]uint8
+}
+
+// SharedInfo is the page registered with shared_info_register.
+type SharedInfo struct {
+	VCPU             [MaxVCPUs]VCPUInfo
+	EvtchnPending    [MaxPorts / 64]uint64
+	EvtchnMask       [MaxPorts / 64]uint64
+	WallclockSec     uint64 // Unix time at pvclock system time 0
+	WallclockNsec    uint32
+	WallclockVersion uint32 // odd while the wall clock is being updated
+	_                [PageSize - 2192]uint8
+}
+
+// StartInfo is placed by the loader in guest memory; a freestanding guest
+// finds its address in RDI at entry.
+type StartInfo struct {
+	Magic            uint32
+	ABIVersion       uint32
+	NrVCPUs          uint32
+	Flags            uint32
+	MemSize          uint64 // bytes of guest RAM
+	MemmapGPA        uint64
+	MemmapEntries    uint32
+	CmdlineLen       uint32
+	CmdlineGPA       uint64
+	InitrdGPA        uint64
+	InitrdSize       uint64
+	HypercallPageGPA uint64 // the page holding the hypercall instruction
+	SharedInfoGPA    uint64 // a free page the guest may register as shared info
+	PageTableGPA     uint64 // PML4 of the initial identity map
+	IdentityMapSize  uint64 // bytes identity-mapped from 0 by the initial tables
+	FreeGPA          uint64 // first page not used by anything the loader placed
+}
+
+// MemmapEntry is one entry of the memory map.
+type MemmapEntry struct {
+	Addr uint64
+	Size uint64
+	Type uint32
+	_    uint32
+}
+
+// MMUOp is one operation of mmu_batch.
+type MMUOp struct {
+	Kind   uint32
+	Result int32 // written by the hypervisor: 0 or a negative errno
+	A      uint64
+	B      uint64
+}
+
+// MeasuredBoot is the boot measurement.
+type MeasuredBoot struct {
+	Version uint32 // 1
+	Algo    uint32 // DIGEST_SHA256
+	Kernel  [32]uint8
+	Initrd  [32]uint8 // zero when there is no initramfs
+	Cmdline [32]uint8
+}
+
+// Structs lists the shared structures for the generator, in dependency
+// order.
+var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}}

@@ -1,0 +1,46 @@
+package hypercall
+
+import (
+	"reflect"
+	"testing"
+)
+
+// Golden sizes and offsets: changing any of these breaks the ABI.
+func TestSharedLayout(t *testing.T) {
+	for _, tc := range []struct {
+		v       any
+		size    uintptr
+		offsets map[string]uintptr
+	}{
+		{PvclockTimeInfo{}, 32, map[string]uintptr{"Version": 0, "TSCTimestamp": 8, "SystemTime": 16, "TSCToSystemMul": 24, "TSCShift": 28, "Flags": 29}},
+		{VCPUInfo{}, 64, map[string]uintptr{"UpcallPending": 0, "UpcallMask": 1, "PendingSel": 8, "Time": 16, "StealNs": 48}},
+		{SharedInfo{}, 4096, map[string]uintptr{"VCPU": 0, "EvtchnPending": 2048, "EvtchnMask": 2112, "WallclockSec": 2176, "WallclockNsec": 2184, "WallclockVersion": 2188}},
+		{StartInfo{}, 104, map[string]uintptr{"Magic": 0, "MemSize": 16, "MemmapGPA": 24, "MemmapEntries": 32, "CmdlineLen": 36, "CmdlineGPA": 40, "InitrdGPA": 48, "HypercallPageGPA": 64, "SharedInfoGPA": 72, "PageTableGPA": 80, "FreeGPA": 96}},
+		{MemmapEntry{}, 24, map[string]uintptr{"Addr": 0, "Size": 8, "Type": 16}},
+		{MMUOp{}, 24, map[string]uintptr{"Kind": 0, "Result": 4, "A": 8, "B": 16}},
+		{MeasuredBoot{}, 104, map[string]uintptr{"Version": 0, "Algo": 4, "Kernel": 8, "Initrd": 40, "Cmdline": 72}},
+	} {
+		typ := reflect.TypeOf(tc.v)
+		if typ.Size() != tc.size {
+			t.Errorf("%s: size %d, want %d", typ.Name(), typ.Size(), tc.size)
+		}
+		for name, off := range tc.offsets {
+			f, ok := typ.FieldByName(name)
+			if !ok {
+				t.Errorf("%s: no field %s", typ.Name(), name)
+				continue
+			}
+			if f.Offset != off {
+				t.Errorf("%s.%s: offset %d, want %d", typ.Name(), name, f.Offset, off)
+			}
+		}
+		// Explicit padding: the sum of field sizes equals the struct size.
+		var sum uintptr
+		for i := 0; i < typ.NumField(); i++ {
+			sum += typ.Field(i).Type.Size()
+		}
+		if sum != typ.Size() {
+			t.Errorf("%s: fields cover %d of %d bytes: pad explicitly", typ.Name(), sum, typ.Size())
+		}
+	}
+}

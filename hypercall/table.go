@@ -1,0 +1,255 @@
+package hypercall
+
+// Table is the hypercall ABI. Append rows; never renumber, never reuse a
+// number; retire a call by setting Status: Reserved. See docs/abi.md, "How
+// to add a hypercall".
+var Table = []Call{
+	{
+		Nr: 0, Name: "version", Group: "base", Since: 1,
+		Doc:    "Returns the highest ABI version the hypervisor speaks. It changes nothing and is the cheapest call: benchmarks use it as the null hypercall.",
+		Result: "the hypervisor's ABI version",
+	},
+	{
+		Nr: 1, Name: "features", Group: "base", Since: 1,
+		Doc: "Returns one 64-bit word of feature bits (FEATURE_* constants are bits of word 0).",
+		Args: []Arg{
+			{Name: "word", Reg: RDI, Type: U32, Doc: "index of the feature word; only 0 exists in ABI 1"},
+		},
+		Result: "the feature bits of the word",
+		Errors: []Err{{EINVAL, "word is not 0"}},
+	},
+	{
+		Nr: 2, Name: "declare_version", Group: "base", Since: 1,
+		Doc: "The guest declares the ABI version it speaks; this marks the end of PV start-up, after which every privileged instruction the guest executes is counted as a violation. A guest must make this call before any other except version and features.",
+		Args: []Arg{
+			{Name: "version", Reg: RDI, Type: U32, Doc: "ABI version the guest was built against"},
+		},
+		Result: "0",
+		Errors: []Err{{EPROTO, "version is older than the oldest supported or newer than the hypervisor's"}},
+	},
+	{
+		Nr: 3, Name: "console_write", Group: "console", Since: 1,
+		Doc: "Writes bytes to the VM's console.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of the bytes"},
+			{Name: "len", Reg: RSI, Type: U64, Doc: "number of bytes, at most CONSOLE_MAX"},
+		},
+		Result: "the number of bytes written (len)",
+		Errors: []Err{{EFAULT, "[buf, buf+len) is not entirely in the VM's memory"}, {EINVAL, "len > CONSOLE_MAX"}},
+	},
+	{
+		Nr: 4, Name: "console_read", Group: "console", Since: 1,
+		Doc: "Reads pending console input without blocking. VIRQ_CONSOLE signals that input is waiting.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of the buffer"},
+			{Name: "cap", Reg: RSI, Type: U64, Doc: "buffer size in bytes, at most CONSOLE_MAX"},
+		},
+		Result: "the number of bytes read, 0 if none is pending",
+		Errors: []Err{{EFAULT, "[buf, buf+cap) is not entirely in the VM's memory"}, {EINVAL, "cap > CONSOLE_MAX"}},
+	},
+	{
+		Nr: 5, Name: "shared_info_register", Group: "events", Since: 1,
+		Doc: "Registers the page the hypervisor shares with the guest (struct pvisor_shared_info: per-vCPU upcall flags, pvclock time and steal time, event-channel bitmaps, wall clock) and the vector through which event upcalls are delivered. The hypervisor fills the time fields at once.",
+		Args: []Arg{
+			{Name: "page", Reg: RDI, Type: GPA, Doc: "guest-physical address of a 4 KiB-aligned page"},
+			{Name: "vector", Reg: RSI, Type: U32, Doc: "upcall interrupt vector, 32..255"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "page is not 4 KiB-aligned, or vector is not in 32..255"}, {EFAULT, "the page is not in the VM's memory"}},
+	},
+	{
+		Nr: 6, Name: "timer_set", Group: "time", Since: 1,
+		Doc: "Arms the calling vCPU's one-shot timer: when pvclock system time reaches deadline, VIRQ_TIMER is raised. A deadline in the past fires at once; 0 cancels. Arming replaces any earlier deadline.",
+		Args: []Arg{
+			{Name: "deadline", Reg: RDI, Type: U64, Doc: "absolute pvclock system time in nanoseconds, or 0"},
+		},
+		Result: "0",
+	},
+	{
+		Nr: 7, Name: "evtchn_bind_virq", Group: "events", Since: 1,
+		Doc: "Binds a virtual IRQ (VIRQ_*) of a vCPU to a new event-channel port. Ports start masked; unmask to receive.",
+		Args: []Arg{
+			{Name: "virq", Reg: RDI, Type: U32, Doc: "VIRQ_TIMER or VIRQ_CONSOLE"},
+			{Name: "vcpu", Reg: RSI, Type: U32, Doc: "vCPU that receives the upcall"},
+		},
+		Result: "the port number",
+		Errors: []Err{{EINVAL, "unknown virq or vcpu"}, {EBUSY, "the virq is already bound on that vCPU"}, {ENOSPC, "all MAX_PORTS ports are in use"}},
+	},
+	{
+		Nr: 8, Name: "evtchn_send", Group: "events", Since: 1,
+		Doc: "Marks a bound port pending, as its source would; an unmasked pending port raises the upcall.",
+		Args: []Arg{
+			{Name: "port", Reg: RDI, Type: Port, Doc: "a bound port"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "port >= MAX_PORTS"}, {ENOENT, "port is not bound"}},
+	},
+	{
+		Nr: 9, Name: "evtchn_mask", Group: "events", Since: 1,
+		Doc: "Masks a port: it can become pending but raises no upcall. The guest may also set the bit in evtchn_mask itself; the call exists for guests that do not map the shared page.",
+		Args: []Arg{
+			{Name: "port", Reg: RDI, Type: Port, Doc: "a bound port"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "port >= MAX_PORTS"}, {ENOENT, "port is not bound"}},
+	},
+	{
+		Nr: 10, Name: "evtchn_unmask", Group: "events", Since: 1,
+		Doc: "Unmasks a port; if it is pending the upcall is raised at once.",
+		Args: []Arg{
+			{Name: "port", Reg: RDI, Type: Port, Doc: "a bound port"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "port >= MAX_PORTS"}, {ENOENT, "port is not bound"}},
+	},
+	{
+		Nr: 11, Name: "evtchn_close", Group: "events", Since: 1,
+		Doc: "Unbinds a port; its pending bit is cleared and the port can be reused.",
+		Args: []Arg{
+			{Name: "port", Reg: RDI, Type: Port, Doc: "a bound port"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "port >= MAX_PORTS"}, {ENOENT, "port is not bound"}},
+	},
+	{
+		Nr: 12, Name: "irq_deliver_pending", Group: "events", Since: 1,
+		Doc: "Delivers the event upcall now if one is pending and the vCPU's upcall_mask is 0 and RFLAGS.IF is set. A guest calls it after clearing upcall_mask, since clearing a byte in memory does not exit.",
+		Result: "1 if an upcall was delivered, else 0",
+	},
+	{
+		Nr: 13, Name: "vcpu_block", Group: "vcpu", Since: 1,
+		Doc: "Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer). Returns at once if one is already pending. The vCPU uses no CPU while blocked.",
+		Result: "0",
+	},
+	{
+		Nr: 14, Name: "vcpu_yield", Group: "vcpu", Since: 1,
+		Doc: "Gives up the rest of the calling vCPU's time slice.",
+		Result: "0",
+	},
+	{
+		Nr: 15, Name: "shutdown", Group: "vcpu", Since: 1,
+		Doc: "Stops the VM. It does not return on success.",
+		Args: []Arg{
+			{Name: "reason", Reg: RDI, Type: U32, Doc: "SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT or SHUTDOWN_CRASH"},
+			{Name: "code", Reg: RSI, Type: U32, Doc: "exit code reported to the operator (pvisor run's exit status)"},
+		},
+		Result: "does not return",
+		Errors: []Err{{EINVAL, "unknown reason"}},
+	},
+	{
+		Nr: 16, Name: "mmu_set_cr3", Group: "mmu", Since: 1,
+		Doc: "Switches the calling vCPU's page tables (as MOV to CR3) and flushes its non-global TLB entries.",
+		Args: []Arg{
+			{Name: "pml4", Reg: RDI, Type: GPA, Doc: "guest-physical address of a 4 KiB-aligned PML4"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "pml4 is not 4 KiB-aligned"}, {EFAULT, "pml4 is not in the VM's memory"}},
+	},
+	{
+		Nr: 17, Name: "mmu_flush_tlb", Group: "mmu", Since: 1,
+		Doc: "Flushes the calling vCPU's TLB.",
+		Args: []Arg{
+			{Name: "flags", Reg: RDI, Type: U64, Doc: "FLUSH_GLOBAL to include global entries"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "flags has bits other than FLUSH_GLOBAL"}},
+	},
+	{
+		Nr: 18, Name: "mmu_invlpg", Group: "mmu", Since: 1,
+		Doc: "Flushes the TLB entry of one virtual page (as INVLPG).",
+		Args: []Arg{
+			{Name: "va", Reg: RDI, Type: GVA, Doc: "any address in the page"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "va is not canonical"}},
+	},
+	{
+		Nr: 19, Name: "mmu_batch", Group: "mmu", Since: 1,
+		Doc: "Performs an array of MMU operations (struct pvisor_mmu_op: MMU_OP_WRITE_PTE, MMU_OP_INVLPG, MMU_OP_FLUSH_TLB, MMU_OP_SET_CR3) in order, in one exit. Each op's result field receives 0 or a negative errno; the batch stops at the first failing op.",
+		Args: []Arg{
+			{Name: "ops", Reg: RDI, Type: GPA, Doc: "guest-physical address of the array"},
+			{Name: "count", Reg: RSI, Type: U64, Doc: "number of ops, at most MMU_BATCH_MAX"},
+		},
+		Result: "the number of ops that succeeded (count when all did)",
+		Errors: []Err{{EFAULT, "the array is not entirely in the VM's memory"}, {EINVAL, "count > MMU_BATCH_MAX"}},
+	},
+	{
+		Nr: 20, Name: "load_gdt", Group: "desc", Since: 1,
+		Doc: "Loads the calling vCPU's GDT register (as LGDT).",
+		Args: []Arg{
+			{Name: "base", Reg: RDI, Type: GVA, Doc: "linear address of the table"},
+			{Name: "limit", Reg: RSI, Type: U32, Doc: "table limit (size - 1), at most 0xffff"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "base is not canonical or limit > 0xffff"}},
+	},
+	{
+		Nr: 21, Name: "load_idt", Group: "desc", Since: 1,
+		Doc: "Loads the calling vCPU's IDT register (as LIDT).",
+		Args: []Arg{
+			{Name: "base", Reg: RDI, Type: GVA, Doc: "linear address of the table"},
+			{Name: "limit", Reg: RSI, Type: U32, Doc: "table limit (size - 1), at most 0xffff"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "base is not canonical or limit > 0xffff"}},
+	},
+	{
+		Nr: 22, Name: "set_kernel_stack", Group: "desc", Since: 1,
+		Doc: "Sets the stack the vCPU switches to on an interrupt or exception from user mode (TSS.RSP0).",
+		Args: []Arg{
+			{Name: "rsp0", Reg: RDI, Type: GVA, Doc: "top of the kernel stack"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "rsp0 is not canonical"}},
+	},
+	{
+		Nr: 23, Name: "set_ist", Group: "desc", Since: 1,
+		Doc: "Sets one interrupt stack table entry (TSS.IST1-7) of the calling vCPU.",
+		Args: []Arg{
+			{Name: "index", Reg: RDI, Type: U32, Doc: "IST index, 1..7"},
+			{Name: "rsp", Reg: RSI, Type: GVA, Doc: "top of the stack"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "index is not in 1..7 or rsp is not canonical"}},
+	},
+	{
+		Nr: 24, Name: "msr_read", Group: "msr", Since: 1,
+		Doc: "Reads an MSR of the calling vCPU from the allowed set: EFER, STAR, LSTAR, CSTAR, SFMASK, FS_BASE, GS_BASE, KERNEL_GS_BASE, PAT, TSC_AUX, SYSENTER_CS/ESP/EIP.",
+		Args: []Arg{
+			{Name: "index", Reg: RDI, Type: U32, Doc: "MSR number"},
+			{Name: "value", Reg: RSI, Type: U64, Dir: Out, Doc: "the MSR's value"},
+		},
+		Result: "0",
+		Errors: []Err{{EPERM, "index is not in the allowed set"}},
+	},
+	{
+		Nr: 25, Name: "msr_write", Group: "msr", Since: 1,
+		Doc: "Writes an MSR of the calling vCPU from the allowed set (see msr_read). EFER accepts only changes to SCE and NXE.",
+		Args: []Arg{
+			{Name: "index", Reg: RDI, Type: U32, Doc: "MSR number"},
+			{Name: "value", Reg: RSI, Type: U64, Doc: "new value"},
+		},
+		Result: "0",
+		Errors: []Err{{EPERM, "index is not in the allowed set"}, {EINVAL, "the value is invalid for the MSR (a non-canonical base, reserved EFER or PAT bits)"}},
+	},
+	{
+		Nr: 26, Name: "memory_map", Group: "memory", Since: 1,
+		Doc: "Copies the VM's guest-physical memory map (struct pvisor_memmap_entry, MEMMAP_* types) to the guest.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of an entry array"},
+			{Name: "cap", Reg: RSI, Type: U64, Doc: "number of entries the array holds"},
+		},
+		Result: "the total number of entries (at most cap are written)",
+		Errors: []Err{{EFAULT, "the array is not entirely in the VM's memory"}},
+	},
+	{
+		Nr: 27, Name: "measured_boot", Group: "integrity", Since: 1,
+		Doc: "Copies the boot measurement (struct pvisor_measured_boot: SHA-256 digests of the kernel image, the initramfs and the command line, as loaded) to the guest.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of a struct pvisor_measured_boot"},
+			{Name: "size", Reg: RSI, Type: U64, Doc: "size of the buffer in bytes"},
+		},
+		Result: "the number of bytes written (the struct's size)",
+		Errors: []Err{{EFAULT, "the buffer is not entirely in the VM's memory"}, {EINVAL, "size is smaller than the struct"}},
+	},
+}
