@@ -113,17 +113,17 @@ var Table = []Call{
 	},
 	{
 		Nr: 12, Name: "irq_deliver_pending", Group: "events", Since: 1,
-		Doc: "Delivers the event upcall now if one is pending and the vCPU's upcall_mask is 0 and RFLAGS.IF is set. A guest calls it after clearing upcall_mask, since clearing a byte in memory does not exit.",
+		Doc:    "Delivers the event upcall now if one is pending and the vCPU's upcall_mask is 0 and RFLAGS.IF is set. A guest calls it after clearing upcall_mask, since clearing a byte in memory does not exit.",
 		Result: "1 if an upcall was delivered, else 0",
 	},
 	{
 		Nr: 13, Name: "vcpu_block", Group: "vcpu", Since: 1,
-		Doc: "Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer). Returns at once if one is already pending. The vCPU uses no CPU while blocked.",
+		Doc:    "Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer). Returns at once if one is already pending. The vCPU uses no CPU while blocked.",
 		Result: "0",
 	},
 	{
 		Nr: 14, Name: "vcpu_yield", Group: "vcpu", Since: 1,
-		Doc: "Gives up the rest of the calling vCPU's time slice.",
+		Doc:    "Gives up the rest of the calling vCPU's time slice.",
 		Result: "0",
 	},
 	{

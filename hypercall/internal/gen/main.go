@@ -52,9 +52,9 @@ func Generate() (map[string][]byte, error) {
 		return nil, err
 	}
 	return map[string][]byte{
-		"hypercall/dispatch_gen.go":            goSrc,
+		"hypercall/dispatch_gen.go":           goSrc,
 		"guestkit/include/pvisor/hypercall.h": h,
-		"docs/abi.md":                          genDocs(),
+		"docs/abi.md":                         genDocs(),
 	}, nil
 }
 
