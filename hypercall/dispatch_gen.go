@@ -63,7 +63,7 @@ type Handlers interface {
 	EvtchnClose(port uint64) (uint64, Errno)
 	// IRQDeliverPending: Delivers the event upcall now if one is pending and the vCPU's upcall_mask is 0 and RFLAGS.IF is set. A guest calls it after clearing upcall_mask, since clearing a byte in memory does not exit.
 	IRQDeliverPending() (uint64, Errno)
-	// VCPUBlock: Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer). Returns at once if one is already pending. The vCPU uses no CPU while blocked.
+	// VCPUBlock: Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer) and returns with RFLAGS.IF set, as STI; HLT does: a guest blocks with interrupts disabled and loses no wake-up. Returns at once if an event is already pending. The vCPU uses no CPU while blocked.
 	VCPUBlock() (uint64, Errno)
 	// VCPUYield: Gives up the rest of the calling vCPU's time slice.
 	VCPUYield() (uint64, Errno)

@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hypercall"
+	"github.com/pvisor/pvisor/mm"
 )
 
 func init() {
@@ -23,6 +29,7 @@ type runConfig struct {
 	vcpus                   int
 	mode                    cpu.Mode
 	accel                   string
+	stats, strict           bool
 }
 
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
@@ -35,10 +42,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	vcpus := fs.Int("vcpus", 1, "number of vCPUs")
 	mode := fs.String("mode", "pv", "virtualization mode: pv, trap or hwassist")
 	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
+	stats := fs.Bool("stats", false, "print exit, hypercall and privileged-instruction counts when the VM stops")
+	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	rc := &runConfig{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel}
+	rc := &runConfig{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel, stats: *stats, strict: *strict}
 	var err error
 	if rc.mode, err = cpu.ParseMode(*mode); err != nil {
 		return nil, err
@@ -94,8 +103,76 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	// The VM core (loader, exit loop, devices) is not in this build yet:
-	// say so plainly rather than pretend to boot.
-	fmt.Fprintf(stderr, "pvisor run: %s: booting guests needs the VM core, which this build does not have yet\n", rc.kernel)
-	return 3
+	if rc.accel == "kvm" {
+		fmt.Fprintln(stderr, "pvisor run: the kvm engine is not in this build: use --accel interp")
+		return 2
+	}
+	kernel, err := os.ReadFile(rc.kernel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor run: %v\n", err)
+		return 2
+	}
+	var initrd []byte
+	if rc.initrd != "" {
+		if initrd, err = os.ReadFile(rc.initrd); err != nil {
+			fmt.Fprintf(stderr, "pvisor run: %v\n", err)
+			return 2
+		}
+	}
+	vm, err := hv.New(hv.Config{
+		Kernel: kernel, Initrd: initrd, Cmdline: rc.cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
+		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: stdout, Strict: rc.strict,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor run: %s: %v\n", rc.kernel, err)
+		return 2
+	}
+	st := vm.Run()
+	if rc.stats {
+		printStats(stderr, vm)
+	}
+	if st.Code != 0 {
+		fmt.Fprintf(stderr, "pvisor: VM stopped: %s (status %d)\n", st.Reason, st.Code)
+	}
+	return st.Code
+}
+
+// hostBudget is the memory pvisor may give VMs: three quarters of the host's.
+func hostBudget() uint64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 1 << 30
+	}
+	return uint64(si.Totalram) * uint64(si.Unit) / 4 * 3
+}
+
+func printStats(w io.Writer, vm *hv.VM) {
+	es := vm.EngineStats(0)
+	hc, priv, before, started := vm.StatsSnapshot()
+	fmt.Fprintf(w, "instructions: %d\n", es.Instructions)
+	for r, n := range es.Exits {
+		if n != 0 {
+			fmt.Fprintf(w, "exits %-13s %d\n", cpu.ExitReason(r).String()+":", n)
+		}
+	}
+	for nr, n := range hc {
+		if n != 0 && nr < len(hypercall.Table) {
+			fmt.Fprintf(w, "hypercall %-22s %d\n", hypercall.Table[nr].Name+":", n)
+		}
+	}
+	fmt.Fprintf(w, "privileged exits before pv start: %d\n", before)
+	var after uint64
+	names := make([]string, 0, len(priv))
+	for k, n := range priv {
+		after += n
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  after pv start: %s %d\n", k, priv[k])
+	}
+	if !started {
+		fmt.Fprintln(w, "pv start: never declared")
+	}
+	fmt.Fprintf(w, "privileged exits after pv start: %d\n", after)
 }

@@ -23,11 +23,20 @@ type VCPU interface {
 	// interrupt line. The engine delivers it through the IDT when RFLAGS.IF
 	// and the interrupt shadow allow, and then calls ack with the vector.
 	SetIRQ(vector int)
+	// IRQPending reports whether a vector given to SetIRQ is undelivered.
+	IRQPending() bool
+	// FlushTLB drops cached translations (global ones too if global).
+	FlushTLB(global bool)
+	// FlushTLBPage drops the cached translation of one virtual page.
+	FlushTLBPage(va uint64)
 	// RequestIRQWindow makes Run return ExitIRQWindow as soon as the guest
 	// can take an interrupt.
 	RequestIRQWindow(bool)
 	// Kick makes a running Run return ExitKick soon. Safe from any goroutine.
 	Kick()
+
+	// TSC returns the vCPU's current time-stamp counter.
+	TSC() uint64
 
 	// Stats returns engine counters.
 	Stats() Stats

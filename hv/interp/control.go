@@ -154,8 +154,12 @@ func init() {
 	set1(0xcc, 0, defOp("int3", true, func(c *CPU, in *Inst) { c.softInt(cpu.ExcBP) }))
 	set1(0xcd, fIbU, defOp("int", true, func(c *CPU, in *Inst) { c.softInt(uint8(in.imm)) }))
 	set1(0xf1, 0, defOp("int1", true, func(c *CPU, in *Inst) {
-		c.pendExc = excInfo{valid: true, vector: cpu.ExcDB, soft: true}
-		panic(faultSentinel)
+		// INT1 (ICEBP) is a trap without the gate DPL check of INT n: it
+		// completes, and #DB is delivered with RIP after it.
+		c.excQueue = excInfo{valid: true, vector: cpu.ExcDB}
+		c.stats.Exceptions[cpu.ExcDB]++
+		c.updateEvents()
+		c.blockEnd = c.pc
 	}))
 	set2(0x0b, 0, defOp("ud2", true, opUD))
 	set1(0xcf, 0, defOp("iret", true, opIRET))

@@ -3,6 +3,7 @@ package interp
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 )
@@ -28,9 +29,13 @@ type Config struct {
 	Mem  *Memory
 	Mode cpu.Mode
 	ID   uint32
-	// TSCHz is the virtual TSC frequency; the TSC advances with retired
-	// instructions at one tick per instruction scaled by TSCScale (default 1).
+	// TSCScale: by default the TSC advances with retired instructions, one
+	// tick per instruction times TSCScale (default 1): deterministic.
 	TSCScale uint64
+	// TSCHostClock makes the TSC follow host monotonic time at exactly
+	// 1 GHz (one tick per nanosecond since New), for guests that measure
+	// time with it (pvclock).
+	TSCHostClock bool
 }
 
 // segment indexes of CPU.seg.
@@ -91,6 +96,8 @@ type CPU struct {
 	msr      cpu.MSRs
 	tsc      uint64 // TSC value at retired == 0
 	tscScale uint64
+	tscHost  bool
+	tscStart time.Time
 
 	fpu fpuState
 	dr  [8]uint64
@@ -169,6 +176,8 @@ func New(cfg Config) (*CPU, error) {
 		blocks:    make([]blockRef, blkSize),
 		irqVector: -1,
 		tscScale:  cfg.TSCScale,
+		tscHost:   cfg.TSCHostClock,
+		tscStart:  time.Now(),
 	}
 	if c.tscScale == 0 {
 		c.tscScale = 1
@@ -297,6 +306,12 @@ func (c *CPU) RequestIRQWindow(on bool) {
 // IRQPending reports whether a vector given to SetIRQ is still undelivered.
 func (c *CPU) IRQPending() bool { return c.irqVector >= 0 }
 
+// FlushTLB implements cpu.VCPU.
+func (c *CPU) FlushTLB(global bool) { c.flushTLB(global) }
+
+// FlushTLBPage implements cpu.VCPU.
+func (c *CPU) FlushTLBPage(va uint64) { c.flushTLBPage(va) }
+
 // Memory returns the vCPU's memory.
 func (c *CPU) Memory() *Memory { return c.mem }
 
@@ -319,3 +334,5 @@ func (c *CPU) updateEvents() {
 	}
 	c.events = e
 }
+
+var _ cpu.VCPU = (*CPU)(nil)

@@ -356,8 +356,9 @@ prefixes:
 				i += 4
 			}
 		}
-		// Byte-register operands in reg: AH..BH without REX.
-		if in.size == 1 && rex == 0 && in.reg >= 4 && in.reg < 8 && f&fOpReg == 0 {
+		// Byte-register operands in reg: AH..BH without REX. In a group
+		// ModRM.reg is the opcode extension, not a register.
+		if in.size == 1 && rex == 0 && in.reg >= 4 && in.reg < 8 && f&fOpReg == 0 && d.grp[pfxSlot] == nil {
 			in.reg += 12
 		}
 	}
@@ -411,6 +412,9 @@ prefixes:
 	if f&fInv64 != 0 {
 		op = 0
 	}
+	if in.flags&iLock != 0 && !lockable(t, b, in.flags, in.reg) {
+		op = 0 // LOCK on an instruction that cannot take it: #UD
+	}
 	in.op = op
 	in.len = uint8(i)
 	in.op = specialize(&in)
@@ -436,4 +440,39 @@ func decLE32(b []byte) uint32 {
 func (in *Inst) String() string {
 	return fmt.Sprintf("%s size=%d reg=%d rm=%d mem=%v base=%d index=%d scale=%d disp=%#x imm=%#x len=%d",
 		opNames[in.op], in.size, in.reg, in.rm, in.flags&iMem != 0, in.base, in.index, in.scale, in.disp, in.imm, in.len)
+}
+
+// lockable reports whether the LOCK prefix is allowed on the instruction:
+// a read-modify-write of a memory destination (SDM Vol. 2, "LOCK").
+func lockable(t *[256]opDesc, b byte, flags, modrmReg uint8) bool {
+	if flags&iMem == 0 {
+		return false
+	}
+	reg := modrmReg & 7
+	if t == &table1 {
+		switch {
+		case b < 0x40 && b&7 <= 1 && b&0x38 != 0x38: // ADD..XOR Eb/Ev,G (not CMP)
+			return true
+		case b == 0x80 || b == 0x81 || b == 0x83:
+			return reg != 7 // not CMP
+		case b == 0x86 || b == 0x87: // XCHG
+			return true
+		case b == 0xf6 || b == 0xf7:
+			return reg == 2 || reg == 3 // NOT, NEG
+		case b == 0xfe || b == 0xff:
+			return reg <= 1 // INC, DEC
+		}
+		return false
+	}
+	if t == &table2 {
+		switch b {
+		case 0xab, 0xb3, 0xbb, 0xb0, 0xb1, 0xc0, 0xc1: // BTS, BTR, BTC, CMPXCHG, XADD
+			return true
+		case 0xba:
+			return reg >= 5 // BTS, BTR, BTC Ev,Ib
+		case 0xc7:
+			return reg == 1 // CMPXCHG8B/16B
+		}
+	}
+	return false
 }

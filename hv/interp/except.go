@@ -20,6 +20,10 @@ func (c *CPU) deliver(e excInfo) {
 	c.delivering = int(e.vector) + 1
 	c.deliverCPL = c.cpl
 	c.deliverRIP = c.rip
+	if e.soft {
+		// A fault while delivering INT n / INT3 points at the instruction.
+		c.deliverRIP = c.instStart
+	}
 	c.instStart = c.rip
 	vec := uint64(e.vector)
 	idtErr := uint32(vec*8 + 2)

@@ -90,15 +90,17 @@ func (c *CPU) runSlice() (exited bool) {
 		}
 	}()
 	for {
-		if c.events != 0 || c.kick.Load() != 0 {
-			if c.handleEvents() {
-				return true
-			}
-		}
+		// The budget is looked at first so that an exit for it does not
+		// consume an interrupt shadow or deliver an event it cannot run.
 		if c.budget == 0 {
 			c.exit.Reason = cpu.ExitBudget
 			c.exit.RIP = c.rip
 			return true
+		}
+		if c.events != 0 || c.kick.Load() != 0 {
+			if c.handleEvents() {
+				return true
+			}
 		}
 		start, n := c.lookupBlock()
 		end := start + n
@@ -146,6 +148,9 @@ func (c *CPU) recovered(r any) bool {
 	case faultSentinel:
 		e := c.pendExc
 		c.pendExc = excInfo{}
+		if e.vector == cpu.ExcPF {
+			c.cr2 = e.cr2 // loaded when the #PF is detected, even if it becomes #DF
+		}
 		if c.delivering != 0 {
 			// A fault while delivering an exception.
 			first := uint8(c.delivering - 1)
@@ -168,9 +173,6 @@ func (c *CPU) recovered(r any) bool {
 			if e.soft {
 				c.rip += uint64(c.insts[c.pc-1].len)
 			}
-		}
-		if e.vector == cpu.ExcPF {
-			c.cr2 = e.cr2
 		}
 		c.stats.Exceptions[e.vector&31]++
 		c.excQueue = e

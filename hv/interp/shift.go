@@ -176,6 +176,9 @@ func init() {
 				a = c.getReg(in.rm, in.size)
 			}
 			if count == 0 {
+				if in.flags&iMem == 0 {
+					c.setReg(in.rm, in.size, a) // a 32-bit destination is still zero-extended
+				}
 				return
 			}
 			b := c.getReg(in.reg, in.size)

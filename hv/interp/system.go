@@ -1,6 +1,8 @@
 package interp
 
 import (
+	"time"
+
 	"github.com/pvisor/pvisor/hv/cpu"
 )
 
@@ -40,8 +42,14 @@ func (c *CPU) sensitive(cl cpu.Class) bool {
 
 // tscNow is the virtual TSC: it advances with retired instructions.
 func (c *CPU) tscNow() uint64 {
+	if c.tscHost {
+		return c.tsc + uint64(time.Since(c.tscStart))
+	}
 	return c.tsc + (c.retired+uint64(c.pc-c.blkStart))*c.tscScale
 }
+
+// TSC returns the vCPU's current TSC value.
+func (c *CPU) TSC() uint64 { return c.tscNow() }
 
 func init() {
 	set1(0xf4, 0, defOp("hlt", true, func(c *CPU, in *Inst) {
@@ -91,7 +99,15 @@ func init() {
 		t := c.tscNow()
 		c.r[cpu.RAX], c.r[cpu.RDX] = t&0xffffffff, t>>32
 	}))
-	set2(0x33, 0, defOp("rdpmc", false, func(c *CPU, in *Inst) { c.raise(cpu.ExcGP, 0) }))
+	set2(0x33, 0, defOp("rdpmc", false, func(c *CPU, in *Inst) {
+		if c.cpl != 0 && c.cr4&cpu.CR4PCE == 0 {
+			c.raise(cpu.ExcGP, 0)
+		}
+		if c.sensitive(cpu.ClassRDPMC) {
+			return
+		}
+		c.raise(cpu.ExcGP, 0) // no performance counters are advertised
+	}))
 	set2(0x32, 0, defOp("rdmsr", false, opRDMSR))
 	set2(0x30, 0, defOp("wrmsr", true, opWRMSR))
 	set2(0x20, fModRM|fForce64, defOp("mov r,cr", false, opMovFromCR))
@@ -116,6 +132,7 @@ func init() {
 			return
 		}
 		c.cr0 &^= cpu.CR0TS
+		c.cr0WriteExit()
 	}))
 	cache := defOp("wbinvd", false, func(c *CPU, in *Inst) {
 		c.needCPL0()
@@ -150,6 +167,7 @@ func init() {
 		}
 		// LMSW sets PE, MP, EM, TS; it cannot clear PE.
 		c.cr0 = c.cr0&^0xe | v&0xf | c.cr0&cpu.CR0PE
+		c.cr0WriteExit()
 	}))
 	setG(&table2, 0x01, pNone, 7, fMemOnly, defOp("invlpg", true, func(c *CPU, in *Inst) {
 		c.needCPL0()
@@ -244,6 +262,15 @@ func init() {
 	setG(&table2, 0xae, pNone, 7, 0, defOp("clflush", false, func(c *CPU, in *Inst) {
 		c.readN(c.ea(in), 1) // faults like a read
 	}))
+}
+
+// cr0WriteExit reports a CR0 write by CLTS or LMSW as ExitCR where the
+// exit table asks for it (the write has been applied).
+func (c *CPU) cr0WriteExit() {
+	if c.classAction(cpu.ClassCR0Write) == cpu.ActExit {
+		c.exit.CR.Num, c.exit.CR.Write, c.exit.CR.Value = 0, true, c.cr0
+		c.setExit(cpu.ExitCR, compNone)
+	}
 }
 
 func (c *CPU) storeSel(in *Inst, sel uint16) {

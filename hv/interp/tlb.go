@@ -214,6 +214,11 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 	}
 	t := &c.tlb[(va>>pageShift)&tlbMask]
 	t.tag = va &^ pageMask
+	if phys >= uint64(len(c.ram)) {
+		// Outside RAM (MMIO): the fast paths index RAM directly, so the
+		// entry must never hit; each access walks and takes the slow path.
+		t.tag = tlbInvalid
+	}
 	t.phys = phys
 	t.perm = perm
 	return t

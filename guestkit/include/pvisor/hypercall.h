@@ -346,8 +346,9 @@ static inline long pvisor_irq_deliver_pending(void)
 }
 
 /* Blocks the calling vCPU until an event is pending for it (an unmasked pending
- * port or an expired timer). Returns at once if one is already pending. The
- * vCPU uses no CPU while blocked. */
+ * port or an expired timer) and returns with RFLAGS.IF set, as STI; HLT does: a
+ * guest blocks with interrupts disabled and loses no wake-up. Returns at once
+ * if an event is already pending. The vCPU uses no CPU while blocked. */
 static inline long pvisor_vcpu_block(void)
 {
 	unsigned long r[5] = {0, 0, 0, 0, 0};

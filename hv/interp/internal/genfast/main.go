@@ -172,4 +172,3 @@ func main() {
 		log.Fatal(err)
 	}
 }
-

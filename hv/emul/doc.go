@@ -1,0 +1,13 @@
+// Package emul is trap-and-emulate: it carries out, on a vCPU's virtual
+// state, the privileged instructions an engine hands to the hypervisor as
+// ExitPrivileged (every one in trap mode; in pv mode those a guest executes
+// before or, as violations, after PV start-up). Later it also holds the
+// legacy PC devices and the shadow MMU.
+//
+// Instructions are decoded with golang.org/x/arch/x86/x86asm, whose known
+// defects are handled first: ENDBR64 and several 0F 01 forms are recognised
+// from their bytes before x86asm sees them; Op == 0 is treated as failure.
+//
+// Trust boundary: instruction bytes and register values are the guest's and
+// hostile; a bad operand becomes a guest exception, never a host panic.
+package emul

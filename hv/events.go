@@ -1,0 +1,175 @@
+package hv
+
+import (
+	"encoding/binary"
+	"time"
+	"unsafe"
+
+	"github.com/pvisor/pvisor/hypercall"
+)
+
+// Event channels. Until the guest registers its shared-info page the
+// pending and mask bits live here; on registration they are copied into the
+// page, which is from then on their only home (the guest changes them too).
+
+type port struct {
+	bound bool
+	virq  int
+	vcpu  int
+}
+
+type events struct {
+	shared   uint64 // guest-physical address of the shared-info page, 0 if none
+	vector   uint8
+	ports    [hypercall.MaxPorts]port
+	virqPort [hypercall.MaxVCPUs][hypercall.NumVirqs]int
+	pending  [hypercall.MaxPorts / 64]uint64 // before registration only
+	mask     [hypercall.MaxPorts / 64]uint64
+}
+
+func (e *events) init() {
+	for i := range e.virqPort {
+		for j := range e.virqPort[i] {
+			e.virqPort[i][j] = -1
+		}
+	}
+	for i := range e.mask {
+		e.mask[i] = ^uint64(0)
+	}
+	e.ports[0].bound = false // port 0 is never handed out: guests may use 0 as "none"
+}
+
+// Offsets into struct pvisor_shared_info.
+var (
+	offPending    = uint64(unsafe.Offsetof(hypercall.SharedInfo{}.EvtchnPending))
+	offMask       = uint64(unsafe.Offsetof(hypercall.SharedInfo{}.EvtchnMask))
+	offWallclock  = uint64(unsafe.Offsetof(hypercall.SharedInfo{}.WallclockSec))
+	sizeVCPUInfo  = uint64(unsafe.Sizeof(hypercall.VCPUInfo{}))
+	offUpcallPend = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.UpcallPending))
+	offUpcallMask = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.UpcallMask))
+	offPendingSel = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.PendingSel))
+	offTime       = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.Time))
+)
+
+// word returns a pointer-free view of a 64-bit word of the shared page, or
+// of the hypervisor's copy before registration.
+func (vm *VM) evWord(off uint64, local *uint64) (get func() uint64, set func(uint64)) {
+	if vm.ev.shared == 0 {
+		return func() uint64 { return *local }, func(v uint64) { *local = v }
+	}
+	b, _ := vm.guest(vm.ev.shared+off, 8)
+	return func() uint64 { return binary.LittleEndian.Uint64(b) }, func(v uint64) {
+		binary.LittleEndian.PutUint64(b, v)
+		vm.mem.Invalidate(vm.ev.shared+off, 8)
+	}
+}
+
+func (vm *VM) portBit(p int, mask bool) (bool, func(bool)) {
+	w, bit := p/64, uint64(1)<<(p%64)
+	off, local := offPending, &vm.ev.pending[w]
+	if mask {
+		off, local = offMask, &vm.ev.mask[w]
+	}
+	get, set := vm.evWord(off+uint64(w)*8, local)
+	return get()&bit != 0, func(on bool) {
+		v := get()
+		if on {
+			v |= bit
+		} else {
+			v &^= bit
+		}
+		set(v)
+	}
+}
+
+// setPending marks port p pending and, if it is unmasked, flags the upcall
+// for its vCPU.
+func (vm *VM) setPending(p int) {
+	_, setP := vm.portBit(p, false)
+	setP(true)
+	if masked, _ := vm.portBit(p, true); !masked {
+		vm.flagUpcall(vm.ev.ports[p].vcpu, p/64)
+	}
+}
+
+// flagUpcall sets pending_sel bit w and upcall_pending for vCPU i.
+func (vm *VM) flagUpcall(i int, w int) {
+	if vm.ev.shared == 0 {
+		return
+	}
+	base := vm.ev.shared + uint64(i)*sizeVCPUInfo
+	sel, _ := vm.guest(base+offPendingSel, 8)
+	binary.LittleEndian.PutUint64(sel, binary.LittleEndian.Uint64(sel)|1<<uint(w))
+	up, _ := vm.guest(base+offUpcallPend, 1)
+	up[0] = 1
+	vm.mem.Invalidate(base, sizeVCPUInfo)
+}
+
+// upcallWanted reports whether vCPU i has an upcall pending and unmasked.
+func (vm *VM) upcallWanted(i int) bool {
+	if vm.ev.shared == 0 {
+		return false
+	}
+	b, _ := vm.guest(vm.ev.shared+uint64(i)*sizeVCPUInfo, 2)
+	return b[offUpcallPend] != 0 && b[offUpcallMask] == 0
+}
+
+// raiseVirq makes virq of vCPU i pending if it is bound.
+func (vm *VM) raiseVirq(i, virq int) {
+	if p := vm.ev.virqPort[i][virq]; p > 0 {
+		vm.setPending(p)
+	}
+}
+
+// registerShared adopts the guest's shared-info page.
+func (vm *VM) registerShared(gpa uint64, vector uint8, v *vcpu) {
+	vm.ev.shared = gpa
+	vm.ev.vector = vector
+	page, _ := vm.guest(gpa, hypercall.PageSize)
+	for w := range vm.ev.pending {
+		binary.LittleEndian.PutUint64(page[offPending+uint64(w)*8:], vm.ev.pending[w])
+		binary.LittleEndian.PutUint64(page[offMask+uint64(w)*8:], vm.ev.mask[w])
+	}
+	wall := vm.start
+	binary.LittleEndian.PutUint64(page[offWallclock:], uint64(wall.Unix()))
+	binary.LittleEndian.PutUint32(page[offWallclock+8:], uint32(wall.Nanosecond()))
+	binary.LittleEndian.PutUint32(page[offWallclock+12:], 2)
+	vm.mem.Invalidate(gpa, hypercall.PageSize)
+	for _, c := range vm.vcpus {
+		vm.updatePvclock(c)
+	}
+	// Pending unmasked ports from before registration raise the upcall now.
+	for p := 1; p < hypercall.MaxPorts; p++ {
+		if vm.ev.ports[p].bound {
+			if pend, _ := vm.portBit(p, false); pend {
+				if masked, _ := vm.portBit(p, true); !masked {
+					vm.flagUpcall(vm.ev.ports[p].vcpu, p/64)
+				}
+			}
+		}
+	}
+}
+
+// systemTime is pvclock system time: nanoseconds since the VM started.
+func (vm *VM) systemTime() uint64 { return uint64(time.Since(vm.start)) }
+
+// updatePvclock writes vCPU v's pvclock record: time = system_time +
+// (tsc - tsc_timestamp) scaled by mul/shift. The interpreter's host-clock
+// TSC runs at 1 GHz, so the scale is 1.0 (mul 2^32, shift 0).
+func (vm *VM) updatePvclock(v *vcpu) {
+	if vm.ev.shared == 0 {
+		return
+	}
+	off := vm.ev.shared + uint64(v.id)*sizeVCPUInfo + offTime
+	b, _ := vm.guest(off, 32)
+	ver := binary.LittleEndian.Uint32(b)
+	binary.LittleEndian.PutUint32(b, ver+1) // odd: update in progress
+	tsc := v.cpu.TSC()
+	binary.LittleEndian.PutUint64(b[8:], tsc)
+	binary.LittleEndian.PutUint64(b[16:], vm.systemTime())
+	binary.LittleEndian.PutUint32(b[24:], 1<<31) // mul: 2^32 * 0.5 ...
+	b[28] = 1                                    // ... shift 1: scale 1.0
+	b[29] = hypercall.PvclockTSCStable
+	binary.LittleEndian.PutUint32(b, ver+2)
+	vm.mem.Invalidate(off, 32)
+}

@@ -1,0 +1,193 @@
+package hv
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/emul"
+	"github.com/pvisor/pvisor/hypercall"
+)
+
+type vcpu struct {
+	vm  *VM
+	id  int
+	cpu cpu.VCPU
+	hc  hcalls
+
+	timer    *time.Timer
+	deadline uint64 // pvclock ns, 0 = none
+	fired    atomic.Bool
+	wake     chan struct{}
+	yield    bool
+}
+
+func newVCPU(vm *VM, id int, c cpu.VCPU) *vcpu {
+	v := &vcpu{vm: vm, id: id, cpu: c, wake: make(chan struct{}, 1)}
+	v.hc.v = v
+	return v
+}
+
+// wakeUp ends a block. Safe from any goroutine.
+func (v *vcpu) wakeUp() {
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (v *vcpu) stopTimer() {
+	if v.timer != nil {
+		v.timer.Stop()
+	}
+}
+
+// Kick implements sched.Runnable.
+func (v *vcpu) Kick() { v.cpu.Kick(); v.wakeUp() }
+
+// pollEvents turns expired timers into events and requests the upcall.
+func (v *vcpu) pollEvents() {
+	if v.fired.Swap(false) || (v.deadline != 0 && v.vm.systemTime() >= v.deadline) {
+		v.deadline = 0
+		v.vm.raiseVirq(v.id, hypercall.VirqTimer)
+	}
+	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
+		v.cpu.SetIRQ(int(v.vm.ev.vector))
+	}
+}
+
+// armTimer arms the one-shot timer at pvclock time deadline (0 cancels).
+func (v *vcpu) armTimer(deadline uint64) {
+	if v.timer != nil {
+		v.timer.Stop()
+	}
+	v.fired.Store(false)
+	v.deadline = deadline
+	if deadline == 0 {
+		return
+	}
+	now := v.vm.systemTime()
+	if deadline <= now {
+		return // pollEvents fires it before the next instruction
+	}
+	v.timer = time.AfterFunc(time.Duration(deadline-now), func() {
+		v.fired.Store(true)
+		v.Kick()
+	})
+}
+
+// block waits until an event is pending for this vCPU or the VM stops.
+func (v *vcpu) block() {
+	for !v.vm.isStopped() {
+		v.pollEvents()
+		if v.vm.upcallWanted(v.id) || v.cpu.IRQPending() {
+			return
+		}
+		if v.vm.ev.shared == 0 && v.deadline == 0 {
+			// No way to ever wake: the guest blocked with nothing armed.
+			v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed", v.id))
+			return
+		}
+		<-v.wake
+	}
+}
+
+// RunSlice implements sched.Runnable: it runs the vCPU until budget
+// instructions retire or the VM stops.
+func (v *vcpu) RunSlice(budget uint64) bool {
+	for {
+		if v.vm.isStopped() {
+			return true
+		}
+		v.pollEvents()
+		e, err := v.cpu.Run(budget)
+		if err != nil {
+			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d: engine: %v", v.id, err))
+			return true
+		}
+		switch e.Reason {
+		case cpu.ExitBudget:
+			return false
+		case cpu.ExitKick, cpu.ExitIRQWindow:
+		case cpu.ExitHypercall:
+			v.hypercall(e)
+			if v.yield {
+				v.yield = false
+				return false
+			}
+		case cpu.ExitPrivileged:
+			v.privileged(e)
+		case cpu.ExitHLT:
+			v.block()
+		case cpu.ExitIO:
+			if e.IO.In {
+				e.IO.Data = 0xffffffff // no device: the bus floats high
+			}
+		case cpu.ExitMSR:
+			if !e.MSR.Known {
+				v.cpu.InjectException(cpu.ExcGP, 0, true)
+			}
+		case cpu.ExitCPUID, cpu.ExitCR, cpu.ExitDescTable, cpu.ExitINVLPG:
+			// The engine already carried these out (hwassist accounting).
+		case cpu.ExitMMIO:
+			if !e.MMIO.Write {
+				e.MMIO.Data = ^uint64(0)
+			}
+		case cpu.ExitTripleFault:
+			v.vm.stop(ExitTripleFault, fmt.Sprintf("vCPU %d: triple fault at rip %#x: %s", v.id, e.RIP, e.Message))
+			return true
+		default:
+			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d stopped at rip %#x: %v: %s", v.id, e.RIP, e.Reason, e.Message))
+			return true
+		}
+	}
+}
+
+func (v *vcpu) hypercall(e *cpu.Exit) {
+	nr := e.Hypercall.Nr
+	st := &v.vm.stats
+	st.mu.Lock()
+	st.Hypercalls[min(nr, 63)]++
+	st.mu.Unlock()
+	args := e.Hypercall.Args
+	e.Hypercall.Ret = hypercall.Dispatch(&v.hc, nr, &args)
+	if args != e.Hypercall.Args {
+		// Out-arguments go back to their registers.
+		r := v.cpu.Regs()
+		for i, reg := range [5]int{cpu.RDI, cpu.RSI, cpu.RDX, cpu.R10, cpu.R8} {
+			r.GPR[reg] = args[i]
+		}
+		v.cpu.SetRegs(r)
+	}
+}
+
+// noDevices is the port-I/O bus of a VM with no emulated device.
+type noDevices struct{}
+
+func (noDevices) In(port uint16, size int) uint32     { return 0xffffffff }
+func (noDevices) Out(port uint16, size int, v uint32) {}
+
+func (v *vcpu) privileged(e *cpu.Exit) {
+	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], noDevices{})
+	st := &v.vm.stats
+	st.mu.Lock()
+	if st.PVStarted {
+		st.Privileged[name]++
+	} else {
+		st.PrivBefore++
+	}
+	strict := st.PVStarted && v.vm.cfg.Strict && v.vm.cfg.Mode == cpu.ModePV
+	st.mu.Unlock()
+	if strict {
+		v.vm.stop(ExitCrash, fmt.Sprintf("strict PV: privileged instruction %s (% x) at rip %#x after PV start", name, e.Inst[:e.InstLen], e.RIP))
+		return
+	}
+	if err != nil {
+		v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d at rip %#x: %v", v.id, e.RIP, err))
+		return
+	}
+	if res == emul.Halt {
+		v.block()
+	}
+}
