@@ -84,9 +84,10 @@ func (v *vcpu) block() {
 		if v.vm.upcallWanted(v.id) || v.cpu.IRQPending() {
 			return
 		}
-		if v.vm.ev.shared == 0 && v.deadline == 0 {
-			// No way to ever wake: the guest blocked with nothing armed.
-			v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed", v.id))
+		if v.deadline == 0 && len(v.vm.vcpus) == 1 {
+			// Nothing can ever wake it (no timer armed, no other vCPU, no
+			// console input source): stop rather than hang.
+			v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))
 			return
 		}
 		<-v.wake
