@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run test deps fmt-check vet generate gen-check unit bench clean
+.PHONY: all build run test deps fmt-check vet generate gen-check unit bench clean testguest
 
 all: build
 
@@ -38,6 +38,19 @@ unit:
 	$(GO) test -timeout $(TESTTIMEOUT) ./...
 
 test: deps fmt-check vet gen-check unit
+
+# The freestanding test guest (guestkit/testguest), loaded at 1 MiB.
+TG_DIR    := guestkit/testguest
+TG_SRCS   := $(wildcard $(TG_DIR)/*.S $(TG_DIR)/*.c)
+TG_CFLAGS := -O2 -ffreestanding -fno-pic -fno-pie -no-pie -mno-red-zone -fno-stack-protector \
+	-fcf-protection=none -nostdlib -static -mgeneral-regs-only -fno-asynchronous-unwind-tables \
+	-Wall -Wextra -Wno-unused-parameter -Iguestkit/include -Wl,-T,$(TG_DIR)/link.ld -Wl,--build-id=none
+
+testguest: deps build/testguest.elf
+
+build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit/include/pvisor/hypercall.h
+	@mkdir -p build
+	gcc $(TG_CFLAGS) -o $@ $(TG_SRCS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hv/interp

@@ -114,6 +114,16 @@ func (vm *VM) upcallWanted(i int) bool {
 	return b[offUpcallPend] != 0 && b[offUpcallMask] == 0
 }
 
+// upcallPending reports whether vCPU i has an unmasked port pending,
+// whatever its upcall_mask.
+func (vm *VM) upcallPending(i int) bool {
+	if vm.ev.shared == 0 {
+		return false
+	}
+	b, _ := vm.guest(vm.ev.shared+uint64(i)*sizeVCPUInfo+offUpcallPend, 1)
+	return b[0] != 0
+}
+
 // raiseVirq makes virq of vCPU i pending if it is bound.
 func (vm *VM) raiseVirq(i, virq int) {
 	if p := vm.ev.virqPort[i][virq]; p > 0 {

@@ -46,15 +46,18 @@ func (v *vcpu) stopTimer() {
 // Kick implements sched.Runnable.
 func (v *vcpu) Kick() { v.cpu.Kick(); v.wakeUp() }
 
-// pollEvents turns expired timers into events and requests the upcall.
-func (v *vcpu) pollEvents() {
+// pollEvents turns an expired timer into its VIRQ and requests the upcall;
+// it reports whether the timer expired.
+func (v *vcpu) pollEvents() (expired bool) {
 	if v.fired.Swap(false) || (v.deadline != 0 && v.vm.systemTime() >= v.deadline) {
 		v.deadline = 0
 		v.vm.raiseVirq(v.id, hypercall.VirqTimer)
+		expired = true
 	}
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
 	}
+	return expired
 }
 
 // armTimer arms the one-shot timer at pvclock time deadline (0 cancels).
@@ -77,11 +80,13 @@ func (v *vcpu) armTimer(deadline uint64) {
 	})
 }
 
-// block waits until an event is pending for this vCPU or the VM stops.
+// block waits until an event is pending for this vCPU — an unmasked
+// pending port (whatever upcall_mask says: blocking re-enables delivery, as
+// Xen's does) or an expired timer (even if its port is masked or unbound) —
+// or the VM stops.
 func (v *vcpu) block() {
 	for !v.vm.isStopped() {
-		v.pollEvents()
-		if v.vm.upcallWanted(v.id) || v.cpu.IRQPending() {
+		if v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() {
 			return
 		}
 		if v.deadline == 0 && len(v.vm.vcpus) == 1 {
