@@ -16,8 +16,10 @@ build:
 	@mkdir -p build
 	$(GO) build -o $(BIN) ./cmd/pvisor
 
-run: deps build
-	$(BIN) run
+# The default guest is the freestanding test guest until the Linux guests
+# land; it runs in pv mode.
+run: deps build testguest
+	$(BIN) run --kernel build/testguest.elf
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
