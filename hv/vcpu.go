@@ -168,6 +168,12 @@ func (v *vcpu) hypercall(e *cpu.Exit) {
 	}
 }
 
+// guestMem gives the emulator the VM's memory.
+type guestMem struct{ vm *VM }
+
+func (g guestMem) Slice(gpa, n uint64) ([]byte, bool) { return g.vm.guest(gpa, n) }
+func (g guestMem) Invalidate(gpa, n uint64)           { g.vm.mem.Invalidate(gpa, n) }
+
 // noDevices is the port-I/O bus of a VM with no emulated device.
 type noDevices struct{}
 
@@ -175,7 +181,7 @@ func (noDevices) In(port uint16, size int) uint32     { return 0xffffffff }
 func (noDevices) Out(port uint16, size int, v uint32) {}
 
 func (v *vcpu) privileged(e *cpu.Exit) {
-	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], noDevices{})
+	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], noDevices{}, guestMem{v.vm})
 	st := &v.vm.stats
 	st.mu.Lock()
 	if st.PVStarted {

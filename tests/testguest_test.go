@@ -45,7 +45,7 @@ func TestTestguest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeHWAssist} {
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap, cpu.ModeHWAssist} {
 		out, st := runGuest(t, kernel, mode, "", 2*time.Minute)
 		m := summaryRE.FindStringSubmatch(out)
 		if m == nil {

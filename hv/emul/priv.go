@@ -27,7 +27,7 @@ const (
 // It returns the mnemonic (for accounting) and what to do next; an error
 // means the instruction is outside what the emulator supports, and the VM
 // should stop with it.
-func Emulate(v cpu.VCPU, inst []byte, io IO) (string, Result, error) {
+func Emulate(v cpu.VCPU, inst []byte, io IO, m Mem) (string, Result, error) {
 	if len(inst) >= 3 && inst[0] == 0x0f && inst[1] == 0x01 {
 		switch inst[2] {
 		case 0xc1, 0xd9:
@@ -86,6 +86,9 @@ func Emulate(v cpu.VCPU, inst []byte, io IO) (string, Result, error) {
 		return name, Done, nil
 	case x86asm.IN, x86asm.OUT:
 		return emulIO(v, in, regs, io)
+	}
+	if name, res, handled, err := emulMem(v, m, in, regs); handled {
+		return name, res, err
 	}
 	return name, Done, fmt.Errorf("emul: %s (% x) is not emulated", in, inst[:in.Len])
 }

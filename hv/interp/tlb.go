@@ -252,3 +252,31 @@ func (c *CPU) physFor(va uint64, acc int) uint64 {
 	}
 	return e.phys | va&pageMask
 }
+
+// Translate implements cpu.VCPU: a supervisor page walk that reports a
+// fault instead of raising it.
+func (c *CPU) Translate(va uint64, write bool) (gpa uint64, vector uint8, errCode uint32, ok bool) {
+	saved := c.cpl
+	if saved == 3 {
+		c.setCPL(0)
+	}
+	defer func() {
+		if saved == 3 {
+			c.setCPL(3)
+		}
+		if r := recover(); r != nil {
+			if r != faultSentinel {
+				panic(r)
+			}
+			e := c.pendExc
+			c.pendExc = excInfo{}
+			gpa, vector, errCode, ok = 0, e.vector, e.err, false
+		}
+	}()
+	acc := accRead
+	if write {
+		acc = accWrite
+	}
+	e := c.translate(va, acc)
+	return e.phys | va&pageMask, 0, 0, true
+}
