@@ -5,7 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/pvisor/pvisor/hypercall"
 )
 
 const root = "../../.."
@@ -55,5 +59,52 @@ long f(void) {
 		"-I", filepath.Join(root, "guestkit/include"), "-c", src, "-o", filepath.Join(dir, "t.o")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("header does not compile: %v\n%s", err, out)
+	}
+}
+
+// TestHowToAddHonest keeps the "How to add a hypercall" recipe true: every
+// file it names exists, the hypervisor implements the generated interface
+// in the file it names, and the guest checks live where it says.
+func TestHowToAddHonest(t *testing.T) {
+	paths := regexp.MustCompile("`([a-z]+(?:/[A-Za-z0-9_.]+)+\\.(?:go|h|c))`").FindAllStringSubmatch(HowToAdd, -1)
+	if len(paths) < 6 {
+		t.Fatalf("recipe names only %d files", len(paths))
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join(root, p[1])); err != nil {
+			t.Errorf("recipe names %s: %v", p[1], err)
+		}
+	}
+	hv, err := os.ReadFile(filepath.Join(root, "hv/hypercalls.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(hv, []byte("var _ hypercall.Handlers = ")) {
+		t.Error("hv/hypercalls.go does not assert that it implements hypercall.Handlers")
+	}
+	srcs, _ := filepath.Glob(filepath.Join(root, "guestkit/testguest/*.c"))
+	var checks []byte
+	for _, s := range srcs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks = append(checks, b...)
+	}
+	// Every live call is exercised by the test guest.
+	for _, c := range hypercall.Table {
+		if c.Status != hypercall.Reserved && !bytes.Contains(checks, []byte("pvisor_"+c.Name+"(")) {
+			t.Errorf("the test guest (guestkit/testguest) never calls pvisor_%s", c.Name)
+		}
+	}
+	if !strings.Contains(HowToAdd, "go generate ./...") {
+		t.Error("recipe does not say to run go generate")
+	}
+	docs, err := os.ReadFile(filepath.Join(root, "docs/abi.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(docs, []byte(HowToAdd)) {
+		t.Error("docs/abi.md does not carry the recipe")
 	}
 }
