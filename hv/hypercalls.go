@@ -58,10 +58,13 @@ func (h *hcalls) ConsoleRead(buf, cap uint64) (uint64, hypercall.Errno) {
 	if cap > hypercall.ConsoleMax {
 		return 0, hypercall.EINVAL
 	}
-	if _, ok := h.v.vm.guest(buf, cap); !ok {
+	dst, ok := h.v.vm.guest(buf, cap)
+	if !ok {
 		return 0, hypercall.EFAULT
 	}
-	return 0, nil0 // console input is not wired to a terminal yet
+	n := h.v.vm.in.take(dst)
+	h.v.vm.mem.Invalidate(buf, uint64(n))
+	return uint64(n), nil0
 }
 
 func (h *hcalls) SharedInfoRegister(page, vector uint64) (uint64, hypercall.Errno) {

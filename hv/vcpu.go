@@ -54,6 +54,9 @@ func (v *vcpu) pollEvents() (expired bool) {
 		v.vm.raiseVirq(v.id, hypercall.VirqTimer)
 		expired = true
 	}
+	if v.id == 0 && v.vm.in.arrived.Swap(false) {
+		v.vm.raiseVirq(0, hypercall.VirqConsole)
+	}
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
 	}
@@ -89,7 +92,7 @@ func (v *vcpu) block() {
 		if v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() {
 			return
 		}
-		if v.deadline == 0 && len(v.vm.vcpus) == 1 {
+		if v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() {
 			// Nothing can ever wake it (no timer armed, no other vCPU, no
 			// console input source): stop rather than hang.
 			v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))

@@ -25,6 +25,9 @@ type Config struct {
 	Mode     cpu.Mode
 	Budget   *mm.Budget
 	Console  io.Writer // guest console output
+	// ConsoleIn, if set, feeds console_read; each arrival raises
+	// VIRQ_CONSOLE on vCPU 0.
+	ConsoleIn io.Reader
 	// Strict makes any privileged instruction after PV start-up fatal.
 	Strict bool
 	// DeterministicTSC runs the TSC from retired instructions instead of
@@ -59,6 +62,7 @@ type VM struct {
 	memmap   []hypercall.MemmapEntry
 
 	ev events
+	in consoleIn
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status
@@ -129,6 +133,7 @@ func New(cfg Config) (*VM, error) {
 
 // Run starts the vCPUs and waits until the VM stops.
 func (vm *VM) Run() ExitStatus {
+	vm.in.start(vm.cfg.ConsoleIn, vm)
 	vm.group = sched.NewGroup()
 	for _, v := range vm.vcpus {
 		vm.group.Start(v)

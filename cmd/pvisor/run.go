@@ -121,7 +121,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	vm, err := hv.New(hv.Config{
 		Kernel: kernel, Initrd: initrd, Cmdline: rc.cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
-		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: stdout, Strict: rc.strict,
+		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: stdout, ConsoleIn: os.Stdin, Strict: rc.strict,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor run: %s: %v\n", rc.kernel, err)

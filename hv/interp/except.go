@@ -89,6 +89,7 @@ func (c *CPU) deliver(e excInfo) {
 	}
 	c.rip = target
 	c.halted = false
+	c.shadow = false // delivery ends an STI / MOV SS shadow
 	c.delivering = 0
 	c.updateEvents()
 }

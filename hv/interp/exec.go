@@ -202,14 +202,15 @@ func (c *CPU) handleEvents() bool {
 		c.exit.RIP = c.rip
 		return true
 	}
+	// After an exception is delivered (which ends any interrupt shadow),
+	// a pending interrupt is looked at before the handler's first
+	// instruction, as on hardware with a trap gate.
 	if c.excQueue.valid {
 		e := c.excQueue
 		c.excQueue = excInfo{}
 		c.updateEvents()
 		c.deliver(e)
-		return false
-	}
-	if c.injExc.valid {
+	} else if c.injExc.valid {
 		e := c.injExc
 		c.injExc = excInfo{}
 		if e.vector == cpu.ExcPF {
@@ -217,7 +218,6 @@ func (c *CPU) handleEvents() bool {
 		}
 		c.updateEvents()
 		c.deliver(e)
-		return false
 	}
 	if c.shadow {
 		// One instruction runs before interrupts are looked at again.
