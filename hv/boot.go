@@ -56,9 +56,13 @@ const (
 	selTSS      = 0x40
 )
 
-// load checks and places the guest image and everything docs/boot.md
-// promises, and returns the entry point.
+// load checks and places the guest image and everything docs/boot.md (or,
+// for Linux, the boot protocol) promises, and returns the entry point.
 func (vm *VM) load() (uint64, error) {
+	if k := detectKernel(vm.cfg.Kernel); k != kindFreestanding {
+		vm.linux = true
+		return vm.loadLinux(k)
+	}
 	f, err := elf.NewFile(bytes.NewReader(vm.cfg.Kernel))
 	if err != nil {
 		return 0, fmt.Errorf("kernel is not an ELF file (%v): pass a freestanding ELF64 guest such as build/testguest.elf", err)
@@ -132,6 +136,10 @@ func (vm *VM) load() (uint64, error) {
 
 func pageUp(a uint64) uint64 { return (a + 4095) &^ 4095 }
 
+func memmapEntry(addr, size uint64, typ uint32) hypercall.MemmapEntry {
+	return hypercall.MemmapEntry{Addr: addr, Size: size, Type: typ}
+}
+
 // encode serializes a fixed-layout ABI value in little-endian order.
 func encode(v any) []byte {
 	var b bytes.Buffer
@@ -196,7 +204,11 @@ func (vm *VM) initCPU(c cpu.VCPU, entry uint64) error {
 	r.RIP = entry
 	r.RFLAGS = cpu.FlagsFixed
 	r.GPR[cpu.RSP] = bootStackTop
-	r.GPR[cpu.RDI] = bootStartInfo
+	if vm.linux {
+		r.GPR[cpu.RSI] = linuxZeroPage
+	} else {
+		r.GPR[cpu.RDI] = bootStartInfo
+	}
 	c.SetRegs(r)
 	return nil
 }

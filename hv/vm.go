@@ -58,6 +58,7 @@ type VM struct {
 	start time.Time
 
 	layout   bootLayout
+	linux    bool // booted through the Linux boot protocol
 	measured hypercall.MeasuredBoot
 	memmap   []hypercall.MemmapEntry
 
