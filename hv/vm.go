@@ -30,6 +30,9 @@ type Config struct {
 	ConsoleIn io.Reader
 	// Strict makes any privileged instruction after PV start-up fatal.
 	Strict bool
+	// Trace, if set, receives one line of CPU state per guest instruction
+	// (the interpreter single-steps): for comparing with QEMU (cmd/tracediff).
+	Trace io.Writer
 	// DeterministicTSC runs the TSC from retired instructions instead of
 	// host time (reproducible runs; pvclock then measures instructions).
 	DeterministicTSC bool
@@ -122,6 +125,9 @@ func New(cfg Config) (*VM, error) {
 			res.Release()
 			return nil, err
 		}
+		if cfg.Trace != nil && i == 0 {
+			c.SetTrace(cfg.Trace)
+		}
 		v := newVCPU(vm, i, c)
 		if err := vm.initCPU(v.cpu, entry); err != nil {
 			res.Release()
@@ -141,6 +147,11 @@ func (vm *VM) Run() ExitStatus {
 	}
 	<-vm.done
 	vm.group.Stop()
+	for _, v := range vm.vcpus {
+		if t, ok := v.cpu.(interface{ FlushTrace() }); ok {
+			t.FlushTrace()
+		}
+	}
 	for _, v := range vm.vcpus {
 		v.stopTimer()
 	}

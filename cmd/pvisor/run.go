@@ -30,6 +30,7 @@ type runConfig struct {
 	mode                    cpu.Mode
 	accel                   string
 	stats, strict           bool
+	trace                   string
 }
 
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
@@ -44,10 +45,11 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
 	stats := fs.Bool("stats", false, "print exit, hypercall and privileged-instruction counts when the VM stops")
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
+	trace := fs.String("trace", "", "write one line of CPU state per guest instruction to this file (- for stderr); slow")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	rc := &runConfig{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel, stats: *stats, strict: *strict}
+	rc := &runConfig{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel, stats: *stats, strict: *strict, trace: *trace}
 	var err error
 	if rc.mode, err = cpu.ParseMode(*mode); err != nil {
 		return nil, err
@@ -119,7 +121,21 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	vm, err := hv.New(hv.Config{
+	var traceW io.Writer
+	switch rc.trace {
+	case "":
+	case "-":
+		traceW = stderr
+	default:
+		f, err := os.Create(rc.trace)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: --trace: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		traceW = f
+	}
+	vm, err := hv.New(hv.Config{Trace: traceW,
 		Kernel: kernel, Initrd: initrd, Cmdline: rc.cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
 		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: stdout, ConsoleIn: os.Stdin, Strict: rc.strict,
 	})

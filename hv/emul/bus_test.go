@@ -4,7 +4,7 @@ import "testing"
 
 type regDev struct{ last uint32 }
 
-func (d *regDev) In(port uint16, size int) uint32      { return uint32(port) }
+func (d *regDev) In(port uint16, size int) uint32     { return uint32(port) }
 func (d *regDev) Out(port uint16, size int, v uint32) { d.last = v }
 
 func TestBus(t *testing.T) {

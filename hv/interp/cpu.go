@@ -1,6 +1,7 @@
 package interp
 
 import (
+	"bufio"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,7 @@ type CPU struct {
 	mmioData    uint64
 
 	stats cpu.Stats
+	trace *bufio.Writer // non-nil: single-step and log state (trace.go)
 }
 
 type excInfo struct {

@@ -104,9 +104,12 @@ func (c *CPU) runSlice() (exited bool) {
 		}
 		start, n := c.lookupBlock()
 		end := start + n
-		if c.stepOne {
+		if c.stepOne || c.trace != nil {
 			end = start + 1
 			c.stepOne = false
+			if c.trace != nil {
+				c.traceStep()
+			}
 		}
 		if uint64(end-start) > c.budget {
 			end = start + int(c.budget)
