@@ -1,0 +1,208 @@
+// Command tracediff finds where pvisor's engine and QEMU part ways while
+// booting the same Linux kernel: it runs QEMU (TCG, single-step, CPU log)
+// on the bzImage and pvisor (--trace) on the matching vmlinux, streams both
+// traces from the kernel's 64-bit entry point on, and reports the first
+// instruction where the instruction pointers (and, with -regs, the general
+// registers) differ, with the last few states of each side.
+//
+// QEMU is a test oracle only: install it with apt (qemu-system-x86); it is
+// not a dependency of pvisor.
+//
+//	go run ./cmd/tracediff -bzimage build/guest/bzImage-native \
+//	    -vmlinux build/guest/vmlinux-native -initrd build/guest/initramfs.cpio.gz \
+//	    -max 20000000
+package main
+
+import (
+	"bufio"
+	"debug/elf"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// state is one instruction's pre-execution state.
+type state struct {
+	rip  uint64
+	gpr  [16]uint64 // RAX RBX RCX RDX RSI RDI RBP RSP R8..R15
+	rfl  uint64
+	line string
+}
+
+var gprNames = [16]string{"RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"}
+
+// parseFields fills st from "NAME=hex" tokens (QEMU pads R8 as "R8 =").
+func parseFields(st *state, line string) {
+	line = strings.ReplaceAll(line, " =", "=")
+	for _, f := range strings.Fields(line) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 16, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "RIP":
+			st.rip = n
+		case "RFL":
+			st.rfl = n
+		default:
+			for i, g := range gprNames {
+				if g == k {
+					st.gpr[i] = n
+				}
+			}
+		}
+	}
+}
+
+// qemuStates parses QEMU's -d cpu log: each state is a block of lines
+// from "RAX=" through the "RIP=" line.
+func qemuStates(r io.Reader, out chan<- state) {
+	defer close(out)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var st state
+	var text strings.Builder
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "RAX=") {
+			st = state{}
+			text.Reset()
+		}
+		if strings.HasPrefix(l, "RAX=") || strings.HasPrefix(l, "RSI=") || strings.HasPrefix(l, "R8 =") || strings.HasPrefix(l, "R12=") || strings.HasPrefix(l, "RIP=") {
+			parseFields(&st, l)
+			text.WriteString(l + "\n")
+			if strings.HasPrefix(l, "RIP=") {
+				st.line = text.String()
+				out <- st
+			}
+		}
+	}
+}
+
+// pvisorStates parses pvisor's one-line trace.
+func pvisorStates(r io.Reader, out chan<- state) {
+	defer close(out)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<16), 1<<16)
+	for sc.Scan() {
+		var st state
+		parseFields(&st, sc.Text())
+		st.line = sc.Text()
+		out <- st
+	}
+}
+
+func main() {
+	bz := flag.String("bzimage", "build/guest/bzImage-native", "kernel for QEMU")
+	vmlinux := flag.String("vmlinux", "build/guest/vmlinux-native", "the same kernel as an ELF vmlinux, for pvisor")
+	initrd := flag.String("initrd", "", "initramfs for both")
+	cmdline := flag.String("cmdline", "console=ttyS0 panic=-1", "kernel command line for both")
+	maxN := flag.Int("max", 10_000_000, "instructions to compare after the entry point")
+	regs := flag.Bool("regs", false, "also compare general registers (they differ from the start in pointers the two loaders chose)")
+	qemu := flag.String("qemu", "qemu-system-x86_64", "QEMU binary")
+	flag.Parse()
+
+	f, err := elf.Open(*vmlinux)
+	if err != nil {
+		log.Fatalf("tracediff: %v", err)
+	}
+	entry := f.Entry
+	f.Close()
+
+	qargs := []string{"-M", "pc", "-cpu", "base,+fpu,+pae,+cx8,+cmov,+fxsr,+sse,+sse2,+msr,+lm,+syscall,+pse,+pge,+nx",
+		"-m", "256", "-nographic", "-no-reboot", "-kernel", *bz, "-append", *cmdline,
+		"-singlestep", "-d", "cpu,nochain", "-D", "/dev/stderr"}
+	if *initrd != "" {
+		qargs = append(qargs, "-initrd", *initrd)
+	}
+	qc := exec.Command(*qemu, qargs...)
+	qlog, err := qc.StderrPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := qc.Start(); err != nil {
+		log.Fatalf("tracediff: starting QEMU (apt install qemu-system-x86): %v", err)
+	}
+	defer qc.Process.Kill()
+
+	pargs := []string{"run", "--mode", "hwassist", "--kernel", *vmlinux, "--cmdline", *cmdline, "--trace", "-"}
+	if *initrd != "" {
+		pargs = append(pargs, "--initrd", *initrd)
+	}
+	pc := exec.Command("go", append([]string{"run", "./cmd/pvisor"}, pargs...)...)
+	plog, err := pc.StderrPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pc.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer pc.Process.Kill()
+
+	qs, ps := make(chan state, 4096), make(chan state, 4096)
+	go qemuStates(qlog, qs)
+	go pvisorStates(plog, ps)
+
+	// Skip QEMU's firmware, real-mode setup and decompressor.
+	var q state
+	skipped := 0
+	for q = range qs {
+		if q.rip == entry {
+			break
+		}
+		skipped++
+	}
+	if q.rip != entry {
+		log.Fatalf("tracediff: QEMU never reached the entry point %#x", entry)
+	}
+	fmt.Printf("entry %#x reached in QEMU after %d instructions; comparing up to %d\n", entry, skipped, *maxN)
+	const keep = 8
+	var qhist, phist []state
+	for i := 0; i < *maxN; i++ {
+		p, ok := <-ps
+		if !ok {
+			fmt.Printf("pvisor's trace ended after %d instructions (VM stopped)\n", i)
+			return
+		}
+		if i > 0 {
+			if q, ok = <-qs; !ok {
+				fmt.Printf("QEMU's trace ended after %d instructions\n", i)
+				return
+			}
+		}
+		qhist = append(qhist, q)
+		phist = append(phist, p)
+		if len(qhist) > keep {
+			qhist, phist = qhist[1:], phist[1:]
+		}
+		diff := q.rip != p.rip
+		if *regs && q.gpr != p.gpr {
+			diff = true
+		}
+		if diff {
+			fmt.Printf("first divergence at instruction %d after the entry point\n\n", i)
+			fmt.Println("QEMU, last states:")
+			for _, s := range qhist {
+				fmt.Print(s.line)
+			}
+			fmt.Println("\npvisor, last states:")
+			for _, s := range phist {
+				fmt.Println(s.line)
+			}
+			os.Exit(1)
+		}
+		if i%1_000_000 == 0 && i > 0 {
+			fmt.Printf("%d instructions agree\n", i)
+		}
+	}
+	fmt.Printf("%d instructions agree\n", *maxN)
+}
