@@ -12,7 +12,7 @@ import (
 
 func (c *CPU) read8(va uint64) uint8 {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.rdMask != 0 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.rdMask != 0 {
 		return c.ram[e.phys|va&pageMask]
 	}
 	return uint8(c.readSlow(va, 1))
@@ -20,7 +20,7 @@ func (c *CPU) read8(va uint64) uint8 {
 
 func (c *CPU) read16(va uint64) uint16 {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-2 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-2 {
 		return binary.LittleEndian.Uint16(c.ram[e.phys|va&pageMask:])
 	}
 	return uint16(c.readSlow(va, 2))
@@ -28,7 +28,7 @@ func (c *CPU) read16(va uint64) uint16 {
 
 func (c *CPU) read32(va uint64) uint32 {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-4 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-4 {
 		return binary.LittleEndian.Uint32(c.ram[e.phys|va&pageMask:])
 	}
 	return uint32(c.readSlow(va, 4))
@@ -36,7 +36,7 @@ func (c *CPU) read32(va uint64) uint32 {
 
 func (c *CPU) read64(va uint64) uint64 {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-8 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-8 {
 		return binary.LittleEndian.Uint64(c.ram[e.phys|va&pageMask:])
 	}
 	return c.readSlow(va, 8)
@@ -45,7 +45,7 @@ func (c *CPU) read64(va uint64) uint64 {
 // readN reads size (1, 2, 4 or 8) bytes, zero-extended.
 func (c *CPU) readN(va uint64, size uint8) uint64 {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-uint64(size) {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.rdMask != 0 && va&pageMask <= pageSize-uint64(size) {
 		p := c.ram[e.phys|va&pageMask:]
 		switch size {
 		case 8:
@@ -63,7 +63,7 @@ func (c *CPU) readN(va uint64, size uint8) uint64 {
 
 func (c *CPU) write8(va uint64, v uint8) {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.wrMask != 0 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.wrMask != 0 {
 		c.ram[e.phys|va&pageMask] = v
 		return
 	}
@@ -72,7 +72,7 @@ func (c *CPU) write8(va uint64, v uint8) {
 
 func (c *CPU) write16(va uint64, v uint16) {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-2 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-2 {
 		binary.LittleEndian.PutUint16(c.ram[e.phys|va&pageMask:], v)
 		return
 	}
@@ -81,7 +81,7 @@ func (c *CPU) write16(va uint64, v uint16) {
 
 func (c *CPU) write32(va uint64, v uint32) {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-4 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-4 {
 		binary.LittleEndian.PutUint32(c.ram[e.phys|va&pageMask:], v)
 		return
 	}
@@ -90,7 +90,7 @@ func (c *CPU) write32(va uint64, v uint32) {
 
 func (c *CPU) write64(va uint64, v uint64) {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-8 {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-8 {
 		binary.LittleEndian.PutUint64(c.ram[e.phys|va&pageMask:], v)
 		return
 	}
@@ -100,7 +100,7 @@ func (c *CPU) write64(va uint64, v uint64) {
 // writeN writes the low size bytes of v.
 func (c *CPU) writeN(va uint64, size uint8, v uint64) {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-uint64(size) {
+	if e.tag == va&^pageMask^c.tlbKey && e.perm&c.wrMask != 0 && va&pageMask <= pageSize-uint64(size) {
 		p := c.ram[e.phys|va&pageMask:]
 		switch size {
 		case 8:

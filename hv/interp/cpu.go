@@ -62,6 +62,8 @@ type CPU struct {
 
 	ram    []byte
 	tlb    [tlbSize]tlbEntry
+	tlbKey uint64 // generation XORed into every tag (tlb.go)
+	gtlb   [gtlbSize]tlbEntry
 	rdMask uint8
 	wrMask uint8
 	xMask  uint8

@@ -254,11 +254,15 @@ func (c *CPU) lookupBlock() (int, int) {
 	rip := c.rip
 	e := &c.tlb[(rip>>pageShift)&tlbMask]
 	var pa uint64
-	if e.tag == rip&^pageMask && e.perm&c.xMask != 0 {
+	if e.tag == rip&^pageMask^c.tlbKey && e.perm&c.xMask != 0 {
 		pa = e.phys | rip&pageMask
 	} else {
 		c.instStart = rip
-		pa = c.translate(rip, accFetch).phys | rip&pageMask
+		if g := c.globalHit(rip, c.xMask); g != nil {
+			pa = g.phys | rip&pageMask
+		} else {
+			pa = c.translate(rip, accFetch).phys | rip&pageMask
+		}
 		if c.tlb[(rip>>pageShift)&tlbMask].perm&c.xMask == 0 {
 			c.pageFault(rip, 0) // unreachable: translate faults first
 		}
@@ -294,6 +298,11 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 		for i := range c.tlb {
 			if c.tlb[i].phys == pbase {
 				c.tlb[i].perm &^= permWS | permWU
+			}
+		}
+		for i := range c.gtlb {
+			if c.gtlb[i].phys == pbase {
+				c.gtlb[i].perm &^= permWS | permWU
 			}
 		}
 	}

@@ -118,7 +118,7 @@ func opMOVS(c *CPU, in *Inst) {
 // (a page without decoded code).
 func (c *CPU) tlbWritable(va uint64) bool {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	return e.tag == va&^pageMask && e.perm&c.wrMask != 0
+	return e.tag == va&^pageMask^c.tlbKey && e.perm&c.wrMask != 0
 }
 
 func opSTOS(c *CPU, in *Inst) {

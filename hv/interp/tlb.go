@@ -48,19 +48,54 @@ const (
 	ptNX  = 1 << 63
 )
 
+// TLB flushes are O(1): every tag is XORed with tlbKey, a generation
+// number kept in bits 48-62. A canonical address's bits 48-63 all equal bit
+// 47 and bit 63 is never keyed, so a tag written under one key can never
+// match a lookup under another. Global pages survive a non-global flush in
+// gtlb, a small table consulted on a miss.
+const (
+	tlbKeyStep = 1 << 48
+	tlbKeyMask = 0x7fff << 48
+	gtlbSize   = 64
+)
+
 func (c *CPU) flushTLB(global bool) {
-	for i := range c.tlb {
-		if global || c.tlb[i].perm&permGlobal == 0 {
+	c.tlbKey = (c.tlbKey + tlbKeyStep) & tlbKeyMask
+	if c.tlbKey == 0 {
+		// The key wrapped: old tags could match again, so clear them.
+		for i := range c.tlb {
 			c.tlb[i].tag = tlbInvalid
+		}
+	}
+	if global {
+		for i := range c.gtlb {
+			c.gtlb[i].tag = tlbInvalid
 		}
 	}
 }
 
 func (c *CPU) flushTLBPage(va uint64) {
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag == va&^pageMask {
+	if e.tag == va&^pageMask^c.tlbKey {
 		e.tag = tlbInvalid
 	}
+	g := &c.gtlb[(va>>pageShift)%gtlbSize]
+	if g.tag == va&^pageMask {
+		g.tag = tlbInvalid
+	}
+}
+
+// globalHit refills the TLB from the global side table; it returns nil on
+// a miss or when the entry lacks the permission need.
+func (c *CPU) globalHit(va uint64, need uint8) *tlbEntry {
+	g := &c.gtlb[(va>>pageShift)%gtlbSize]
+	if g.tag != va&^pageMask || g.perm&need == 0 {
+		return nil
+	}
+	t := &c.tlb[(va>>pageShift)&tlbMask]
+	*t = *g
+	t.tag = g.tag ^ c.tlbKey
+	return t
 }
 
 // canonical reports whether va is a canonical 48-bit address.
@@ -213,7 +248,7 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 		perm |= permGlobal
 	}
 	t := &c.tlb[(va>>pageShift)&tlbMask]
-	t.tag = va &^ pageMask
+	t.tag = va&^pageMask ^ c.tlbKey
 	if phys >= uint64(len(c.ram)) {
 		// Outside RAM (MMIO): the fast paths index RAM directly, so the
 		// entry must never hit; each access walks and takes the slow path.
@@ -221,6 +256,11 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 	}
 	t.phys = phys
 	t.perm = perm
+	if perm&permGlobal != 0 && t.tag != tlbInvalid {
+		g := &c.gtlb[(va>>pageShift)%gtlbSize]
+		*g = *t
+		g.tag = va &^ pageMask
+	}
 	return t
 }
 
@@ -242,7 +282,10 @@ func (c *CPU) physFor(va uint64, acc int) uint64 {
 		need = c.xMask
 	}
 	e := &c.tlb[(va>>pageShift)&tlbMask]
-	if e.tag != va&^pageMask || e.perm&need == 0 {
+	if e.tag != va&^pageMask^c.tlbKey || e.perm&need == 0 {
+		if g := c.globalHit(va, need); g != nil {
+			return g.phys | va&pageMask
+		}
 		e = c.translate(va, acc)
 		if acc == accWrite && e.perm&need == 0 {
 			// Writable but the page holds code: the slow path handles it.
