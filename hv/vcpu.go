@@ -156,9 +156,7 @@ func (v *vcpu) RunSlice(budget uint64) bool {
 func (v *vcpu) hypercall(e *cpu.Exit) {
 	nr := e.Hypercall.Nr
 	st := &v.vm.stats
-	st.mu.Lock()
-	st.Hypercalls[min(nr, 63)]++
-	st.mu.Unlock()
+	st.Hypercalls[min(nr, 63)].Add(1)
 	args := e.Hypercall.Args
 	e.Hypercall.Ret = hypercall.Dispatch(&v.hc, nr, &args)
 	if args != e.Hypercall.Args {

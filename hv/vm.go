@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
@@ -79,7 +80,7 @@ type VM struct {
 // Stats are counters readable from outside the guest.
 type Stats struct {
 	mu         sync.Mutex
-	Hypercalls [64]uint64        // by number (beyond 63: counted in [63])
+	Hypercalls [64]atomic.Uint64 // by number (beyond 63: counted in [63]); no lock
 	Privileged map[string]uint64 // privileged-instruction exits after PV start, by mnemonic
 	PrivBefore uint64            // privileged-instruction exits before PV start
 	PVStarted  bool
@@ -197,7 +198,10 @@ func (vm *VM) StatsSnapshot() (hcalls [64]uint64, priv map[string]uint64, before
 	for k, v := range vm.stats.Privileged {
 		priv[k] = v
 	}
-	return vm.stats.Hypercalls, priv, vm.stats.PrivBefore, vm.stats.PVStarted
+	for i := range hcalls {
+		hcalls[i] = vm.stats.Hypercalls[i].Load()
+	}
+	return hcalls, priv, vm.stats.PrivBefore, vm.stats.PVStarted
 }
 
 // guest returns guest-physical [gpa, gpa+n) or false.
