@@ -134,7 +134,11 @@ func (v *vcpu) RunSlice(budget uint64) bool {
 				e.IO.Data = 0xffffffff // no device: the bus floats high
 			}
 		case cpu.ExitMSR:
-			if !e.MSR.Known {
+			if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
+				if e.MSR.Value%hypercall.PageSize != 0 || !v.vm.guestWrite(e.MSR.Value, hypercallInsn) {
+					v.cpu.InjectException(cpu.ExcGP, 0, true)
+				}
+			} else if !e.MSR.Known {
 				v.cpu.InjectException(cpu.ExcGP, 0, true)
 			}
 		case cpu.ExitCPUID, cpu.ExitCR, cpu.ExitDescTable, cpu.ExitINVLPG:
@@ -181,7 +185,30 @@ type noDevices struct{}
 func (noDevices) In(port uint16, size int) uint32     { return 0xffffffff }
 func (noDevices) Out(port uint16, size int, v uint32) {}
 
+// hypercallPageMSR handles WRMSR to MSR_HYPERCALL_PAGE: it returns true if
+// the instruction was that write (done or faulted).
+func (v *vcpu) hypercallPageMSR(e *cpu.Exit) bool {
+	if e.InstLen != 2 || e.Inst[0] != 0x0f || e.Inst[1] != 0x30 {
+		return false
+	}
+	r := v.cpu.Regs()
+	if uint32(r.GPR[cpu.RCX]) != hypercall.MSRHypercallPage {
+		return false
+	}
+	gpa := r.GPR[cpu.RDX]<<32 | r.GPR[cpu.RAX]&0xffffffff
+	if gpa%hypercall.PageSize != 0 || !v.vm.guestWrite(gpa, hypercallInsn) {
+		v.cpu.InjectException(cpu.ExcGP, 0, true)
+		return true
+	}
+	r.RIP += 2
+	v.cpu.SetRegs(r)
+	return true
+}
+
 func (v *vcpu) privileged(e *cpu.Exit) {
+	if v.hypercallPageMSR(e) {
+		return
+	}
 	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], noDevices{}, guestMem{v.vm})
 	st := &v.vm.stats
 	st.mu.Lock()

@@ -42,6 +42,12 @@ const (
 	DigestSHA256 = 1
 
 	PvclockTSCStable = 1 << 0 // pvclock flags: the TSC is stable across vCPUs
+
+	// MSRHypercallPage: a guest that was not loaded with a start-info page
+	// (a Linux kernel) writes the guest-physical address of a 4 KiB-aligned
+	// page of its own to this MSR; the hypervisor fills it with the call
+	// instruction sequence, as the loader does for freestanding guests.
+	MSRHypercallPage = 0x40000000
 )
 
 // Features is word 0 of the features call in this build.
@@ -83,6 +89,7 @@ var Consts = []Const{
 	{"MEMMAP_RESERVED", MemmapReserved, "reserved (start info, hypercall page, page tables the loader built)"},
 	{"DIGEST_SHA256", DigestSHA256, "measured_boot digest algorithm"},
 	{"PVCLOCK_TSC_STABLE", PvclockTSCStable, "pvclock flags: the TSC is stable"},
+	{"MSR_HYPERCALL_PAGE", MSRHypercallPage, "WRMSR the guest-physical address of a page to have the hypercall sequence written into it"},
 }
 
 // PvclockTimeInfo mirrors Linux's struct pvclock_vcpu_time_info

@@ -85,6 +85,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_MEMMAP_RESERVED               0x2ULL /* reserved (start info, hypercall page, page tables the loader built) */
 #define PVISOR_DIGEST_SHA256                 0x1ULL /* measured_boot digest algorithm */
 #define PVISOR_PVCLOCK_TSC_STABLE            0x1ULL /* pvclock flags: the TSC is stable */
+#define PVISOR_MSR_HYPERCALL_PAGE            0x40000000ULL /* WRMSR the guest-physical address of a page to have the hypercall sequence written into it */
 
 struct pvisor_pvclock_time_info {
 	pv_u32 version; /* offset 0 */
