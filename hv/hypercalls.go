@@ -317,6 +317,18 @@ func (h *hcalls) SetIST(index, rsp uint64) (uint64, hypercall.Errno) {
 	return ok0, nil0
 }
 
+func (h *hcalls) SetTSS(base, limit uint64) (uint64, hypercall.Errno) {
+	if !canonical(base) || limit < 0x67 || limit > 0xffff {
+		return 0, hypercall.EINVAL
+	}
+	s := h.v.cpu.SRegs()
+	s.TR = cpu.Segment{Selector: s.TR.Selector, Base: base, Limit: uint32(limit), Attr: 0xb | cpu.SegAttrP}
+	if err := h.v.cpu.SetSRegs(s); err != nil {
+		return 0, hypercall.EINVAL
+	}
+	return ok0, nil0
+}
+
 // msrAllowed is the set of MSRs the msr hypercalls reach.
 func msrAllowed(idx uint64) bool {
 	switch idx {

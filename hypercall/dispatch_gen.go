@@ -32,6 +32,7 @@ const (
 	NrMSRWrite           = 25
 	NrMemoryMap          = 26
 	NrMeasuredBoot       = 27
+	NrSetTSS             = 28
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -93,6 +94,8 @@ type Handlers interface {
 	MemoryMap(buf, cap uint64) (uint64, Errno)
 	// MeasuredBoot: Copies the boot measurement (struct pvisor_measured_boot: SHA-256 digests of the kernel image, the initramfs and the command line, as loaded) to the guest.
 	MeasuredBoot(buf, size uint64) (uint64, Errno)
+	// SetTSS: Points the calling vCPU's task register at a 64-bit TSS of the guest's own (as LTR of an available TSS descriptor would): from then on RSP0 and the IST stacks are read from it, so the guest updates them with plain memory writes. set_kernel_stack and set_ist write the loader's TSS and are for guests that keep it.
+	SetTSS(base, limit uint64) (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
@@ -234,6 +237,12 @@ func Dispatch(h Handlers, nr uint64, args *[5]uint64) uint64 {
 		return result(ret, err)
 	case 27: // measured_boot
 		ret, err := h.MeasuredBoot(args[0], args[1])
+		return result(ret, err)
+	case 28: // set_tss
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.SetTSS(args[0], args[1])
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

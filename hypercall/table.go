@@ -252,4 +252,14 @@ var Table = []Call{
 		Result: "the number of bytes written (the struct's size)",
 		Errors: []Err{{EFAULT, "the buffer is not entirely in the VM's memory"}, {EINVAL, "size is smaller than the struct"}},
 	},
+	{
+		Nr: 28, Name: "set_tss", Group: "desc", Since: 1,
+		Doc: "Points the calling vCPU's task register at a 64-bit TSS of the guest's own (as LTR of an available TSS descriptor would): from then on RSP0 and the IST stacks are read from it, so the guest updates them with plain memory writes. set_kernel_stack and set_ist write the loader's TSS and are for guests that keep it.",
+		Args: []Arg{
+			{Name: "base", Reg: RDI, Type: GVA, Doc: "linear address of the TSS"},
+			{Name: "limit", Reg: RSI, Type: U32, Doc: "TSS limit (size - 1), at least 0x67"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "base is not canonical or limit < 0x67 or limit > 0xffff"}},
+	},
 }

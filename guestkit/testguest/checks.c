@@ -66,7 +66,7 @@ static void check_console(void)
 static void check_unknown(void)
 {
 	check_eq(hc(9999, 0, 0, 0, 0, 0), -ENOSYS, "hypercall 9999 -> -ENOSYS");
-	check_eq(hc(28, 0, 0, 0, 0, 0), -ENOSYS, "hypercall 28 (first unassigned) -> -ENOSYS");
+	check_eq(hc(PVISOR_HC_COUNT, 0, 0, 0, 0, 0), -ENOSYS, "hypercall PVISOR_HC_COUNT (first unassigned) -> -ENOSYS");
 	check_eq(hc(1UL << 32, 0, 0, 0, 0, 0), -ENOSYS, "hypercall 2^32 -> -ENOSYS (number not truncated)");
 	check_eq(hc(~0UL, 0, 0, 0, 0, 0), -ENOSYS, "hypercall -1 -> -ENOSYS");
 	check_eq(pvisor_vcpu_yield(), 0, "vcpu_yield returns 0");
@@ -209,7 +209,18 @@ static void setup_descriptors(void)
 	check_eq(ri, 0, "set_ist(1, stack) returns 0");
 	check_eq(pvisor_set_kernel_stack(NONCANON), -EINVAL, "set_kernel_stack non-canonical -> -EINVAL");
 	check_eq(pvisor_set_kernel_stack(rsp0), 0, "set_kernel_stack returns 0");
-	idt_ok = r == 0 && ri == 0;
+
+	/* From here on the guest's own TSS is used: RSP0 and IST1 are plain
+	 * memory writes, and the later ring-3 and int3 checks run through it. */
+	static u8 own_tss[104] __attribute__((aligned(16)));
+	memcpy(own_tss + 4, &rsp0, 8);
+	memcpy(own_tss + 36, &ist, 8);
+	check_eq(pvisor_set_tss(NONCANON, 0x67), -EINVAL, "set_tss non-canonical base -> -EINVAL");
+	check_eq(pvisor_set_tss((u64)own_tss, 0x10), -EINVAL, "set_tss limit < 0x67 -> -EINVAL");
+	check_eq(pvisor_set_tss((u64)own_tss, 0x10000), -EINVAL, "set_tss limit > 0xffff -> -EINVAL");
+	long rt = pvisor_set_tss((u64)own_tss, 0x67);
+	check_eq(rt, 0, "set_tss of the guest's own TSS returns 0");
+	idt_ok = r == 0 && ri == 0 && rt == 0;
 }
 
 /* ---- page tables ---- */

@@ -45,7 +45,7 @@ const (
 	ClassIO                     // IN, OUT, INS, OUTS
 	ClassRDMSR                  // RDMSR
 	ClassWRMSR                  // WRMSR
-	ClassCRRead                 // MOV from CR0/2/3/4/8
+	ClassCRRead                 // MOV from CR0/3/4/8
 	ClassCR0Write               // MOV to CR0, CLTS, LMSW
 	ClassCR3Write               // MOV to CR3
 	ClassCR4Write               // MOV to CR4
@@ -60,6 +60,7 @@ const (
 	ClassHypercall              // VMCALL, VMMCALL
 	ClassSWAPGS                 // SWAPGS
 	ClassSysRet                 // SYSRET, IRET to a lower privilege, SYSEXIT
+	ClassCR2Read                // MOV from CR2
 	NumClasses
 )
 
@@ -67,7 +68,7 @@ var classNames = [NumClasses]string{
 	"cpuid", "hlt", "io", "rdmsr", "wrmsr", "cr-read", "cr0-write",
 	"cr3-write", "cr4-write", "cr8-write", "dr-access", "desc-load",
 	"desc-store", "invlpg", "cache-ctl", "rdtsc", "rdpmc", "hypercall",
-	"swapgs", "sysret",
+	"swapgs", "sysret", "cr2-read",
 }
 
 func (c Class) String() string {
@@ -103,7 +104,9 @@ func (a Action) String() string { return actionNames[a] }
 //     after PV start-up; each one that does is handed to the hypervisor as
 //     ExitPrivileged so it is counted (and emulated during early boot).
 //     CPUID is not privileged on x86 and is answered by the engine from the
-//     shaped table. VMCALL is the hypercall.
+//     shaped table. VMCALL is the hypercall. CR2 is virtualized like
+//     RFLAGS.IF: the engine holds the faulting address, so the page-fault
+//     handler reads it without an exit (Xen PV passes it in memory instead).
 //   - trap: classic trap-and-emulate; every privileged instruction traps,
 //     including CPUID and RDTSC (a deprivileged kernel would see them trap
 //     only with CPUID faulting and CR4.TSD, which the model assumes).
@@ -132,6 +135,7 @@ var ExitTable = [NumModes][NumClasses]Action{
 		ClassHypercall: ActExit,
 		ClassSWAPGS:    ActExecute,
 		ClassSysRet:    ActExecute,
+		ClassCR2Read:   ActExecute,
 	},
 	ModeTrap: {
 		ClassCPUID:     ActPrivileged,
@@ -154,6 +158,7 @@ var ExitTable = [NumModes][NumClasses]Action{
 		ClassHypercall: ActExit,
 		ClassSWAPGS:    ActExecute,
 		ClassSysRet:    ActExecute,
+		ClassCR2Read:   ActPrivileged,
 	},
 	ModeHWAssist: {
 		ClassCPUID:     ActExit,
@@ -176,5 +181,6 @@ var ExitTable = [NumModes][NumClasses]Action{
 		ClassHypercall: ActExit,
 		ClassSWAPGS:    ActExecute,
 		ClassSysRet:    ActExecute,
+		ClassCR2Read:   ActExecute,
 	},
 }

@@ -377,7 +377,11 @@ func opLTR(c *CPU, in *Inst) {
 
 func opMovFromCR(c *CPU, in *Inst) {
 	c.needCPL0()
-	if c.sensitive(cpu.ClassCRRead) {
+	cl := cpu.ClassCRRead
+	if in.reg == 2 {
+		cl = cpu.ClassCR2Read
+	}
+	if c.sensitive(cl) {
 		return
 	}
 	var v uint64

@@ -46,6 +46,8 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_MSR_WRITE                  25
 #define PVISOR_HC_MEMORY_MAP                 26
 #define PVISOR_HC_MEASURED_BOOT              27
+#define PVISOR_HC_SET_TSS                    28
+#define PVISOR_HC_COUNT                      29 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -530,6 +532,22 @@ static inline long pvisor_measured_boot(pv_u64 buf, pv_u64 size)
 	r[0] = buf;
 	r[1] = size;
 	ret = pvisor_hypercall5(PVISOR_HC_MEASURED_BOOT, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	return ret;
+}
+
+/* Points the calling vCPU's task register at a 64-bit TSS of the guest's own
+ * (as LTR of an available TSS descriptor would): from then on RSP0 and the IST
+ * stacks are read from it, so the guest updates them with plain memory writes.
+ * set_kernel_stack and set_ist write the loader's TSS and are for guests that
+ * keep it. */
+static inline long pvisor_set_tss(pv_u64 base, pv_u64 limit)
+{
+	unsigned long r[5] = {0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = base;
+	r[1] = limit;
+	ret = pvisor_hypercall5(PVISOR_HC_SET_TSS, &r[0], &r[1], &r[2], &r[3], &r[4]);
 	return ret;
 }
 

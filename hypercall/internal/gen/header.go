@@ -40,6 +40,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 	for _, c := range hypercall.Table {
 		p("#define %-36s %d\n", c.CName(), c.Nr)
 	}
+	p("#define %-36s %d /* numbers at or above this are unassigned */\n", "PVISOR_HC_COUNT", len(hypercall.Table))
 	p("\n/* Errors (returned negated). */\n")
 	for _, e := range hypercall.Errnos {
 		p("#define PVISOR_%-29s %d\n", e.String(), int64(e))
