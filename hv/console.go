@@ -28,7 +28,9 @@ func (ci *consoleIn) start(r io.Reader, vm *VM) {
 		b := make([]byte, 4096)
 		for {
 			n, err := r.Read(b)
-			if n > 0 {
+			if n > 0 && vm.dev != nil {
+				vm.dev.pc.UART.Feed(b[:n]) // the UART is the console
+			} else if n > 0 {
 				ci.mu.Lock()
 				if len(ci.buf)+n <= consoleInMax {
 					ci.buf = append(ci.buf, b[:n]...)

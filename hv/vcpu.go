@@ -60,6 +60,7 @@ func (v *vcpu) pollEvents() (expired bool) {
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
 	}
+	v.pollDevices()
 	return expired
 }
 
@@ -87,12 +88,19 @@ func (v *vcpu) armTimer(deadline uint64) {
 // pending port (whatever upcall_mask says: blocking re-enables delivery, as
 // Xen's does) or an expired timer (even if its port is masked or unbound) —
 // or the VM stops.
-func (v *vcpu) block() {
+func (v *vcpu) block(hlt bool) {
 	for !v.vm.isStopped() {
-		if v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() {
+		if v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() || v.devicePending() {
 			return
 		}
-		if v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() {
+		if hlt && v.vm.dev != nil && v.cpu.Regs().RFLAGS&cpu.FlagIF == 0 {
+			// HLT with interrupts off: nothing but an NMI could wake it, and
+			// there are none. This is how Linux halts after power-off
+			// without ACPI.
+			v.vm.stop(0, "guest halted with interrupts disabled")
+			return
+		}
+		if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() {
 			// Nothing can ever wake it (no timer armed, no other vCPU, no
 			// console input source): stop rather than hang.
 			v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))
@@ -118,7 +126,9 @@ func (v *vcpu) RunSlice(budget uint64) bool {
 		switch e.Reason {
 		case cpu.ExitBudget:
 			return false
-		case cpu.ExitKick, cpu.ExitIRQWindow:
+		case cpu.ExitKick:
+		case cpu.ExitIRQWindow:
+			v.irqWindow()
 		case cpu.ExitHypercall:
 			v.hypercall(e)
 			if v.yield {
@@ -128,10 +138,12 @@ func (v *vcpu) RunSlice(budget uint64) bool {
 		case cpu.ExitPrivileged:
 			v.privileged(e)
 		case cpu.ExitHLT:
-			v.block()
+			v.block(true)
 		case cpu.ExitIO:
 			if e.IO.In {
-				e.IO.Data = 0xffffffff // no device: the bus floats high
+				e.IO.Data = v.vm.io().In(e.IO.Port, int(e.IO.Size))
+			} else {
+				v.vm.io().Out(e.IO.Port, int(e.IO.Size), e.IO.Data)
 			}
 		case cpu.ExitMSR:
 			if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
@@ -209,7 +221,7 @@ func (v *vcpu) privileged(e *cpu.Exit) {
 	if v.hypercallPageMSR(e) {
 		return
 	}
-	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], noDevices{}, guestMem{v.vm})
+	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.vm.io(), guestMem{v.vm})
 	st := &v.vm.stats
 	st.mu.Lock()
 	if st.PVStarted {
@@ -228,6 +240,6 @@ func (v *vcpu) privileged(e *cpu.Exit) {
 		return
 	}
 	if res == emul.Halt {
-		v.block()
+		v.block(true)
 	}
 }

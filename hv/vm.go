@@ -66,8 +66,9 @@ type VM struct {
 	measured hypercall.MeasuredBoot
 	memmap   []hypercall.MemmapEntry
 
-	ev events
-	in consoleIn
+	ev  events
+	in  consoleIn
+	dev *devices // legacy PC; nil in pv mode
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status
@@ -136,6 +137,7 @@ func New(cfg Config) (*VM, error) {
 		}
 		vm.vcpus = append(vm.vcpus, v)
 	}
+	vm.initDevices()
 	return vm, nil
 }
 
@@ -156,6 +158,7 @@ func (vm *VM) Run() ExitStatus {
 	for _, v := range vm.vcpus {
 		v.stopTimer()
 	}
+	vm.stopDevices()
 	vm.res.Release()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()

@@ -58,3 +58,30 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestExitScanner(t *testing.T) {
+	var out bytes.Buffer
+	s := &exitScanner{w: &out}
+	s.Write([]byte("hello\npvisor-ex"))
+	s.Write([]byte("it: 42\r\nbye\n"))
+	if code, ok := s.status(); !ok || code != 42 {
+		t.Errorf("status %d %v", code, ok)
+	}
+	if out.String() != "hello\npvisor-exit: 42\r\nbye\n" {
+		t.Errorf("passthrough %q", out.String())
+	}
+}
+
+func TestGuestCommandArgs(t *testing.T) {
+	var errb bytes.Buffer
+	rc, err := parseRun([]string{"--kernel", "main.go", "--", "sh", "-c", "echo it's"}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shellJoin(rc.guestCmd); got != `'sh' '-c' 'echo it'\''s'` {
+		t.Errorf("shellJoin = %s", got)
+	}
+	if _, err := parseRun([]string{"--kernel", "main.go", "stray"}, &errb); err == nil {
+		t.Error("a stray argument without -- was accepted")
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,7 @@ type runConfig struct {
 	accel                   string
 	stats, strict           bool
 	trace                   string
+	guestCmd                []string // run in the guest by /init (after --)
 }
 
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
@@ -49,7 +51,14 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	rc := &runConfig{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel, stats: *stats, strict: *strict, trace: *trace}
+	var guestCmd []string
+	if rest := fs.Args(); len(rest) > 0 {
+		if fs.NArg() > 0 && args[len(args)-fs.NArg()-1] != "--" {
+			return nil, fmt.Errorf("unexpected argument %q: put a command to run in the guest after --", rest[0])
+		}
+		guestCmd = rest
+	}
+	rc := &runConfig{guestCmd: guestCmd, kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel, stats: *stats, strict: *strict, trace: *trace}
 	var err error
 	if rc.mode, err = cpu.ParseMode(*mode); err != nil {
 		return nil, err
@@ -135,9 +144,17 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		traceW = f
 	}
+	cmdline := rc.cmdline
+	console := io.Writer(stdout)
+	var exitScan *exitScanner
+	if len(rc.guestCmd) > 0 {
+		cmdline = strings.TrimSpace(cmdline + " pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(shellJoin(rc.guestCmd))))
+		exitScan = &exitScanner{w: stdout}
+		console = exitScan
+	}
 	vm, err := hv.New(hv.Config{Trace: traceW,
-		Kernel: kernel, Initrd: initrd, Cmdline: rc.cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
-		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: stdout, ConsoleIn: os.Stdin, Strict: rc.strict,
+		Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
+		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: console, ConsoleIn: os.Stdin, Strict: rc.strict,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor run: %s: %v\n", rc.kernel, err)
@@ -147,11 +164,59 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if rc.stats {
 		printStats(stderr, vm)
 	}
+	if exitScan != nil {
+		if code, ok := exitScan.status(); ok && st.Code == 0 {
+			return code
+		} else if !ok && st.Code == 0 {
+			fmt.Fprintln(stderr, "pvisor: the guest stopped without reporting the command's status (pvisor-exit)")
+			return 1
+		}
+	}
 	if st.Code != 0 {
 		fmt.Fprintf(stderr, "pvisor: VM stopped: %s (status %d)\n", st.Reason, st.Code)
 	}
 	return st.Code
 }
+
+// shellJoin quotes args for sh -c.
+func shellJoin(args []string) string {
+	if len(args) == 1 {
+		return args[0] // a single argument is taken as a shell command line
+	}
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+// exitScanner passes console output through and remembers the status the
+// guest's /init reports on a line "pvisor-exit: N".
+type exitScanner struct {
+	w    io.Writer
+	line []byte
+	code int
+	seen bool
+}
+
+func (s *exitScanner) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b == '\n' {
+			l := strings.TrimSpace(string(s.line))
+			if v, ok := strings.CutPrefix(l, "pvisor-exit: "); ok {
+				if n, err := strconv.Atoi(v); err == nil {
+					s.code, s.seen = n, true
+				}
+			}
+			s.line = s.line[:0]
+		} else if len(s.line) < 256 {
+			s.line = append(s.line, b)
+		}
+	}
+	return s.w.Write(p)
+}
+
+func (s *exitScanner) status() (int, bool) { return s.code, s.seen }
 
 // hostBudget is the memory pvisor may give VMs: three quarters of the host's.
 func hostBudget() uint64 {

@@ -1,0 +1,116 @@
+package hv
+
+import (
+	"time"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/emul"
+)
+
+// The emulated legacy PC of trap and hwassist modes (pv mode has none):
+// 8259 PIC pair, 8254 PIT, 16550 UART on COM1 as the console, CMOS RTC,
+// port 0x61 and port 0x80. Device state is touched by the vCPU goroutine
+// and, for UART input, the console reader; PIT deadlines become host timers
+// that only kick the vCPU.
+
+// vmClock is the devices' time: host monotonic time since the VM started.
+type vmClock struct{ vm *VM }
+
+func (c vmClock) Now() time.Duration { return time.Since(c.vm.start) }
+
+type devices struct {
+	bus   emul.Bus
+	pc    *emul.PC
+	clk   vmClock
+	timer *time.Timer
+	armed time.Duration // deadline the host timer is set for, 0 = none
+}
+
+// initDevices builds the legacy PC unless the VM is in pv mode.
+func (vm *VM) initDevices() {
+	if vm.cfg.Mode == cpu.ModePV {
+		return
+	}
+	d := &devices{clk: vmClock{vm}}
+	d.pc = emul.NewPC(&d.bus, d.clk, vm.cfg.Console, time.Now)
+	kick := func() {
+		if len(vm.vcpus) > 0 {
+			vm.vcpus[0].Kick()
+		}
+	}
+	d.pc.PIC.OnChange = kick
+	d.pc.PIT.OnReprogram = kick
+	vm.dev = d
+}
+
+// DeviceList names the emulated devices and their ports ("opt-in and
+// listed"); empty in pv mode.
+func (vm *VM) DeviceList() []string {
+	if vm.dev == nil {
+		return nil
+	}
+	return vm.dev.bus.Devices()
+}
+
+// io returns the port-I/O bus the vCPU's I/O reaches.
+func (vm *VM) io() emul.IO {
+	if vm.dev == nil {
+		return noDevices{}
+	}
+	return &vm.dev.bus
+}
+
+// pollDevices advances the PIT, re-arms the host timer for its next
+// deadline and asks for an interrupt window when the PIC has a request.
+// Runs on the vCPU goroutine.
+func (v *vcpu) pollDevices() {
+	d := v.vm.dev
+	if d == nil || v.id != 0 {
+		return
+	}
+	now := d.clk.Now()
+	d.pc.PIT.Advance(now)
+	if dl, ok := d.pc.PIT.NextDeadline(); ok {
+		if dl != d.armed {
+			if d.timer != nil {
+				d.timer.Stop()
+			}
+			d.armed = dl
+			wait := dl - now
+			if wait < 0 {
+				wait = 0
+			}
+			d.timer = time.AfterFunc(wait, func() { v.Kick() })
+		}
+	} else if d.armed != 0 {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		d.armed = 0
+	}
+	if d.pc.PIC.Pending() && !v.cpu.IRQPending() {
+		v.cpu.RequestIRQWindow(true)
+	}
+}
+
+// irqWindow performs the INTA cycle when the guest can take an interrupt.
+func (v *vcpu) irqWindow() {
+	v.cpu.RequestIRQWindow(false)
+	if d := v.vm.dev; d != nil && !v.cpu.IRQPending() {
+		if vec, ok := d.pc.PIC.Ack(); ok {
+			v.cpu.SetIRQ(int(vec))
+		}
+	}
+}
+
+// devicePending reports whether a device interrupt waits (wakes HLT).
+func (v *vcpu) devicePending() bool {
+	d := v.vm.dev
+	return d != nil && v.id == 0 && d.pc.PIC.Pending()
+}
+
+func (vm *VM) stopDevices() {
+	if vm.dev != nil && vm.dev.timer != nil {
+		vm.dev.timer.Stop()
+	}
+}
