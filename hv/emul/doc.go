@@ -1,9 +1,9 @@
 // Package emul is trap-and-emulate: it carries out, on a vCPU's virtual
 // state, the privileged instructions an engine hands to the hypervisor as
 // ExitPrivileged (every one in trap mode; in pv mode those a guest executes
-// before or, as violations, after PV start-up). Later it also holds the
-// legacy PC devices of trap and hwassist modes (PIC, PIT, UART, RTC, system
-// control ports, on a port-I/O bus); later also the shadow MMU.
+// before or, as violations, after PV start-up). It also holds the legacy PC
+// devices of trap and hwassist modes (PIC, PIT, UART, RTC, system control
+// ports, on a port-I/O bus); later also the shadow MMU.
 //
 // Instructions are decoded with golang.org/x/arch/x86/x86asm, whose known
 // defects are handled first: ENDBR64 and several 0F 01 forms are recognised
