@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -160,6 +162,18 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pvisor run: %s: %v\n", rc.kernel, err)
 		return 2
 	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if s, ok := <-sigs; ok {
+			code := 130
+			if s == syscall.SIGTERM {
+				code = 143
+			}
+			vm.Stop(code, "stopped by "+s.String())
+		}
+	}()
 	st := vm.Run()
 	if rc.stats {
 		printStats(stderr, vm)
