@@ -5,12 +5,15 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run test deps fmt-check vet generate gen-check unit bench clean testguest
+.PHONY: all build run test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+deps-guest:
+	@scripts/install-deps.sh guest
 
 build:
 	@mkdir -p build
@@ -53,6 +56,13 @@ testguest: deps build/testguest.elf
 build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit/include/pvisor/hypercall.h
 	@mkdir -p build
 	gcc $(TG_CFLAGS) -o $@ $(TG_SRCS)
+
+# The Linux guest (docs/guest.md): kernel built from Debian's linux-source-6.12
+# and linux-patches/, cached outside the checkout by input hash, plus the
+# busybox initramfs. Outputs in build/guest/.
+guest: deps-guest
+	scripts/build-guest.sh native
+	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hv/interp

@@ -40,6 +40,11 @@ func (vm *VM) initDevices() {
 	}
 	d.pc.PIC.OnChange = kick
 	d.pc.PIT.OnReprogram = kick
+	// A machine reset (keyboard controller or port 0x92) ends the run, as
+	// a reboot request does; /init uses it to stop after a command.
+	reset := func() { vm.stop(0, "guest reset the machine") }
+	d.pc.KBD.OnReset = reset
+	d.pc.Sys.OnReset = reset
 	vm.dev = d
 }
 

@@ -69,8 +69,9 @@ func detectKernel(img []byte) kernelKind {
 		return kindBzImage
 	}
 	if f, err := elf.NewFile(bytes.NewReader(img)); err == nil {
-		// An x86-64 vmlinux always has head_64.S's .head.text section.
-		if f.Section(".head.text") != nil {
+		// A vmlinux carries ELF notes owned by "Linux" (the build salt and
+		// others) and a per-CPU data section; freestanding guests have neither.
+		if hasLinuxNote(f) || f.Section(".data..percpu") != nil {
 			return kindVmlinux
 		}
 	}
@@ -198,4 +199,31 @@ func (vm *VM) loadLinux(kind kernelKind) (uint64, error) {
 	vm.buildPageTables()
 	vm.buildGDT()
 	return entry, nil
+}
+
+// hasLinuxNote reports whether the ELF file has a note owned by "Linux".
+func hasLinuxNote(f *elf.File) bool {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		b, err := s.Data()
+		if err != nil {
+			continue
+		}
+		for len(b) >= 12 {
+			nsz, dsz := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+			b = b[12:]
+			n := int((nsz + 3) &^ 3)
+			d := int((dsz + 3) &^ 3)
+			if n > len(b) || d > len(b)-n {
+				break
+			}
+			if nsz >= 5 && string(b[:5]) == "Linux" {
+				return true
+			}
+			b = b[n+d:]
+		}
+	}
+	return false
 }

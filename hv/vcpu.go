@@ -140,6 +140,9 @@ func (v *vcpu) RunSlice(budget uint64) bool {
 		case cpu.ExitHLT:
 			v.block(true)
 		case cpu.ExitIO:
+			v.vm.stats.mu.Lock()
+			v.vm.stats.IOPorts[e.IO.Port]++
+			v.vm.stats.mu.Unlock()
 			if e.IO.In {
 				e.IO.Data = v.vm.io().In(e.IO.Port, int(e.IO.Size))
 			} else {

@@ -84,6 +84,7 @@ type Stats struct {
 	Hypercalls [64]atomic.Uint64 // by number (beyond 63: counted in [63]); no lock
 	Privileged map[string]uint64 // privileged-instruction exits after PV start, by mnemonic
 	PrivBefore uint64            // privileged-instruction exits before PV start
+	IOPorts    map[uint16]uint64 // port I/O exits by port (trap and hwassist)
 	PVStarted  bool
 }
 
@@ -110,6 +111,7 @@ func New(cfg Config) (*VM, error) {
 	}
 	vm := &VM{cfg: cfg, res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), start: time.Now()}
 	vm.stats.Privileged = map[string]uint64{}
+	vm.stats.IOPorts = map[uint16]uint64{}
 	vm.measured = hypercall.MeasuredBoot{Version: 1, Algo: hypercall.DigestSHA256,
 		Kernel: sha256.Sum256(cfg.Kernel), Cmdline: sha256.Sum256([]byte(cfg.Cmdline))}
 	if cfg.Initrd != nil {
@@ -205,6 +207,17 @@ func (vm *VM) StatsSnapshot() (hcalls [64]uint64, priv map[string]uint64, before
 		hcalls[i] = vm.stats.Hypercalls[i].Load()
 	}
 	return hcalls, priv, vm.stats.PrivBefore, vm.stats.PVStarted
+}
+
+// IOPortCounts returns port I/O exits by port.
+func (vm *VM) IOPortCounts() map[uint16]uint64 {
+	vm.stats.mu.Lock()
+	defer vm.stats.mu.Unlock()
+	m := make(map[uint16]uint64, len(vm.stats.IOPorts))
+	for k, v := range vm.stats.IOPorts {
+		m[k] = v
+	}
+	return m
 }
 
 // guest returns guest-physical [gpa, gpa+n) or false.

@@ -7,7 +7,9 @@
 set -eu
 
 base="gcc binutils make"
-guest="flex bison bc libelf-dev cpio xz-utils busybox-static linux-source-6.12"
+# libc6-dev: the kernel's host tools (kconfig, fixdep, objtool) need libc headers,
+# which gcc does not pull in with --no-install-recommends. patch: linux-patches/series.
+guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch busybox-static linux-source-6.12"
 
 want="$base"
 [ "${1:-}" = guest ] && want="$want $guest"

@@ -255,6 +255,15 @@ func printStats(w io.Writer, vm *hv.VM) {
 			fmt.Fprintf(w, "hypercall %-22s %d\n", hypercall.Table[nr].Name+":", n)
 		}
 	}
+	ports := vm.IOPortCounts()
+	pl := make([]int, 0, len(ports))
+	for p := range ports {
+		pl = append(pl, int(p))
+	}
+	sort.Ints(pl)
+	for _, p := range pl {
+		fmt.Fprintf(w, "io port %#06x: %d\n", p, ports[uint16(p)])
+	}
 	fmt.Fprintf(w, "privileged exits before pv start: %d\n", before)
 	var after uint64
 	names := make([]string, 0, len(priv))

@@ -30,6 +30,7 @@ type PC struct {
 	UART *UART
 	RTC  *RTC
 	Sys  *SysCtl
+	KBD  *I8042 // only the reset lines of the keyboard controller
 
 	devices []PCDevice
 }
@@ -64,10 +65,13 @@ func NewPC(bus *Bus, clk Clock, console io.Writer, wall func() time.Time) *PC {
 	pc.UART = NewUART(console, pc.PIC, COM1IRQ)
 	pc.RTC = NewRTC(wall)
 	pc.Sys = NewSysCtl(pc.PIT)
+	pc.KBD = &I8042{}
 	pc.devices = []PCDevice{
 		{"pic1", PICMasterCmd, PICMasterData, -1, pc.PIC},
 		{"pit", PITCounter0, PITControl, 0, pc.PIT},
+		{"kbd", i8042Data, i8042Data, -1, pc.KBD},
 		{"port61", SysCtlPortB, SysCtlPortB, -1, pc.Sys},
+		{"kbdctl", i8042Status, i8042Status, -1, pc.KBD},
 		{"rtc", RTCIndex, RTCData, -1, pc.RTC},
 		{"post", POSTPort, POSTPort, -1, pc.Sys},
 		{"port92", SysCtlPortA, SysCtlPortA, -1, pc.Sys},
