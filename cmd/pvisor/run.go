@@ -154,9 +154,18 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		exitScan = &exitScanner{w: stdout}
 		console = exitScan
 	}
-	vm, err := hv.New(hv.Config{Trace: traceW,
+	// An interactive terminal goes raw so keys reach the guest; Ctrl-]
+	// stops the VM. (vm is assigned below, before any input is read.)
+	var vm *hv.VM
+	in := io.Reader(os.Stdin)
+	if restore, ok := rawTerminal(int(os.Stdin.Fd())); ok {
+		defer restore()
+		in = &escapeReader{r: os.Stdin, quit: func() { vm.Stop(0, "stopped from the console (Ctrl-])") }}
+		fmt.Fprintln(stderr, "pvisor: console attached; Ctrl-] stops the VM\r")
+	}
+	vm, err = hv.New(hv.Config{Trace: traceW,
 		Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
-		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: console, ConsoleIn: os.Stdin, Strict: rc.strict,
+		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: console, ConsoleIn: in, Strict: rc.strict,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor run: %s: %v\n", rc.kernel, err)
