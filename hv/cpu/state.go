@@ -148,6 +148,9 @@ type SRegs struct {
 	CR0, CR2, CR3, CR4     uint64
 	CR8                    uint64
 	EFER                   uint64
+	// DR holds DR0-DR7 (DR4 and DR5 alias DR6 and DR7). They are stored;
+	// engines implement no hardware breakpoints.
+	DR [8]uint64
 }
 
 // FPU is the x87, SSE and MXCSR state, laid out as FXSAVE keeps it.

@@ -7,7 +7,9 @@
 //
 // Instructions are decoded with golang.org/x/arch/x86/x86asm, whose known
 // defects are handled first: ENDBR64 and several 0F 01 forms are recognised
-// from their bytes before x86asm sees them; Op == 0 is treated as failure.
+// from their bytes before x86asm sees them; Op == 0 is treated as failure;
+// a 32-bit displacement comes back zero-extended in Mem.Disp and is
+// sign-extended here.
 //
 // Trust boundary: instruction bytes and register values are the guest's and
 // hostile; a bad operand becomes a guest exception, never a host panic.

@@ -93,7 +93,11 @@ func effAddr(in x86asm.Inst, m x86asm.Mem, regs cpu.Regs, sregs cpu.SRegs) uint6
 		}
 		return 0
 	}
-	a := reg(m.Base) + reg(m.Index)*uint64(m.Scale) + uint64(m.Disp)
+	// x86asm leaves a 32-bit displacement zero-extended in Mem.Disp
+	// (0xffdb52ac for -0x24ad54); displacements are signed 32-bit in
+	// 64-bit mode, so sign-extend.
+	disp := uint64(int64(int32(uint32(m.Disp))))
+	a := reg(m.Base) + reg(m.Index)*uint64(m.Scale) + disp
 	if in.AddrSize == 32 {
 		a &= 0xffffffff
 	}

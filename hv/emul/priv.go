@@ -129,6 +129,29 @@ func emulMovCR(v cpu.VCPU, in x86asm.Inst, regs cpu.Regs) (string, Result, error
 		v.SetRegs(regs)
 		return "mov-from-cr", Done, nil
 	}
+	if n, ok := drIndex(src); ok { // mov reg, drN
+		g, ok := gprIndex(dst)
+		if !ok {
+			return "mov-dr", Done, fmt.Errorf("emul: %s", in)
+		}
+		regs.GPR[g] = s.DR[n]
+		regs.RIP += uint64(in.Len)
+		v.SetRegs(regs)
+		return "mov-from-dr", Done, nil
+	}
+	if n, ok := drIndex(dst); ok { // mov drN, reg
+		g, ok := gprIndex(src)
+		if !ok {
+			return "mov-dr", Done, fmt.Errorf("emul: %s", in)
+		}
+		s.DR[n] = regs.GPR[g]
+		if err := v.SetSRegs(s); err != nil {
+			return "mov-to-dr", Done, err
+		}
+		regs.RIP += uint64(in.Len)
+		v.SetRegs(regs)
+		return "mov-to-dr", Done, nil
+	}
 	p, ok := crOf(dst)
 	g, ok2 := gprIndex(src)
 	if !ok || !ok2 {
@@ -156,6 +179,18 @@ func emulMovCR(v cpu.VCPU, in x86asm.Inst, regs cpu.Regs) (string, Result, error
 	regs.RIP += uint64(in.Len)
 	v.SetRegs(regs)
 	return "mov-to-" + dst.String(), Done, nil
+}
+
+// drIndex maps DR0-DR7 to 0-7; DR4 and DR5 alias DR6 and DR7 (CR4.DE off).
+func drIndex(r x86asm.Reg) (int, bool) {
+	if r >= x86asm.DR0 && r <= x86asm.DR7 {
+		n := int(r - x86asm.DR0)
+		if n == 4 || n == 5 {
+			n += 2
+		}
+		return n, true
+	}
+	return 0, false
 }
 
 func emulIO(v cpu.VCPU, in x86asm.Inst, regs cpu.Regs, io IO) (string, Result, error) {

@@ -243,6 +243,7 @@ func (c *CPU) SRegs() cpu.SRegs {
 		ES: c.sreg[segES], CS: c.sreg[segCS], SS: c.sreg[segSS], DS: c.sreg[segDS],
 		FS: c.sreg[segFS], GS: c.sreg[segGS], TR: c.sreg[segTR], LDT: c.sreg[segLDT],
 		GDT: c.gdt, IDT: c.idt, CR0: c.cr0, CR2: c.cr2, CR3: c.cr3, CR4: c.cr4, CR8: c.cr8, EFER: c.efer,
+		DR: c.dr,
 	}
 	s.FS.Base, s.GS.Base = c.segBase[1], c.segBase[2]
 	return s
@@ -257,6 +258,7 @@ func (c *CPU) SetSRegs(s cpu.SRegs) error {
 	c.segBase[1], c.segBase[2] = s.FS.Base, s.GS.Base
 	c.gdt, c.idt = s.GDT, s.IDT
 	c.cr0, c.cr2, c.cr3, c.cr4, c.cr8, c.efer = s.CR0, s.CR2, s.CR3, s.CR4, s.CR8, s.EFER
+	c.dr = s.DR
 	c.setCPL(uint8(s.CS.Selector & 3))
 	c.flushTLB(true)
 	return nil
