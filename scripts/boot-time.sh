@@ -1,6 +1,6 @@
 #!/bin/sh
-# Boot-to-/init time of the unmodified Linux guest under pvisor (hwassist,
-# interpreter) and under QEMU TCG, side by side in one run, alternating,
+# Boot-to-/init time of the unmodified Linux guest under pvisor (hwassist
+# and trap modes, interpreter) and under QEMU TCG, side by side in one run, alternating,
 # N rounds. /init runs `cat /proc/uptime`, so the guest's own clock says how
 # long the kernel took to reach user space; wall time is the whole run
 # (boot, command, reset). QEMU is a test oracle only: install it with
@@ -22,13 +22,15 @@ now() { date +%s.%N; }
 
 printf '%-8s %-22s %10s %14s %16s\n' round engine wall_s uptime_at_init instructions
 for r in $(seq 1 "$rounds"); do
-	t0=$(now)
-	build/pvisor run --stats --mode hwassist --kernel build/guest/vmlinux-native \
-		--initrd build/guest/initramfs.cpio.gz --cmdline "$append" </dev/null >"$tmp/p.out" 2>"$tmp/p.err" || true
-	t1=$(now)
-	up=$(grep -a -m1 -E '^[0-9]+\.[0-9]+ [0-9]+\.[0-9]+' "$tmp/p.out" | cut -d' ' -f1)
-	ins=$(grep -a '^instructions:' "$tmp/p.err" | awk '{print $2}')
-	printf '%-8s %-22s %10.3f %14s %16s\n' "$r" "pvisor hwassist interp" "$(echo "$t1 - $t0" | bc)" "${up:-?}" "${ins:-?}"
+	for mode in hwassist trap; do
+		t0=$(now)
+		build/pvisor run --stats --mode $mode --kernel build/guest/vmlinux-native \
+			--initrd build/guest/initramfs.cpio.gz --cmdline "$append" </dev/null >"$tmp/p.out" 2>"$tmp/p.err" || true
+		t1=$(now)
+		up=$(grep -a -m1 -E '^[0-9]+\.[0-9]+ [0-9]+\.[0-9]+' "$tmp/p.out" | cut -d' ' -f1)
+		ins=$(grep -a '^instructions:' "$tmp/p.err" | awk '{print $2}')
+		printf '%-8s %-22s %10.3f %14s %16s\n' "$r" "pvisor $mode interp" "$(echo "$t1 - $t0" | bc)" "${up:-?}" "${ins:-?}"
+	done
 
 	t0=$(now)
 	timeout 120 qemu-system-x86_64 -M pc -cpu base,+fpu,+pse,+pae,+cx8,+cmov,+fxsr,+sse,+sse2,+msr,+lm,+syscall \
