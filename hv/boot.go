@@ -197,6 +197,11 @@ func (vm *VM) initCPU(c cpu.VCPU, entry uint64) error {
 		CR4:  cpu.CR4PAE | cpu.CR4PGE | cpu.CR4OSFXSR | cpu.CR4OSXMMEXCPT,
 		EFER: cpu.EFERSCE | cpu.EFERLME | cpu.EFERLMA | cpu.EFERNXE,
 	}
+	if vm.linux {
+		// As firmware and the decompressor leave it: Linux turns on
+		// SYSCALL and NX itself.
+		s.EFER = cpu.EFERLME | cpu.EFERLMA
+	}
 	if err := c.SetSRegs(s); err != nil {
 		return err
 	}

@@ -1,10 +1,65 @@
-// Package sched runs vCPUs on host goroutines. This first cut gives each
-// vCPU its own goroutine and runs it in slices of a fixed instruction
-// budget; the credit scheduler with per-VM weight and cap (issue 7)
-// replaces the policy behind the same interface.
+// Package sched runs vCPUs on host workers.
 //
-// Invariants: a Runnable is run by at most one goroutine at a time; Stop
-// returns only when no slice of the group is running.
+// # Group
 //
-// sched depends on no engine: it sees vCPUs only as Runnable.
+// Group is the first cut still used by hv: each vCPU on its own goroutine,
+// run in slices of a fixed instruction budget. A Runnable is run by at most
+// one goroutine at a time; Stop returns only when no slice of the group is
+// running.
+//
+// # Credit scheduler
+//
+// Scheduler is a credit scheduler after Xen's: it holds every VM to its
+// weight and cap on a pool of host workers.
+//
+//   - A VM has a weight (default 256: its share under contention, relative
+//     to the other VMs') and a cap (percent of one host CPU; 0 = none), both
+//     changeable at run time. Weight is per VM: a VM's share is split evenly
+//     among its runnable vCPUs.
+//   - A worker runs one vCPU at a time for at most one slice (default
+//     10 ms) through VCPU.RunFor, which an engine implements with its budget
+//     exit; Kick cuts a slice short.
+//   - Every period (default 30 ms) the host's capacity, workers × period,
+//     is handed out as credit to the active VMs (a vCPU runnable or having
+//     run in the period) in proportion to weight, water-filled so that no
+//     VM gets more than its active vCPUs or its cap can use. Running
+//     debits the CPU time used. Credit is kept within ±(period + slice).
+//   - Priorities: BOOST (just woken) > UNDER (credit left) > OVER; first
+//     come first served within one. The scheduler is work-conserving: OVER
+//     vCPUs run when nothing else wants to.
+//   - A capped VM may use cap × period per period. Its slice is shortened
+//     to what is left, an overrun is carried into the next period, and once
+//     the budget is spent the VM is parked until the next period even when
+//     workers are idle.
+//   - A vCPU that halts returns Blocked and costs nothing until
+//     Handle.Wake (its event or timer). Wake gives it BOOST unless it is more
+//     than a slice in debt, and kicks a worker running a lower-priority vCPU
+//     if none is idle. So a spinning VM delays another VM's wake by at most
+//     one slice (preemption makes it shorter still); a VM that wakes itself
+//     constantly to abuse BOOST falls into debt and gets only its weight.
+//
+// Accounting: per vCPU, Run (CPU time used, as reported by RunFor and
+// clamped to the wall time of the slice), Steal (runnable but not
+// running: queued, parked by the cap, or the part of a slice's wall time
+// not reported as used) and Blocked always add up to the time since
+// AddVCPU. Per VM, CPU is the sum of its vCPUs' Run. Stats reads them from
+// outside the guest; Handle.Steal is what a PV guest is told.
+//
+// Invariants: a vCPU is on at most one worker; a vCPU is in exactly one of
+// queued, running, blocked, stopped; a stopped vCPU never runs again; a
+// parked VM's vCPUs are not picked; the numbers above add up at every
+// instant.
+//
+// Concurrency: one mutex (Scheduler.mu) protects all scheduler state.
+// Pick, Finish, Wake, SetWeight, SetCap, AddVCPU and Stats may be called
+// from any goroutine. VCPU.Kick is called with the mutex held and must not
+// call back into the Scheduler. The core never starts goroutines and reads
+// time only from its Clock: Sim drives it as a deterministic discrete-event
+// simulation on a FakeClock (RunFor returns at once with the time it would
+// have used), which is how the tests check shares, caps and latencies.
+// Start/Stop add the real pool: Workers() goroutines looping Pick, RunFor,
+// Finish, sleeping when idle until a Wake, a new vCPU, a settings change or
+// the next period.
+//
+// sched depends on no engine: it sees vCPUs only as Runnable or VCPU.
 package sched

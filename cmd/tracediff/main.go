@@ -22,6 +22,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -33,6 +34,9 @@ type state struct {
 	rfl  uint64
 	line string
 }
+
+// kernelVirtBase is where x86-64 Linux maps its image (__START_KERNEL_map).
+const kernelVirtBase uint64 = 0xffffffff80000000
 
 var gprNames = [16]string{"RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"}
 
@@ -71,6 +75,7 @@ func qemuStates(r io.Reader, out chan<- state) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var st state
 	var text strings.Builder
+	var last uint64
 	for sc.Scan() {
 		l := sc.Text()
 		if strings.HasPrefix(l, "RAX=") {
@@ -82,7 +87,12 @@ func qemuStates(r io.Reader, out chan<- state) {
 			text.WriteString(l + "\n")
 			if strings.HasPrefix(l, "RIP=") {
 				st.line = text.String()
-				out <- st
+				// QEMU single-steps each iteration of a REP string
+				// instruction; pvisor traces the instruction once.
+				if st.rip != last {
+					out <- st
+				}
+				last = st.rip
 			}
 		}
 	}
@@ -120,7 +130,10 @@ func main() {
 
 	qargs := []string{"-M", "pc", "-cpu", "base,+fpu,+pae,+cx8,+cmov,+fxsr,+sse,+sse2,+msr,+lm,+syscall,+pse,+pge,+nx",
 		"-m", "256", "-nographic", "-no-reboot", "-kernel", *bz, "-append", *cmdline,
-		"-singlestep", "-d", "cpu,nochain", "-D", "/dev/stderr"}
+		"-singlestep", "-d", "cpu,nochain", "-D", "/dev/stderr",
+		// Log only the kernel's virtual range: the firmware and the
+		// decompressor (hundreds of millions of instructions) run unlogged.
+		"-dfilter", fmt.Sprintf("%#x..0xffffffffffffffff", kernelVirtBase)}
 	if *initrd != "" {
 		qargs = append(qargs, "-initrd", *initrd)
 	}
@@ -138,7 +151,12 @@ func main() {
 	if *initrd != "" {
 		pargs = append(pargs, "--initrd", *initrd)
 	}
-	pc := exec.Command("go", append([]string{"run", "./cmd/pvisor"}, pargs...)...)
+	bin := filepath.Join(os.TempDir(), fmt.Sprintf("pvisor-tracediff-%d", os.Getpid()))
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pvisor").CombinedOutput(); err != nil {
+		log.Fatalf("tracediff: building pvisor: %v\n%s", err, out)
+	}
+	defer os.Remove(bin)
+	pc := exec.Command(bin, pargs...)
 	plog, err := pc.StderrPipe()
 	if err != nil {
 		log.Fatal(err)
@@ -152,33 +170,44 @@ func main() {
 	go qemuStates(qlog, qs)
 	go pvisorStates(plog, ps)
 
-	// Skip QEMU's firmware, real-mode setup and decompressor.
+	// Both sides start comparing at their first instruction in the kernel's
+	// virtual range (startup_64 runs a few hundred instructions at physical
+	// addresses first, which QEMU does not log).
+	_ = entry
 	var q state
-	skipped := 0
 	for q = range qs {
-		if q.rip == entry {
+		if q.rip >= kernelVirtBase {
+			break
+		}
+	}
+	if q.rip < kernelVirtBase {
+		log.Fatalf("tracediff: QEMU never reached the kernel's virtual range")
+	}
+	var p state
+	skipped := 0
+	for p = range ps {
+		if p.rip >= kernelVirtBase {
 			break
 		}
 		skipped++
 	}
-	if q.rip != entry {
-		log.Fatalf("tracediff: QEMU never reached the entry point %#x", entry)
-	}
-	fmt.Printf("entry %#x reached in QEMU after %d instructions; comparing up to %d\n", entry, skipped, *maxN)
+	fmt.Printf("aligned at %#x (pvisor skipped %d physical-address instructions); comparing up to %d\n", q.rip, skipped, *maxN)
+	first := true
 	const keep = 8
 	var qhist, phist []state
 	for i := 0; i < *maxN; i++ {
-		p, ok := <-ps
-		if !ok {
-			fmt.Printf("pvisor's trace ended after %d instructions (VM stopped)\n", i)
-			return
-		}
-		if i > 0 {
+		if !first {
+			var ok bool
+			if p, ok = <-ps; !ok {
+				fmt.Printf("pvisor's trace ended after %d instructions (VM stopped)\n", i)
+				return
+			}
 			if q, ok = <-qs; !ok {
 				fmt.Printf("QEMU's trace ended after %d instructions\n", i)
 				return
 			}
 		}
+		first = false
 		qhist = append(qhist, q)
 		phist = append(phist, p)
 		if len(qhist) > keep {

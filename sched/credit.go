@@ -1,0 +1,673 @@
+package sched
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// State is what a vCPU reports at the end of RunFor.
+type State int
+
+const (
+	// Ready: the vCPU wants to run more (its slice ended or it was kicked).
+	Ready State = iota
+	// Blocked: the vCPU halted; it consumes nothing until Handle.Wake.
+	Blocked
+	// Stopped: the vCPU is done for good and is never run again.
+	Stopped
+)
+
+func (st State) String() string {
+	switch st {
+	case Ready:
+		return "ready"
+	case Blocked:
+		return "blocked"
+	case Stopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("State(%d)", int(st))
+}
+
+// VCPU is a virtual CPU as the credit scheduler sees it. An engine-backed
+// implementation turns d into its budget (instructions or a deadline) and
+// maps the engine's budget exit to Ready, a halt with nothing pending to
+// Blocked and the end of the VM to Stopped.
+type VCPU interface {
+	// RunFor runs the vCPU for at most about d of CPU time and reports the
+	// CPU time it used and the state it ended in. It returns early, with
+	// Ready, when Kick is called; a vCPU that halts returns Blocked at once
+	// instead of waiting for its event.
+	RunFor(d time.Duration) (used time.Duration, st State)
+	// Kick makes a RunFor in progress, or the next one if none is, return
+	// soon. Kick may be called from any goroutine, with the scheduler's lock
+	// held: it must not call into the Scheduler.
+	Kick()
+}
+
+// Defaults (Xen's credit scheduler uses the same weight, slice and period).
+const (
+	DefaultWeight    = 256
+	MaxWeight        = 65535
+	DefaultTimeSlice = 10 * time.Millisecond
+	DefaultPeriod    = 30 * time.Millisecond
+)
+
+// Config sets up a Scheduler. Zero fields take their defaults.
+type Config struct {
+	Workers int           // host workers; default runtime.NumCPU()
+	Slice   time.Duration // longest run of one vCPU; default DefaultTimeSlice
+	Period  time.Duration // accounting period; default DefaultPeriod
+	Clock   Clock         // default NewRealClock()
+}
+
+// prio is a vCPU's scheduling priority; higher runs first.
+type prio int
+
+const (
+	prioOver  prio = iota // credit used up: runs only when nothing else wants to
+	prioUnder             // credit left
+	prioBoost             // just woken: runs at the next slice boundary or sooner
+)
+
+// hstate is where a Handle is.
+type hstate int
+
+const (
+	hQueued  hstate = iota // ready, waiting for a worker (the time is steal)
+	hRunning               // on a worker
+	hBlocked               // halted, waiting for Wake
+	hStopped               // gone
+)
+
+// Scheduler is a credit scheduler: it decides which vCPU each host worker
+// runs next. Its core (Pick, Finish, Handle.Wake) is a deterministic state
+// machine driven by its Clock; Start adds a pool of real worker goroutines
+// and Sim drives it step by step with a FakeClock.
+type Scheduler struct {
+	clock   Clock
+	nworker int
+	wg      sync.WaitGroup // counts the pool's workers
+
+	mu         sync.Mutex
+	slice      time.Duration // mu protects everything below
+	period     time.Duration
+	nextPeriod time.Duration
+	workers    []worker
+	vms        []*VM
+	runq       []*Handle // hQueued handles in FIFO order
+	kick       func(w int)
+	acts       []act // scratch for accountLocked
+
+	// worker pool (pool.go)
+	running  bool
+	stopping bool
+	wakeup   []chan struct{}
+}
+
+type worker struct {
+	cur    *Handle // nil when idle
+	start  time.Duration
+	kicked bool // a tickle is in flight
+}
+
+// VM is a domain: the unit of weight, cap and CPU accounting.
+type VM struct {
+	s      *Scheduler
+	name   string
+	weight int           // s.mu protects the fields below
+	cap    int           // percent of one host CPU; 0 = none
+	capBal time.Duration // CPU time left under the cap in this period
+	vcpus  []*Handle
+}
+
+// Handle is one vCPU registered with a Scheduler.
+type Handle struct {
+	vm *VM
+	v  VCPU
+	id int // index in vm.vcpus
+
+	state       hstate // vm.s.mu protects the fields below
+	since       time.Duration
+	added       time.Duration
+	credit      time.Duration
+	boost       bool
+	wakePending bool // Wake arrived while running
+	periodRun   time.Duration
+	run, steal  time.Duration
+	blocked     time.Duration
+	slices      uint64
+	wakes       uint64
+	waking      bool
+	wokeAt      time.Duration
+	maxWake     time.Duration
+}
+
+// New returns a Scheduler with no VMs; see Config for the defaults.
+func New(cfg Config) *Scheduler {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.Slice <= 0 {
+		cfg.Slice = DefaultTimeSlice
+	}
+	if cfg.Period <= 0 {
+		cfg.Period = DefaultPeriod
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = NewRealClock()
+	}
+	s := &Scheduler{
+		clock:   cfg.Clock,
+		nworker: cfg.Workers,
+		slice:   cfg.Slice,
+		period:  cfg.Period,
+		workers: make([]worker, cfg.Workers),
+	}
+	s.nextPeriod = s.clock.Now() + s.period
+	s.kick = func(w int) { s.workers[w].cur.v.Kick() }
+	return s
+}
+
+// Workers returns the number of host workers.
+func (s *Scheduler) Workers() int { return s.nworker }
+
+// SetSlice changes the time slice; running slices keep their budget.
+func (s *Scheduler) SetSlice(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("sched: slice %v: must be positive", d)
+	}
+	s.mu.Lock()
+	s.slice = d
+	s.mu.Unlock()
+	return nil
+}
+
+// NewVM adds a VM with DefaultWeight and no cap.
+func (s *Scheduler) NewVM(name string) *VM {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vm := &VM{s: s, name: name, weight: DefaultWeight}
+	s.vms = append(s.vms, vm)
+	return vm
+}
+
+// Name returns the name given to NewVM.
+func (vm *VM) Name() string { return vm.name }
+
+// SetWeight sets the VM's share under contention, relative to the other
+// VMs' weights (1..MaxWeight). It takes effect at the next period.
+func (vm *VM) SetWeight(w int) error {
+	if w < 1 || w > MaxWeight {
+		return fmt.Errorf("sched: weight %d for VM %q: must be 1..%d", w, vm.name, MaxWeight)
+	}
+	vm.s.mu.Lock()
+	vm.weight = w
+	vm.s.mu.Unlock()
+	return nil
+}
+
+// SetCap sets the VM's ceiling in percent of one host CPU (0 = none,
+// 150 = one and a half CPUs). A lower cap binds at once, a higher one at
+// the next period.
+func (vm *VM) SetCap(pct int) error {
+	if pct < 0 {
+		return fmt.Errorf("sched: cap %d%% for VM %q: must be >= 0 (0 = no cap)", pct, vm.name)
+	}
+	s := vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lim := s.capLimit(pct)
+	switch {
+	case pct == 0:
+		vm.capBal = 0
+	case vm.cap == 0 || vm.capBal > lim:
+		vm.capBal = lim
+	}
+	vm.cap = pct
+	s.notifyLocked()
+	return nil
+}
+
+// Weight returns the current weight.
+func (vm *VM) Weight() int {
+	vm.s.mu.Lock()
+	defer vm.s.mu.Unlock()
+	return vm.weight
+}
+
+// Cap returns the cap in percent of one host CPU (0 = none).
+func (vm *VM) Cap() int {
+	vm.s.mu.Lock()
+	defer vm.s.mu.Unlock()
+	return vm.cap
+}
+
+// capLimit is the CPU time a cap of pct allows per period.
+// Precondition: s.mu held.
+func (s *Scheduler) capLimit(pct int) time.Duration {
+	return s.period * time.Duration(pct) / 100
+}
+
+// parked reports whether the VM has used up its cap for this period.
+// Precondition: s.mu held.
+func (vm *VM) parked() bool { return vm.cap > 0 && vm.capBal <= 0 }
+
+// AddVCPU registers v as the VM's next vCPU, ready to run.
+func (vm *VM) AddVCPU(v VCPU) *Handle {
+	s := vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	h := &Handle{vm: vm, v: v, id: len(vm.vcpus), state: hQueued, since: now, added: now}
+	vm.vcpus = append(vm.vcpus, h)
+	s.runq = append(s.runq, h)
+	s.notifyLocked()
+	return h
+}
+
+// prio returns h's priority. Precondition: s.mu held.
+func (h *Handle) prio() prio {
+	switch {
+	case h.boost:
+		return prioBoost
+	case h.credit > 0:
+		return prioUnder
+	}
+	return prioOver
+}
+
+// enter moves h to state st at now, closing the interval of its old state.
+// Precondition: s.mu held; h is not running.
+func (h *Handle) enter(st hstate, now time.Duration) {
+	d := now - h.since
+	switch h.state {
+	case hQueued:
+		h.steal += d
+	case hBlocked:
+		h.blocked += d
+	case hRunning:
+		panic("sched: enter from running")
+	}
+	h.state, h.since = st, now
+}
+
+// Wake makes a Blocked vCPU runnable with BOOST priority (unless it is
+// more than a slice in debt, see mayBoost), so that it runs within one
+// slice even while other VMs spin (unless its VM is parked by its cap);
+// if no worker is idle it
+// preempts (kicks) a worker running a lower-priority vCPU. A Wake that
+// arrives while the vCPU runs is remembered: if that run ends Blocked the
+// vCPU is requeued at once. Waking a ready or stopped vCPU does nothing.
+// Wake may be called from any goroutine (an event or a timer).
+func (h *Handle) Wake() {
+	s := h.vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.tickLocked(now)
+	switch h.state {
+	case hBlocked:
+		h.waking, h.wokeAt = true, now
+		h.wakes++
+		h.boost = s.mayBoost(h)
+		h.enter(hQueued, now)
+		s.runq = append(s.runq, h)
+		s.tickleLocked(h)
+	case hRunning:
+		h.wakePending = true
+	}
+}
+
+// mayBoost reports whether a vCPU waking now gets BOOST: unless it is
+// more than a slice over its credit. A VM that wakes itself constantly to
+// run with BOOST thus drops to OVER within a period and gets no more than
+// its weight. Precondition: s.mu held.
+func (s *Scheduler) mayBoost(h *Handle) bool { return h.credit > -s.slice }
+
+// tickleLocked gets a worker to look at the newly queued h: an idle one if
+// any, else one running a lower-priority vCPU, which is kicked.
+// Precondition: s.mu held.
+func (s *Scheduler) tickleLocked(h *Handle) {
+	if h.vm.parked() {
+		return
+	}
+	victim, vp := -1, h.prio()
+	for w := range s.workers {
+		wk := &s.workers[w]
+		if wk.cur == nil {
+			s.notifyLocked()
+			return
+		}
+		if wk.kicked {
+			continue
+		}
+		if p := wk.cur.prio(); p < vp {
+			victim, vp = w, p
+		}
+	}
+	if victim >= 0 {
+		s.workers[victim].kicked = true
+		s.kick(victim)
+	}
+}
+
+// Pick chooses the vCPU worker w runs next and the budget to run it for:
+// the queued vCPU of the highest priority (BOOST, UNDER, OVER) whose VM is
+// not parked by its cap, first come first served within a priority. It
+// returns nil when there is none; the worker should then wait for a Wake,
+// a new vCPU, a settings change or NextPeriod. Precondition: worker w is
+// idle (it has no slice without a Finish).
+func (s *Scheduler) Pick(w int) (h *Handle, budget time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pickLocked(w, s.clock.Now())
+}
+
+func (s *Scheduler) pickLocked(w int, now time.Duration) (*Handle, time.Duration) {
+	s.tickLocked(now)
+	wk := &s.workers[w]
+	if wk.cur != nil {
+		panic(fmt.Sprintf("sched: Pick(%d) on a busy worker", w))
+	}
+	best, bp := -1, prioOver
+	for i, h := range s.runq {
+		if h.vm.parked() {
+			continue
+		}
+		if p := h.prio(); best < 0 || p > bp {
+			best, bp = i, p
+		}
+	}
+	if best < 0 {
+		return nil, 0
+	}
+	h := s.runq[best]
+	s.runq = append(s.runq[:best], s.runq[best+1:]...)
+	h.enter(hRunning, now)
+	*wk = worker{cur: h, start: now}
+	if h.waking {
+		h.waking = false
+		if lat := now - h.wokeAt; lat > h.maxWake {
+			h.maxWake = lat
+		}
+	}
+	budget := s.slice
+	if vm := h.vm; vm.cap > 0 && vm.capBal < budget {
+		budget = vm.capBal
+	}
+	return h, budget
+}
+
+// Finish ends worker w's slice: the vCPU used that much CPU time (clamped
+// to the wall time since Pick; the rest of that time counts as steal) and
+// ended in state st. Precondition: Pick(w) returned a vCPU since the last
+// Finish(w).
+func (s *Scheduler) Finish(w int, used time.Duration, st State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishLocked(w, s.clock.Now(), used, st)
+}
+
+func (s *Scheduler) finishLocked(w int, now, used time.Duration, st State) {
+	wk := &s.workers[w]
+	h := wk.cur
+	if h == nil {
+		panic(fmt.Sprintf("sched: Finish(%d) on an idle worker", w))
+	}
+	wall := now - wk.start
+	used = min(max(used, 0), wall)
+	h.run += used
+	h.steal += wall - used
+	h.slices++
+	h.credit -= used
+	h.periodRun += used
+	h.boost = false
+	vm := h.vm
+	if vm.cap > 0 {
+		vm.capBal -= used
+	}
+	*wk = worker{}
+	h.since = now
+	if st == Blocked && h.wakePending {
+		st = Ready
+		h.boost = s.mayBoost(h)
+		h.waking, h.wokeAt = true, now
+		h.wakes++
+	}
+	h.wakePending = false
+	switch st {
+	case Blocked:
+		h.state = hBlocked
+	case Stopped:
+		h.state = hStopped
+	default:
+		h.state = hQueued
+		s.runq = append(s.runq, h)
+		if h.boost {
+			s.tickleLocked(h)
+		}
+	}
+	s.tickLocked(now)
+}
+
+// NextPeriod returns the clock time of the next accounting, when parked
+// VMs get new cap budget.
+func (s *Scheduler) NextPeriod() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextPeriod
+}
+
+// tickLocked runs the accounting for every period boundary up to now. A
+// long idle gap counts as at most two periods: credit and cap balance
+// saturate after one anyway. Precondition: s.mu held.
+func (s *Scheduler) tickLocked(now time.Duration) {
+	if now < s.nextPeriod {
+		return
+	}
+	n := (now-s.nextPeriod)/s.period + 1
+	for i := time.Duration(0); i < min(n, 2); i++ {
+		s.accountLocked()
+	}
+	s.nextPeriod += n * s.period
+	s.notifyLocked()
+}
+
+// accountLocked hands out one period of credit. The host's capacity,
+// workers x period, is split among the active VMs (those with a vCPU that
+// is runnable or ran in the period) in proportion to weight, water-filled
+// so that no VM is given more than its active vCPUs or its cap can use;
+// each VM's share is split evenly among its active vCPUs. Credit is kept
+// within ±(period+slice) so that neither idle time nor a debt is carried
+// for long; an inactive vCPU keeps no positive credit. Caps get a fresh
+// budget of cap x period, less any overrun of the last period.
+// Precondition: s.mu held.
+func (s *Scheduler) accountLocked() {
+	acts := s.acts[:0]
+	for _, vm := range s.vms {
+		n := 0
+		for _, h := range vm.vcpus {
+			if h.active() {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		limit := time.Duration(n) * s.period
+		if vm.cap > 0 {
+			limit = min(limit, s.capLimit(vm.cap))
+		}
+		acts = append(acts, act{vm: vm, n: n, limit: limit})
+	}
+	left := time.Duration(len(s.workers)) * s.period
+	for open := len(acts); open > 0; {
+		var wsum int64
+		for _, a := range acts {
+			if !a.done {
+				wsum += int64(a.vm.weight)
+			}
+		}
+		saturated := false
+		for i := range acts {
+			a := &acts[i]
+			if !a.done && time.Duration(int64(left)*int64(a.vm.weight)/wsum) >= a.limit {
+				a.share, a.done = a.limit, true
+				saturated = true
+				open--
+			}
+		}
+		if saturated {
+			left = time.Duration(len(s.workers)) * s.period
+			for _, a := range acts {
+				if a.done {
+					left -= a.share
+				}
+			}
+			continue
+		}
+		for i := range acts {
+			a := &acts[i]
+			if !a.done {
+				a.share = time.Duration(int64(left) * int64(a.vm.weight) / wsum)
+				a.done = true
+			}
+		}
+		break
+	}
+	s.acts = acts
+	bound := s.period + s.slice
+	for _, a := range acts {
+		per := a.share / time.Duration(a.n)
+		for _, h := range a.vm.vcpus {
+			if h.active() {
+				h.credit = min(max(h.credit+per, -bound), bound)
+			}
+		}
+	}
+	for _, vm := range s.vms {
+		for _, h := range vm.vcpus {
+			if !h.active() {
+				h.credit = min(h.credit, 0)
+			}
+			h.periodRun = 0
+		}
+		if vm.cap > 0 {
+			lim := s.capLimit(vm.cap)
+			vm.capBal = min(max(vm.capBal+lim, -lim), lim)
+		}
+	}
+}
+
+// act is one active VM in accountLocked.
+type act struct {
+	vm    *VM
+	n     int           // active vCPUs
+	limit time.Duration // most it can use
+	share time.Duration
+	done  bool
+}
+
+// active reports whether h competes for CPU in this period.
+// Precondition: s.mu held.
+func (h *Handle) active() bool {
+	return h.state == hQueued || h.state == hRunning || h.periodRun > 0
+}
+
+// VCPUStats is one vCPU's accounting. Run + Steal + Blocked = Elapsed.
+type VCPUStats struct {
+	ID      int
+	State   string        // "queued", "running", "blocked" or "stopped"
+	Elapsed time.Duration // since AddVCPU (until it stopped)
+	Run     time.Duration // CPU time used (a slice in progress counts as run so far)
+	Steal   time.Duration // runnable but not running
+	Blocked time.Duration // halted, waiting for Wake
+	Credit  time.Duration
+	Slices  uint64
+	Wakes   uint64
+	// MaxWakeLatency is the longest time from a Wake to being on a worker.
+	MaxWakeLatency time.Duration
+}
+
+// VMStats is one VM's accounting.
+type VMStats struct {
+	Name   string
+	Weight int
+	Cap    int
+	Parked bool          // out of cap budget until the next period
+	CPU    time.Duration // sum of the vCPUs' Run
+	VCPUs  []VCPUStats
+}
+
+var stateNames = [...]string{hQueued: "queued", hRunning: "running", hBlocked: "blocked", hStopped: "stopped"}
+
+// Stats returns every VM's accounting, in NewVM order, as of now.
+func (s *Scheduler) Stats() []VMStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.tickLocked(now)
+	out := make([]VMStats, len(s.vms))
+	for i, vm := range s.vms {
+		out[i] = vm.statsLocked(now)
+	}
+	return out
+}
+
+// Stats returns the VM's accounting as of now.
+func (vm *VM) Stats() VMStats {
+	s := vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.tickLocked(now)
+	return vm.statsLocked(now)
+}
+
+func (vm *VM) statsLocked(now time.Duration) VMStats {
+	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked()}
+	for _, h := range vm.vcpus {
+		hs := h.statsLocked(now)
+		st.CPU += hs.Run
+		st.VCPUs = append(st.VCPUs, hs)
+	}
+	return st
+}
+
+// Stats returns the vCPU's accounting as of now.
+func (h *Handle) Stats() VCPUStats {
+	s := h.vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return h.statsLocked(s.clock.Now())
+}
+
+// Steal returns the time the vCPU was runnable but not running: what a PV
+// guest is told as steal time.
+func (h *Handle) Steal() time.Duration { return h.Stats().Steal }
+
+func (h *Handle) statsLocked(now time.Duration) VCPUStats {
+	st := VCPUStats{
+		ID: h.id, State: stateNames[h.state],
+		Run: h.run, Steal: h.steal, Blocked: h.blocked,
+		Credit: h.credit, Slices: h.slices, Wakes: h.wakes, MaxWakeLatency: h.maxWake,
+	}
+	end := now
+	if h.state == hStopped {
+		end = h.since
+	}
+	d := end - h.since
+	switch h.state {
+	case hQueued:
+		st.Steal += d
+	case hRunning:
+		st.Run += d
+	case hBlocked:
+		st.Blocked += d
+	}
+	st.Elapsed = end - h.added
+	return st
+}
