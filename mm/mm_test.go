@@ -14,10 +14,30 @@ func TestAdmission(t *testing.T) {
 	if _, err := b.Reserve(40 << 20); err == nil || !strings.Contains(err.Error(), "budget is 64 MiB") {
 		t.Fatalf("over-budget reservation: %v", err)
 	}
-	// The running VM is unaffected.
+	// The running VM is unaffected: its memory, its p2m and the budget's
+	// accounting are as they were.
 	a.RAM()[0] = 1
 	if b.Reserved() != 40<<20 {
 		t.Fatalf("reserved %d", b.Reserved())
+	}
+	if s, ok := a.Slice(40<<20-1, 1); !ok || s[0] != 0 || a.RAM()[0] != 1 {
+		t.Fatal("running VM's memory changed by a refused reservation")
+	}
+	if s := b.Stats(); s != (Stats{Total: 64 << 20, Reserved: 40 << 20, Resident: 40 << 20, Free: 24 << 20, VMs: 1}) {
+		t.Fatalf("stats after a refused reservation: %+v", s)
+	}
+	// Ballooning out does not free admission room: the reservation holds.
+	if _, err := a.BalloonOut(FrameRange{0, 40 << 20 / FrameSize}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Reserve(40 << 20); err == nil || !strings.Contains(err.Error(), "budget is 64 MiB") {
+		t.Fatalf("over-budget reservation with the first VM ballooned out: %v", err)
+	}
+	if _, err := b.Reserve(^uint64(0)); err == nil || !strings.Contains(err.Error(), "budget is 64 MiB") {
+		t.Fatalf("huge reservation: %v", err)
+	}
+	if err := b.Check(); err != nil {
+		t.Fatal(err)
 	}
 	a.Release()
 	a.Release()

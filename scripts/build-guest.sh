@@ -64,9 +64,11 @@ fragments="$patchdir/config/base.config"
 [ "$flavour" = native ] || [ -r "$patchdir/config/$flavour.config" ] ||
 	die "unknown flavour '$flavour' (no linux-patches/config/$flavour.config)"
 
-# Patches named by the series file, in order.
+# Patches named by the series file, in order. The native flavour is the
+# unmodified kernel (trap and hwassist modes measure it), so only patched
+# flavours (pv) get the series.
 patches=""
-if [ -r "$series" ]; then
+if [ "$flavour" != native ] && [ -r "$series" ]; then
 	for p in $(sed -e 's/#.*//' "$series"); do
 		[ -r "$patchdir/$p" ] || die "series names $p, but linux-patches/$p does not exist"
 		patches="$patches $p"
