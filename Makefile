@@ -66,6 +66,11 @@ build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit
 # The Linux guest (docs/guest.md): kernel built from Debian's linux-source-6.12
 # and linux-patches/, cached outside the checkout by input hash, plus the
 # busybox initramfs. Outputs in build/guest/.
+# The patched PV kernel (linux-patches/ + config/pv.config), for pv mode.
+guest-pv: deps-guest
+	scripts/build-guest.sh pv
+	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz
+
 guest: deps-guest
 	scripts/build-guest.sh native
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz
