@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest
+.PHONY: all build run test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv
 
 all: build
 
