@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // state is one instruction's pre-execution state.
@@ -138,6 +139,9 @@ func main() {
 		qargs = append(qargs, "-initrd", *initrd)
 	}
 	qc := exec.Command(*qemu, qargs...)
+	// Children die with tracediff, however it ends (a deferred Kill does
+	// not run when a signal ends the process).
+	qc.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	qlog, err := qc.StderrPipe()
 	if err != nil {
 		log.Fatal(err)
@@ -157,6 +161,7 @@ func main() {
 	}
 	defer os.Remove(bin)
 	pc := exec.Command(bin, pargs...)
+	pc.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	plog, err := pc.StderrPipe()
 	if err != nil {
 		log.Fatal(err)
