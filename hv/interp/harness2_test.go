@@ -154,40 +154,7 @@ const tmSmallRAM = 16 << 20
 // handlers on every vector. Addresses beyond RAM are MMIO.
 func newSizedMachine(t testing.TB, mode cpu.Mode, code []byte, ramSize int) *testMachine {
 	t.Helper()
-	ram := make([]byte, ramSize)
-	m := &testMachine{t: t, ram: ram, mem: NewMemory(ram)}
-	le := binary.LittleEndian
-	le.PutUint64(ram[tmPML4:], tmPDPT|ptP|ptW|ptU)
-	le.PutUint64(ram[tmPDPT:], tmPD|ptP|ptW|ptU)
-	for i := uint64(0); i < 512; i++ {
-		le.PutUint64(ram[tmPD+i*8:], i<<21|ptP|ptW|ptU|ptPS)
-	}
-	gdt := []uint64{0, 0, 0x00af9b000000ffff, 0x00cf93000000ffff, 0x00cffb000000ffff, 0x00cff3000000ffff, 0x00affb000000ffff, 0}
-	for i, d := range gdt {
-		le.PutUint64(ram[tmGDT+i*8:], d)
-	}
-	le.PutUint64(ram[tmGDT+0x40:], uint64(0x67)|uint64(tmTSS)<<16|uint64(0x89)<<40)
-	le.PutUint64(ram[tmTSS+4:], tmKStack)
-	le.PutUint64(ram[tmTSS+36:], tmIST1)
-	copy(ram[tmCode:], code)
-	c, err := New(Config{Mem: m.mem, Mode: mode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := c.SRegs()
-	s.CR3 = tmPML4
-	s.GDT = cpu.DTable{Base: tmGDT, Limit: 0x4f}
-	s.IDT = cpu.DTable{Base: tmIDT, Limit: 0xfff}
-	s.TR = cpu.Segment{Selector: tmTSSSel, Base: tmTSS, Limit: 0x67, Attr: 0xb | cpu.SegAttrP}
-	if err := c.SetSRegs(s); err != nil {
-		t.Fatal(err)
-	}
-	var r cpu.Regs
-	r.RIP = tmCode
-	r.GPR[cpu.RSP] = tmKStack
-	r.RFLAGS = cpu.FlagsFixed
-	c.SetRegs(r)
-	m.cpu = c
+	m := buildMachine(t, mode, code, ramSize)
 	m.hltHandlers()
 	return m
 }

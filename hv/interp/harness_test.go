@@ -47,7 +47,13 @@ type testMachine struct {
 
 func newTestMachineMode(t testing.TB, mode cpu.Mode, code []byte) *testMachine {
 	t.Helper()
-	ram := make([]byte, tmMemSize)
+	return buildMachine(t, mode, code, tmMemSize)
+}
+
+// buildMachine lays out the test machine above in ramSize bytes of RAM.
+func buildMachine(t testing.TB, mode cpu.Mode, code []byte, ramSize int) *testMachine {
+	t.Helper()
+	ram := make([]byte, ramSize)
 	m := &testMachine{t: t, ram: ram, mem: NewMemory(ram)}
 	le := binary.LittleEndian
 	// Page tables: 1 GiB identity map with 2 MiB pages, user-accessible, writable.
