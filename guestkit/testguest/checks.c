@@ -952,3 +952,25 @@ void spin(void)
 	for (;;)
 		x = x * 6364136223846793005UL + 1442695040888963407UL;
 }
+
+/*
+ * idle: the vCPU sleeps in vcpu_block, woken every 10 ms by its one-shot
+ * timer (port unbound, interrupts off: the expired timer alone ends the
+ * block). A halted VM as the scheduler sees it: it should cost ~nothing.
+ */
+void idle(void)
+{
+	u64 wakes = 0;
+
+	if (pvisor_shared_info_register((u64)&shinfo, UPCALL_VECTOR) != 0) {
+		printf("idle: shared_info_register failed\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	__asm__ volatile("cli" ::: "memory");
+	printf("idle: running\n");
+	for (;;) {
+		pvisor_timer_set(pvclock_now() + 10000000);
+		pvisor_vcpu_block();
+		wakes++;
+	}
+}
