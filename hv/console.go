@@ -38,7 +38,7 @@ func (ci *consoleIn) start(r io.Reader, vm *VM) {
 				ci.mu.Unlock()
 				ci.arrived.Store(true)
 				if len(vm.vcpus) > 0 {
-					vm.vcpus[0].Kick()
+					vm.vcpus[0].notify()
 				}
 			}
 			if err != nil || vm.isStopped() {

@@ -35,7 +35,7 @@ func (vm *VM) initDevices() {
 	d.pc = emul.NewPC(&d.bus, d.clk, vm.cfg.Console, time.Now)
 	kick := func() {
 		if len(vm.vcpus) > 0 {
-			vm.vcpus[0].Kick()
+			vm.vcpus[0].notify()
 		}
 	}
 	d.pc.PIC.OnChange = kick
@@ -85,7 +85,7 @@ func (v *vcpu) pollDevices() {
 			if wait < 0 {
 				wait = 0
 			}
-			d.timer = time.AfterFunc(wait, func() { v.Kick() })
+			d.timer = time.AfterFunc(wait, v.notify)
 		}
 	} else if d.armed != 0 {
 		if d.timer != nil {

@@ -49,6 +49,7 @@ var (
 	offUpcallMask = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.UpcallMask))
 	offPendingSel = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.PendingSel))
 	offTime       = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.Time))
+	offSteal      = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.StealNs))
 )
 
 // word returns a pointer-free view of a 64-bit word of the shared page, or
@@ -182,4 +183,21 @@ func (vm *VM) updatePvclock(v *vcpu) {
 	b[29] = hypercall.PvclockTSCStable
 	binary.LittleEndian.PutUint32(b, ver+2)
 	vm.mem.Invalidate(off, 32)
+}
+
+// writeSteal publishes vCPU v's steal time (runnable but not running, as
+// the scheduler accounts it) in its shared-info slot, for the guest's
+// paravirt steal clock. Called by the vCPU at the start of each slice.
+func (vm *VM) writeSteal(v *vcpu) {
+	h := v.h.Load()
+	if vm.ev.shared == 0 || h == nil {
+		return
+	}
+	off := vm.ev.shared + uint64(v.id)*sizeVCPUInfo + offSteal
+	b, ok := vm.guest(off, 8)
+	if !ok {
+		return
+	}
+	binary.LittleEndian.PutUint64(b, uint64(h.Steal()))
+	vm.mem.Invalidate(off, 8)
 }

@@ -169,7 +169,7 @@ func (h *hcalls) IRQDeliverPending() (uint64, hypercall.Errno) {
 }
 
 func (h *hcalls) VCPUBlock() (uint64, hypercall.Errno) {
-	h.v.block(false)
+	h.v.blockReq = true // RunFor blocks once the call has completed
 	r := h.v.cpu.Regs()
 	r.RFLAGS |= cpu.FlagIF
 	h.v.cpu.SetRegs(r)

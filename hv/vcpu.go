@@ -8,6 +8,7 @@ import (
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/emul"
 	"github.com/pvisor/pvisor/hypercall"
+	"github.com/pvisor/pvisor/sched"
 )
 
 type vcpu struct {
@@ -15,25 +16,35 @@ type vcpu struct {
 	id  int
 	cpu cpu.VCPU
 	hc  hcalls
+	h   atomic.Pointer[sched.Handle] // set when the VM starts running
 
 	timer    *time.Timer
 	deadline uint64 // pvclock ns, 0 = none
 	fired    atomic.Bool
-	wake     chan struct{}
-	yield    bool
+	preempt  atomic.Bool // the scheduler wants the worker back
+	yield    bool        // vcpu_yield: end the slice
+	blockReq bool        // vcpu_block: block once the hypercall completes
+	exited   chan struct{}
 }
 
+// chunk is the instruction budget of one engine run inside a slice: RunFor
+// looks at the clock between chunks (~0.1-0.5 ms on the interpreter).
+const chunk = 1 << 16
+
 func newVCPU(vm *VM, id int, c cpu.VCPU) *vcpu {
-	v := &vcpu{vm: vm, id: id, cpu: c, wake: make(chan struct{}, 1)}
+	v := &vcpu{vm: vm, id: id, cpu: c, exited: make(chan struct{})}
 	v.hc.v = v
 	return v
 }
 
-// wakeUp ends a block. Safe from any goroutine.
-func (v *vcpu) wakeUp() {
-	select {
-	case v.wake <- struct{}{}:
-	default:
+// notify tells the vCPU that an event (timer, event channel, console
+// input, device interrupt) may be pending: a running vCPU polls at once, a
+// blocked one is made runnable. Safe from any goroutine that does not hold
+// the scheduler's lock.
+func (v *vcpu) notify() {
+	v.cpu.Kick()
+	if h := v.h.Load(); h != nil {
+		h.Wake()
 	}
 }
 
@@ -43,8 +54,12 @@ func (v *vcpu) stopTimer() {
 	}
 }
 
-// Kick implements sched.Runnable.
-func (v *vcpu) Kick() { v.cpu.Kick(); v.wakeUp() }
+// Kick implements sched.VCPU: the scheduler preempts the vCPU. Called with
+// the scheduler's lock held.
+func (v *vcpu) Kick() {
+	v.preempt.Store(true)
+	v.cpu.Kick()
+}
 
 // pollEvents turns an expired timer into its VIRQ and requests the upcall;
 // it reports whether the timer expired.
@@ -80,65 +95,77 @@ func (v *vcpu) armTimer(deadline uint64) {
 	}
 	v.timer = time.AfterFunc(time.Duration(deadline-now), func() {
 		v.fired.Store(true)
-		v.Kick()
+		v.notify()
 	})
 }
 
-// block waits until an event is pending for this vCPU — an unmasked
-// pending port (whatever upcall_mask says: blocking re-enables delivery, as
-// Xen's does) or an expired timer (even if its port is masked or unbound) —
-// or the VM stops.
-func (v *vcpu) block(hlt bool) {
-	for !v.vm.isStopped() {
-		if v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() || v.devicePending() {
-			return
-		}
-		if hlt && v.vm.dev != nil && v.cpu.Regs().RFLAGS&cpu.FlagIF == 0 {
-			// HLT with interrupts off: nothing but an NMI could wake it, and
-			// there are none. This is how Linux halts after power-off
-			// without ACPI.
-			v.vm.stop(0, "guest halted with interrupts disabled")
-			return
-		}
-		if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() {
-			// Nothing can ever wake it (no timer armed, no other vCPU, no
-			// console input source): stop rather than hang.
-			v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))
-			return
-		}
-		<-v.wake
+// mayBlock decides what a halt (HLT, or vcpu_block once it has completed)
+// does: it reports true if nothing is pending, so the vCPU gives up its
+// worker until notify — an unmasked pending port (whatever upcall_mask
+// says: blocking re-enables delivery, as Xen's does), an expired timer (even
+// if its port is masked or unbound), a device interrupt or the VM's end. A
+// halt that nothing can ever end stops the VM.
+func (v *vcpu) mayBlock(hlt bool) bool {
+	if v.vm.isStopped() || v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() || v.devicePending() {
+		return false
 	}
+	if hlt && v.vm.dev != nil && v.cpu.Regs().RFLAGS&cpu.FlagIF == 0 {
+		// HLT with interrupts off: nothing but an NMI could wake it, and
+		// there are none. This is how Linux halts after power-off without
+		// ACPI.
+		v.vm.stop(0, "guest halted with interrupts disabled")
+		return false
+	}
+	if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() {
+		// Nothing can ever wake it (no timer armed, no other vCPU, no
+		// console input source): stop rather than hang.
+		v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))
+		return false
+	}
+	return true
 }
 
-// RunSlice implements sched.Runnable: it runs the vCPU until budget
-// instructions retire or the VM stops.
-func (v *vcpu) RunSlice(budget uint64) bool {
+// RunFor implements sched.VCPU: it runs the vCPU for about d of host time,
+// in chunks of instructions, and returns early when the vCPU halts with
+// nothing pending (Blocked), yields or is preempted (Ready), or the VM
+// stops (Stopped, for good).
+func (v *vcpu) RunFor(d time.Duration) (time.Duration, sched.State) {
+	start := time.Now()
+	v.vm.writeSteal(v)
 	for {
 		if v.vm.isStopped() {
-			return true
+			close(v.exited)
+			return time.Since(start), sched.Stopped
 		}
 		v.pollEvents()
-		e, err := v.cpu.Run(budget)
+		e, err := v.cpu.Run(chunk)
 		if err != nil {
 			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d: engine: %v", v.id, err))
-			return true
+			continue
 		}
+		halt := false
 		switch e.Reason {
 		case cpu.ExitBudget:
-			return false
+			if time.Since(start) >= d {
+				return time.Since(start), sched.Ready
+			}
 		case cpu.ExitKick:
+			if v.preempt.Swap(false) {
+				return time.Since(start), sched.Ready
+			}
 		case cpu.ExitIRQWindow:
 			v.irqWindow()
 		case cpu.ExitHypercall:
 			v.hypercall(e)
 			if v.yield {
 				v.yield = false
-				return false
+				return time.Since(start), sched.Ready
 			}
+			halt, v.blockReq = v.blockReq && v.mayBlock(false), false
 		case cpu.ExitPrivileged:
-			v.privileged(e)
+			halt = v.privileged(e) && v.mayBlock(true)
 		case cpu.ExitHLT:
-			v.block(true)
+			halt = v.mayBlock(true)
 		case cpu.ExitIO:
 			v.vm.stats.mu.Lock()
 			v.vm.stats.IOPorts[e.IO.Port]++
@@ -164,10 +191,11 @@ func (v *vcpu) RunSlice(budget uint64) bool {
 			}
 		case cpu.ExitTripleFault:
 			v.vm.stop(ExitTripleFault, fmt.Sprintf("vCPU %d: triple fault at rip %#x: %s", v.id, e.RIP, e.Message))
-			return true
 		default:
 			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d stopped at rip %#x: %v: %s", v.id, e.RIP, e.Reason, e.Message))
-			return true
+		}
+		if halt {
+			return time.Since(start), sched.Blocked
 		}
 	}
 }
@@ -220,9 +248,11 @@ func (v *vcpu) hypercallPageMSR(e *cpu.Exit) bool {
 	return true
 }
 
-func (v *vcpu) privileged(e *cpu.Exit) {
+// privileged emulates a privileged instruction; it reports whether the
+// instruction was a halt.
+func (v *vcpu) privileged(e *cpu.Exit) (halt bool) {
 	if v.hypercallPageMSR(e) {
-		return
+		return false
 	}
 	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.vm.io(), guestMem{v.vm})
 	st := &v.vm.stats
@@ -236,13 +266,11 @@ func (v *vcpu) privileged(e *cpu.Exit) {
 	st.mu.Unlock()
 	if strict {
 		v.vm.stop(ExitCrash, fmt.Sprintf("strict PV: privileged instruction %s (% x) at rip %#x after PV start", name, e.Inst[:e.InstLen], e.RIP))
-		return
+		return false
 	}
 	if err != nil {
 		v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d at rip %#x: %v", v.id, e.RIP, err))
-		return
+		return false
 	}
-	if res == emul.Halt {
-		v.block(true)
-	}
+	return res == emul.Halt
 }

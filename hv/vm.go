@@ -37,6 +37,17 @@ type Config struct {
 	// DeterministicTSC runs the TSC from retired instructions instead of
 	// host time (reproducible runs; pvclock then measures instructions).
 	DeterministicTSC bool
+
+	// Name identifies the VM in the scheduler's accounting and in messages.
+	Name string
+	// Sched runs the vCPUs. VMs that share one are held to their weights
+	// and caps against each other; nil gives the VM a scheduler of its own
+	// (one worker per host CPU), started and stopped by Run.
+	Sched *sched.Scheduler
+	// CPUWeight is the VM's share under contention (0 = sched.DefaultWeight);
+	// CPUCap its ceiling in percent of one host CPU (0 = none).
+	CPUWeight int
+	CPUCap    int
 }
 
 // ExitStatus is how a VM ended.
@@ -58,7 +69,9 @@ type VM struct {
 	res   *mm.Reservation
 	mem   *interp.Memory
 	vcpus []*vcpu
-	group *sched.Group
+	sched *sched.Scheduler
+	own   bool // the scheduler is the VM's own
+	svm   *sched.VM
 	start time.Time
 
 	layout   bootLayout
@@ -105,6 +118,15 @@ func New(cfg Config) (*VM, error) {
 	if cfg.MemBytes < minMem {
 		return nil, fmt.Errorf("hv: %d MiB of memory is too little: at least %d MiB", cfg.MemBytes>>20, minMem>>20)
 	}
+	if cfg.CPUWeight < 0 || cfg.CPUWeight > sched.MaxWeight {
+		return nil, fmt.Errorf("hv: cpu weight %d: want 1..%d (0 for the default %d)", cfg.CPUWeight, sched.MaxWeight, sched.DefaultWeight)
+	}
+	if cfg.CPUCap < 0 {
+		return nil, fmt.Errorf("hv: cpu cap %d%%: want 0 (none) or more", cfg.CPUCap)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "vm"
+	}
 	res, err := cfg.Budget.Reserve(cfg.MemBytes)
 	if err != nil {
 		return nil, err
@@ -140,18 +162,42 @@ func New(cfg Config) (*VM, error) {
 		vm.vcpus = append(vm.vcpus, v)
 	}
 	vm.initDevices()
+	vm.sched = cfg.Sched
+	if vm.sched == nil {
+		vm.sched, vm.own = sched.New(sched.Config{}), true
+	}
+	vm.svm = vm.sched.NewVM(cfg.Name)
+	if cfg.CPUWeight != 0 {
+		if err := vm.svm.SetWeight(cfg.CPUWeight); err != nil {
+			res.Release()
+			return nil, err
+		}
+	}
+	if err := vm.svm.SetCap(cfg.CPUCap); err != nil {
+		res.Release()
+		return nil, err
+	}
 	return vm, nil
 }
 
 // Run starts the vCPUs and waits until the VM stops.
 func (vm *VM) Run() ExitStatus {
 	vm.in.start(vm.cfg.ConsoleIn, vm)
-	vm.group = sched.NewGroup()
+	if vm.own {
+		vm.sched.Start()
+	}
 	for _, v := range vm.vcpus {
-		vm.group.Start(v)
+		v.h.Store(vm.svm.AddVCPU(v))
 	}
 	<-vm.done
-	vm.group.Stop()
+	// Memory is released only once no worker runs a vCPU of this VM: each
+	// returns Stopped from its next RunFor (stop woke the blocked ones).
+	for _, v := range vm.vcpus {
+		<-v.exited
+	}
+	if vm.own {
+		vm.sched.Stop()
+	}
 	for _, v := range vm.vcpus {
 		if t, ok := v.cpu.(interface{ FlushTrace() }); ok {
 			t.FlushTrace()
@@ -165,6 +211,22 @@ func (vm *VM) Run() ExitStatus {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	return vm.status
+}
+
+// RunAll runs the VMs at once (typically on one shared scheduler) and
+// returns their statuses once every one has stopped.
+func RunAll(vms []*VM) []ExitStatus {
+	out := make([]ExitStatus, len(vms))
+	var wg sync.WaitGroup
+	for i, vm := range vms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = vm.Run()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // Stop stops the VM from outside with the given status.
@@ -181,8 +243,7 @@ func (vm *VM) stop(code int, reason string) {
 	vm.mu.Unlock()
 	close(vm.done)
 	for _, v := range vm.vcpus {
-		v.wakeUp()
-		v.cpu.Kick()
+		v.notify()
 	}
 }
 
@@ -191,6 +252,20 @@ func (vm *VM) isStopped() bool {
 	defer vm.mu.Unlock()
 	return vm.stopped
 }
+
+// CPUStats returns the scheduler's accounting of the VM: CPU time used,
+// steal and blocked time, per vCPU and in total.
+func (vm *VM) CPUStats() sched.VMStats { return vm.svm.Stats() }
+
+// SetCPUWeight changes the VM's weight while it runs.
+func (vm *VM) SetCPUWeight(w int) error { return vm.svm.SetWeight(w) }
+
+// SetCPUCap changes the VM's cap (percent of one host CPU, 0 = none) while
+// it runs.
+func (vm *VM) SetCPUCap(pct int) error { return vm.svm.SetCap(pct) }
+
+// Name returns the VM's name.
+func (vm *VM) Name() string { return vm.cfg.Name }
 
 // EngineStats returns the engine counters of vCPU i.
 func (vm *VM) EngineStats(i int) cpu.Stats { return vm.vcpus[i].cpu.Stats() }

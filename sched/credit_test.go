@@ -241,6 +241,32 @@ func TestWakeLatency(t *testing.T) {
 	}
 }
 
+// TestMostlyIdleVMLeavesItsShare: a VM that wakes every 10 ms for 100 µs
+// is active in every period but uses ~1% of its share; what it leaves goes
+// to the busy VMs by weight, so two equal spinners on one worker stay equal
+// (its wake-ups preempt them in a pattern that would otherwise favour one).
+func TestMostlyIdleVMLeavesItsShare(t *testing.T) {
+	m := NewSim(Config{Workers: 1})
+	m.S.NewVM("spin0").AddVCPU(spinner{})
+	m.S.NewVM("spin1").AddVCPU(spinner{})
+	b := &burst{}
+	h := m.S.NewVM("timer").AddVCPU(b)
+	var arm func(at time.Duration)
+	arm = func(at time.Duration) {
+		m.At(at, func() {
+			b.left += 100 * time.Microsecond
+			h.Wake()
+			arm(at + 10*time.Millisecond)
+		})
+	}
+	arm(10 * time.Millisecond)
+	got := window(m, time.Minute)
+	if !near(got, []float64{49.5, 49.5, 1}, 2) || math.Abs(got[0]-got[1]) > 2 {
+		t.Fatalf("shares %s, want 49.5/49.5/1 ± 2", fmtPct(got))
+	}
+	t.Logf("shares %s", fmtPct(got))
+}
+
 func TestSetWeightAtRunTime(t *testing.T) {
 	m := NewSim(Config{Workers: 1})
 	a, b := m.S.NewVM("a"), m.S.NewVM("b")

@@ -1,12 +1,5 @@
 // Package sched runs vCPUs on host workers.
 //
-// # Group
-//
-// Group is the first cut still used by hv: each vCPU on its own goroutine,
-// run in slices of a fixed instruction budget. A Runnable is run by at most
-// one goroutine at a time; Stop returns only when no slice of the group is
-// running.
-//
 // # Credit scheduler
 //
 // Scheduler is a credit scheduler after Xen's: it holds every VM to its
@@ -61,5 +54,7 @@
 // Finish, sleeping when idle until a Wake, a new vCPU, a settings change or
 // the next period.
 //
-// sched depends on no engine: it sees vCPUs only as Runnable or VCPU.
+// hv runs every VM's vCPUs on a Scheduler (hv.Config.Sched; a VM given
+// none gets one of its own). sched depends on no engine: it sees vCPUs only
+// through VCPU.
 package sched

@@ -11,7 +11,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
+	"github.com/pvisor/pvisor/sched"
 )
 
 func init() {
@@ -27,15 +30,21 @@ func init() {
 
 // runConfig is what `pvisor run` was asked to do, validated.
 type runConfig struct {
-	kernel, initrd, cmdline string
-	memBytes                uint64
-	vcpus                   int
-	mode                    cpu.Mode
-	accel                   string
-	stats, strict           bool
-	trace                   string
-	guestCmd                []string // run in the guest by /init (after --)
+	vms           []vmSpec
+	multi         bool // --vm or --config: several VMs, prefixed consoles
+	workers       int  // scheduler workers, 0 = one per host CPU
+	duration      time.Duration
+	accel         string
+	stats, strict bool
+	trace         string
+	guestCmd      []string // run in the guest by /init (after --)
 }
+
+// specList collects repeated --vm flags.
+type specList []string
+
+func (l *specList) String() string     { return strings.Join(*l, " ") }
+func (l *specList) Set(v string) error { *l = append(*l, v); return nil }
 
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -46,8 +55,16 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	mem := fs.String("mem", "256M", "guest memory (K, M or G suffix)")
 	vcpus := fs.Int("vcpus", 1, "number of vCPUs")
 	mode := fs.String("mode", "pv", "virtualization mode: pv, trap or hwassist")
+	name := fs.String("name", "guest", "the VM's name (single VM)")
+	weight := fs.Int("cpu-weight", 0, "CPU weight: share under contention (default 256)")
+	capPct := fs.Int("cpu-cap", 0, "CPU cap: percent of one host CPU (0 = none)")
+	var vmFlags specList
+	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, cmdline=REST); repeatable")
+	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
+	workers := fs.Int("workers", 0, "scheduler workers (host threads running vCPUs; 0 = one per host CPU)")
+	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")
 	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
-	stats := fs.Bool("stats", false, "print exit, hypercall and privileged-instruction counts when the VM stops")
+	stats := fs.Bool("stats", false, "print exit, hypercall, privileged-instruction and CPU-time counts when the VM stops")
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
 	trace := fs.String("trace", "", "write one line of CPU state per guest instruction to this file (- for stderr); slow")
 	if err := fs.Parse(args); err != nil {
@@ -60,32 +77,65 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		}
 		guestCmd = rest
 	}
-	rc := &runConfig{guestCmd: guestCmd, kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, accel: *accel, stats: *stats, strict: *strict, trace: *trace}
+	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
+		workers: *workers, duration: *duration}
+	base := vmSpec{name: *name, kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus}
 	var err error
-	if rc.mode, err = cpu.ParseMode(*mode); err != nil {
+	if base.mode, err = cpu.ParseMode(*mode); err != nil {
 		return nil, err
 	}
-	if rc.memBytes, err = parseSize(*mem); err != nil {
+	if base.memBytes, err = parseSize(*mem); err != nil {
 		return nil, fmt.Errorf("--mem: %v", err)
 	}
-	if rc.vcpus < 1 {
+	if base.vcpus < 1 {
 		return nil, errors.New("--vcpus must be at least 1")
+	}
+	if *weight != 0 {
+		if err := base.set("cpu-weight", strconv.Itoa(*weight)); err != nil {
+			return nil, fmt.Errorf("--%v", err)
+		}
+	}
+	if err := base.set("cpu-cap", strconv.Itoa(*capPct)); err != nil {
+		return nil, fmt.Errorf("--%v", err)
+	}
+	if rc.workers < 0 {
+		return nil, errors.New("--workers must be 0 (one per host CPU) or more")
+	}
+	if rc.duration < 0 {
+		return nil, errors.New("--duration must not be negative")
 	}
 	switch rc.accel {
 	case "auto", "interp", "kvm":
 	default:
 		return nil, fmt.Errorf("unknown --accel %q: want auto, interp or kvm", rc.accel)
 	}
-	if rc.kernel == "" {
-		return nil, errors.New("no kernel given: pass --kernel FILE")
-	}
-	if _, err := os.Stat(rc.kernel); err != nil {
-		return nil, fmt.Errorf("kernel not found at %s: build the guest or pass --kernel", rc.kernel)
-	}
-	if rc.initrd != "" {
-		if _, err := os.Stat(rc.initrd); err != nil {
-			return nil, fmt.Errorf("initrd not found at %s", rc.initrd)
+	if *config != "" {
+		w, specs, err := loadConfig(*config, base)
+		if err != nil {
+			return nil, fmt.Errorf("--config: %v", err)
 		}
+		if rc.workers == 0 {
+			rc.workers = w
+		}
+		rc.vms, rc.multi = specs, true
+	}
+	for _, v := range vmFlags {
+		b := base
+		b.name = fmt.Sprintf("vm%d", len(rc.vms))
+		s, err := parseVMSpec(v, b)
+		if err != nil {
+			return nil, err
+		}
+		rc.vms, rc.multi = append(rc.vms, s), true
+	}
+	if !rc.multi {
+		rc.vms = []vmSpec{base}
+	}
+	if rc.multi && rc.trace != "" {
+		return nil, errors.New("--trace follows one VM: not with --vm or --config")
+	}
+	if err := checkSpecs(rc.vms); err != nil {
+		return nil, err
 	}
 	return rc, nil
 }
@@ -120,18 +170,6 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pvisor run: the kvm engine is not in this build: use --accel interp")
 		return 2
 	}
-	kernel, err := os.ReadFile(rc.kernel)
-	if err != nil {
-		fmt.Fprintf(stderr, "pvisor run: %v\n", err)
-		return 2
-	}
-	var initrd []byte
-	if rc.initrd != "" {
-		if initrd, err = os.ReadFile(rc.initrd); err != nil {
-			fmt.Fprintf(stderr, "pvisor run: %v\n", err)
-			return 2
-		}
-	}
 	var traceW io.Writer
 	switch rc.trace {
 	case "":
@@ -146,30 +184,62 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		traceW = f
 	}
-	cmdline := rc.cmdline
-	console := io.Writer(stdout)
-	var exitScan *exitScanner
-	if len(rc.guestCmd) > 0 {
-		cmdline = strings.TrimSpace(cmdline + " pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(shellJoin(rc.guestCmd))))
-		exitScan = &exitScanner{w: stdout}
-		console = exitScan
+	// Every VM shares one memory budget and one scheduler.
+	budget := mm.NewBudget(hostBudget())
+	sc := sched.New(sched.Config{Workers: rc.workers})
+	vms := make([]*hv.VM, len(rc.vms))
+	scans := make([]*exitScanner, len(rc.vms))
+	stopAll := func(code int, reason string) {
+		for _, vm := range vms {
+			if vm != nil {
+				vm.Stop(code, reason)
+			}
+		}
 	}
-	// An interactive terminal goes raw so keys reach the guest; Ctrl-]
-	// stops the VM. (vm is assigned below, before any input is read.)
-	var vm *hv.VM
-	in := io.Reader(os.Stdin)
-	if restore, ok := rawTerminal(int(os.Stdin.Fd())); ok {
-		defer restore()
-		in = &escapeReader{r: os.Stdin, quit: func() { vm.Stop(0, "stopped from the console (Ctrl-])") }}
-		fmt.Fprintln(stderr, "pvisor: console attached; Ctrl-] stops the VM\r")
+	// A single VM on an interactive terminal gets it raw, so keys reach
+	// the guest; Ctrl-] stops the VM. Several VMs get no console input.
+	var in io.Reader
+	if !rc.multi {
+		in = os.Stdin
+		if restore, ok := rawTerminal(int(os.Stdin.Fd())); ok {
+			defer restore()
+			in = &escapeReader{r: os.Stdin, quit: func() { stopAll(0, "stopped from the console (Ctrl-])") }}
+			fmt.Fprintln(stderr, "pvisor: console attached; Ctrl-] stops the VM\r")
+		}
 	}
-	vm, err = hv.New(hv.Config{Trace: traceW,
-		Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: rc.memBytes, VCPUs: rc.vcpus,
-		Mode: rc.mode, Budget: mm.NewBudget(hostBudget()), Console: console, ConsoleIn: in, Strict: rc.strict,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "pvisor run: %s: %v\n", rc.kernel, err)
-		return 2
+	var outMu sync.Mutex
+	for i, spec := range rc.vms {
+		kernel, err := os.ReadFile(spec.kernel)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: %v\n", err)
+			return 2
+		}
+		var initrd []byte
+		if spec.initrd != "" {
+			if initrd, err = os.ReadFile(spec.initrd); err != nil {
+				fmt.Fprintf(stderr, "pvisor run: %v\n", err)
+				return 2
+			}
+		}
+		cmdline := spec.cmdline
+		console := io.Writer(stdout)
+		if rc.multi {
+			console = &prefixWriter{w: stdout, mu: &outMu, prefix: spec.name + "| "}
+		}
+		if len(rc.guestCmd) > 0 {
+			cmdline = strings.TrimSpace(cmdline + " pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(shellJoin(rc.guestCmd))))
+			scans[i] = &exitScanner{w: console}
+			console = scans[i]
+		}
+		vms[i], err = hv.New(hv.Config{Trace: traceW, Name: spec.name, Sched: sc,
+			CPUWeight: spec.weight, CPUCap: spec.cap,
+			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
+			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
+			return 2
+		}
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -180,25 +250,80 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			if s == syscall.SIGTERM {
 				code = 143
 			}
-			vm.Stop(code, "stopped by "+s.String())
+			stopAll(code, "stopped by "+s.String())
 		}
 	}()
-	st := vm.Run()
-	if rc.stats {
-		printStats(stderr, vm)
+	if rc.duration > 0 {
+		t := time.AfterFunc(rc.duration, func() { stopAll(0, fmt.Sprintf("ran for --duration %v", rc.duration)) })
+		defer t.Stop()
 	}
-	if exitScan != nil {
-		if code, ok := exitScan.status(); ok && st.Code == 0 {
-			return code
-		} else if !ok && st.Code == 0 {
-			fmt.Fprintln(stderr, "pvisor: the guest stopped without reporting the command's status (pvisor-exit)")
-			return 1
+	start := time.Now()
+	sc.Start()
+	statuses := hv.RunAll(vms)
+	sc.Stop()
+	wall := time.Since(start)
+	code := 0
+	for i, vm := range vms {
+		who := "pvisor: "
+		if rc.multi {
+			who = "pvisor: " + vm.Name() + ": "
+		}
+		if rc.stats {
+			if rc.multi {
+				fmt.Fprintf(stderr, "== %s\n", vm.Name())
+			}
+			printStats(stderr, vm, wall)
+		}
+		c := vmExitCode(stderr, who, statuses[i], scans[i])
+		if code == 0 {
+			code = c
 		}
 	}
+	return code
+}
+
+// vmExitCode is a VM's exit status: the guest command's if it ran one,
+// else the VM's; it reports an abnormal end on stderr.
+func vmExitCode(stderr io.Writer, who string, st hv.ExitStatus, scan *exitScanner) int {
+	if scan != nil && st.Code == 0 {
+		if code, ok := scan.status(); ok {
+			return code
+		}
+		fmt.Fprintln(stderr, who+"the guest stopped without reporting the command's status (pvisor-exit)")
+		return 1
+	}
 	if st.Code != 0 {
-		fmt.Fprintf(stderr, "pvisor: VM stopped: %s (status %d)\n", st.Reason, st.Code)
+		fmt.Fprintf(stderr, "%sVM stopped: %s (status %d)\n", who, st.Reason, st.Code)
 	}
 	return st.Code
+}
+
+// prefixWriter prefixes each line with a VM's name, whole lines at a time
+// so that several VMs' consoles interleave readably.
+type prefixWriter struct {
+	w      io.Writer
+	mu     *sync.Mutex // shared by every VM's writer
+	prefix string
+	line   []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if c == '\r' {
+			continue
+		}
+		p.line = append(p.line, c)
+		if c == '\n' || len(p.line) >= 4096 {
+			p.mu.Lock()
+			_, err := fmt.Fprintf(p.w, "%s%s", p.prefix, p.line)
+			p.mu.Unlock()
+			p.line = p.line[:0]
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(b), nil
 }
 
 // shellJoin quotes args for sh -c.
@@ -250,7 +375,7 @@ func hostBudget() uint64 {
 	return uint64(si.Totalram) * uint64(si.Unit) / 4 * 3
 }
 
-func printStats(w io.Writer, vm *hv.VM) {
+func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	es := vm.EngineStats(0)
 	hc, priv, before, started := vm.StatsSnapshot()
 	fmt.Fprintf(w, "instructions: %d\n", es.Instructions)
@@ -288,4 +413,15 @@ func printStats(w io.Writer, vm *hv.VM) {
 		fmt.Fprintln(w, "pv start: never declared")
 	}
 	fmt.Fprintf(w, "privileged exits after pv start: %d\n", after)
+	cs := vm.CPUStats()
+	capS := "none"
+	if cs.Cap > 0 {
+		capS = fmt.Sprintf("%d%%", cs.Cap)
+	}
+	fmt.Fprintf(w, "cpu: weight %d, cap %s, %.3f s used over %.3f s (%.1f%% of one host CPU)\n",
+		cs.Weight, capS, cs.CPU.Seconds(), wall.Seconds(), 100*cs.CPU.Seconds()/wall.Seconds())
+	for _, v := range cs.VCPUs {
+		fmt.Fprintf(w, "cpu: vcpu %d: run %.3f s, steal %.3f s, blocked %.3f s, %d slices, %d wakes, longest wake-up %v\n",
+			v.ID, v.Run.Seconds(), v.Steal.Seconds(), v.Blocked.Seconds(), v.Slices, v.Wakes, v.MaxWakeLatency.Round(time.Microsecond))
+	}
 }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/sched"
+)
+
+// vmSpec is one VM of a `pvisor run`, validated.
+type vmSpec struct {
+	name, kernel, initrd, cmdline string
+	memBytes                      uint64
+	vcpus                         int
+	mode                          cpu.Mode
+	weight, cap                   int // 0 = default weight / no cap
+}
+
+// vmKeys are the keys of a --vm spec and of a [[vm]] table of a config
+// file, with what they set.
+var vmKeys = []struct{ key, doc string }{
+	{"name", "name in messages, console prefixes and accounting"},
+	{"kernel", "guest kernel"},
+	{"initrd", "initramfs image"},
+	{"mem", "memory (K, M or G suffix)"},
+	{"vcpus", "number of vCPUs"},
+	{"mode", "pv, trap or hwassist"},
+	{"cpu-weight", "share under contention (default 256)"},
+	{"cpu-cap", "ceiling, percent of one host CPU (0 = none)"},
+	{"cmdline", "kernel command line; must come last, takes the rest of the spec, commas included"},
+}
+
+// set assigns key=value to the spec.
+func (s *vmSpec) set(key, val string) error {
+	var err error
+	switch key {
+	case "name":
+		if val == "" || strings.ContainsAny(val, " \t\n|") {
+			return fmt.Errorf("name %q: want a non-empty word", val)
+		}
+		s.name = val
+	case "kernel":
+		s.kernel = val
+	case "initrd":
+		s.initrd = val
+	case "cmdline":
+		s.cmdline = val
+	case "mem":
+		if s.memBytes, err = parseSize(val); err != nil {
+			return fmt.Errorf("mem: %v", err)
+		}
+	case "vcpus":
+		if s.vcpus, err = strconv.Atoi(val); err != nil || s.vcpus < 1 {
+			return fmt.Errorf("vcpus %q: want a number of at least 1", val)
+		}
+	case "mode":
+		if s.mode, err = cpu.ParseMode(val); err != nil {
+			return err
+		}
+	case "cpu-weight", "cpu_weight":
+		if s.weight, err = strconv.Atoi(val); err != nil || s.weight < 1 || s.weight > sched.MaxWeight {
+			return fmt.Errorf("cpu-weight %q: want 1..%d", val, sched.MaxWeight)
+		}
+	case "cpu-cap", "cpu_cap":
+		if s.cap, err = strconv.Atoi(strings.TrimSuffix(val, "%")); err != nil || s.cap < 0 {
+			return fmt.Errorf("cpu-cap %q: want a percentage of one host CPU, 0 for none", val)
+		}
+	default:
+		keys := make([]string, len(vmKeys))
+		for i, k := range vmKeys {
+			keys[i] = k.key
+		}
+		return fmt.Errorf("unknown key %q: want one of %s", key, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// parseVMSpec reads a --vm value, key=value pairs separated by commas, over
+// the defaults in base. cmdline= takes the rest of the value.
+func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
+	s := base
+	for rest := spec; rest != ""; {
+		var item string
+		if strings.HasPrefix(rest, "cmdline=") {
+			item, rest = rest, ""
+		} else {
+			item, rest, _ = strings.Cut(rest, ",")
+		}
+		key, val, ok := strings.Cut(item, "=")
+		if !ok {
+			return s, fmt.Errorf("--vm %q: %q is not key=value", spec, item)
+		}
+		if err := s.set(key, val); err != nil {
+			return s, fmt.Errorf("--vm %q: %v", spec, err)
+		}
+	}
+	return s, nil
+}
+
+// fileConfig is a config file: host settings and a [[vm]] table per VM,
+// with the keys of a --vm spec (cpu_weight and cpu_cap may be spelled with
+// either - or _). Example:
+//
+//	workers = 1
+//	[[vm]]
+//	name = "a"
+//	kernel = "build/testguest.elf"
+//	cmdline = "spin"
+//	cpu-weight = 512
+type fileConfig struct {
+	Workers int              `toml:"workers"`
+	VM      []map[string]any `toml:"vm"`
+}
+
+// loadConfig reads a config file's VMs over the defaults in base.
+func loadConfig(path string, base vmSpec) (workers int, specs []vmSpec, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	var fc fileConfig
+	md, err := toml.Decode(string(b), &fc)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return 0, nil, fmt.Errorf("%s: unknown setting %q: want workers or [[vm]] tables", path, und[0].String())
+	}
+	if len(fc.VM) == 0 {
+		return 0, nil, fmt.Errorf("%s: no [[vm]] table", path)
+	}
+	for i, t := range fc.VM {
+		s := base
+		s.name = fmt.Sprintf("vm%d", i)
+		for k, v := range t {
+			var val string
+			switch v := v.(type) {
+			case string:
+				val = v
+			case int64:
+				val = strconv.FormatInt(v, 10)
+			default:
+				return 0, nil, fmt.Errorf("%s: vm %d: %s: want a string or an integer, not %T", path, i, k, v)
+			}
+			if err := s.set(k, val); err != nil {
+				return 0, nil, fmt.Errorf("%s: vm %d: %v", path, i, err)
+			}
+		}
+		specs = append(specs, s)
+	}
+	if fc.Workers < 0 {
+		return 0, nil, fmt.Errorf("%s: workers = %d: want 0 (one per host CPU) or more", path, fc.Workers)
+	}
+	return fc.Workers, specs, nil
+}
+
+// check validates a finished spec: its files exist and names are unique.
+func checkSpecs(specs []vmSpec) error {
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if seen[s.name] {
+			return fmt.Errorf("two VMs are named %q", s.name)
+		}
+		seen[s.name] = true
+		if s.kernel == "" {
+			return errors.New("no kernel given: pass --kernel FILE (or kernel= in a VM spec)")
+		}
+		if _, err := os.Stat(s.kernel); err != nil {
+			return fmt.Errorf("kernel not found at %s: build the guest or pass --kernel", s.kernel)
+		}
+		if s.initrd != "" {
+			if _, err := os.Stat(s.initrd); err != nil {
+				return fmt.Errorf("initrd not found at %s", s.initrd)
+			}
+		}
+	}
+	return nil
+}

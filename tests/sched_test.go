@@ -1,0 +1,125 @@
+package tests
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/mm"
+	"github.com/pvisor/pvisor/sched"
+)
+
+// schedVM is one VM of a scheduling scenario.
+type schedVM struct {
+	name    string
+	cmdline string // "spin" or "idle"
+	weight  int
+	cap     int
+}
+
+// runScenario runs the test guest VMs on one scheduler with the given
+// number of workers, and returns each VM's CPU use in percent of one host
+// CPU over [warm, warm+window), as the scheduler accounts it, and each
+// VM's accounting at the end.
+func runScenario(t *testing.T, workers int, specs []schedVM, warm, window time.Duration) ([]float64, []sched.VMStats) {
+	t.Helper()
+	kernel, err := os.ReadFile(testguest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sched.New(sched.Config{Workers: workers})
+	budget := mm.NewBudget(1 << 30)
+	var vms []*hv.VM
+	for _, sp := range specs {
+		vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: sp.cmdline, MemBytes: 16 << 20, Mode: cpu.ModePV,
+			Budget: budget, Name: sp.name, Sched: s, CPUWeight: sp.weight, CPUCap: sp.cap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, vm)
+	}
+	s.Start()
+	defer s.Stop()
+	done := make(chan []hv.ExitStatus, 1)
+	go func() { done <- hv.RunAll(vms) }()
+	used := func() []time.Duration {
+		var out []time.Duration
+		for _, vm := range vms {
+			out = append(out, vm.CPUStats().CPU)
+		}
+		return out
+	}
+	time.Sleep(warm)
+	before, t0 := used(), time.Now()
+	time.Sleep(window)
+	after, wall := used(), time.Since(t0)
+	for _, vm := range vms {
+		vm.Stop(0, "end of scenario")
+	}
+	statuses := <-done
+	pcts := make([]float64, len(vms))
+	final := make([]sched.VMStats, len(vms))
+	for i, vm := range vms {
+		final[i] = vm.CPUStats()
+		if statuses[i].Code != 0 || statuses[i].Reason != "end of scenario" {
+			t.Errorf("%s ended with %+v, want the scenario's stop", vm.Name(), statuses[i])
+		}
+		pcts[i] = 100 * float64(after[i]-before[i]) / float64(wall)
+	}
+	return pcts, final
+}
+
+// TestSchedBounds is issue 7's real-time acceptance on a 2-core machine,
+// with the test guest's spin and idle modes as the workloads, measured in
+// the scheduler's own accounting over 5 s after a 1 s warm-up.
+func TestSchedBounds(t *testing.T) {
+	const warm, window = time.Second, 5 * time.Second
+	t.Run("weights-2:1:1", func(t *testing.T) {
+		got, _ := runScenario(t, 1, []schedVM{
+			{name: "heavy", cmdline: "spin", weight: 512},
+			{name: "light1", cmdline: "spin", weight: 256},
+			{name: "light2", cmdline: "spin", weight: 256},
+		}, warm, window)
+		t.Logf("shares %.1f %% (want 50/25/25 ± 5)", got)
+		for i, want := range []float64{50, 25, 25} {
+			if got[i] < want-5 || got[i] > want+5 {
+				t.Errorf("VM %d used %.1f%% of the worker, want %.0f%% ± 5", i, got[i], want)
+			}
+		}
+	})
+	t.Run("cap-25-and-halted", func(t *testing.T) {
+		// Two workers: the host is otherwise idle, so only the cap holds
+		// the spinning VM back.
+		got, _ := runScenario(t, 2, []schedVM{
+			{name: "capped", cmdline: "spin", cap: 25},
+			{name: "halted", cmdline: "idle"},
+		}, warm, window)
+		t.Logf("capped %.2f%% (want 25 ± 3), halted %.2f%% (want < 1)", got[0], got[1])
+		if got[0] < 22 || got[0] > 28 {
+			t.Errorf("capped VM used %.2f%% of a CPU, want 25%% ± 3", got[0])
+		}
+		if got[1] >= 1 {
+			t.Errorf("halted VM used %.2f%% of a CPU, want < 1%%", got[1])
+		}
+	})
+	t.Run("timer-under-spin", func(t *testing.T) {
+		// One worker, kept busy by a spinning VM: the halted VM's 10 ms
+		// timer still wakes it, each wake preempting the spinner. The
+		// latency is logged (docs/perf.md), not asserted: it is a figure of
+		// a shared machine, not a property.
+		got, st := runScenario(t, 1, []schedVM{
+			{name: "spinner", cmdline: "spin"},
+			{name: "sleeper", cmdline: "idle"},
+		}, warm, window)
+		v := st[1].VCPUs[0]
+		t.Logf("spinner %.2f%%, sleeper %.2f%%: %d wakes, longest wake-up %v", got[0], got[1], v.Wakes, v.MaxWakeLatency)
+		if min := int((warm + window) / (20 * time.Millisecond)); v.Wakes < uint64(min) {
+			t.Errorf("sleeper woke %d times in %v, want at least %d (a 10 ms timer)", v.Wakes, warm+window, min)
+		}
+		if got[1] >= 1 || got[0] < 95 {
+			t.Errorf("spinner %.2f%%, sleeper %.2f%%: want the spinner to have the worker and the sleeper < 1%%", got[0], got[1])
+		}
+	})
+}
