@@ -247,6 +247,9 @@ func (vm *VM) stop(code int, reason string) {
 	}
 }
 
+// Stopped reports whether the VM has stopped (or is stopping).
+func (vm *VM) Stopped() bool { return vm.isStopped() }
+
 func (vm *VM) isStopped() bool {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()

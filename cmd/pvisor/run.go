@@ -34,6 +34,7 @@ type runConfig struct {
 	multi         bool // --vm or --config: several VMs, prefixed consoles
 	workers       int  // scheduler workers, 0 = one per host CPU
 	duration      time.Duration
+	control       string // control socket path, "" = none
 	accel         string
 	stats, strict bool
 	trace         string
@@ -63,6 +64,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
 	workers := fs.Int("workers", 0, "scheduler workers (host threads running vCPUs; 0 = one per host CPU)")
 	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")
+	control := fs.String("control", "", "listen for `pvisor ctl` requests on this Unix socket")
 	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
 	stats := fs.Bool("stats", false, "print exit, hypercall, privileged-instruction and CPU-time counts when the VM stops")
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
@@ -78,7 +80,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		guestCmd = rest
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
-		workers: *workers, duration: *duration}
+		workers: *workers, duration: *duration, control: *control}
 	base := vmSpec{name: *name, kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus}
 	var err error
 	if base.mode, err = cpu.ParseMode(*mode); err != nil {
@@ -240,6 +242,15 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
 			return 2
 		}
+	}
+	if rc.control != "" {
+		cs, err := listenControl(rc.control, vms)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: --control: %v\n", err)
+			return 2
+		}
+		defer os.Remove(rc.control)
+		defer cs.Close()
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)

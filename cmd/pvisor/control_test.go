@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/mm"
+	"github.com/pvisor/pvisor/sched"
+)
+
+// TestControlSocket runs two spinning test-guest VMs and drives them
+// through the control socket: list, a weight and cap change, bad requests
+// refused, one VM stopped while the other keeps running.
+func TestControlSocket(t *testing.T) {
+	if out, err := exec.Command("make", "-s", "-C", "../..", "testguest").CombinedOutput(); err != nil {
+		t.Fatalf("make testguest: %v\n%s", err, out)
+	}
+	kernel, err := os.ReadFile("../../build/testguest.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := sched.New(sched.Config{Workers: 1})
+	budget := mm.NewBudget(1 << 30)
+	var vms []*hv.VM
+	for _, name := range []string{"a", "b"} {
+		vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: "spin", MemBytes: 16 << 20, Mode: cpu.ModePV,
+			Budget: budget, Name: name, Sched: sc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, vm)
+	}
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	cs, err := listenControl(path, vms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := listenControl(path, vms); err == nil {
+		t.Error("a second listener on a live socket was allowed")
+	}
+	sc.Start()
+	defer sc.Stop()
+	done := make(chan []hv.ExitStatus, 1)
+	go func() { done <- hv.RunAll(vms) }()
+	defer func() {
+		for _, vm := range vms {
+			vm.Stop(0, "end of test")
+		}
+		<-done
+	}()
+	call := func(req ctlRequest) *ctlReply {
+		t.Helper()
+		rep, err := ctlCall(path, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	time.Sleep(100 * time.Millisecond)
+	rep := call(ctlRequest{Op: "list"})
+	if rep.Error != "" || len(rep.VMs) != 2 || rep.VMs[0].Name != "a" || rep.VMs[1].State != "running" {
+		t.Fatalf("list: %+v", rep)
+	}
+	w, c := 700, 30
+	if rep := call(ctlRequest{Op: "sched-credit", VM: "a", Weight: &w, Cap: &c}); rep.Error != "" {
+		t.Fatalf("sched-credit: %s", rep.Error)
+	}
+	if st := vms[0].CPUStats(); st.Weight != 700 || st.Cap != 30 {
+		t.Errorf("after sched-credit: weight %d cap %d", st.Weight, st.Cap)
+	}
+	bad := 0
+	for _, req := range []ctlRequest{
+		{Op: "sched-credit", VM: "a", Weight: &bad},
+		{Op: "sched-credit", VM: "a"},
+		{Op: "sched-credit", VM: "nosuch", Weight: &w},
+		{Op: "reboot", VM: "a"},
+	} {
+		if rep := call(req); rep.Error == "" {
+			t.Errorf("%+v accepted", req)
+		}
+	}
+	if rep := call(ctlRequest{Op: "stop", VM: "b"}); rep.Error != "" {
+		t.Fatalf("stop: %s", rep.Error)
+	}
+	if !vms[1].Stopped() || vms[0].Stopped() {
+		t.Errorf("after stop b: a stopped %v, b stopped %v", vms[0].Stopped(), vms[1].Stopped())
+	}
+}
