@@ -54,6 +54,8 @@ type Config struct {
 type ExitStatus struct {
 	Code   int    // the status pvisor run exits with
 	Reason string // human-readable
+	// External: stopped from outside (Stop), not by the guest or a fault.
+	External bool
 }
 
 // Exit codes for ends other than a guest shutdown.
@@ -230,16 +232,19 @@ func RunAll(vms []*VM) []ExitStatus {
 }
 
 // Stop stops the VM from outside with the given status.
-func (vm *VM) Stop(code int, reason string) { vm.stop(code, reason) }
+func (vm *VM) Stop(code int, reason string) { vm.end(ExitStatus{Code: code, Reason: reason, External: true}) }
 
-func (vm *VM) stop(code int, reason string) {
+func (vm *VM) stop(code int, reason string) { vm.end(ExitStatus{Code: code, Reason: reason}) }
+
+// end stops the VM with status st, unless it has already stopped.
+func (vm *VM) end(st ExitStatus) {
 	vm.mu.Lock()
 	if vm.stopped {
 		vm.mu.Unlock()
 		return
 	}
 	vm.stopped = true
-	vm.status = ExitStatus{Code: code, Reason: reason}
+	vm.status = st
 	vm.mu.Unlock()
 	close(vm.done)
 	for _, v := range vm.vcpus {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -36,6 +38,13 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{[]string{"--kernel", "x", "--mem", "12Q"}, "bad size"},
 		{[]string{"--kernel", "x", "--accel", "tcg"}, "unknown --accel"},
 		{[]string{"--kernel", "x", "--vcpus", "0"}, "--vcpus"},
+		{[]string{"--kernel", "main.go", "--vm", "nme=a"}, `unknown key "nme"`},
+		{[]string{"--kernel", "main.go", "--vm", "name=a,cpu-weight=0"}, "cpu-weight"},
+		{[]string{"--kernel", "main.go", "--vm", "name=a", "--vm", "name=a"}, `two VMs are named "a"`},
+		{[]string{"--kernel", "main.go", "--vm", "name=a,cpu-cap=-5"}, "cpu-cap"},
+		{[]string{"--kernel", "main.go", "--cpu-weight", "70000"}, "cpu-weight"},
+		{[]string{"--kernel", "main.go", "--config", "/nonexistent.toml"}, "--config"},
+		{[]string{"--kernel", "main.go", "--vm", "name=a", "--trace", "-"}, "--trace"},
 	} {
 		var out, errb bytes.Buffer
 		code := dispatch(append([]string{"run"}, tc.args...), &out, &errb)
@@ -83,5 +92,37 @@ func TestGuestCommandArgs(t *testing.T) {
 	}
 	if _, err := parseRun([]string{"--kernel", "main.go", "stray"}, &errb); err == nil {
 		t.Error("a stray argument without -- was accepted")
+	}
+}
+
+func TestVMSpecs(t *testing.T) {
+	var errb bytes.Buffer
+	rc, err := parseRun([]string{"--kernel", "main.go", "--mem", "32M", "--cpu-cap", "50",
+		"--vm", "name=a,cpu-weight=512,cmdline=spin x=1,y=2", "--vm", "mode=trap"}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.vms) != 2 || !rc.multi {
+		t.Fatalf("vms %+v", rc.vms)
+	}
+	a, b := rc.vms[0], rc.vms[1]
+	if a.name != "a" || a.weight != 512 || a.cap != 50 || a.cmdline != "spin x=1,y=2" || a.memBytes != 32<<20 {
+		t.Errorf("a = %+v", a)
+	}
+	if b.name != "vm1" || b.mode.String() != "trap" || b.weight != 0 {
+		t.Errorf("b = %+v", b)
+	}
+	cfg := filepath.Join(t.TempDir(), "vms.toml")
+	os.WriteFile(cfg, []byte("workers = 1\n[[vm]]\nname = \"x\"\nkernel = \"main.go\"\ncpu_cap = 25\n[[vm]]\ncmdline = \"idle\"\nmem = \"16M\"\n"), 0o644)
+	rc, err = parseRun([]string{"--kernel", "main.go", "--config", cfg}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.workers != 1 || len(rc.vms) != 2 || rc.vms[0].cap != 25 || rc.vms[1].name != "vm1" || rc.vms[1].memBytes != 16<<20 {
+		t.Errorf("config: workers %d, vms %+v", rc.workers, rc.vms)
+	}
+	os.WriteFile(cfg, []byte("[[vm]]\nmem = 3.5\n"), 0o644)
+	if _, err := parseRun([]string{"--kernel", "main.go", "--config", cfg}, &errb); err == nil || !strings.Contains(err.Error(), "want a string or an integer") {
+		t.Errorf("a float in the config: %v", err)
 	}
 }

@@ -293,10 +293,11 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// vmExitCode is a VM's exit status: the guest command's if it ran one,
-// else the VM's; it reports an abnormal end on stderr.
+// vmExitCode is a VM's exit status: the guest command's if it ran one
+// (a VM stopped from outside before it reported has the VM's), else the
+// VM's; it reports an abnormal end on stderr.
 func vmExitCode(stderr io.Writer, who string, st hv.ExitStatus, scan *exitScanner) int {
-	if scan != nil && st.Code == 0 {
+	if scan != nil && st.Code == 0 && !(st.External && !scan.seen) {
 		if code, ok := scan.status(); ok {
 			return code
 		}
