@@ -232,7 +232,9 @@ func RunAll(vms []*VM) []ExitStatus {
 }
 
 // Stop stops the VM from outside with the given status.
-func (vm *VM) Stop(code int, reason string) { vm.end(ExitStatus{Code: code, Reason: reason, External: true}) }
+func (vm *VM) Stop(code int, reason string) {
+	vm.end(ExitStatus{Code: code, Reason: reason, External: true})
+}
 
 func (vm *VM) stop(code int, reason string) { vm.end(ExitStatus{Code: code, Reason: reason}) }
 
