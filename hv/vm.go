@@ -254,6 +254,9 @@ func (vm *VM) end(st ExitStatus) {
 	}
 }
 
+// Done is closed when the VM stops.
+func (vm *VM) Done() <-chan struct{} { return vm.done }
+
 // Stopped reports whether the VM has stopped (or is stopping).
 func (vm *VM) Stopped() bool { return vm.isStopped() }
 

@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,9 +17,30 @@ import (
 // schedVM is one VM of a scheduling scenario.
 type schedVM struct {
 	name    string
-	cmdline string // "spin" or "idle"
+	cmdline string // "spin", "idle" or "steal"
 	weight  int
 	cap     int
+	console io.Writer
+}
+
+// newSchedVMs creates the test-guest VMs on scheduler s.
+func newSchedVMs(t *testing.T, s *sched.Scheduler, specs []schedVM) []*hv.VM {
+	t.Helper()
+	kernel, err := os.ReadFile(testguest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := mm.NewBudget(1 << 30)
+	var vms []*hv.VM
+	for _, sp := range specs {
+		vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: sp.cmdline, MemBytes: 16 << 20, Mode: cpu.ModePV,
+			Budget: budget, Name: sp.name, Sched: s, CPUWeight: sp.weight, CPUCap: sp.cap, Console: sp.console})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, vm)
+	}
+	return vms
 }
 
 // runScenario runs the test guest VMs on one scheduler with the given
@@ -25,21 +49,8 @@ type schedVM struct {
 // VM's accounting at the end.
 func runScenario(t *testing.T, workers int, specs []schedVM, warm, window time.Duration) ([]float64, []sched.VMStats) {
 	t.Helper()
-	kernel, err := os.ReadFile(testguest(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := sched.New(sched.Config{Workers: workers})
-	budget := mm.NewBudget(1 << 30)
-	var vms []*hv.VM
-	for _, sp := range specs {
-		vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: sp.cmdline, MemBytes: 16 << 20, Mode: cpu.ModePV,
-			Budget: budget, Name: sp.name, Sched: s, CPUWeight: sp.weight, CPUCap: sp.cap})
-		if err != nil {
-			t.Fatal(err)
-		}
-		vms = append(vms, vm)
-	}
+	vms := newSchedVMs(t, s, specs)
 	s.Start()
 	defer s.Stop()
 	done := make(chan []hv.ExitStatus, 1)
@@ -120,6 +131,36 @@ func TestSchedBounds(t *testing.T) {
 		}
 		if got[1] >= 1 || got[0] < 95 {
 			t.Errorf("spinner %.2f%%, sleeper %.2f%%: want the spinner to have the worker and the sleeper < 1%%", got[0], got[1])
+		}
+	})
+	t.Run("steal-seen-by-guest", func(t *testing.T) {
+		// The test guest's steal mode spins for 2 s of pvclock time and
+		// reports the steal_ns its shared-info slot gained meanwhile;
+		// sharing one worker with a spinning VM, about half of it.
+		var out syncBuffer
+		s := sched.New(sched.Config{Workers: 1})
+		vms := newSchedVMs(t, s, []schedVM{{name: "stealer", cmdline: "steal", console: &out}, {name: "spinner", cmdline: "spin"}})
+		s.Start()
+		defer s.Stop()
+		done := make(chan []hv.ExitStatus, 1)
+		go func() { done <- hv.RunAll(vms) }()
+		select {
+		case <-vms[0].Done():
+		case <-time.After(time.Minute):
+			t.Error("the steal guest did not finish within a minute")
+		}
+		vms[1].Stop(0, "end of scenario")
+		vms[0].Stop(124, "test deadline")
+		st := <-done
+		m := regexp.MustCompile(`steal: (\d+) ns of (\d+) ns`).FindStringSubmatch(out.String())
+		if m == nil || st[0].Code != 0 {
+			t.Fatalf("steal guest: status %+v, console:\n%s", st[0], out.String())
+		}
+		stolen, _ := strconv.ParseFloat(m[1], 64)
+		total, _ := strconv.ParseFloat(m[2], 64)
+		t.Logf("guest saw %.0f%% steal (%s)", 100*stolen/total, m[0])
+		if stolen < total/5 || stolen > total {
+			t.Errorf("guest saw steal %s: want a real share of the time (about half) while it shares a worker", m[0])
 		}
 	})
 }

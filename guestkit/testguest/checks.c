@@ -974,3 +974,31 @@ void idle(void)
 		wakes++;
 	}
 }
+
+/*
+ * steal: spin for 2 s of pvclock time, then report the steal time the
+ * hypervisor published in this vCPU's shared-info slot over that time.
+ */
+void steal(void)
+{
+	u64 t0, t1, s0, s1;
+	volatile u64 x = 1;
+
+	if (pvisor_shared_info_register((u64)&shinfo, UPCALL_VECTOR) != 0) {
+		printf("steal: shared_info_register failed\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	__asm__ volatile("cli" ::: "memory");
+	t0 = pvclock_now();
+	s0 = ((volatile struct pvisor_vcpu_info *)VI)->steal_ns;
+	do {
+		for (int i = 0; i < 10000; i++)
+			x = x * 6364136223846793005UL + 1;
+		t1 = pvclock_now();
+	} while (t1 - t0 < 2000000000UL);
+	s1 = ((volatile struct pvisor_vcpu_info *)VI)->steal_ns;
+	printf("steal: %lu ns of %lu ns\n", s1 - s0, t1 - t0);
+	pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 0);
+	for (;;)
+		;
+}

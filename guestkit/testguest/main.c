@@ -1,6 +1,6 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
- * command line (the checks, bench=NAME [iters=K], spin or idle).
+ * command line (the checks, bench=NAME [iters=K], spin, idle or steal).
  */
 #include "testguest.h"
 
@@ -89,11 +89,13 @@ void tg_main(struct pvisor_start_info *si)
 	v = pvisor_version();
 	f = pvisor_features(0);
 	mode = cmdline_find(cmdline, "bench=");
-	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "idle")) {
+	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "idle") || cmdline_find(cmdline, "steal")) {
 		pvisor_declare_version(PVISOR_ABI_VERSION);
 		console_enable();
 		if (!mode && cmdline_find(cmdline, "idle"))
 			idle();
+		if (!mode && cmdline_find(cmdline, "steal"))
+			steal();
 		if (!mode)
 			spin();
 		p = cmdline_find(cmdline, "iters=");

@@ -108,5 +108,6 @@ void run_checks(void);
 void run_bench(const char *name, u64 iters) __attribute__((noreturn));
 void spin(void) __attribute__((noreturn));
 void idle(void) __attribute__((noreturn));
+void steal(void) __attribute__((noreturn));
 
 #endif
