@@ -52,43 +52,62 @@ var (
 	offSteal      = uint64(unsafe.Offsetof(hypercall.VCPUInfo{}.StealNs))
 )
 
-// word returns a pointer-free view of a 64-bit word of the shared page, or
-// of the hypervisor's copy before registration.
-func (vm *VM) evWord(off uint64, local *uint64) (get func() uint64, set func(uint64)) {
+// portWord returns the word holding port p's pending (or mask) bit: in the
+// shared-info page once it is registered, else the hypervisor's copy; and
+// the word's guest-physical address (0 for the copy).
+func (vm *VM) portWord(p int, mask bool) (w []byte, gpa uint64, local *uint64) {
+	i := p / 64
+	off, loc := offPending, &vm.ev.pending[i]
+	if mask {
+		off, loc = offMask, &vm.ev.mask[i]
+	}
 	if vm.ev.shared == 0 {
-		return func() uint64 { return *local }, func(v uint64) { *local = v }
+		return nil, 0, loc
 	}
-	b, _ := vm.guest(vm.ev.shared+off, 8)
-	return func() uint64 { return binary.LittleEndian.Uint64(b) }, func(v uint64) {
-		binary.LittleEndian.PutUint64(b, v)
-		vm.mem.Invalidate(vm.ev.shared+off, 8)
-	}
+	gpa = vm.ev.shared + off + uint64(i)*8
+	w, _ = vm.guest(gpa, 8)
+	return w, gpa, nil
 }
 
-func (vm *VM) portBit(p int, mask bool) (bool, func(bool)) {
-	w, bit := p/64, uint64(1)<<(p%64)
-	off, local := offPending, &vm.ev.pending[w]
-	if mask {
-		off, local = offMask, &vm.ev.mask[w]
+// portBit reports port p's pending (or mask) bit.
+func (vm *VM) portBit(p int, mask bool) bool {
+	w, _, local := vm.portWord(p, mask)
+	v := uint64(0)
+	if local != nil {
+		v = *local
+	} else {
+		v = binary.LittleEndian.Uint64(w)
 	}
-	get, set := vm.evWord(off+uint64(w)*8, local)
-	return get()&bit != 0, func(on bool) {
-		v := get()
+	return v&(1<<(p%64)) != 0
+}
+
+// setPortBit sets or clears port p's pending (or mask) bit.
+func (vm *VM) setPortBit(p int, mask, on bool) {
+	w, gpa, local := vm.portWord(p, mask)
+	bit := uint64(1) << (p % 64)
+	if local != nil {
 		if on {
-			v |= bit
+			*local |= bit
 		} else {
-			v &^= bit
+			*local &^= bit
 		}
-		set(v)
+		return
 	}
+	v := binary.LittleEndian.Uint64(w)
+	if on {
+		v |= bit
+	} else {
+		v &^= bit
+	}
+	binary.LittleEndian.PutUint64(w, v)
+	vm.mem.Invalidate(gpa, 8)
 }
 
 // setPending marks port p pending and, if it is unmasked, flags the upcall
 // for its vCPU.
 func (vm *VM) setPending(p int) {
-	_, setP := vm.portBit(p, false)
-	setP(true)
-	if masked, _ := vm.portBit(p, true); !masked {
+	vm.setPortBit(p, false, true)
+	if !vm.portBit(p, true) {
 		vm.flagUpcall(vm.ev.ports[p].vcpu, p/64)
 	}
 }
@@ -152,8 +171,8 @@ func (vm *VM) registerShared(gpa uint64, vector uint8, v *vcpu) {
 	// Pending unmasked ports from before registration raise the upcall now.
 	for p := 1; p < hypercall.MaxPorts; p++ {
 		if vm.ev.ports[p].bound {
-			if pend, _ := vm.portBit(p, false); pend {
-				if masked, _ := vm.portBit(p, true); !masked {
+			if vm.portBit(p, false) {
+				if !vm.portBit(p, true) {
 					vm.flagUpcall(vm.ev.ports[p].vcpu, p/64)
 				}
 			}

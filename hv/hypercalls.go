@@ -95,10 +95,8 @@ func (h *hcalls) EvtchnBindVIRQ(virq, vcpu uint64) (uint64, hypercall.Errno) {
 		if !vm.ev.ports[p].bound {
 			vm.ev.ports[p] = port{bound: true, virq: int(virq), vcpu: int(vcpu)}
 			vm.ev.virqPort[vcpu][virq] = p
-			_, setMask := vm.portBit(p, true)
-			setMask(true)
-			_, setPend := vm.portBit(p, false)
-			setPend(false)
+			vm.setPortBit(p, true, true)
+			vm.setPortBit(p, false, false)
 			return uint64(p), nil0
 		}
 	}
@@ -124,8 +122,7 @@ func (h *hcalls) EvtchnMask(p uint64) (uint64, hypercall.Errno) {
 	if err := h.bound(p); err != 0 {
 		return 0, err
 	}
-	_, set := h.v.vm.portBit(int(p), true)
-	set(true)
+	h.v.vm.setPortBit(int(p), true, true)
 	return ok0, nil0
 }
 
@@ -134,9 +131,8 @@ func (h *hcalls) EvtchnUnmask(p uint64) (uint64, hypercall.Errno) {
 		return 0, err
 	}
 	vm := h.v.vm
-	_, set := vm.portBit(int(p), true)
-	set(false)
-	if pend, _ := vm.portBit(int(p), false); pend {
+	vm.setPortBit(int(p), true, false)
+	if vm.portBit(int(p), false) {
 		vm.flagUpcall(vm.ev.ports[p].vcpu, int(p)/64)
 	}
 	return ok0, nil0
@@ -150,10 +146,8 @@ func (h *hcalls) EvtchnClose(p uint64) (uint64, hypercall.Errno) {
 	pt := vm.ev.ports[p]
 	vm.ev.virqPort[pt.vcpu][pt.virq] = -1
 	vm.ev.ports[p] = port{}
-	_, setP := vm.portBit(int(p), false)
-	setP(false)
-	_, setM := vm.portBit(int(p), true)
-	setM(true)
+	vm.setPortBit(int(p), false, false)
+	vm.setPortBit(int(p), true, true)
 	return ok0, nil0
 }
 
