@@ -35,8 +35,8 @@ func (c *CPU) sensitive(cl cpu.Class) bool {
 		}
 	}
 	c.exit.InstLen = uint8(n)
+	c.pc-- // the instruction did not retire: the block's count stops before it
 	c.setExit(cpu.ExitPrivileged, compNone)
-	c.retired-- // the instruction did not retire; runSlice counts it
 	return true
 }
 
