@@ -3,11 +3,13 @@ package hv
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/mm"
+	"github.com/pvisor/pvisor/sched"
 )
 
 // elfImage wraps code in a minimal ELF64 executable with one PT_LOAD
@@ -99,5 +101,39 @@ func TestLoaderRefusesBadImages(t *testing.T) {
 	}
 	if budget.Reserved() != 0 {
 		t.Errorf("refused VMs leaked %d bytes of budget", budget.Reserved())
+	}
+}
+
+type panicWriter struct{}
+
+func (panicWriter) Write([]byte) (int, error) { panic("console backend failed") }
+
+// TestInternalErrorStopsOneVM: a panic in the hypervisor while serving one
+// VM (here its console backend) stops that VM with an internal-error
+// status; another VM on the same scheduler runs to its end.
+func TestInternalErrorStopsOneVM(t *testing.T) {
+	budget := mm.NewBudget(1 << 30)
+	s := sched.New(sched.Config{Workers: 1})
+	var out bytes.Buffer
+	var vms []*VM
+	for _, con := range []io.Writer{panicWriter{}, &out} {
+		vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: budget,
+			Console: con, Sched: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, vm)
+	}
+	s.Start()
+	defer s.Stop()
+	st := RunAll(vms)
+	if st[0].Code != ExitEngineStop || !strings.Contains(st[0].Reason, "internal error: console backend failed") {
+		t.Errorf("faulty VM: %+v", st[0])
+	}
+	if st[1].Code != 42 || out.String() != "hello\n" {
+		t.Errorf("other VM: %+v, console %q", st[1], out.String())
+	}
+	if r := budget.Reserved(); r != 0 {
+		t.Errorf("%d bytes still reserved after both VMs stopped", r)
 	}
 }

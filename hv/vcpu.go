@@ -2,6 +2,7 @@ package hv
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -129,8 +130,17 @@ func (v *vcpu) mayBlock(hlt bool) bool {
 // in chunks of instructions, and returns early when the vCPU halts with
 // nothing pending (Blocked), yields or is preempted (Ready), or the VM
 // stops (Stopped, for good).
-func (v *vcpu) RunFor(d time.Duration) (time.Duration, sched.State) {
+func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 	start := time.Now()
+	defer func() {
+		// A fault of the hypervisor's own code while serving this vCPU
+		// stops this VM, not the process and its other VMs.
+		if r := recover(); r != nil {
+			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d: internal error: %v\n%s", v.id, r, debug.Stack()))
+			close(v.exited)
+			used, st = time.Since(start), sched.Stopped
+		}
+	}()
 	v.vm.writeSteal(v)
 	for {
 		if v.vm.isStopped() {
