@@ -67,13 +67,20 @@ build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit
 # and linux-patches/, cached outside the checkout by input hash, plus the
 # busybox initramfs. Outputs in build/guest/.
 # The patched PV kernel (linux-patches/ + config/pv.config), for pv mode.
-guest-pv: deps-guest
+guest-pv: deps-guest build/guest/pvbench
 	scripts/build-guest.sh pv
-	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz
+	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
-guest: deps-guest
+guest: deps-guest build/guest/pvbench
 	scripts/build-guest.sh native
-	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz
+	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
+
+# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux).
+INITRD_ADD := -add build/guest/pvbench:bin/pvbench
+
+build/guest/pvbench: guestkit/pvbench/pvbench.c
+	@mkdir -p build/guest
+	gcc -O2 -static -Wall -Wextra -o $@ $<
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hv/interp

@@ -56,6 +56,8 @@ func main() {
 	out := flag.String("o", "build/guest/initramfs.cpio.gz", "output file")
 	busybox := flag.String("busybox", "/bin/busybox", "statically linked busybox to install as /bin/busybox")
 	initPath := flag.String("init", "", "use this file as /init instead of the built-in script")
+	var extra addList
+	flag.Var(&extra, "add", "add a host file as SRC:DST (e.g. build/guest/pvbench:bin/pvbench); repeatable")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mkinitramfs [flags]\n")
 		flag.PrintDefaults()
@@ -65,13 +67,27 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *busybox, *initPath); err != nil {
+	if err := run(*out, *busybox, *initPath, extra); err != nil {
 		fmt.Fprintf(os.Stderr, "mkinitramfs: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, busybox, initPath string) error {
+// addList collects -add SRC:DST flags.
+type addList [][2]string
+
+func (l *addList) String() string { return fmt.Sprint(*l) }
+func (l *addList) Set(v string) error {
+	src, dst, ok := strings.Cut(v, ":")
+	dst = strings.TrimLeft(dst, "/")
+	if !ok || src == "" || dst == "" {
+		return fmt.Errorf("-add %q: want SRC:DST", v)
+	}
+	*l = append(*l, [2]string{src, dst})
+	return nil
+}
+
+func run(out, busybox, initPath string, extra addList) error {
 	bb, err := os.ReadFile(busybox)
 	if err != nil {
 		return fmt.Errorf("%v (install busybox-static: scripts/install-deps.sh guest)", err)
@@ -107,6 +123,13 @@ func run(out, busybox, initPath string) error {
 		w.AddSymlink(a, "/bin/busybox")
 	}
 	w.AddFile("init", 0o755, init)
+	for _, a := range extra {
+		b, err := os.ReadFile(a[0])
+		if err != nil {
+			return err
+		}
+		w.AddFile(a[1], 0o755, b)
+	}
 	if err := w.Close(); err != nil {
 		return err
 	}
