@@ -1,6 +1,6 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
- * command line (the checks, bench=NAME [iters=K], spin, idle or steal).
+ * command line (the checks, bench=NAME [iters=K], spin, idle, steal, fill or scan).
  */
 #include "testguest.h"
 
@@ -89,13 +89,16 @@ void tg_main(struct pvisor_start_info *si)
 	v = pvisor_version();
 	f = pvisor_features(0);
 	mode = cmdline_find(cmdline, "bench=");
-	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "idle") || cmdline_find(cmdline, "steal")) {
+	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "idle") || cmdline_find(cmdline, "steal") ||
+	    cmdline_find(cmdline, "fill")) {
 		pvisor_declare_version(PVISOR_ABI_VERSION);
 		console_enable();
 		if (!mode && cmdline_find(cmdline, "idle"))
 			idle();
 		if (!mode && cmdline_find(cmdline, "steal"))
 			steal();
+		if (!mode && cmdline_find(cmdline, "fill"))
+			fill();
 		if (!mode)
 			spin();
 		p = cmdline_find(cmdline, "iters=");
@@ -109,6 +112,13 @@ void tg_main(struct pvisor_start_info *si)
 		}
 		name[n] = 0;
 		run_bench(name, iters);
+	}
+
+	if (cmdline_find(cmdline, "scan")) {
+		pvisor_declare_version(PVISOR_ABI_VERSION);
+		console_enable();
+		run_scan();
+		finish();
 	}
 
 	/* Output is buffered until declare_version has succeeded. */

@@ -109,5 +109,7 @@ void run_bench(const char *name, u64 iters) __attribute__((noreturn));
 void spin(void) __attribute__((noreturn));
 void idle(void) __attribute__((noreturn));
 void steal(void) __attribute__((noreturn));
+void fill(void) __attribute__((noreturn));
+void run_scan(void);
 
 #endif
