@@ -73,6 +73,9 @@ func (v *vcpu) pollEvents() (expired bool) {
 	if v.id == 0 && v.vm.in.arrived.Swap(false) {
 		v.vm.raiseVirq(0, hypercall.VirqConsole)
 	}
+	if v.id == 0 && v.vm.balloonChanged.Swap(false) {
+		v.vm.raiseVirq(0, hypercall.VirqBalloon)
+	}
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
 	}
@@ -117,9 +120,10 @@ func (v *vcpu) mayBlock(hlt bool) bool {
 		v.vm.stop(0, "guest halted with interrupts disabled")
 		return false
 	}
-	if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() {
+	if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() && v.vm.ev.virqPort[0][hypercall.VirqBalloon] <= 0 {
 		// Nothing can ever wake it (no timer armed, no other vCPU, no
-		// console input source): stop rather than hang.
+		// console input source, no balloon target to wait for): stop
+		// rather than hang.
 		v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))
 		return false
 	}

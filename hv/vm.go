@@ -81,9 +81,11 @@ type VM struct {
 	measured hypercall.MeasuredBoot
 	memmap   []hypercall.MemmapEntry
 
-	ev  events
-	in  consoleIn
-	dev *devices // legacy PC; nil in pv mode
+	ev events
+	in consoleIn
+
+	balloonChanged atomic.Bool // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
+	dev            *devices    // legacy PC; nil in pv mode
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status

@@ -33,6 +33,9 @@ const (
 	NrMemoryMap          = 26
 	NrMeasuredBoot       = 27
 	NrSetTSS             = 28
+	NrBalloonOut         = 29
+	NrBalloonIn          = 30
+	NrBalloonTarget      = 31
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -96,6 +99,12 @@ type Handlers interface {
 	MeasuredBoot(buf, size uint64) (uint64, Errno)
 	// SetTSS: Points the calling vCPU's task register at a 64-bit TSS of the guest's own (as LTR of an available TSS descriptor would): from then on RSP0 and the IST stacks are read from it, so the guest updates them with plain memory writes. set_kernel_stack and set_ist write the loader's TSS and are for guests that keep it.
 	SetTSS(base, limit uint64) (uint64, Errno)
+	// BalloonOut: Gives guest frames back to the host (a balloon driver inflating). Each listed frame leaves the VM's memory: its host memory is freed and uncharged from the budget, and until balloon_in takes it back it is unbacked, like an address outside RAM (reads return all-ones, writes are dropped, hypercall pointers into it get -EFAULT). Frames already out are skipped. The frames come back zeroed.
+	BalloonOut(gfns, count uint64) (uint64, Errno)
+	// BalloonIn: Takes frames given back with balloon_out into the VM's memory again (a balloon driver deflating), zeroed and charged to the VM. The VM's memory size is a hard limit: only frames of the VM's own range exist. Frames already in are left as they are.
+	BalloonIn(gfns, count uint64) (uint64, Errno)
+	// BalloonTarget: Returns the memory size, in frames, the host operator wants the VM to keep populated (xl mem-set's target): a balloon driver gives frames back with balloon_out until the VM's populated frames are at most this, and may take them back with balloon_in up to it. VIRQ_BALLOON on vCPU 0 signals a change. Initially the whole of the VM's memory.
+	BalloonTarget() (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
@@ -243,6 +252,15 @@ func Dispatch(h Handlers, nr uint64, args *[5]uint64) uint64 {
 			return EINVAL.Ret()
 		}
 		ret, err := h.SetTSS(args[0], args[1])
+		return result(ret, err)
+	case 29: // balloon_out
+		ret, err := h.BalloonOut(args[0], args[1])
+		return result(ret, err)
+	case 30: // balloon_in
+		ret, err := h.BalloonIn(args[0], args[1])
+		return result(ret, err)
+	case 31: // balloon_target
+		ret, err := h.BalloonTarget()
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

@@ -10,6 +10,7 @@ const (
 	MaxPorts    = 512  // event-channel ports per VM
 	ConsoleMax  = 4096 // bytes per console_write / console_read
 	MMUBatchMax = 512  // ops per mmu_batch
+	BalloonMax  = 4096 // frames per balloon_out / balloon_in
 	PageSize    = 4096
 
 	StartInfoMagic = 0x49535650 // "PVSI"
@@ -20,10 +21,12 @@ const (
 	FeatureMMUBatch = 1 << 3
 	FeaturePvclock  = 1 << 4
 	FeatureMeasured = 1 << 5
+	FeatureBalloon  = 1 << 6
 
 	VirqTimer   = 0
 	VirqConsole = 1
-	NumVirqs    = 2
+	VirqBalloon = 2
+	NumVirqs    = 3
 
 	ShutdownPoweroff = 0
 	ShutdownReboot   = 1
@@ -51,7 +54,7 @@ const (
 )
 
 // Features is word 0 of the features call in this build.
-const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon
 
 // Const is a named constant exported to the C header and the docs.
 type Const struct {
@@ -68,6 +71,7 @@ var Consts = []Const{
 	{"MAX_PORTS", MaxPorts, "event-channel ports per VM"},
 	{"CONSOLE_MAX", ConsoleMax, "bytes per console_write / console_read"},
 	{"MMU_BATCH_MAX", MMUBatchMax, "ops per mmu_batch"},
+	{"BALLOON_MAX", BalloonMax, "frames per balloon_out / balloon_in"},
 	{"START_INFO_MAGIC", StartInfoMagic, `struct pvisor_start_info magic ("PVSI")`},
 	{"FEATURE_CONSOLE", FeatureConsole, "console_write/console_read"},
 	{"FEATURE_TIMER", FeatureTimer, "timer_set"},
@@ -75,8 +79,10 @@ var Consts = []Const{
 	{"FEATURE_MMU_BATCH", FeatureMMUBatch, "mmu_batch"},
 	{"FEATURE_PVCLOCK", FeaturePvclock, "pvclock time in the shared-info page"},
 	{"FEATURE_MEASURED_BOOT", FeatureMeasured, "measured_boot"},
+	{"FEATURE_BALLOON", FeatureBalloon, "balloon_out, balloon_in, balloon_target and VIRQ_BALLOON"},
 	{"VIRQ_TIMER", VirqTimer, "the vCPU's one-shot timer expired"},
 	{"VIRQ_CONSOLE", VirqConsole, "console input is pending"},
+	{"VIRQ_BALLOON", VirqBalloon, "the operator changed the balloon target (vCPU 0)"},
 	{"SHUTDOWN_POWEROFF", ShutdownPoweroff, "power off"},
 	{"SHUTDOWN_REBOOT", ShutdownReboot, "reboot"},
 	{"SHUTDOWN_CRASH", ShutdownCrash, "the guest crashed (panic)"},

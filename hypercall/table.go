@@ -262,4 +262,29 @@ var Table = []Call{
 		Result: "0",
 		Errors: []Err{{EINVAL, "base is not canonical or limit < 0x67 or limit > 0xffff"}},
 	},
+	{
+		Nr: 29, Name: "balloon_out", Group: "memory", Since: 1,
+		Doc: "Gives guest frames back to the host (a balloon driver inflating). Each listed frame leaves the VM's memory: its host memory is freed and uncharged from the budget, and until balloon_in takes it back it is unbacked, like an address outside RAM (reads return all-ones, writes are dropped, hypercall pointers into it get -EFAULT). Frames already out are skipped. The frames come back zeroed.",
+		Args: []Arg{
+			{Name: "gfns", Reg: RDI, Type: GPA, Doc: "guest-physical address of an array of count u64 guest frame numbers (address / 4096)"},
+			{Name: "count", Reg: RSI, Type: U64, Doc: "number of frames, at most BALLOON_MAX"},
+		},
+		Result: "the number of listed frames that were in the VM's memory and are now out",
+		Errors: []Err{{EFAULT, "the array is not entirely in the VM's memory"}, {EINVAL, "count > BALLOON_MAX, or a frame is beyond the VM's memory (then no frame is taken out)"}, {EBUSY, "a frame holds the registered shared-info page (then no frame is taken out)"}},
+	},
+	{
+		Nr: 30, Name: "balloon_in", Group: "memory", Since: 1,
+		Doc: "Takes frames given back with balloon_out into the VM's memory again (a balloon driver deflating), zeroed and charged to the VM. The VM's memory size is a hard limit: only frames of the VM's own range exist. Frames already in are left as they are.",
+		Args: []Arg{
+			{Name: "gfns", Reg: RDI, Type: GPA, Doc: "guest-physical address of an array of count u64 guest frame numbers"},
+			{Name: "count", Reg: RSI, Type: U64, Doc: "number of frames, at most BALLOON_MAX"},
+		},
+		Result: "the number of listed frames that came back (were out)",
+		Errors: []Err{{EFAULT, "the array is not entirely in the VM's memory"}, {EINVAL, "count > BALLOON_MAX, or a frame is beyond the VM's memory (then no frame comes back)"}},
+	},
+	{
+		Nr: 31, Name: "balloon_target", Group: "memory", Since: 1,
+		Doc:    "Returns the memory size, in frames, the host operator wants the VM to keep populated (xl mem-set's target): a balloon driver gives frames back with balloon_out until the VM's populated frames are at most this, and may take them back with balloon_in up to it. VIRQ_BALLOON on vCPU 0 signals a change. Initially the whole of the VM's memory.",
+		Result: "the target in frames",
+	},
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +65,115 @@ func notOK(out string) string {
 		b.WriteString(l + "\n")
 	}
 	return b.String()
+}
+
+// lineHook passes console output to a buffer and calls hook with each
+// complete line, on the vCPU's goroutine: the VM is stopped at that point
+// of the guest's run.
+type lineHook struct {
+	out  syncBuffer
+	line []byte
+	hook func(line string)
+}
+
+func (l *lineHook) Write(p []byte) (int, error) {
+	l.out.Write(p)
+	for _, b := range p {
+		if b == '\n' {
+			l.hook(string(l.line))
+			l.line = l.line[:0]
+		} else {
+			l.line = append(l.line, b)
+		}
+	}
+	return len(p), nil
+}
+
+// TestBalloonAccounting: the test guest's balloon checks leave two frames
+// out; at that moment the host's accounting, read from outside the guest,
+// shows them ballooned and uncharged from the shared budget, and after the
+// VM stops the budget is whole again.
+func TestBalloonAccounting(t *testing.T) {
+	kernel, err := os.ReadFile(testguest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := mm.NewBudget(1 << 30)
+	var vm *hv.VM
+	var seen bool
+	var at mm.VMStats
+	var total mm.Stats
+	con := &lineHook{hook: func(l string) {
+		if l == "# balloon: 2 frames left out" {
+			seen, at, total = true, vm.MemStats(), budget.Stats()
+		}
+	}}
+	vm, err = hv.New(hv.Config{Kernel: kernel, MemBytes: 64 << 20, Mode: cpu.ModePV, Budget: budget, Console: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := vm.Run(); st.Code != 0 {
+		t.Fatalf("test guest: %+v; failures:\n%s", st, notOK(con.out.String()))
+	}
+	if !seen {
+		t.Fatalf("no balloon line; console:\n%s", tail(con.out.String(), 2000))
+	}
+	if at.Reserved != 64<<20 || at.Ballooned != 2*mm.FrameSize || at.Resident != 64<<20-2*mm.FrameSize || at.Target != 64<<20 {
+		t.Errorf("VM accounting with 2 frames out: %+v", at)
+	}
+	if total.Resident != at.Resident || total.Ballooned != at.Ballooned || total.VMs != 1 {
+		t.Errorf("budget accounting %+v does not match the VM's %+v", total, at)
+	}
+	if after := budget.Stats(); after.Reserved != 0 || after.Resident != 0 || after.VMs != 0 {
+		t.Errorf("budget after the VM stopped: %+v", after)
+	}
+}
+
+// TestBalloonTarget drives the test guest's balloon driver the way an
+// operator would (SetMemTarget, as `pvisor ctl mem-set` does): the guest
+// gets VIRQ_BALLOON, reads the target and gives frames back until the
+// host's accounting shows the VM at the target, then takes them back when
+// the target rises. A target above the reservation is refused.
+func TestBalloonTarget(t *testing.T) {
+	kernel, err := os.ReadFile(testguest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := mm.NewBudget(1 << 30)
+	var out syncBuffer
+	vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: "balloon", MemBytes: 64 << 20, Mode: cpu.ModePV, Budget: budget, Console: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan hv.ExitStatus, 1)
+	go func() { done <- vm.Run() }()
+	defer func() {
+		vm.Stop(0, "end of test")
+		<-done
+	}()
+	reported := func(n int) bool {
+		return waitFor(time.Minute, func() bool { return strings.Count(out.String(), "balloon: target") >= n })
+	}
+	if !waitFor(time.Minute, func() bool { return strings.Contains(out.String(), "balloon: ready") }) {
+		t.Fatalf("the balloon driver did not start; console:\n%s", out.String())
+	}
+	if err := vm.SetMemTarget(80 << 20); err == nil {
+		t.Error("a target above the reservation was accepted")
+	}
+	for i, target := range []uint64{40 << 20, 64 << 20, 48 << 20} {
+		if err := vm.SetMemTarget(target); err != nil {
+			t.Fatal(err)
+		}
+		if !reported(i + 1) {
+			t.Fatalf("no report after target %d MiB; console:\n%s", target>>20, out.String())
+		}
+		st := vm.MemStats()
+		t.Logf("target %d MiB: %+v", target>>20, st)
+		if st.Resident != target || st.Target != target || st.Resident+st.Ballooned != 64<<20 {
+			t.Errorf("target %d MiB: accounting %+v", target>>20, st)
+		}
+		if b := budget.Stats(); b.Resident != st.Resident {
+			t.Errorf("budget resident %d, VM resident %d", b.Resident, st.Resident)
+		}
+	}
 }

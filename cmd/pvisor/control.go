@@ -139,6 +139,10 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 				return err
 			}
 		}
+	case "mem-set":
+		if err := vm.SetMemTarget(req.Bytes); err != nil {
+			return err
+		}
 	case "stop":
 		vm.Stop(0, "stopped by the operator (pvisor ctl stop)")
 	default:
@@ -149,8 +153,9 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 }
 
 func describe(vm *hv.VM) ctlVM {
-	cs := vm.CPUStats()
-	d := ctlVM{Name: vm.Name(), State: "running", Weight: cs.Weight, Cap: cs.Cap, CPUSec: cs.CPU.Seconds()}
+	cs, ms := vm.CPUStats(), vm.MemStats()
+	d := ctlVM{Name: vm.Name(), State: "running", Weight: cs.Weight, Cap: cs.Cap, CPUSec: cs.CPU.Seconds(),
+		Reserved: ms.Reserved, Resident: ms.Resident, Ballooned: ms.Ballooned, Target: ms.Target}
 	if vm.Stopped() {
 		d.State = "stopped"
 	}

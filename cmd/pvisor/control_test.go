@@ -85,6 +85,12 @@ func TestControlSocket(t *testing.T) {
 			t.Errorf("%+v accepted", req)
 		}
 	}
+	if rep := call(ctlRequest{Op: "mem-set", VM: "a", Bytes: 8 << 20}); rep.Error != "" || rep.VMs[0].Target != 8<<20 || rep.VMs[0].Reserved != 16<<20 {
+		t.Errorf("mem-set: %+v", rep)
+	}
+	if rep := call(ctlRequest{Op: "mem-set", VM: "a", Bytes: 32 << 20}); rep.Error == "" {
+		t.Error("mem-set above the reservation accepted")
+	}
 	if rep := call(ctlRequest{Op: "stop", VM: "b"}); rep.Error != "" {
 		t.Fatalf("stop: %s", rep.Error)
 	}

@@ -876,6 +876,63 @@ static void check_user(void)
 	pvisor_mmu_batch((u64)ops, 2);
 }
 
+/* ---- balloon ---- */
+
+static u8 balloon_pages[4][PAGE_SIZE] __attribute__((aligned(4096)));
+
+static u64 gfn_of(const void *p) { return (u64)p >> 12; }
+
+static void check_balloon(void)
+{
+	static u64 gfns[8];
+	volatile u64 *p0 = (volatile u64 *)balloon_pages[0], *p3 = (volatile u64 *)balloon_pages[3];
+	u64 frames = start_info->mem_size >> 12;
+
+	check_u(pvisor_features(0) & PVISOR_FEATURE_BALLOON, PVISOR_FEATURE_BALLOON, "features has FEATURE_BALLOON");
+	check_eq(pvisor_balloon_target(), (long)frames, "balloon_target is the whole memory at first");
+	for (int i = 0; i < 4; i++) {
+		memset(balloon_pages[i], 0xab, PAGE_SIZE);
+		gfns[i] = gfn_of(balloon_pages[i]);
+	}
+	check_eq(pvisor_balloon_out((u64)gfns, 0), 0, "balloon_out of 0 frames returns 0");
+	check_eq(pvisor_balloon_out((u64)gfns, PVISOR_BALLOON_MAX + 1), -EINVAL, "balloon_out above BALLOON_MAX -> -EINVAL");
+	check_eq(pvisor_balloon_out(mem_end + 0x1000, 1), -EFAULT, "balloon_out with the array beyond RAM -> -EFAULT");
+	check_eq(pvisor_balloon_out(mem_end - 8, 2), -EFAULT, "balloon_out with the array straddling the end of RAM -> -EFAULT");
+	gfns[4] = frames;
+	check_eq(pvisor_balloon_out((u64)&gfns[3], 2), -EINVAL, "balloon_out of a frame beyond memory -> -EINVAL");
+	check_u(*p3, 0xababababababababUL, "a refused balloon_out takes no frame out");
+	gfns[4] = ~0UL;
+	check_eq(pvisor_balloon_out((u64)&gfns[4], 1), -EINVAL, "balloon_out of frame 2^64-1 -> -EINVAL");
+	if (events_ok) {
+		gfns[5] = gfn_of(&shinfo);
+		check_eq(pvisor_balloon_out((u64)&gfns[5], 1), -EBUSY,
+			 "balloon_out of the registered shared-info page -> -EBUSY");
+	}
+
+	check_eq(pvisor_balloon_out((u64)gfns, 4), 4, "balloon_out of 4 frames returns 4");
+	check_eq(pvisor_balloon_out((u64)gfns, 4), 0, "balloon_out of frames already out returns 0");
+	check_u(*p0, ~0UL, "a ballooned-out frame reads all-ones");
+	*p0 = 0x1234;
+	check_u(*p0, ~0UL, "a write to a ballooned-out frame is dropped");
+	check_eq(pvisor_console_write((u64)balloon_pages[1], 8), -EFAULT,
+		 "console_write from a ballooned-out frame -> -EFAULT");
+	check_eq(pvisor_balloon_out((u64)balloon_pages[2], 1), -EFAULT,
+		 "balloon_out with its array in a ballooned-out frame -> -EFAULT");
+
+	check_eq(pvisor_balloon_in((u64)gfns, PVISOR_BALLOON_MAX + 1), -EINVAL, "balloon_in above BALLOON_MAX -> -EINVAL");
+	check_eq(pvisor_balloon_in(mem_end + 0x1000, 1), -EFAULT, "balloon_in with the array beyond RAM -> -EFAULT");
+	check_eq(pvisor_balloon_in((u64)&gfns[3], 2), -EINVAL, "balloon_in of a frame beyond memory -> -EINVAL");
+	check_u(*p3, ~0UL, "a refused balloon_in brings no frame back");
+	check_eq(pvisor_balloon_in((u64)gfns, 2), 2, "balloon_in of 2 frames returns 2");
+	check_eq(pvisor_balloon_in((u64)gfns, 2), 0, "balloon_in of frames already in returns 0");
+	check_u(p0[0] | p0[511], 0, "a frame taken back reads zero");
+	*p0 = 0x1234;
+	check_u(*p0, 0x1234, "a frame taken back is writable RAM again");
+	check_eq(pvisor_console_write((u64)balloon_pages[1], 0), 0, "console_write from a frame taken back returns 0");
+	/* Frames 2 and 3 stay out: the host's accounting shows them. */
+	printf("# balloon: 2 frames left out\n");
+}
+
 void run_checks(void)
 {
 	mem_end = start_info->mem_size & ~0xfffUL;
@@ -889,6 +946,7 @@ void run_checks(void)
 	check_msr();
 	check_memory();
 	check_events();
+	check_balloon();
 	check_user();
 	check_eq(pvisor_console_read((u64)desc, 16), 0, "console_read still returns 0 at the end");
 	check_block_wakeup();
@@ -1153,4 +1211,63 @@ void run_scan(void)
 	printf("scan: %lu words of RAM, %lu addresses outside it, marker seen %lu times\n", words, n, hits);
 	(void)b, (void)d;
 	finish();
+}
+
+/*
+ * balloon: a minimal balloon driver. It waits for VIRQ_BALLOON, reads the
+ * operator's target and gives frames back from the top of RAM (or takes
+ * them back) until its populated frames equal the target, then reports
+ * and waits again.
+ */
+void balloon_driver(void)
+{
+	static u64 gfns[PVISOR_BALLOON_MAX];
+	u64 frames = start_info->mem_size >> 12, floor = (start_info->free_gpa + 4095) >> 12, out = 0;
+	long port = 0;
+
+	if (pvisor_shared_info_register((u64)&shinfo, UPCALL_VECTOR) != 0 ||
+	    (port = pvisor_evtchn_bind_virq(PVISOR_VIRQ_BALLOON, 0)) <= 0) {
+		printf("balloon: cannot bind VIRQ_BALLOON\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	__asm__ volatile("cli" ::: "memory");
+	set_upcall_mask(1);
+	pvisor_evtchn_unmask(port);
+	printf("balloon: ready, %lu frames\n", frames);
+	for (;;) {
+		pvisor_vcpu_block();
+		if (!port_bit(shinfo.evtchn_pending, port))
+			continue;
+		__atomic_and_fetch(&shinfo.evtchn_pending[port / 64], ~(1UL << (port % 64)), __ATOMIC_SEQ_CST);
+		VI->upcall_pending = 0;
+		u64 target = pvisor_balloon_target();
+
+		while (frames - out > target && frames - out > floor) {
+			u64 n = 0;
+
+			while (n < PVISOR_BALLOON_MAX && frames - out - n > target && frames - out - n > floor)
+				gfns[n] = frames - out - n - 1, n++;
+			long r = pvisor_balloon_out((u64)gfns, n);
+
+			if (r != (long)n) {
+				printf("balloon: balloon_out of %lu frames returned %ld\n", n, r);
+				pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+			}
+			out += n;
+		}
+		while (frames - out < target && out > 0) {
+			u64 n = 0;
+
+			while (n < PVISOR_BALLOON_MAX && n < out && frames - out + n < target)
+				gfns[n] = frames - out + n, n++;
+			long r = pvisor_balloon_in((u64)gfns, n);
+
+			if (r != (long)n) {
+				printf("balloon: balloon_in of %lu frames returned %ld\n", n, r);
+				pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+			}
+			out -= n;
+		}
+		printf("balloon: target %lu frames, %lu out\n", target, out);
+	}
 }

@@ -1,6 +1,6 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
- * command line (the checks, bench=NAME [iters=K], spin, idle, steal, fill or scan).
+ * command line (the checks, bench=NAME [iters=K], spin, idle, steal, fill, scan or balloon).
  */
 #include "testguest.h"
 
@@ -90,7 +90,7 @@ void tg_main(struct pvisor_start_info *si)
 	f = pvisor_features(0);
 	mode = cmdline_find(cmdline, "bench=");
 	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "idle") || cmdline_find(cmdline, "steal") ||
-	    cmdline_find(cmdline, "fill")) {
+	    cmdline_find(cmdline, "fill") || cmdline_find(cmdline, "balloon")) {
 		pvisor_declare_version(PVISOR_ABI_VERSION);
 		console_enable();
 		if (!mode && cmdline_find(cmdline, "idle"))
@@ -99,6 +99,8 @@ void tg_main(struct pvisor_start_info *si)
 			steal();
 		if (!mode && cmdline_find(cmdline, "fill"))
 			fill();
+		if (!mode && cmdline_find(cmdline, "balloon"))
+			balloon_driver();
 		if (!mode)
 			spin();
 		p = cmdline_find(cmdline, "iters=");

@@ -171,7 +171,7 @@ func (c *CPU) writeSlow(va uint64, size uint8, v uint64) {
 // physReadN reads guest-physical memory; outside RAM it is an MMIO read,
 // which exits and re-runs the instruction with the hypervisor's data.
 func (c *CPU) physReadN(pa uint64, size uint8) uint64 {
-	if pa+uint64(size) <= uint64(len(c.ram)) {
+	if c.backed(pa, uint64(size)) {
 		p := c.ram[pa:]
 		switch size {
 		case 8:
@@ -199,7 +199,7 @@ func (c *CPU) physReadN(pa uint64, size uint8) uint64 {
 }
 
 func (c *CPU) physWriteN(pa uint64, size uint8, v uint64) {
-	if pa+uint64(size) <= uint64(len(c.ram)) {
+	if c.backed(pa, uint64(size)) {
 		p := c.ram[pa:]
 		switch size {
 		case 8:
@@ -239,3 +239,9 @@ func (c *CPU) pop64() uint64 {
 }
 
 var sizeMask = [9]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}
+
+// backed reports whether [pa, pa+n), within one page, is RAM the VM has:
+// inside its memory and not a hole (Memory.SetHoles).
+func (c *CPU) backed(pa, n uint64) bool {
+	return pa+n <= uint64(len(c.ram)) && c.mem.hole[pa>>pageShift] == 0
+}

@@ -266,14 +266,15 @@ func (c *CPU) lookupBlock() (int, int) {
 		if c.tlb[(rip>>pageShift)&tlbMask].perm&c.xMask == 0 {
 			c.pageFault(rip, 0) // unreachable: translate faults first
 		}
+		// A TLB hit is always backed RAM (tlb.go); a miss may not be.
+		if !c.backed(pa&^pageMask, pageSize) {
+			c.instStart = rip
+			c.exit.Reason = cpu.ExitInternal
+			c.exit.Message = fmt.Sprintf("instruction fetch from guest-physical %#x, outside RAM or ballooned out", pa)
+			panic(mmioSentinel)
+		}
 	}
 	page := pa >> pageShift
-	if page >= uint64(len(c.mem.gen)) {
-		c.instStart = rip
-		c.exit.Reason = cpu.ExitInternal
-		c.exit.Message = fmt.Sprintf("instruction fetch from guest-physical %#x, outside RAM", pa)
-		panic(mmioSentinel)
-	}
 	c.curPage = page
 	b := &c.blocks[(pa^pa>>blkBits)&(blkSize-1)]
 	if b.phys == pa && b.gen == c.mem.gen[page] {
@@ -323,7 +324,7 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 			var buf [15]byte
 			for k := range buf {
 				bp := c.physFor(rip+uint64(k), accFetch)
-				if bp >= uint64(len(c.ram)) {
+				if !c.backed(bp, 1) {
 					break
 				}
 				buf[k] = c.ram[bp]

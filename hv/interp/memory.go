@@ -9,13 +9,17 @@ type Memory struct {
 	gen []uint32
 	// code[pfn] is non-zero while blocks decoded from the page may be live.
 	code []uint8
+	// hole[pfn] is non-zero while the page is not backed (ballooned out):
+	// accesses then behave as outside RAM. Only slow paths look at it: a
+	// hole never has a valid soft-TLB entry.
+	hole []uint8
 }
 
 // NewMemory wraps ram (guest-physical address 0 upward). The slice's length
 // must be a multiple of 4 KiB.
 func NewMemory(ram []byte) *Memory {
 	n := len(ram) >> pageShift
-	return &Memory{ram: ram[:n<<pageShift], gen: make([]uint32, n), code: make([]uint8, n)}
+	return &Memory{ram: ram[:n<<pageShift], gen: make([]uint32, n), code: make([]uint8, n), hole: make([]uint8, n)}
 }
 
 // RAM returns the memory's backing slice.
@@ -30,6 +34,26 @@ func (m *Memory) Invalidate(gpa, n uint64) {
 	first, last := gpa>>pageShift, (gpa+n-1)>>pageShift
 	for p := first; p <= last && p < uint64(len(m.code)); p++ {
 		if m.code[p] != 0 {
+			m.code[p] = 0
+			m.gen[p]++
+		}
+	}
+}
+
+// SetHoles marks count pages from pfn first as holes (not backed: reads
+// return all-ones through the MMIO exit, writes are dropped, instruction
+// fetches stop the VM) or as backed again. Decoded code on pages becoming
+// holes is dropped; the caller must also flush every vCPU's TLB
+// (cpu.VCPU.FlushTLB(true)) before the vCPUs run again, so that no cached
+// translation reaches a hole. Pages beyond the memory are ignored.
+func (m *Memory) SetHoles(first, count uint64, hole bool) {
+	v := uint8(0)
+	if hole {
+		v = 1
+	}
+	for p := first; p < first+count && p < uint64(len(m.hole)); p++ {
+		m.hole[p] = v
+		if hole && m.code[p] != 0 {
 			m.code[p] = 0
 			m.gen[p]++
 		}

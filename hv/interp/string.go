@@ -73,7 +73,7 @@ func opMOVS(c *CPU, in *Inst) {
 				ps := c.physFor(src, accRead)
 				pd := c.physFor(dst, accWrite)
 				bytes := k * uint64(size)
-				if ps+bytes <= uint64(len(c.ram)) && pd+bytes <= uint64(len(c.ram)) {
+				if c.backed(ps, bytes) && c.backed(pd, bytes) {
 					if pd > ps && pd < ps+bytes {
 						// Overlapping forward copy: element by element below.
 						goto single
@@ -139,7 +139,7 @@ func opSTOS(c *CPU, in *Inst) {
 			if k := min(room, n); k > 1 {
 				pd := c.physFor(dst, accWrite)
 				bytes := k * uint64(size)
-				if pd+bytes <= uint64(len(c.ram)) && c.tlbWritable(dst) {
+				if c.backed(pd, bytes) && c.tlbWritable(dst) {
 					p := c.ram[pd : pd+bytes]
 					if v == 0 {
 						clear(p)

@@ -30,7 +30,7 @@ func (c *CPU) sensitive(cl cpu.Class) bool {
 	n := uint64(c.insts[c.pc-1].len)
 	for i := uint64(0); i < n; i++ {
 		pa := c.physFor(c.instStart+i, accFetch)
-		if pa < uint64(len(c.ram)) {
+		if c.backed(pa, 1) {
 			c.exit.Inst[i] = c.ram[pa]
 		}
 	}

@@ -104,14 +104,14 @@ func canonical(va uint64) bool {
 }
 
 func (c *CPU) physRead64(pa uint64) (uint64, bool) {
-	if pa+8 > uint64(len(c.ram)) {
+	if !c.backed(pa, 8) {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint64(c.ram[pa:]), true
 }
 
 func (c *CPU) physWrite64(pa, v uint64) {
-	if pa+8 <= uint64(len(c.ram)) {
+	if c.backed(pa, 8) {
 		binary.LittleEndian.PutUint64(c.ram[pa:], v)
 		c.noteWrite(pa)
 	}
@@ -249,9 +249,10 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 	}
 	t := &c.tlb[(va>>pageShift)&tlbMask]
 	t.tag = va&^pageMask ^ c.tlbKey
-	if phys >= uint64(len(c.ram)) {
-		// Outside RAM (MMIO): the fast paths index RAM directly, so the
-		// entry must never hit; each access walks and takes the slow path.
+	if !c.backed(phys, pageSize) {
+		// Outside RAM (MMIO) or a hole: the fast paths index RAM directly,
+		// so the entry must never hit; each access walks and takes the
+		// slow path.
 		t.tag = tlbInvalid
 	}
 	t.phys = phys

@@ -47,7 +47,10 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_MEMORY_MAP                 26
 #define PVISOR_HC_MEASURED_BOOT              27
 #define PVISOR_HC_SET_TSS                    28
-#define PVISOR_HC_COUNT                      29 /* numbers at or above this are unassigned */
+#define PVISOR_HC_BALLOON_OUT                29
+#define PVISOR_HC_BALLOON_IN                 30
+#define PVISOR_HC_BALLOON_TARGET             31
+#define PVISOR_HC_COUNT                      32 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -66,6 +69,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_MAX_PORTS                     0x200ULL /* event-channel ports per VM */
 #define PVISOR_CONSOLE_MAX                   0x1000ULL /* bytes per console_write / console_read */
 #define PVISOR_MMU_BATCH_MAX                 0x200ULL /* ops per mmu_batch */
+#define PVISOR_BALLOON_MAX                   0x1000ULL /* frames per balloon_out / balloon_in */
 #define PVISOR_START_INFO_MAGIC              0x49535650ULL /* struct pvisor_start_info magic ("PVSI") */
 #define PVISOR_FEATURE_CONSOLE               0x1ULL /* console_write/console_read */
 #define PVISOR_FEATURE_TIMER                 0x2ULL /* timer_set */
@@ -73,8 +77,10 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_MMU_BATCH             0x8ULL /* mmu_batch */
 #define PVISOR_FEATURE_PVCLOCK               0x10ULL /* pvclock time in the shared-info page */
 #define PVISOR_FEATURE_MEASURED_BOOT         0x20ULL /* measured_boot */
+#define PVISOR_FEATURE_BALLOON               0x40ULL /* balloon_out, balloon_in, balloon_target and VIRQ_BALLOON */
 #define PVISOR_VIRQ_TIMER                    0x0ULL /* the vCPU's one-shot timer expired */
 #define PVISOR_VIRQ_CONSOLE                  0x1ULL /* console input is pending */
+#define PVISOR_VIRQ_BALLOON                  0x2ULL /* the operator changed the balloon target (vCPU 0) */
 #define PVISOR_SHUTDOWN_POWEROFF             0x0ULL /* power off */
 #define PVISOR_SHUTDOWN_REBOOT               0x1ULL /* reboot */
 #define PVISOR_SHUTDOWN_CRASH                0x2ULL /* the guest crashed (panic) */
@@ -548,6 +554,52 @@ static inline long pvisor_set_tss(pv_u64 base, pv_u64 limit)
 	r[0] = base;
 	r[1] = limit;
 	ret = pvisor_hypercall5(PVISOR_HC_SET_TSS, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	return ret;
+}
+
+/* Gives guest frames back to the host (a balloon driver inflating). Each listed
+ * frame leaves the VM's memory: its host memory is freed and uncharged from the
+ * budget, and until balloon_in takes it back it is unbacked, like an address
+ * outside RAM (reads return all-ones, writes are dropped, hypercall pointers
+ * into it get -EFAULT). Frames already out are skipped. The frames come back
+ * zeroed. */
+static inline long pvisor_balloon_out(pv_u64 gfns, pv_u64 count)
+{
+	unsigned long r[5] = {0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = gfns;
+	r[1] = count;
+	ret = pvisor_hypercall5(PVISOR_HC_BALLOON_OUT, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	return ret;
+}
+
+/* Takes frames given back with balloon_out into the VM's memory again (a
+ * balloon driver deflating), zeroed and charged to the VM. The VM's memory size
+ * is a hard limit: only frames of the VM's own range exist. Frames already in
+ * are left as they are. */
+static inline long pvisor_balloon_in(pv_u64 gfns, pv_u64 count)
+{
+	unsigned long r[5] = {0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = gfns;
+	r[1] = count;
+	ret = pvisor_hypercall5(PVISOR_HC_BALLOON_IN, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	return ret;
+}
+
+/* Returns the memory size, in frames, the host operator wants the VM to keep
+ * populated (xl mem-set's target): a balloon driver gives frames back with
+ * balloon_out until the VM's populated frames are at most this, and may take
+ * them back with balloon_in up to it. VIRQ_BALLOON on vCPU 0 signals a change.
+ * Initially the whole of the VM's memory. */
+static inline long pvisor_balloon_target(void)
+{
+	unsigned long r[5] = {0, 0, 0, 0, 0};
+	long ret;
+
+	ret = pvisor_hypercall5(PVISOR_HC_BALLOON_TARGET, &r[0], &r[1], &r[2], &r[3], &r[4]);
 	return ret;
 }
 
