@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv
+.PHONY: all build run run-native test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv
 
 all: build
 
@@ -19,12 +19,15 @@ build:
 	@mkdir -p build
 	$(GO) build -o $(BIN) ./cmd/pvisor
 
-# The default guest is the freestanding test guest until the Linux guests
-# land; it runs in pv mode.
-# The default guest: the unmodified Linux 6.12 kernel with busybox, in
-# hwassist mode (the PV kernel of linux-patches/ becomes the default when it
-# boots); an interactive shell on this terminal, Ctrl-] quits.
-run: deps build guest
+# The default guest: the patched PV Linux 6.12 kernel (linux-patches/) with
+# busybox, in pv mode (the default --mode); an interactive shell on this
+# terminal, Ctrl-] quits. run-native boots the unmodified kernel in hwassist
+# mode instead.
+run: deps build guest-pv
+	$(BIN) run --kernel build/guest/vmlinux-pv \
+		--initrd build/guest/initramfs.cpio.gz --cmdline "console=hvc0 panic=-1 quiet"
+
+run-native: deps build guest
 	$(BIN) run --mode hwassist --kernel build/guest/vmlinux-native \
 		--initrd build/guest/initramfs.cpio.gz --cmdline "console=ttyS0 panic=-1 quiet"
 
@@ -48,7 +51,7 @@ unit:
 
 # The guests the tests boot are built first (cached by input hash: a
 # second run takes seconds).
-test: deps fmt-check vet gen-check guest testguest unit
+test: deps fmt-check vet gen-check guest guest-pv testguest unit
 
 # The freestanding test guest (guestkit/testguest), loaded at 1 MiB.
 TG_DIR    := guestkit/testguest

@@ -42,12 +42,21 @@ func linuxGuest(t *testing.T) (vmlinux, initrd string) {
 
 var exitRE = regexp.MustCompile(`(?m)^pvisor-exit: (\d+)\r?$`)
 
-// runLinux boots the kernel with /init running cmd and returns the console
-// output and the command's status; it fails the test if the guest has not
-// reported by the deadline.
+// runLinux boots the unmodified kernel with /init running cmd and returns
+// the console output and the command's status; it fails the test if the
+// guest has not reported by the deadline.
 func runLinux(t *testing.T, mode cpu.Mode, cmd string, deadline time.Duration) (string, int) {
 	t.Helper()
 	vmlinux, initrd := linuxGuest(t)
+	out, code, _ := bootLinux(t, vmlinux, initrd, mode, "ttyS0", cmd, deadline)
+	return out, code
+}
+
+// bootLinux boots a kernel with /init running cmd, on console con, and
+// returns the console output, the command's status and the stopped VM (for
+// its counters).
+func bootLinux(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, deadline time.Duration) (string, int, *hv.VM) {
+	t.Helper()
 	k, err := os.ReadFile(vmlinux)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +66,7 @@ func runLinux(t *testing.T, mode cpu.Mode, cmd string, deadline time.Duration) (
 		t.Fatal(err)
 	}
 	var out syncBuffer
-	cmdline := "console=ttyS0 panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(cmd))
+	cmdline := "console=" + con + " panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(cmd))
 	vm, err := hv.New(hv.Config{Kernel: k, Initrd: rd, Cmdline: cmdline, MemBytes: 256 << 20, Mode: mode,
 		Budget: mm.NewBudget(1 << 30), Console: &out})
 	if err != nil {
@@ -80,7 +89,7 @@ func runLinux(t *testing.T, mode cpu.Mode, cmd string, deadline time.Duration) (
 		t.Fatalf("%v: no pvisor-exit line (status %+v); console:\n%s", mode, st, tail(out.String(), 3000))
 	}
 	code, _ := strconv.Atoi(m[1])
-	return out.String(), code
+	return out.String(), code, vm
 }
 
 // syncBuffer is a bytes.Buffer safe for the VM's writer and the test.
@@ -152,6 +161,12 @@ func stressLines(out string) map[string]string {
 
 func TestLinuxStress(t *testing.T) {
 	out, code := runLinux(t, cpu.ModeHWAssist, "T=/tmp\n"+stressScript, 10*time.Minute)
+	checkStress(t, out, code)
+}
+
+// checkStress compares the guest's stress output with the host busybox's.
+func checkStress(t *testing.T, out string, code int) {
+	t.Helper()
 	if code != 0 {
 		t.Fatalf("stress script exited %d:\n%s", code, tail(out, 3000))
 	}

@@ -1,0 +1,144 @@
+package tests
+
+import (
+	"context"
+	"encoding/base64"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+)
+
+var (
+	pvOnce sync.Once
+	pvErr  error
+	pvOut  []byte
+)
+
+// pvGuest builds (or finds cached) the patched kernel of linux-patches/
+// and the initramfs with `make guest-pv` and returns their paths. A build
+// failure is a test failure: boot tests never skip for want of a kernel.
+func pvGuest(t *testing.T) (vmlinux, bzImage, initrd string) {
+	t.Helper()
+	pvOnce.Do(func() {
+		cmd := exec.Command("make", "-s", "guest-pv")
+		cmd.Dir = root
+		pvOut, pvErr = cmd.CombinedOutput()
+	})
+	if pvErr != nil {
+		t.Fatalf("make guest-pv: %v\n%s", pvErr, pvOut)
+	}
+	g := filepath.Join(root, "build/guest")
+	return filepath.Join(g, "vmlinux-pv"), filepath.Join(g, "bzImage-pv"), filepath.Join(g, "initramfs.cpio.gz")
+}
+
+// runPV boots the patched kernel in pv mode with /init running cmd.
+func runPV(t *testing.T, cmd string, deadline time.Duration) (string, int, map[string]uint64, bool) {
+	t.Helper()
+	vmlinux, _, initrd := pvGuest(t)
+	out, code, vm := bootLinux(t, vmlinux, initrd, cpu.ModePV, "hvc0", cmd, deadline)
+	_, priv, _, started := vm.StatsSnapshot()
+	if ports := vm.IOPortCounts(); len(ports) != 0 {
+		t.Errorf("pv mode: port I/O exits %v, want none", ports)
+	}
+	if devs := vm.DeviceList(); len(devs) != 0 {
+		t.Errorf("pv mode: emulated devices %v, want none", devs)
+	}
+	return out, code, priv, started
+}
+
+// TestPVBoot is issue 5's first acceptance: the patched kernel boots in pv
+// mode, runs a command and reports its status, and after it declares PV
+// start-up not one privileged instruction traps.
+func TestPVBoot(t *testing.T) {
+	out, code, priv, started := runPV(t, "uname -r; echo GUEST-OK; exit 5", 3*time.Minute)
+	if code != 5 || !strings.Contains(out, "\n6.12") || !strings.Contains(out, "GUEST-OK") {
+		t.Errorf("status %d; console:\n%s", code, tail(out, 2000))
+	}
+	if !started {
+		t.Error("the kernel never declared PV start-up")
+	}
+	if len(priv) != 0 {
+		t.Errorf("privileged exits after PV start: %v, want none", priv)
+	}
+}
+
+// TestPVStress runs the stress workload of the unmodified guest on the PV
+// guest, compared with the host's busybox the same way.
+func TestPVStress(t *testing.T) {
+	out, code, priv, _ := runPV(t, "T=/tmp\n"+stressScript, 10*time.Minute)
+	checkStress(t, out, code)
+	if len(priv) != 0 {
+		t.Errorf("privileged exits after PV start: %v, want none", priv)
+	}
+}
+
+// TestPVNoDevices: in pv mode the guest finds no emulated device. Its
+// /proc/ioports claims no legacy range and /proc/interrupts has no PIC,
+// PIT, RTC, keyboard controller or UART line, only event channels.
+func TestPVNoDevices(t *testing.T) {
+	out, code, _, _ := runPV(t, "echo IOPORTS; cat /proc/ioports; echo INTERRUPTS; cat /proc/interrupts; echo END", 3*time.Minute)
+	if code != 0 {
+		t.Fatalf("status %d; console:\n%s", code, tail(out, 2000))
+	}
+	io, irq, ok := strings.Cut(out, "\nINTERRUPTS")
+	if !ok || !strings.Contains(io, "IOPORTS") || !strings.Contains(irq, "\nEND") {
+		t.Fatalf("console:\n%s", tail(out, 2000))
+	}
+	io = io[strings.Index(io, "IOPORTS")+len("IOPORTS"):]
+	irq, _, _ = strings.Cut(irq, "\nEND")
+	t.Logf("/proc/ioports:%s\n/proc/interrupts:%s", io, irq)
+	for _, dev := range []string{"pic", "timer", "rtc", "keyboard", "serial", "dma", "fpu", "vga", "PCI conf"} {
+		if strings.Contains(io, dev) {
+			t.Errorf("/proc/ioports names %q:%s", dev, io)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(irq), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "CPU0") {
+			continue
+		}
+		if strings.Contains(l, "XT-PIC") || strings.Contains(l, "IO-APIC") || strings.Contains(l, "i8042") ||
+			strings.Contains(l, "serial") || strings.Contains(l, "ttyS") || strings.Contains(l, "rtc") {
+			t.Errorf("/proc/interrupts has an emulated device: %q", l)
+		}
+		if regexp.MustCompile(`^\d+:`).MatchString(l) && !strings.Contains(l, "pvisor-evtchn") {
+			t.Errorf("/proc/interrupts line not on an event channel: %q", l)
+		}
+	}
+	if !strings.Contains(irq, "pvisor-evtchn") || !strings.Contains(irq, "timer") {
+		t.Errorf("/proc/interrupts lacks the event-channel timer:%s", irq)
+	}
+}
+
+// TestPVNativeFallback: the patched kernel still boots on a machine without
+// pvisor (QEMU TCG, native legacy PC) and runs a command.
+func TestPVNativeFallback(t *testing.T) {
+	_, bzImage, initrd := pvGuest(t)
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatal("qemu-system-x86_64 not found: run `make deps` (scripts/install-deps.sh installs it as the test oracle)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := base64.StdEncoding.EncodeToString([]byte("uname -r; echo GUEST-OK"))
+	q := exec.CommandContext(ctx, qemu, "-M", "pc", "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot",
+		"-kernel", bzImage, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet pvisor.cmd="+cmd)
+	q.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	out, err := q.CombinedOutput()
+	t.Logf("QEMU ran %v (%v)", time.Since(start).Round(time.Millisecond), err)
+	s := string(out)
+	if ctx.Err() != nil || !strings.Contains(s, "GUEST-OK") || !exitRE.MatchString(s) || exitRE.FindStringSubmatch(s)[1] != "0" {
+		t.Fatalf("the patched kernel did not run its command under QEMU TCG (%v); console:\n%s", err, tail(s, 3000))
+	}
+	if !regexp.MustCompile(`6\.12\.\d+`).MatchString(s) {
+		t.Errorf("no 6.12 kernel release in the output:\n%s", tail(s, 1000))
+	}
+}
