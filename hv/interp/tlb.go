@@ -110,8 +110,11 @@ func (c *CPU) physRead64(pa uint64) (uint64, bool) {
 	return binary.LittleEndian.Uint64(c.ram[pa:]), true
 }
 
+// physWrite64 sets accessed/dirty bits in a page-table entry that
+// physRead64 has just read, so pa is backed RAM; only the bounds are
+// checked again.
 func (c *CPU) physWrite64(pa, v uint64) {
-	if c.backed(pa, 8) {
+	if pa+8 <= uint64(len(c.ram)) {
 		binary.LittleEndian.PutUint64(c.ram[pa:], v)
 		c.noteWrite(pa)
 	}
