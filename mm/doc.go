@@ -25,10 +25,14 @@
 // engine use one []byte (RAM) for all guest memory and makes the p2m
 // translation an offset plus a bit test (see BenchmarkP2M), at the price
 // that frames cannot move between VMs: what BalloonOut returns goes to the
-// kernel, not to another VM's reservation. A hole is not a hardware hole: an
-// engine that writes RAM without consulting the p2m repopulates the frame
-// inside its own mapping (never above the reservation, never in another
-// VM); BalloonIn zeroes it before the guest gets it back.
+// kernel, not to another VM's reservation. An engine must honour holes:
+// hv marks them in the interpreter (interp.Memory.SetHoles), which then
+// treats them as outside RAM (reads all-ones, writes dropped; never a
+// soft-TLB entry) and flushes its TLBs, so a ballooned-out frame is never
+// touched and repopulated. Were an engine to write one anyway, it would
+// repopulate it inside its own mapping only (never above the reservation,
+// never in another VM), and BalloonIn zeroes it before the guest gets it
+// back.
 //
 // Zeroing. Frames are zeroed on release: MADV_DONTNEED for a ballooned-out
 // frame, munmap for a destroyed VM (the kernel zeroes pages before any

@@ -45,6 +45,7 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{[]string{"--kernel", "main.go", "--cpu-weight", "70000"}, "cpu-weight"},
 		{[]string{"--kernel", "main.go", "--config", "/nonexistent.toml"}, "--config"},
 		{[]string{"--kernel", "main.go", "--vm", "name=a", "--trace", "-"}, "--trace"},
+		{[]string{"--kernel", "main.go", "--mem-budget", "lots"}, "--mem-budget"},
 	} {
 		var out, errb bytes.Buffer
 		code := dispatch(append([]string{"run"}, tc.args...), &out, &errb)

@@ -35,6 +35,7 @@ type runConfig struct {
 	workers       int  // scheduler workers, 0 = one per host CPU
 	duration      time.Duration
 	control       string // control socket path, "" = none
+	memBudget     uint64 // bytes all VMs may reserve
 	accel         string
 	stats, strict bool
 	trace         string
@@ -65,6 +66,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	workers := fs.Int("workers", 0, "scheduler workers (host threads running vCPUs; 0 = one per host CPU)")
 	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")
 	control := fs.String("control", "", "listen for `pvisor ctl` requests on this Unix socket")
+	memBudget := fs.String("mem-budget", "", "host memory all VMs together may reserve (K, M or G suffix; default three quarters of host RAM)")
 	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
 	stats := fs.Bool("stats", false, "print exit, hypercall, privileged-instruction and CPU-time counts when the VM stops")
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
@@ -99,6 +101,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if err := base.set("cpu-cap", strconv.Itoa(*capPct)); err != nil {
 		return nil, fmt.Errorf("--%v", err)
+	}
+	rc.memBudget = hostBudget()
+	if *memBudget != "" {
+		if rc.memBudget, err = parseSize(*memBudget); err != nil {
+			return nil, fmt.Errorf("--mem-budget: %v", err)
+		}
 	}
 	if rc.workers < 0 {
 		return nil, errors.New("--workers must be 0 (one per host CPU) or more")
@@ -187,7 +195,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		traceW = f
 	}
 	// Every VM shares one memory budget and one scheduler.
-	budget := mm.NewBudget(hostBudget())
+	budget := mm.NewBudget(rc.memBudget)
 	sc := sched.New(sched.Config{Workers: rc.workers})
 	vms := make([]*hv.VM, len(rc.vms))
 	scans := make([]*exitScanner, len(rc.vms))
