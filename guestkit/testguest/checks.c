@@ -661,7 +661,7 @@ static void check_events(void)
 	check(tp >= 0 && tp < (long)PVISOR_MAX_PORTS, D("evtchn_bind_virq(VIRQ_TIMER, 0) returns a port (got %ld)", tp));
 	check_eq(pvisor_evtchn_bind_virq(PVISOR_VIRQ_TIMER, 0), -EBUSY, "binding VIRQ_TIMER twice -> -EBUSY");
 	check_eq(pvisor_evtchn_bind_virq(7, 0), -EINVAL, "evtchn_bind_virq unknown virq 7 -> -EINVAL");
-	check_eq(pvisor_evtchn_bind_virq(PVISOR_VIRQ_CONSOLE, start_info->nr_vcp_us), -EINVAL,
+	check_eq(pvisor_evtchn_bind_virq(PVISOR_VIRQ_CONSOLE, start_info->nr_vcpus), -EINVAL,
 		 "evtchn_bind_virq on a vCPU that does not exist -> -EINVAL");
 	check_eq(pvisor_evtchn_bind_virq((1UL << 32) | PVISOR_VIRQ_TIMER, 0), -EINVAL,
 		 "evtchn_bind_virq virq with upper bits set -> -EINVAL");

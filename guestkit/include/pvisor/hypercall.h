@@ -132,7 +132,7 @@ _Static_assert(sizeof(struct pvisor_shared_info) == 4096, "pvisor_shared_info si
 struct pvisor_start_info {
 	pv_u32 magic; /* offset 0 */
 	pv_u32 abi_version; /* offset 4 */
-	pv_u32 nr_vcp_us; /* offset 8 */
+	pv_u32 nr_vcpus; /* offset 8 */
 	pv_u32 flags; /* offset 12 */
 	pv_u64 mem_size; /* offset 16 */
 	pv_u64 memmap_gpa; /* offset 24 */

@@ -108,3 +108,15 @@ func TestHowToAddHonest(t *testing.T) {
 		t.Error("docs/abi.md does not carry the recipe")
 	}
 }
+
+func TestSnake(t *testing.T) {
+	for in, want := range map[string]string{
+		"NrVCPUs": "nr_vcpus", "VCPUInfo": "vcpu_info", "StartInfo": "start_info", "UpcallPending": "upcall_pending",
+		"TSCToSystemMul": "tsc_to_system_mul", "MemmapGPA": "memmap_gpa", "GPAList": "gpa_list", "Flags": "flags",
+		"EvtchnPending": "evtchn_pending", "MMUOp": "mmu_op", "HypercallPageGPA": "hypercall_page_gpa",
+	} {
+		if got := snake(in); got != want {
+			t.Errorf("snake(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

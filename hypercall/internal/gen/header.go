@@ -127,12 +127,17 @@ func wrap(s, prefix string) string {
 	return strings.Join(lines, "\n"+prefix)
 }
 
-// snake converts a Go identifier to snake_case, keeping initialisms whole.
+// snake converts a Go identifier to snake_case, keeping initialisms whole,
+// plurals included (NrVCPUs: nr_vcpus, GPAList: gpa_list).
 func snake(s string) string {
 	var b strings.Builder
 	r := []rune(s)
+	upper := func(i int) bool { return i < len(r) && unicode.IsUpper(r[i]) }
 	for i, c := range r {
-		if unicode.IsUpper(c) && i > 0 && (unicode.IsLower(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]))) {
+		// A plural "s" ends the initialism it follows: no split before
+		// its last capital.
+		plural := i+1 < len(r) && r[i+1] == 's' && (i+2 == len(r) || upper(i+2))
+		if unicode.IsUpper(c) && i > 0 && (unicode.IsLower(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && upper(i-1) && !plural)) {
 			b.WriteByte('_')
 		}
 		b.WriteRune(unicode.ToLower(c))
