@@ -85,7 +85,11 @@ func (v *vcpu) pollDevices() {
 			if wait < 0 {
 				wait = 0
 			}
-			d.timer = time.AfterFunc(wait, v.notify)
+			if d.timer == nil {
+				d.timer = time.AfterFunc(wait, v.notify)
+			} else {
+				d.timer.Reset(wait)
+			}
 		}
 	} else if d.armed != 0 {
 		if d.timer != nil {

@@ -19,9 +19,8 @@ type vcpu struct {
 	hc  hcalls
 	h   atomic.Pointer[sched.Handle] // set when the VM starts running
 
-	timer    *time.Timer
-	deadline uint64 // pvclock ns, 0 = none
-	fired    atomic.Bool
+	timer    *time.Timer // one host timer, re-armed with Reset: no allocation per timer_set
+	deadline uint64      // pvclock ns, 0 = none
 	preempt  atomic.Bool // the scheduler wants the worker back
 	yield    bool        // vcpu_yield: end the slice
 	blockReq bool        // vcpu_block: block once the hypercall completes
@@ -65,7 +64,9 @@ func (v *vcpu) Kick() {
 // pollEvents turns an expired timer into its VIRQ and requests the upcall;
 // it reports whether the timer expired.
 func (v *vcpu) pollEvents() (expired bool) {
-	if v.fired.Swap(false) || (v.deadline != 0 && v.vm.systemTime() >= v.deadline) {
+	// The host timer only wakes the vCPU; expiry is decided here, so a
+	// stale firing of an earlier deadline cannot raise the VIRQ early.
+	if v.deadline != 0 && v.vm.systemTime() >= v.deadline {
 		v.deadline = 0
 		v.vm.raiseVirq(v.id, hypercall.VirqTimer)
 		expired = true
@@ -88,7 +89,6 @@ func (v *vcpu) armTimer(deadline uint64) {
 	if v.timer != nil {
 		v.timer.Stop()
 	}
-	v.fired.Store(false)
 	v.deadline = deadline
 	if deadline == 0 {
 		return
@@ -97,10 +97,11 @@ func (v *vcpu) armTimer(deadline uint64) {
 	if deadline <= now {
 		return // pollEvents fires it before the next instruction
 	}
-	v.timer = time.AfterFunc(time.Duration(deadline-now), func() {
-		v.fired.Store(true)
-		v.notify()
-	})
+	if v.timer == nil {
+		v.timer = time.AfterFunc(time.Duration(deadline-now), v.notify)
+	} else {
+		v.timer.Reset(time.Duration(deadline - now))
+	}
 }
 
 // mayBlock decides what a halt (HLT, or vcpu_block once it has completed)
