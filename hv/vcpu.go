@@ -200,6 +200,11 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			}
 		case cpu.ExitCPUID, cpu.ExitCR, cpu.ExitDescTable, cpu.ExitINVLPG:
 			// The engine already carried these out (hwassist accounting).
+		case cpu.ExitShadowFault:
+			// Trap mode's shadow MMU: the guest wrote one of its page
+			// tables. The engine's walks read the guest tables directly,
+			// so there is no copy to update; running again completes the
+			// write. The exit itself is the cost being modelled.
 		case cpu.ExitMMIO:
 			if !e.MMIO.Write {
 				e.MMIO.Data = ^uint64(0)

@@ -17,7 +17,7 @@ const (
 	ExitCR                     // MOV to/from a control register, CLTS
 	ExitDescTable              // LGDT, LIDT, LLDT, LTR
 	ExitINVLPG                 // INVLPG
-	ExitShadowFault            // a page fault the shadow MMU must look at first
+	ExitShadowFault            // a write to a guest page-table page the shadow MMU write-protects (ShadowPageTables); Run again completes it
 	ExitTripleFault            // a fault while delivering #DF: the vCPU is dead
 	ExitBudget                 // the instruction budget given to Run ran out
 	ExitKick                   // Kick was called

@@ -184,3 +184,19 @@ var ExitTable = [NumModes][NumClasses]Action{
 		ClassCR2Read:   ActExecute,
 	},
 }
+
+// ShadowPageTables says, per mode, whether the engine models a shadow MMU:
+// trap mode is classic trap-and-emulate, where the hypervisor keeps shadow
+// copies of the guest's page tables and so write-protects every guest
+// page-table page. A guest write to one then leaves the engine as
+// ExitShadowFault (the hypervisor's shadow update); running again
+// re-executes the instruction, which completes. Translation itself stays
+// two-stage (the engine walks the guest's tables): the model reproduces the
+// exits, which are the cost, not the copies. A page stops being treated as a
+// page table after ShadowFloodWrites trapped writes with no walk through it in
+// between: the next write completes without an exit (the "write flooding"
+// heuristic of shadow MMUs, for pages the guest has freed and reused). pv and hwassist (EPT) have no shadow.
+var ShadowPageTables = [NumModes]bool{ModeTrap: true}
+
+// ShadowFloodWrites: see ShadowPageTables.
+const ShadowFloodWrites = 16

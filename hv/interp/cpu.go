@@ -86,6 +86,14 @@ type CPU struct {
 	mode cpu.Mode
 	id   uint32
 
+	// Shadow-MMU model (shadow.go): on in trap mode. After an
+	// ExitShadowFault the instruction at shadowRIP with retire count
+	// shadowSeq may write page-table pages when it runs again.
+	shadowPT  bool
+	shadowOK  bool
+	shadowRIP uint64
+	shadowSeq uint64
+
 	cpl      uint8
 	sreg     [8]cpu.Segment
 	gdt      cpu.DTable
@@ -175,6 +183,7 @@ func New(cfg Config) (*CPU, error) {
 		mem:       cfg.Mem,
 		ram:       cfg.Mem.ram,
 		mode:      cfg.Mode,
+		shadowPT:  cpu.ShadowPageTables[cfg.Mode],
 		id:        cfg.ID,
 		insts:     make([]Inst, instCap+maxBlockLen+1),
 		blocks:    make([]blockRef, blkSize),

@@ -295,17 +295,7 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 	if c.mem.code[page] == 0 {
 		c.mem.code[page] = 1
 		// Drop cached write permission to the page so writes see it is code.
-		pbase := pa &^ pageMask
-		for i := range c.tlb {
-			if c.tlb[i].phys == pbase {
-				c.tlb[i].perm &^= permWS | permWU
-			}
-		}
-		for i := range c.gtlb {
-			if c.gtlb[i].phys == pbase {
-				c.gtlb[i].perm &^= permWS | permWU
-			}
-		}
+		c.dropWrite(pa &^ pageMask)
 	}
 	c.stats.DecodedBlocks++
 	start := c.nInsts

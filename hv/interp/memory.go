@@ -13,13 +13,17 @@ type Memory struct {
 	// accesses then behave as outside RAM. Only slow paths look at it: a
 	// hole never has a valid soft-TLB entry.
 	hole []uint8
+	// ptab[pfn] is non-zero while the page is a guest page table the
+	// shadow-MMU model write-protects (trap mode): 1 after a walk through
+	// it, counting trapped writes since (see cpu.ShadowPageTables).
+	ptab []uint8
 }
 
 // NewMemory wraps ram (guest-physical address 0 upward). The slice's length
 // must be a multiple of 4 KiB.
 func NewMemory(ram []byte) *Memory {
 	n := len(ram) >> pageShift
-	return &Memory{ram: ram[:n<<pageShift], gen: make([]uint32, n), code: make([]uint8, n), hole: make([]uint8, n)}
+	return &Memory{ram: ram[:n<<pageShift], gen: make([]uint32, n), code: make([]uint8, n), hole: make([]uint8, n), ptab: make([]uint8, n)}
 }
 
 // RAM returns the memory's backing slice.

@@ -165,6 +165,9 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 		errBase |= cpu.PFFetch
 	}
 	for {
+		if c.shadowPT {
+			c.shadowTable(table)
+		}
 		idx := (va >> pageBits) & 511
 		entryAddr = table + idx*8
 		e, ok := c.physRead64(entryAddr)
@@ -239,7 +242,7 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 			perm |= permXU
 		}
 	}
-	if entry&ptD != 0 && phys < uint64(len(c.ram)) && c.mem.code[phys>>pageShift] == 0 {
+	if entry&ptD != 0 && phys < uint64(len(c.ram)) && c.mem.code[phys>>pageShift] == 0 && c.mem.ptab[phys>>pageShift] == 0 {
 		if allowW || !wp {
 			perm |= permWS
 		}
@@ -292,8 +295,12 @@ func (c *CPU) physFor(va uint64, acc int) uint64 {
 		}
 		e = c.translate(va, acc)
 		if acc == accWrite && e.perm&need == 0 {
-			// Writable but the page holds code: the slow path handles it.
+			// Writable but the page holds code, or is a page table the
+			// shadow-MMU model protects: the slow path handles it.
 			pa := e.phys | va&pageMask
+			if c.shadowPT {
+				c.shadowWrite(pa)
+			}
 			return pa
 		}
 	}
