@@ -52,10 +52,9 @@ func runLinux(t *testing.T, mode cpu.Mode, cmd string, deadline time.Duration) (
 	return out, code
 }
 
-// bootLinux boots a kernel with /init running cmd, on console con, and
-// returns the console output, the command's status and the stopped VM (for
-// its counters).
-func bootLinux(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, deadline time.Duration) (string, int, *hv.VM) {
+// newLinuxVM creates a 256 MiB VM booting a kernel with /init running cmd,
+// on console con, writing its console to out.
+func newLinuxVM(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, out *syncBuffer) *hv.VM {
 	t.Helper()
 	k, err := os.ReadFile(vmlinux)
 	if err != nil {
@@ -65,13 +64,22 @@ func bootLinux(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
 	cmdline := "console=" + con + " panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(cmd))
 	vm, err := hv.New(hv.Config{Kernel: k, Initrd: rd, Cmdline: cmdline, MemBytes: 256 << 20, Mode: mode,
-		Budget: mm.NewBudget(1 << 30), Console: &out})
+		Budget: mm.NewBudget(1 << 30), Console: out})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return vm
+}
+
+// bootLinux boots a kernel with /init running cmd, on console con, and
+// returns the console output, the command's status and the stopped VM (for
+// its counters).
+func bootLinux(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, deadline time.Duration) (string, int, *hv.VM) {
+	t.Helper()
+	var out syncBuffer
+	vm := newLinuxVM(t, vmlinux, initrd, mode, con, cmd, &out)
 	done := make(chan hv.ExitStatus, 1)
 	start := time.Now()
 	go func() { done <- vm.Run() }()

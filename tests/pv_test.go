@@ -6,12 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
 )
 
@@ -140,5 +142,67 @@ func TestPVNativeFallback(t *testing.T) {
 	}
 	if !regexp.MustCompile(`6\.12\.\d+`).MatchString(s) {
 		t.Errorf("no 6.12 kernel release in the output:\n%s", tail(s, 1000))
+	}
+}
+
+// pvBalloonScript waits for the operator to shrink the guest by at least
+// 32 MiB and then to give the memory back, printing MemTotal (kB) at each
+// step; it fails if either takes more than 60 s.
+const pvBalloonScript = `
+mt() { awk '/MemTotal/ { print $2 }' /proc/meminfo; }
+t0=$(mt); echo "memtotal-start $t0"; echo BALLOON-READY
+i=0; while [ $(mt) -gt $((t0 - 32768)) ]; do i=$((i+1)); [ $i -gt 600 ] && exit 3; sleep 0.1; done
+echo "memtotal-low $(mt)"
+i=0; while [ $(mt) -lt $((t0 - 1024)) ]; do i=$((i+1)); [ $i -gt 600 ] && exit 4; sleep 0.1; done
+echo "memtotal-back $(mt)"
+`
+
+// TestPVBalloon: the PV kernel's balloon driver (linux-patches/0010)
+// follows the operator's target. With 256 MiB and a target of 192 MiB the
+// host's accounting shows the VM at 192 MiB resident and the guest's
+// MemTotal 64 MiB lower; with the target back at 256 MiB the guest takes
+// the memory back.
+func TestPVBalloon(t *testing.T) {
+	vmlinux, _, initrd := pvGuest(t)
+	var out syncBuffer
+	vm := newLinuxVM(t, vmlinux, initrd, cpu.ModePV, "hvc0", pvBalloonScript, &out)
+	done := make(chan hv.ExitStatus, 1)
+	go func() { done <- vm.Run() }()
+	defer func() {
+		vm.Stop(124, "test deadline")
+		<-done
+	}()
+	step := func(what string, target uint64, line string) {
+		t.Helper()
+		if err := vm.SetMemTarget(target); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(time.Minute, func() bool { return vm.MemStats().Resident == target && strings.Contains(out.String(), line) }) {
+			t.Fatalf("%s: accounting %+v; console:\n%s", what, vm.MemStats(), tail(out.String(), 3000))
+		}
+		t.Logf("%s: %+v", what, vm.MemStats())
+	}
+	if !waitFor(2*time.Minute, func() bool { return strings.Contains(out.String(), "BALLOON-READY") }) {
+		t.Fatalf("the guest did not start its script; console:\n%s", tail(out.String(), 3000))
+	}
+	step("target 192 MiB", 192<<20, "memtotal-low")
+	step("target 256 MiB", 256<<20, "memtotal-back")
+	var st hv.ExitStatus
+	select {
+	case st = <-done:
+		done <- st
+	case <-time.After(time.Minute):
+		t.Fatalf("the guest did not finish; console:\n%s", tail(out.String(), 3000))
+	}
+	m := regexp.MustCompile(`memtotal-start (\d+)[\s\S]*memtotal-low (\d+)[\s\S]*memtotal-back (\d+)`).FindStringSubmatch(out.String())
+	if m == nil || !exitRE.MatchString(out.String()) || exitRE.FindStringSubmatch(out.String())[1] != "0" {
+		t.Fatalf("status %+v; console:\n%s", st, tail(out.String(), 3000))
+	}
+	start, _ := strconv.Atoi(m[1])
+	low, _ := strconv.Atoi(m[2])
+	back, _ := strconv.Atoi(m[3])
+	t.Logf("guest MemTotal: %d kB, %d kB at 192 MiB, %d kB back", start, low, back)
+	if start-low != 65536 || back != start {
+		t.Errorf("guest MemTotal %d -> %d -> %d kB: want 64 MiB (65536 kB) less, then the start again", start, low, back)
 	}
 }
