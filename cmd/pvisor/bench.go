@@ -35,6 +35,9 @@ var hypercallBenches = []hypercallBench{
 	{"out 0x80", "out", cpu.ModeHWAssist},
 	{"mov cr3", "cr3", cpu.ModeTrap},
 	{"mov cr3", "cr3", cpu.ModeHWAssist},
+	{"pte update", "ptebatch", cpu.ModePV},
+	{"pte update", "pte", cpu.ModeTrap},
+	{"pte update", "pte", cpu.ModeHWAssist},
 }
 
 var benchLineRE = regexp.MustCompile(`bench (\S+) iters=(\d+) tsc=(\d+)`)

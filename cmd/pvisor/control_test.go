@@ -98,3 +98,33 @@ func TestControlSocket(t *testing.T) {
 		t.Errorf("after stop b: a stopped %v, b stopped %v", vms[0].Stopped(), vms[1].Stopped())
 	}
 }
+
+// TestBenchHypercallExits runs the "pte update" rows of pvisor bench
+// hypercall briefly and checks their exit counts, which are the point of
+// the comparison: one hypercall in pv, a shadow-MMU fault plus an emulated
+// INVLPG in trap mode, none in hwassist.
+func TestBenchHypercallExits(t *testing.T) {
+	if out, err := exec.Command("make", "-s", "-C", "../..", "testguest").CombinedOutput(); err != nil {
+		t.Fatalf("make testguest: %v\n%s", err, out)
+	}
+	img, err := os.ReadFile("../../build/testguest.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		b     hypercallBench
+		exits float64
+	}{
+		{hypercallBench{"pte update", "ptebatch", cpu.ModePV}, 1},
+		{hypercallBench{"pte update", "pte", cpu.ModeTrap}, 2},
+		{hypercallBench{"pte update", "pte", cpu.ModeHWAssist}, 0},
+	} {
+		r, err := measure(img, tc.b, 2000)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.b.mode, err)
+		}
+		if r.iters != 2000 || r.exitsPerOp < tc.exits || r.exitsPerOp > tc.exits+0.05 {
+			t.Errorf("%s in %v: %d iterations, %.3f exits/op, want %v", tc.b.name, tc.b.mode, r.iters, r.exitsPerOp, tc.exits)
+		}
+	}
+}

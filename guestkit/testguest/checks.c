@@ -990,8 +990,37 @@ void run_bench(const char *name, u64 iters)
 		for (u64 i = 0; i < iters; i++)
 			__asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
 		t1 = rdtsc();
+	} else if (streq(name, "pte") || streq(name, "ptebatch")) {
+		/*
+		 * Update one page-table entry, flush it and use the mapping:
+		 * what fork, mmap and munmap do per page. pte writes the entry
+		 * and runs INVLPG; ptebatch does both with one mmu_batch call.
+		 */
+		volatile u8 *va = (volatile u8 *)(ALIAS_VA + 0x1000);
+		u64 e = (u64)alias_target | PTE_P | PTE_RW;
+		int batch = streq(name, "ptebatch");
+
+		mem_end = start_info->mem_size & ~0xfffUL;
+		setup_paging();
+		if (!paging_ok) {
+			printf("bench: no page tables of its own\n");
+			pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+		}
+		set_op(0, PVISOR_MMU_OP_WRITE_PTE, (u64)&alias_pt[1], e);
+		set_op(1, PVISOR_MMU_OP_INVLPG, (u64)va, 0);
+		t0 = rdtsc();
+		for (u64 i = 0; i < iters; i++) {
+			if (batch) {
+				pvisor_mmu_batch((u64)ops, 2);
+			} else {
+				alias_pt[1] = e;
+				__asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+			}
+			(void)*va;
+		}
+		t1 = rdtsc();
 	} else {
-		printf("bench: unknown benchmark \"%s\": want hypercall, cpuid, out or cr3\n", name);
+		printf("bench: unknown benchmark \"%s\": want hypercall, cpuid, out, cr3, pte or ptebatch\n", name);
 		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
 		for (;;)
 			;
