@@ -289,26 +289,29 @@ func (h *hcalls) LoadIDT(base, limit uint64) (uint64, hypercall.Errno) {
 
 // The TSS is the loader's, at guest-physical bootTSS; the guest keeps it
 // identity-mapped (docs/boot.md).
-func (h *hcalls) tssWrite(off, v uint64) {
-	b, _ := h.v.vm.guest(bootTSS+off, 8)
-	binary.LittleEndian.PutUint64(b, v)
-	h.v.vm.mem.Invalidate(bootTSS+off, 8)
+// tssWrite writes a field of the loader's TSS; the page may have been
+// ballooned out by the guest (-EFAULT).
+func (h *hcalls) tssWrite(off, v uint64) hypercall.Errno {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	if !h.v.vm.guestWrite(bootTSS+off, b[:]) {
+		return hypercall.EFAULT
+	}
+	return nil0
 }
 
 func (h *hcalls) SetKernelStack(rsp0 uint64) (uint64, hypercall.Errno) {
 	if !canonical(rsp0) {
 		return 0, hypercall.EINVAL
 	}
-	h.tssWrite(4, rsp0)
-	return ok0, nil0
+	return ok0, h.tssWrite(4, rsp0)
 }
 
 func (h *hcalls) SetIST(index, rsp uint64) (uint64, hypercall.Errno) {
 	if index < 1 || index > 7 || !canonical(rsp) {
 		return 0, hypercall.EINVAL
 	}
-	h.tssWrite(36+(index-1)*8, rsp)
-	return ok0, nil0
+	return ok0, h.tssWrite(36+(index-1)*8, rsp)
 }
 
 func (h *hcalls) SetTSS(base, limit uint64) (uint64, hypercall.Errno) {

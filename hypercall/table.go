@@ -200,7 +200,7 @@ var Table = []Call{
 			{Name: "rsp0", Reg: RDI, Type: GVA, Doc: "top of the kernel stack"},
 		},
 		Result: "0",
-		Errors: []Err{{EINVAL, "rsp0 is not canonical"}},
+		Errors: []Err{{EINVAL, "rsp0 is not canonical"}, {EFAULT, "the loader's TSS page has been given back with balloon_out"}},
 	},
 	{
 		Nr: 23, Name: "set_ist", Group: "desc", Since: 1,
@@ -210,7 +210,7 @@ var Table = []Call{
 			{Name: "rsp", Reg: RSI, Type: GVA, Doc: "top of the stack"},
 		},
 		Result: "0",
-		Errors: []Err{{EINVAL, "index is not in 1..7 or rsp is not canonical"}},
+		Errors: []Err{{EINVAL, "index is not in 1..7 or rsp is not canonical"}, {EFAULT, "the loader's TSS page has been given back with balloon_out"}},
 	},
 	{
 		Nr: 24, Name: "msr_read", Group: "msr", Since: 1,

@@ -933,6 +933,25 @@ static void check_balloon(void)
 	printf("# balloon: 2 frames left out\n");
 }
 
+/*
+ * The loader's GDT/TSS page given back: the calls that write the TSS fail
+ * with -EFAULT instead of writing into a hole. Runs last, with interrupts
+ * off: the page comes back zeroed, GDT included, and nothing after this
+ * loads a segment.
+ */
+static void check_balloon_tss(void)
+{
+	static u64 gfn = 0x8000 >> 12;
+	u64 rsp = 0x70000;
+
+	__asm__ volatile("cli" ::: "memory");
+	check_eq(pvisor_balloon_out((u64)&gfn, 1), 1, "balloon_out of the loader's GDT/TSS page returns 1");
+	check_eq(pvisor_set_kernel_stack(rsp), -EFAULT, "set_kernel_stack with the TSS page given back -> -EFAULT");
+	check_eq(pvisor_set_ist(1, rsp), -EFAULT, "set_ist with the TSS page given back -> -EFAULT");
+	check_eq(pvisor_balloon_in((u64)&gfn, 1), 1, "balloon_in of the GDT/TSS page returns 1");
+	check_eq(pvisor_set_kernel_stack(rsp), 0, "set_kernel_stack once the TSS page is back returns 0");
+}
+
 void run_checks(void)
 {
 	mem_end = start_info->mem_size & ~0xfffUL;
@@ -950,6 +969,7 @@ void run_checks(void)
 	check_user();
 	check_eq(pvisor_console_read((u64)desc, 16), 0, "console_read still returns 0 at the end");
 	check_block_wakeup();
+	check_balloon_tss();
 }
 
 /* ---- benchmarks and spin ---- */
