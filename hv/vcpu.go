@@ -271,10 +271,16 @@ func (v *vcpu) hypercallPageMSR(e *cpu.Exit) bool {
 // privileged emulates a privileged instruction; it reports whether the
 // instruction was a halt.
 func (v *vcpu) privileged(e *cpu.Exit) (halt bool) {
+	var (
+		name string
+		res  emul.Result
+		err  error
+	)
 	if v.hypercallPageMSR(e) {
-		return false
+		name = "wrmsr" // counted like any other privileged instruction
+	} else {
+		name, res, err = emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.vm.io(), guestMem{v.vm})
 	}
-	name, res, err := emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.vm.io(), guestMem{v.vm})
 	st := &v.vm.stats
 	st.mu.Lock()
 	if st.PVStarted {
