@@ -9,24 +9,35 @@ import (
 
 const root = ".."
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-	buildOut  []byte
-)
+// makeRun is one `make` target built for the test process.
+type makeRun struct {
+	once sync.Once
+	out  []byte
+	err  error
+}
 
-// testguest builds build/testguest.elf with the project's Makefile (a
-// no-op when it is up to date) and returns its path. A missing compiler
-// is a failure, not a skip.
+var makeRuns sync.Map // target name -> *makeRun
+
+// makeTarget builds a target of the project's Makefile once per test
+// process (a no-op when it is up to date; the guests are cached by input
+// hash). A failure is a test failure: tests never skip for want of a guest.
+func makeTarget(t *testing.T, target string) {
+	t.Helper()
+	v, _ := makeRuns.LoadOrStore(target, &makeRun{})
+	r := v.(*makeRun)
+	r.once.Do(func() {
+		cmd := exec.Command("make", "-s", target)
+		cmd.Dir = root
+		r.out, r.err = cmd.CombinedOutput()
+	})
+	if r.err != nil {
+		t.Fatalf("make %s: %v\n%s", target, r.err, r.out)
+	}
+}
+
+// testguest builds build/testguest.elf and returns its path.
 func testguest(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		cmd := exec.Command("make", "-s", "testguest")
-		cmd.Dir = root
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("make testguest: %v\n%s", buildErr, buildOut)
-	}
+	makeTarget(t, "testguest")
 	return filepath.Join(root, "build", "testguest.elf")
 }

@@ -18,25 +18,11 @@ import (
 	"github.com/pvisor/pvisor/mm"
 )
 
-var (
-	guestOnce sync.Once
-	guestErr  error
-	guestOut  []byte
-)
-
 // linuxGuest builds (or finds cached) the unmodified kernel and the
-// initramfs with `make guest` and returns their paths. A build failure is a
-// test failure: boot tests never skip for want of a kernel.
+// initramfs with `make guest` and returns their paths.
 func linuxGuest(t *testing.T) (vmlinux, initrd string) {
 	t.Helper()
-	guestOnce.Do(func() {
-		cmd := exec.Command("make", "-s", "guest")
-		cmd.Dir = root
-		guestOut, guestErr = cmd.CombinedOutput()
-	})
-	if guestErr != nil {
-		t.Fatalf("make guest: %v\n%s", guestErr, guestOut)
-	}
+	makeTarget(t, "guest")
 	return filepath.Join(root, "build/guest/vmlinux-native"), filepath.Join(root, "build/guest/initramfs.cpio.gz")
 }
 

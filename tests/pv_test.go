@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,25 +16,11 @@ import (
 	"github.com/pvisor/pvisor/hv/cpu"
 )
 
-var (
-	pvOnce sync.Once
-	pvErr  error
-	pvOut  []byte
-)
-
 // pvGuest builds (or finds cached) the patched kernel of linux-patches/
-// and the initramfs with `make guest-pv` and returns their paths. A build
-// failure is a test failure: boot tests never skip for want of a kernel.
+// and the initramfs with `make guest-pv` and returns their paths.
 func pvGuest(t *testing.T) (vmlinux, bzImage, initrd string) {
 	t.Helper()
-	pvOnce.Do(func() {
-		cmd := exec.Command("make", "-s", "guest-pv")
-		cmd.Dir = root
-		pvOut, pvErr = cmd.CombinedOutput()
-	})
-	if pvErr != nil {
-		t.Fatalf("make guest-pv: %v\n%s", pvErr, pvOut)
-	}
+	makeTarget(t, "guest-pv")
 	g := filepath.Join(root, "build/guest")
 	return filepath.Join(g, "vmlinux-pv"), filepath.Join(g, "bzImage-pv"), filepath.Join(g, "initramfs.cpio.gz")
 }
