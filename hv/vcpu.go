@@ -3,6 +3,7 @@ package hv
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ type vcpu struct {
 	deadline uint64      // pvclock ns, 0 = none
 	preempt  atomic.Bool // the scheduler wants the worker back
 	yield    bool        // vcpu_yield: end the slice
+	devDirty atomic.Bool // the legacy PC needs a poll: a port access, a device timer, a kick
 	blockReq bool        // vcpu_block: block once the hypercall completes
 	exited   chan struct{}
 }
@@ -34,6 +36,7 @@ const chunk = 1 << 16
 func newVCPU(vm *VM, id int, c cpu.VCPU) *vcpu {
 	v := &vcpu{vm: vm, id: id, cpu: c, exited: make(chan struct{})}
 	v.hc.v = v
+	v.devDirty.Store(true)
 	return v
 }
 
@@ -42,6 +45,7 @@ func newVCPU(vm *VM, id int, c cpu.VCPU) *vcpu {
 // blocked one is made runnable. Safe from any goroutine that does not hold
 // the scheduler's lock.
 func (v *vcpu) notify() {
+	v.devDirty.Store(true)
 	v.cpu.Kick()
 	if h := v.h.Load(); h != nil {
 		h.Wake()
@@ -80,7 +84,13 @@ func (v *vcpu) pollEvents() (expired bool) {
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
 	}
-	v.pollDevices()
+	// The legacy PC is polled only when something may have changed it (a
+	// port access, its host timer, a notify), not on every exit: as a
+	// hardware-assisted hypervisor's device models run on their own
+	// events, not on each VM exit.
+	if v.devDirty.Swap(false) {
+		v.pollDevices()
+	}
 	return expired
 }
 
@@ -170,6 +180,7 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			}
 		case cpu.ExitIRQWindow:
 			v.irqWindow()
+			v.devDirty.Store(true)
 		case cpu.ExitHypercall:
 			v.hypercall(e)
 			if v.yield {
@@ -190,6 +201,7 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			} else {
 				v.vm.io().Out(e.IO.Port, int(e.IO.Size), e.IO.Data)
 			}
+			v.devDirty.Store(true)
 		case cpu.ExitMSR:
 			if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
 				if e.MSR.Value%hypercall.PageSize != 0 || !v.vm.guestWrite(e.MSR.Value, hypercallInsn) {
@@ -280,6 +292,9 @@ func (v *vcpu) privileged(e *cpu.Exit) (halt bool) {
 		name = "wrmsr" // counted like any other privileged instruction
 	} else {
 		name, res, err = emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.vm.io(), guestMem{v.vm})
+		if strings.HasPrefix(name, "IN") || strings.HasPrefix(name, "OUT") {
+			v.devDirty.Store(true) // port I/O reached the legacy PC
+		}
 	}
 	st := &v.vm.stats
 	st.mu.Lock()
