@@ -57,12 +57,28 @@ func (vm *VM) DeviceList() []string {
 	return vm.dev.bus.Devices()
 }
 
-// io returns the port-I/O bus the vCPU's I/O reaches.
-func (vm *VM) io() emul.IO {
-	if vm.dev == nil {
+// io returns the port-I/O bus vCPU v's I/O reaches. Every access through
+// it marks the legacy PC for a poll before the vCPU runs on (pollEvents):
+// the only place port I/O reaches the devices, for typed exits and
+// emulated instructions alike.
+func (v *vcpu) io() emul.IO {
+	if v.vm.dev == nil {
 		return noDevices{}
 	}
-	return &vm.dev.bus
+	return portIO{v}
+}
+
+// portIO is the legacy PC's bus as one vCPU reaches it.
+type portIO struct{ v *vcpu }
+
+func (p portIO) In(port uint16, size int) uint32 {
+	p.v.devDirty.Store(true)
+	return p.v.vm.dev.bus.In(port, size)
+}
+
+func (p portIO) Out(port uint16, size int, val uint32) {
+	p.v.vm.dev.bus.Out(port, size, val)
+	p.v.devDirty.Store(true)
 }
 
 // pollDevices advances the PIT, re-arms the host timer for its next

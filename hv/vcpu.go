@@ -3,7 +3,6 @@ package hv
 import (
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -197,11 +196,10 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			v.vm.stats.IOPorts[e.IO.Port]++
 			v.vm.stats.mu.Unlock()
 			if e.IO.In {
-				e.IO.Data = v.vm.io().In(e.IO.Port, int(e.IO.Size))
+				e.IO.Data = v.io().In(e.IO.Port, int(e.IO.Size))
 			} else {
-				v.vm.io().Out(e.IO.Port, int(e.IO.Size), e.IO.Data)
+				v.io().Out(e.IO.Port, int(e.IO.Size), e.IO.Data)
 			}
-			v.devDirty.Store(true)
 		case cpu.ExitMSR:
 			if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
 				if e.MSR.Value%hypercall.PageSize != 0 || !v.vm.guestWrite(e.MSR.Value, hypercallInsn) {
@@ -291,10 +289,7 @@ func (v *vcpu) privileged(e *cpu.Exit) (halt bool) {
 	if v.hypercallPageMSR(e) {
 		name = "wrmsr" // counted like any other privileged instruction
 	} else {
-		name, res, err = emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.vm.io(), guestMem{v.vm})
-		if strings.HasPrefix(name, "IN") || strings.HasPrefix(name, "OUT") {
-			v.devDirty.Store(true) // port I/O reached the legacy PC
-		}
+		name, res, err = emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.io(), guestMem{v.vm})
 	}
 	st := &v.vm.stats
 	st.mu.Lock()

@@ -17,13 +17,7 @@ import (
 // through the control socket: list, a weight and cap change, bad requests
 // refused, one VM stopped while the other keeps running.
 func TestControlSocket(t *testing.T) {
-	if out, err := exec.Command("make", "-s", "-C", "../..", "testguest").CombinedOutput(); err != nil {
-		t.Fatalf("make testguest: %v\n%s", err, out)
-	}
-	kernel, err := os.ReadFile("../../build/testguest.elf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kernel := testguestImage(t)
 	sc := sched.New(sched.Config{Workers: 1})
 	budget := mm.NewBudget(1 << 30)
 	var vms []*hv.VM
@@ -104,13 +98,7 @@ func TestControlSocket(t *testing.T) {
 // the comparison: one hypercall in pv, a shadow-MMU fault plus an emulated
 // INVLPG in trap mode, none in hwassist.
 func TestBenchHypercallExits(t *testing.T) {
-	if out, err := exec.Command("make", "-s", "-C", "../..", "testguest").CombinedOutput(); err != nil {
-		t.Fatalf("make testguest: %v\n%s", err, out)
-	}
-	img, err := os.ReadFile("../../build/testguest.elf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testguestImage(t)
 	for _, tc := range []struct {
 		b     hypercallBench
 		exits float64
@@ -127,4 +115,18 @@ func TestBenchHypercallExits(t *testing.T) {
 			t.Errorf("%s in %v: %d iterations, %.3f exits/op, want %v", tc.b.name, tc.b.mode, r.iters, r.exitsPerOp, tc.exits)
 		}
 	}
+}
+
+// testguestImage builds the test guest with the project's Makefile and
+// returns its image.
+func testguestImage(t *testing.T) []byte {
+	t.Helper()
+	if out, err := exec.Command("make", "-s", "-C", "../..", "testguest").CombinedOutput(); err != nil {
+		t.Fatalf("make testguest: %v\n%s", err, out)
+	}
+	img, err := os.ReadFile("../../build/testguest.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
