@@ -41,7 +41,7 @@ func (ci *consoleIn) start(r io.Reader, vm *VM) {
 					vm.vcpus[0].notify()
 				}
 			}
-			if err != nil || vm.isStopped() {
+			if err != nil || vm.Stopped() {
 				ci.mu.Lock()
 				ci.open = false
 				ci.mu.Unlock()

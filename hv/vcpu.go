@@ -120,7 +120,7 @@ func (v *vcpu) armTimer(deadline uint64) {
 // if its port is masked or unbound), a device interrupt or the VM's end. A
 // halt that nothing can ever end stops the VM.
 func (v *vcpu) mayBlock(hlt bool) bool {
-	if v.vm.isStopped() || v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() || v.devicePending() {
+	if v.vm.Stopped() || v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() || v.devicePending() {
 		return false
 	}
 	if hlt && v.vm.dev != nil && v.cpu.Regs().RFLAGS&cpu.FlagIF == 0 {
@@ -157,7 +157,7 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 	}()
 	v.vm.writeSteal(v)
 	for {
-		if v.vm.isStopped() {
+		if v.vm.Stopped() {
 			close(v.exited)
 			return time.Since(start), sched.Stopped
 		}

@@ -260,9 +260,7 @@ func (vm *VM) end(st ExitStatus) {
 func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Stopped reports whether the VM has stopped (or is stopping).
-func (vm *VM) Stopped() bool { return vm.isStopped() }
-
-func (vm *VM) isStopped() bool {
+func (vm *VM) Stopped() bool {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	return vm.stopped
