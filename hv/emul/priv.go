@@ -119,25 +119,22 @@ func emulMovCR(v cpu.VCPU, in x86asm.Inst, regs cpu.Regs) (string, Result, error
 		}
 		return nil, false
 	}
-	if p, ok := crOf(src); ok { // mov reg, crN
+	// mov reg, crN / drN: the value goes to a general register.
+	toGPR := func(val uint64, name string) (string, Result, error) {
 		g, ok := gprIndex(dst)
 		if !ok {
-			return "mov-cr", Done, fmt.Errorf("emul: %s", in)
+			return name, Done, fmt.Errorf("emul: %s", in)
 		}
-		regs.GPR[g] = *p
+		regs.GPR[g] = val
 		regs.RIP += uint64(in.Len)
 		v.SetRegs(regs)
-		return "mov-from-cr", Done, nil
+		return name, Done, nil
 	}
-	if n, ok := drIndex(src); ok { // mov reg, drN
-		g, ok := gprIndex(dst)
-		if !ok {
-			return "mov-dr", Done, fmt.Errorf("emul: %s", in)
-		}
-		regs.GPR[g] = s.DR[n]
-		regs.RIP += uint64(in.Len)
-		v.SetRegs(regs)
-		return "mov-from-dr", Done, nil
+	if p, ok := crOf(src); ok {
+		return toGPR(*p, "mov-from-cr")
+	}
+	if n, ok := drIndex(src); ok {
+		return toGPR(s.DR[n], "mov-from-dr")
 	}
 	if n, ok := drIndex(dst); ok { // mov drN, reg
 		g, ok := gprIndex(src)
