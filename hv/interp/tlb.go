@@ -17,7 +17,7 @@ const (
 	permGlobal
 )
 
-const tlbInvalid = 1 // never equal to a page-aligned address
+const tlbInvalid = 1 // never equal to a lookup tag: see tlbKeyFirst
 
 type tlbEntry struct {
 	tag  uint64 // virtual page base, or tlbInvalid
@@ -49,23 +49,30 @@ const (
 )
 
 // TLB flushes are O(1): every tag is XORed with tlbKey, a generation
-// number kept in bits 48-62. A canonical address's bits 48-63 all equal bit
-// 47 and bit 63 is never keyed, so a tag written under one key can never
-// match a lookup under another. Global pages survive a non-global flush in
-// gtlb, a small table consulted on a miss.
+// number kept in the page-offset bits 0-11. A lookup's page base has those
+// bits clear, so its low bits are exactly the current key, whatever the
+// address: no address, canonical or not, can forge a tag written under an
+// older key. (A key in the high bits would not do: a non-canonical lookup
+// address carries arbitrary high bits, and va ^ oldKey ^ newKey would hit a
+// flushed entry.) Tags are only ever written for canonical addresses
+// (translate raises #GP first), so a non-canonical address never hits.
+// Live keys run from tlbKeyFirst to pageMask: never 0, the tag of a zeroed
+// entry, nor tlbInvalid. When the keys are used up every tag is cleared.
+// Global pages survive a non-global flush in gtlb, a small untagged table
+// consulted on a miss (its tags are page bases; tlbInvalid never matches).
 const (
-	tlbKeyStep = 1 << 48
-	tlbKeyMask = 0x7fff << 48
-	gtlbSize   = 64
+	tlbKeyFirst = tlbInvalid + 1
+	gtlbSize    = 64
 )
 
 func (c *CPU) flushTLB(global bool) {
-	c.tlbKey = (c.tlbKey + tlbKeyStep) & tlbKeyMask
-	if c.tlbKey == 0 {
-		// The key wrapped: old tags could match again, so clear them.
+	c.tlbKey++
+	if c.tlbKey > pageMask || c.tlbKey < tlbKeyFirst {
+		// The keys are used up: old tags could match again, so clear them.
 		for i := range c.tlb {
 			c.tlb[i].tag = tlbInvalid
 		}
+		c.tlbKey = tlbKeyFirst
 	}
 	if global {
 		for i := range c.gtlb {
