@@ -17,7 +17,8 @@ import (
 // schedVM is one VM of a scheduling scenario.
 type schedVM struct {
 	name    string
-	cmdline string // "spin", "idle" or "steal"
+	cmdline string // "spin", "spin=KIND,...", "idle" or "steal"
+	mode    cpu.Mode
 	weight  int
 	cap     int
 	console io.Writer
@@ -33,7 +34,7 @@ func newSchedVMs(t *testing.T, s *sched.Scheduler, specs []schedVM) []*hv.VM {
 	budget := mm.NewBudget(1 << 30)
 	var vms []*hv.VM
 	for _, sp := range specs {
-		vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: sp.cmdline, MemBytes: 16 << 20, Mode: cpu.ModePV,
+		vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: sp.cmdline, MemBytes: 16 << 20, Mode: sp.mode,
 			Budget: budget, Name: sp.name, Sched: s, CPUWeight: sp.weight, CPUCap: sp.cap, Console: sp.console})
 		if err != nil {
 			t.Fatal(err)
@@ -115,6 +116,34 @@ func TestSchedBounds(t *testing.T) {
 			t.Errorf("halted VM used %.2f%% of a CPU, want < 1%%", got[1])
 		}
 	})
+	// Guests that leave the engine constantly (hypercalls, CPUID, port
+	// I/O, MMIO and MSR accesses every few instructions) are held to the
+	// same bounds as the spinners, in every mode: slices are accounted in
+	// time across every exit, not only when an instruction budget runs out.
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap, cpu.ModeHWAssist} {
+		t.Run("exiting-weights-2:1:1/"+mode.String(), func(t *testing.T) {
+			got, _ := runScenario(t, 1, []schedVM{
+				{name: "heavy", cmdline: "spin=all", mode: mode, weight: 512},
+				{name: "light1", cmdline: "spin=hypercall", mode: mode, weight: 256},
+				{name: "light2", cmdline: "spin", mode: mode, weight: 256},
+			}, warm, window)
+			t.Logf("shares %.1f %% (want 50/25/25 ± 5)", got)
+			for i, want := range []float64{50, 25, 25} {
+				if got[i] < want-5 || got[i] > want+5 {
+					t.Errorf("VM %d used %.1f%% of the worker, want %.0f%% ± 5", i, got[i], want)
+				}
+			}
+		})
+		t.Run("exiting-cap-25/"+mode.String(), func(t *testing.T) {
+			got, _ := runScenario(t, 2, []schedVM{
+				{name: "capped", cmdline: "spin=all", mode: mode, cap: 25},
+			}, warm, window)
+			t.Logf("capped %.2f%% (want 25 ± 3)", got[0])
+			if got[0] < 22 || got[0] > 28 {
+				t.Errorf("capped exiting VM used %.2f%% of a CPU, want 25%% ± 3", got[0])
+			}
+		})
+	}
 	t.Run("timer-under-spin", func(t *testing.T) {
 		// One worker, kept busy by a spinning VM: the halted VM's 10 ms
 		// timer still wakes it, each wake preempting the spinner. The

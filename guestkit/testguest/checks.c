@@ -1061,6 +1061,49 @@ void spin(void)
 }
 
 /*
+ * spin_exits: a CPU-bound guest that leaves the engine as often as it can,
+ * the scheduler's hardest case: every iteration makes one exit of each
+ * selected kind. kinds is a mask of SPIN_*; mmio needs the guest's own
+ * tables (an alias page onto the first frame above RAM).
+ */
+void spin_exits(u64 kinds)
+{
+	volatile u64 *mmio = (volatile u64 *)(ALIAS_VA + 0x1000);
+	u64 sink = 0;
+
+	if (kinds & SPIN_MMIO) {
+		mem_end = start_info->mem_size & ~0xfffUL;
+		setup_descriptors();
+		setup_paging();
+		if (!idt_ok || !paging_ok)
+			finish();
+		alias_pt[1] = mem_end | PTE_P | PTE_RW;
+		pvisor_mmu_invlpg((u64)mmio);
+	}
+	printf("spin: running, exits 0x%lx\n", kinds);
+	for (;;) {
+		if (kinds & SPIN_HYPERCALL)
+			sink += (u64)pvisor_version();
+		if (kinds & SPIN_CPUID) {
+			u32 a = 0, b, c = 0, d;
+
+			__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+			sink += b;
+		}
+		if (kinds & SPIN_IO)
+			__asm__ volatile("outb %%al, $0x80" : : "a"((u8)sink));
+		if (kinds & SPIN_MMIO)
+			sink += *mmio;
+		if (kinds & SPIN_MSR) {
+			u32 lo, hi;
+
+			__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(0xc0000080));
+			sink += lo;
+		}
+	}
+}
+
+/*
  * idle: the vCPU sleeps in vcpu_block, woken every 10 ms by its one-shot
  * timer (port unbound, interrupts off: the expired timer alone ends the
  * block). A halted VM as the scheduler sees it: it should cost ~nothing.

@@ -70,6 +70,37 @@ void finish(void)
 
 static char cmdline[4096];
 
+/* spin_kinds parses "hypercall,cpuid,io,mmio,msr" or "all". */
+static u64 spin_kinds(const char *p)
+{
+	static const struct {
+		const char *name;
+		u64 bit;
+	} kinds[] = {{"hypercall", SPIN_HYPERCALL}, {"cpuid", SPIN_CPUID}, {"io", SPIN_IO},
+		     {"mmio", SPIN_MMIO},	    {"msr", SPIN_MSR},	   {"all", ~0UL}};
+	u64 mask = 0;
+
+	while (*p && *p != ' ') {
+		u64 i, n;
+
+		for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			n = strlen(kinds[i].name);
+			if (!memcmp(p, kinds[i].name, n) && (p[n] == ',' || p[n] == ' ' || !p[n])) {
+				mask |= kinds[i].bit;
+				p += n;
+				break;
+			}
+		}
+		if (i == sizeof(kinds) / sizeof(kinds[0])) {
+			printf("spin: unknown exit kind in %s\n", p);
+			finish();
+		}
+		if (*p == ',')
+			p++;
+	}
+	return mask;
+}
+
 void tg_main(struct pvisor_start_info *si)
 {
 	const char *mode, *p;
@@ -89,7 +120,8 @@ void tg_main(struct pvisor_start_info *si)
 	v = pvisor_version();
 	f = pvisor_features(0);
 	mode = cmdline_find(cmdline, "bench=");
-	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "idle") || cmdline_find(cmdline, "steal") ||
+	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "spin=") || cmdline_find(cmdline, "idle") ||
+	    cmdline_find(cmdline, "steal") ||
 	    cmdline_find(cmdline, "fill") || cmdline_find(cmdline, "balloon")) {
 		pvisor_declare_version(PVISOR_ABI_VERSION);
 		console_enable();
@@ -101,6 +133,8 @@ void tg_main(struct pvisor_start_info *si)
 			fill();
 		if (!mode && cmdline_find(cmdline, "balloon"))
 			balloon_driver();
+		if (!mode && (p = cmdline_find(cmdline, "spin=")))
+			spin_exits(spin_kinds(p));
 		if (!mode)
 			spin();
 		p = cmdline_find(cmdline, "iters=");

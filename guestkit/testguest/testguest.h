@@ -107,6 +107,13 @@ extern char trap_upcall[];
 void run_checks(void);
 void run_bench(const char *name, u64 iters) __attribute__((noreturn));
 void spin(void) __attribute__((noreturn));
+/* spin=KIND[,KIND...]: the exits spin_exits makes every iteration. */
+#define SPIN_HYPERCALL 1UL
+#define SPIN_CPUID 2UL
+#define SPIN_IO 4UL
+#define SPIN_MMIO 8UL
+#define SPIN_MSR 16UL
+void spin_exits(u64 kinds) __attribute__((noreturn));
 void idle(void) __attribute__((noreturn));
 void steal(void) __attribute__((noreturn));
 void fill(void) __attribute__((noreturn));
