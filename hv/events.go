@@ -144,11 +144,15 @@ func (vm *VM) upcallPending(i int) bool {
 	return b[0] != 0
 }
 
-// raiseVirq makes virq of vCPU i pending if it is bound.
-func (vm *VM) raiseVirq(i, virq int) {
-	if p := vm.ev.virqPort[i][virq]; p > 0 {
-		vm.setPending(p)
+// raiseVirq marks vCPU i's port for virq pending; it reports whether the
+// port is bound and unmasked, so that the event will reach the guest.
+func (vm *VM) raiseVirq(i, virq int) bool {
+	p := vm.ev.virqPort[i][virq]
+	if p <= 0 {
+		return false
 	}
+	vm.setPending(p)
+	return !vm.portBit(p, true)
 }
 
 // registerShared adopts the guest's shared-info page.

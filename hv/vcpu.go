@@ -21,6 +21,8 @@ type vcpu struct {
 
 	timer    *time.Timer // one host timer, re-armed with Reset: no allocation per timer_set
 	deadline uint64      // pvclock ns, 0 = none
+	fired    bool        // the timer expired, no unmasked port took its VIRQ, and no halt has consumed it
+	blocked  blockKind   // why the last slice ended Blocked; a wake-up is checked against it
 	preempt  atomic.Bool // the scheduler wants the worker back
 	yield    bool        // vcpu_yield: end the slice
 	devDirty atomic.Bool // the legacy PC needs a poll: a port access, a device timer, a kick
@@ -32,6 +34,15 @@ type vcpu struct {
 // looks at the clock after every exit, so at the latest between chunks
 // (~0.1-0.5 ms on the interpreter).
 const chunk = 1 << 16
+
+// blockKind is what a blocked vCPU waits in.
+type blockKind uint8
+
+const (
+	notBlocked  blockKind = iota
+	blockedCall           // vcpu_block
+	blockedHLT            // HLT
+)
 
 // exitsPerClock: between budget exits RunFor reads the clock once every
 // exitsPerClock exits. Reading it costs about as much as a fast exit
@@ -79,7 +90,13 @@ func (v *vcpu) pollEvents() (expired bool) {
 	// stale firing of an earlier deadline cannot raise the VIRQ early.
 	if v.deadline != 0 && v.vm.systemTime() >= v.deadline {
 		v.deadline = 0
-		v.vm.raiseVirq(v.id, hypercall.VirqTimer)
+		// An expiry that no unmasked port takes (VIRQ_TIMER unbound or
+		// masked) is kept until a halt consumes it: the ABI's "an expired
+		// timer ends vcpu_block" must hold even when this poll, not the
+		// halt's, saw the deadline pass.
+		if !v.vm.raiseVirq(v.id, hypercall.VirqTimer) {
+			v.fired = true
+		}
 		expired = true
 	}
 	if v.id == 0 && v.vm.in.arrived.Swap(false) {
@@ -107,6 +124,7 @@ func (v *vcpu) armTimer(deadline uint64) {
 		v.timer.Stop()
 	}
 	v.deadline = deadline
+	v.fired = false // arming replaces the earlier deadline and its expiry
 	if deadline == 0 {
 		return
 	}
@@ -129,6 +147,10 @@ func (v *vcpu) armTimer(deadline uint64) {
 // halt that nothing can ever end stops the VM.
 func (v *vcpu) mayBlock(hlt bool) bool {
 	if v.vm.Stopped() || v.pollEvents() || v.vm.upcallPending(v.id) || v.cpu.IRQPending() || v.devicePending() {
+		return false
+	}
+	if v.fired {
+		v.fired = false
 		return false
 	}
 	if hlt && v.vm.dev != nil && v.cpu.Regs().RFLAGS&cpu.FlagIF == 0 {
@@ -164,6 +186,15 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 		}
 	}()
 	v.vm.writeSteal(v)
+	if v.blocked != notBlocked {
+		// Woken: by an event, or by a stale host timer, a kick meant for
+		// an earlier state, the scheduler's own wake. A halt ends only on
+		// an event, so look again before running the guest.
+		if v.mayBlock(v.blocked == blockedHLT) {
+			return time.Since(start), sched.Blocked
+		}
+		v.blocked = notBlocked
+	}
 	exits := 0
 	for {
 		if v.vm.Stopped() {
@@ -176,7 +207,7 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d: engine: %v", v.id, err))
 			continue
 		}
-		halt := false
+		halt := notBlocked
 		switch e.Reason {
 		case cpu.ExitBudget, cpu.ExitKick:
 			// The slice and preemption checks below see to these.
@@ -189,11 +220,18 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 				v.yield = false
 				return time.Since(start), sched.Ready
 			}
-			halt, v.blockReq = v.blockReq && v.mayBlock(false), false
+			if v.blockReq && v.mayBlock(false) {
+				halt = blockedCall
+			}
+			v.blockReq = false
 		case cpu.ExitPrivileged:
-			halt = v.privileged(e) && v.mayBlock(true)
+			if v.privileged(e) && v.mayBlock(true) {
+				halt = blockedHLT
+			}
 		case cpu.ExitHLT:
-			halt = v.mayBlock(true)
+			if v.mayBlock(true) {
+				halt = blockedHLT
+			}
 		case cpu.ExitIO:
 			v.vm.stats.mu.Lock()
 			v.vm.stats.IOPorts[e.IO.Port]++
@@ -227,7 +265,8 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 		default:
 			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d stopped at rip %#x: %v: %s", v.id, e.RIP, e.Reason, e.Message))
 		}
-		if halt {
+		if halt != notBlocked {
+			v.blocked = halt
 			return time.Since(start), sched.Blocked
 		}
 		// After every exit, whatever its reason: a guest that exits more

@@ -67,7 +67,7 @@ type Handlers interface {
 	EvtchnClose(port uint64) (uint64, Errno)
 	// IRQDeliverPending: Delivers the event upcall now if one is pending and the vCPU's upcall_mask is 0 and RFLAGS.IF is set. A guest calls it after clearing upcall_mask, since clearing a byte in memory does not exit.
 	IRQDeliverPending() (uint64, Errno)
-	// VCPUBlock: Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer) and returns with RFLAGS.IF set, as STI; HLT does: a guest blocks with interrupts disabled and loses no wake-up. Returns at once if an event is already pending. The vCPU uses no CPU while blocked.
+	// VCPUBlock: Blocks the calling vCPU until an event is pending for it (an unmasked pending port or an expired timer) and returns with RFLAGS.IF set, as STI; HLT does: a guest blocks with interrupts disabled and loses no wake-up. Returns at once if an event is already pending. An expiry of the one-shot timer that no unmasked port took (VIRQ_TIMER unbound or masked) counts until one block or HLT has returned for it, even if it came before the call; arming the timer again discards it. A block never returns for anything else. The vCPU uses no CPU while blocked.
 	VCPUBlock() (uint64, Errno)
 	// VCPUYield: Gives up the rest of the calling vCPU's time slice.
 	VCPUYield() (uint64, Errno)

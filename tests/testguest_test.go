@@ -2,10 +2,13 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +60,85 @@ func TestTestguest(t *testing.T) {
 			t.Errorf("%v: %s (status %+v); failures:\n%s", mode, m[0], st, notOK(out))
 		}
 	}
+}
+
+// TestTestguestUnderLoad runs the test guest 200 times (PVISOR_LOAD_RUNS
+// overrides), eight VMs at a time across the three modes, while hog
+// goroutines keep both host CPUs busy: checks that race with timers,
+// preemption and wake-ups must pass every time, not most times.
+func TestTestguestUnderLoad(t *testing.T) {
+	kernel, err := os.ReadFile(testguest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := 200
+	if s := os.Getenv("PVISOR_LOAD_RUNS"); s != "" {
+		if runs, err = strconv.Atoi(s); err != nil || runs < 1 {
+			t.Fatalf("PVISOR_LOAD_RUNS=%q: want a positive count", s)
+		}
+	}
+	const parallel = 8
+	stop := make(chan struct{})
+	var hogs sync.WaitGroup
+	for i := 0; i < runtime.NumCPU(); i++ {
+		hogs.Add(1)
+		go func() {
+			defer hogs.Done()
+			x := uint64(1)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for j := 0; j < 1<<16; j++ {
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); hogs.Wait() }()
+	modes := []cpu.Mode{cpu.ModePV, cpu.ModeTrap, cpu.ModeHWAssist}
+	type result struct {
+		run  int
+		mode cpu.Mode
+		out  string
+		st   hv.ExitStatus
+	}
+	results := make(chan result)
+	sem := make(chan struct{}, parallel)
+	go func() {
+		for i := 0; i < runs; i++ {
+			sem <- struct{}{}
+			go func(i int) {
+				defer func() { <-sem }()
+				mode := modes[i%len(modes)]
+				var out syncBuffer
+				vm, err := hv.New(hv.Config{Kernel: kernel, MemBytes: 64 << 20, Mode: mode,
+					Budget: mm.NewBudget(1 << 30), Console: &out, Name: fmt.Sprintf("run%d", i)})
+				if err != nil {
+					results <- result{run: i, mode: mode, out: err.Error(), st: hv.ExitStatus{Code: -1}}
+					return
+				}
+				timer := time.AfterFunc(time.Minute, func() { vm.Stop(124, "test deadline") })
+				st := vm.Run()
+				timer.Stop()
+				results <- result{i, mode, out.String(), st}
+			}(i)
+		}
+	}()
+	failed := 0
+	for n := 0; n < runs; n++ {
+		r := <-results
+		m := summaryRE.FindStringSubmatch(r.out)
+		if m == nil || m[2] != "0" || r.st.Code != 0 {
+			failed++
+			if failed <= 5 {
+				t.Errorf("run %d (%v): status %+v; failures:\n%s%s", r.run, r.mode, r.st, notOK(r.out), tail(r.out, 400))
+			}
+		}
+	}
+	t.Logf("%d test-guest runs under load, %d failed", runs, failed)
 }
 
 func notOK(out string) string {

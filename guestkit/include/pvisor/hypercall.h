@@ -357,7 +357,11 @@ static inline long pvisor_irq_deliver_pending(void)
 /* Blocks the calling vCPU until an event is pending for it (an unmasked pending
  * port or an expired timer) and returns with RFLAGS.IF set, as STI; HLT does: a
  * guest blocks with interrupts disabled and loses no wake-up. Returns at once
- * if an event is already pending. The vCPU uses no CPU while blocked. */
+ * if an event is already pending. An expiry of the one-shot timer that no
+ * unmasked port took (VIRQ_TIMER unbound or masked) counts until one block or
+ * HLT has returned for it, even if it came before the call; arming the timer
+ * again discards it. A block never returns for anything else. The vCPU uses no
+ * CPU while blocked. */
 static inline long pvisor_vcpu_block(void)
 {
 	unsigned long r[5] = {0, 0, 0, 0, 0};
