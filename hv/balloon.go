@@ -51,7 +51,7 @@ func (h *hcalls) BalloonOut(gfns, count uint64) (uint64, hypercall.Errno) {
 		return 0, errno
 	}
 	vm := h.v.vm
-	if sh := vm.ev.shared; sh != 0 {
+	if sh := vm.ev.shared; vm.ev.registered {
 		// The hypervisor writes the shared-info page at any time: it
 		// must stay backed while registered.
 		for _, r := range ranges {

@@ -19,12 +19,13 @@ type port struct {
 }
 
 type events struct {
-	shared   uint64 // guest-physical address of the shared-info page, 0 if none
-	vector   uint8
-	ports    [hypercall.MaxPorts]port
-	virqPort [hypercall.MaxVCPUs][hypercall.NumVirqs]int
-	pending  [hypercall.MaxPorts / 64]uint64 // before registration only
-	mask     [hypercall.MaxPorts / 64]uint64
+	shared     uint64 // guest-physical address of the shared-info page, if registered
+	registered bool   // a shared-info page is registered (any page, page 0 included)
+	vector     uint8
+	ports      [hypercall.MaxPorts]port
+	virqPort   [hypercall.MaxVCPUs][hypercall.NumVirqs]int
+	pending    [hypercall.MaxPorts / 64]uint64 // before registration only
+	mask       [hypercall.MaxPorts / 64]uint64
 }
 
 func (e *events) init() {
@@ -61,7 +62,7 @@ func (vm *VM) portWord(p int, mask bool) (w []byte, gpa uint64, local *uint64) {
 	if mask {
 		off, loc = offMask, &vm.ev.mask[i]
 	}
-	if vm.ev.shared == 0 {
+	if !vm.ev.registered {
 		return nil, 0, loc
 	}
 	gpa = vm.ev.shared + off + uint64(i)*8
@@ -114,7 +115,7 @@ func (vm *VM) setPending(p int) {
 
 // flagUpcall sets pending_sel bit w and upcall_pending for vCPU i.
 func (vm *VM) flagUpcall(i int, w int) {
-	if vm.ev.shared == 0 {
+	if !vm.ev.registered {
 		return
 	}
 	base := vm.ev.shared + uint64(i)*sizeVCPUInfo
@@ -127,7 +128,7 @@ func (vm *VM) flagUpcall(i int, w int) {
 
 // upcallWanted reports whether vCPU i has an upcall pending and unmasked.
 func (vm *VM) upcallWanted(i int) bool {
-	if vm.ev.shared == 0 {
+	if !vm.ev.registered {
 		return false
 	}
 	b, _ := vm.guest(vm.ev.shared+uint64(i)*sizeVCPUInfo, 2)
@@ -137,7 +138,7 @@ func (vm *VM) upcallWanted(i int) bool {
 // upcallPending reports whether vCPU i has an unmasked port pending,
 // whatever its upcall_mask.
 func (vm *VM) upcallPending(i int) bool {
-	if vm.ev.shared == 0 {
+	if !vm.ev.registered {
 		return false
 	}
 	b, _ := vm.guest(vm.ev.shared+uint64(i)*sizeVCPUInfo+offUpcallPend, 1)
@@ -157,7 +158,7 @@ func (vm *VM) raiseVirq(i, virq int) bool {
 
 // registerShared adopts the guest's shared-info page.
 func (vm *VM) registerShared(gpa uint64, vector uint8, v *vcpu) {
-	vm.ev.shared = gpa
+	vm.ev.shared, vm.ev.registered = gpa, true
 	vm.ev.vector = vector
 	page, _ := vm.guest(gpa, hypercall.PageSize)
 	for w := range vm.ev.pending {
@@ -191,7 +192,7 @@ func (vm *VM) systemTime() uint64 { return uint64(time.Since(vm.start)) }
 // (tsc - tsc_timestamp) scaled by mul/shift. The interpreter's host-clock
 // TSC runs at 1 GHz, so the scale is 1.0 (mul 2^32, shift 0).
 func (vm *VM) updatePvclock(v *vcpu) {
-	if vm.ev.shared == 0 {
+	if !vm.ev.registered {
 		return
 	}
 	off := vm.ev.shared + uint64(v.id)*sizeVCPUInfo + offTime
@@ -213,7 +214,7 @@ func (vm *VM) updatePvclock(v *vcpu) {
 // paravirt steal clock. Called by the vCPU at the start of each slice.
 func (vm *VM) writeSteal(v *vcpu) {
 	h := v.h.Load()
-	if vm.ev.shared == 0 || h == nil {
+	if !vm.ev.registered || h == nil {
 		return
 	}
 	off := vm.ev.shared + uint64(v.id)*sizeVCPUInfo + offSteal
