@@ -22,7 +22,7 @@ var echoGuest = []byte{
 
 func TestConsoleInput(t *testing.T) {
 	var out bytes.Buffer
-	vm, err := New(Config{Kernel: elfImage(echoGuest), MemBytes: 8 << 20, Mode: cpu.ModePV,
+	vm, err := New(Config{Kernel: elfImage(append(declarePrefix(), echoGuest...)), MemBytes: 8 << 20, Mode: cpu.ModePV,
 		Budget: mm.NewBudget(1 << 30), Console: &out, ConsoleIn: strings.NewReader("xyz")})
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ func (h *hcalls) DeclareVersion(version uint64) (uint64, hypercall.Errno) {
 	st.mu.Lock()
 	st.PVStarted = true
 	st.mu.Unlock()
+	h.v.vm.declared.Store(true)
 	return ok0, nil0
 }
 

@@ -290,6 +290,10 @@ func (v *vcpu) hypercall(e *cpu.Exit) {
 	st := &v.vm.stats
 	st.Hypercalls[min(nr, 63)].Add(1)
 	args := e.Hypercall.Args
+	if !v.vm.declared.Load() && !hypercall.CallableBeforeDeclare(nr) {
+		e.Hypercall.Ret = hypercall.EPROTO.Ret()
+		return
+	}
 	e.Hypercall.Ret = hypercall.Dispatch(&v.hc, nr, &args)
 	if args != e.Hypercall.Args {
 		// Out-arguments go back to their registers.

@@ -85,6 +85,7 @@ type VM struct {
 	in consoleIn
 
 	balloonChanged atomic.Bool // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
+	declared       atomic.Bool // declare_version succeeded: every call is open
 	dev            *devices    // legacy PC; nil in pv mode
 
 	mu      sync.Mutex

@@ -45,7 +45,7 @@ type Handlers interface {
 	Version() (uint64, Errno)
 	// Features: Returns one 64-bit word of feature bits (FEATURE_* constants are bits of word 0).
 	Features(word uint64) (uint64, Errno)
-	// DeclareVersion: The guest declares the ABI version it speaks; this marks the end of PV start-up, after which every privileged instruction the guest executes is counted as a violation. A guest must make this call before any other except version and features.
+	// DeclareVersion: The guest declares the ABI version it speaks; this marks the end of PV start-up, after which every privileged instruction the guest executes is counted as a violation. A guest must make this call before any other except version, features, console_write and shutdown (so that a guest that cannot speak the ABI can still say so and stop); the others answer -EPROTO until it has succeeded.
 	DeclareVersion(version uint64) (uint64, Errno)
 	// ConsoleWrite: Writes bytes to the VM's console.
 	ConsoleWrite(buf, len uint64) (uint64, Errno)

@@ -85,4 +85,35 @@ type Call struct {
 	Args   []Arg
 	Result string // what RAX holds on success
 	Errors []Err
+	// Early calls may be made before declare_version; every other call
+	// answers -EPROTO until the guest has declared its ABI version.
+	Early bool
+}
+
+// DispatcherErrors returns the errors the dispatcher (and hv's hypercall
+// entry) checks for c on top of c.Errors: arguments that do not fit their
+// type, and calls made before declare_version.
+func (c *Call) DispatcherErrors() []Err {
+	var out []Err
+	for _, a := range c.Args {
+		if a.Dir != In {
+			continue
+		}
+		switch a.Type {
+		case U32:
+			out = append(out, Err{Errno: EINVAL, When: a.Name + " does not fit in 32 bits"})
+		case Port:
+			out = append(out, Err{Errno: EINVAL, When: a.Name + " >= MAX_PORTS"})
+		}
+	}
+	if !c.Early && c.Status != Reserved {
+		out = append(out, Err{Errno: EPROTO, When: "declare_version has not succeeded yet"})
+	}
+	return out
+}
+
+// CallableBeforeDeclare reports whether call nr may be made before
+// declare_version (unknown numbers may: they answer -ENOSYS).
+func CallableBeforeDeclare(nr uint64) bool {
+	return nr >= uint64(len(Table)) || Table[nr].Early || Table[nr].Status == Reserved
 }

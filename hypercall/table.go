@@ -8,6 +8,7 @@ var Table = []Call{
 		Nr: 0, Name: "version", Group: "base", Since: 1,
 		Doc:    "Returns the highest ABI version the hypervisor speaks. It changes nothing and is the cheapest call: benchmarks use it as the null hypercall.",
 		Result: "the hypervisor's ABI version",
+		Early:  true,
 	},
 	{
 		Nr: 1, Name: "features", Group: "base", Since: 1,
@@ -17,15 +18,17 @@ var Table = []Call{
 		},
 		Result: "the feature bits of the word",
 		Errors: []Err{{EINVAL, "word is not 0"}},
+		Early:  true,
 	},
 	{
 		Nr: 2, Name: "declare_version", Group: "base", Since: 1,
-		Doc: "The guest declares the ABI version it speaks; this marks the end of PV start-up, after which every privileged instruction the guest executes is counted as a violation. A guest must make this call before any other except version and features.",
+		Doc: "The guest declares the ABI version it speaks; this marks the end of PV start-up, after which every privileged instruction the guest executes is counted as a violation. A guest must make this call before any other except version, features, console_write and shutdown (so that a guest that cannot speak the ABI can still say so and stop); the others answer -EPROTO until it has succeeded.",
 		Args: []Arg{
 			{Name: "version", Reg: RDI, Type: U32, Doc: "ABI version the guest was built against"},
 		},
 		Result: "0",
 		Errors: []Err{{EPROTO, "version is older than the oldest supported or newer than the hypervisor's"}},
+		Early:  true,
 	},
 	{
 		Nr: 3, Name: "console_write", Group: "console", Since: 1,
@@ -36,6 +39,7 @@ var Table = []Call{
 		},
 		Result: "the number of bytes written (len)",
 		Errors: []Err{{EFAULT, "[buf, buf+len) is not entirely in the VM's memory"}, {EINVAL, "len > CONSOLE_MAX"}},
+		Early:  true,
 	},
 	{
 		Nr: 4, Name: "console_read", Group: "console", Since: 1,
@@ -135,6 +139,7 @@ var Table = []Call{
 		},
 		Result: "does not return",
 		Errors: []Err{{EINVAL, "unknown reason"}},
+		Early:  true,
 	},
 	{
 		Nr: 16, Name: "mmu_set_cr3", Group: "mmu", Since: 1,

@@ -218,7 +218,9 @@ static inline long pvisor_features(pv_u64 word)
 /* The guest declares the ABI version it speaks; this marks the end of PV
  * start-up, after which every privileged instruction the guest executes is
  * counted as a violation. A guest must make this call before any other except
- * version and features. */
+ * version, features, console_write and shutdown (so that a guest that cannot
+ * speak the ABI can still say so and stop); the others answer -EPROTO until it
+ * has succeeded. */
 static inline long pvisor_declare_version(pv_u64 version)
 {
 	unsigned long r[5] = {0, 0, 0, 0, 0};

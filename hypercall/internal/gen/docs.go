@@ -80,18 +80,7 @@ func genDocs() []byte {
 		}
 		p("**Result.** %s.\n\n", c.Result)
 		errs := c.Errors
-		var implicit []hypercall.Err
-		for _, a := range c.Args {
-			if a.Dir != hypercall.In {
-				continue
-			}
-			switch a.Type {
-			case hypercall.U32:
-				implicit = append(implicit, hypercall.Err{Errno: hypercall.EINVAL, When: a.Name + " does not fit in 32 bits"})
-			case hypercall.Port:
-				implicit = append(implicit, hypercall.Err{Errno: hypercall.EINVAL, When: a.Name + " >= MAX_PORTS"})
-			}
-		}
+		implicit := c.DispatcherErrors()
 		if len(errs)+len(implicit) == 0 {
 			p("**Errors.** None.\n\n")
 		} else {
