@@ -852,18 +852,19 @@ func init() {
 	konst(5, "fldln2", -1, cLN2Hi, cLN2Lo)
 	konst(6, "fldz", 0, 0, 0)
 
-	// D9 F0-FF transcendentals: not used by the supported guests.
+	// D9 F0-FF: transcendentals (x87_trans.go).
 	for _, u := range []struct {
 		regrm int
 		name  string
-	}{{6<<3 | 0, "f2xm1"}, {6<<3 | 1, "fyl2x"}, {6<<3 | 2, "fptan"}, {6<<3 | 3, "fpatan"},
-		{7<<3 | 1, "fyl2xp1"}, {7<<3 | 3, "fsincos"}, {7<<3 | 6, "fsin"}, {7<<3 | 7, "fcos"}} {
-		name := u.name
-		setM3(&table1, 0xd9, pNone, u.regrm, defOp(name, false, func(c *CPU, in *Inst) {
-			c.x87Begin(in, true, false)
-			c.internal("x87 %s is not implemented", name)
-		}))
+		op    int
+	}{{7<<3 | 6, "fsin", trigSin}, {7<<3 | 7, "fcos", trigCos}, {7<<3 | 3, "fsincos", trigSinCos}, {6<<3 | 2, "fptan", trigTan}} {
+		op := u.op
+		setM3(&table1, 0xd9, pNone, u.regrm, defOp(u.name, false, func(c *CPU, in *Inst) { c.x87Trig(in, op) }))
 	}
+	setM3(&table1, 0xd9, pNone, 6<<3|3, defOp("fpatan", false, func(c *CPU, in *Inst) { c.x87Binary2(in, f80Atan2) }))
+	setM3(&table1, 0xd9, pNone, 6<<3|1, defOp("fyl2x", false, func(c *CPU, in *Inst) { c.x87Binary2(in, f80Yl2x) }))
+	setM3(&table1, 0xd9, pNone, 7<<3|1, defOp("fyl2xp1", false, func(c *CPU, in *Inst) { c.x87Binary2(in, f80Yl2xp1) }))
+	setM3(&table1, 0xd9, pNone, 6<<3|0, defOp("f2xm1", false, func(c *CPU, in *Inst) { c.x87Unary(in, f80Exp2m1) }))
 	setM3(&table1, 0xd9, pNone, 6<<3|4, defOp("fxtract", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, true, true)
 		f := &c.fpu

@@ -15,7 +15,8 @@ import "math/bits"
 //   - FPREM/FPREM1 with an exponent difference of 64 or more develop
 //     32 | (d & 31) quotient bits (the SDM leaves 32..63 to the
 //     implementation); this matched the host in the tests.
-//   - Transcendentals (FSIN, FPTAN, F2XM1, FYL2X, ...) are not implemented.
+//   - Transcendentals (x87_trans.go) are exact to about 2^-120 before the
+//     final rounding, where the hardware is not (docs/engine.md).
 
 // FSW bits.
 const (
@@ -484,26 +485,35 @@ func f80Div(a, b f80, fcw uint16) (f80, uint16) {
 	return r, fl | f2
 }
 
-// f80Sqrt returns the square root of a rounded by fcw.
-func f80Sqrt(a f80, fcw uint16) (f80, uint16) {
-	var fl uint16
+// screen1 screens the operand of a unary operation that returns QNaNs and
+// zeros unchanged: unsupported encodings give the indefinite and SNaNs the
+// quieted NaN, with IE. done reports such a result; otherwise fl is DE for
+// a denormal.
+func screen1(a f80) (r f80, fl uint16, done bool) {
 	switch a.class() {
 	case clsUnsupported:
-		return f80Indefinite, fswIE
+		return f80Indefinite, fswIE, true
 	case clsSNaN:
-		return quiet(a), fswIE
+		return quiet(a), fswIE, true
 	case clsQNaN, clsZero:
-		return a, 0
-	case clsInf:
-		if a.sign() {
-			return f80Indefinite, fswIE
-		}
-		return a, 0
+		return a, 0, true
 	case clsDenorm:
-		fl = fswDE
+		return a, fswDE, false
+	}
+	return a, 0, false
+}
+
+// f80Sqrt returns the square root of a rounded by fcw.
+func f80Sqrt(a f80, fcw uint16) (f80, uint16) {
+	r, fl, done := screen1(a)
+	if done {
+		return r, fl
 	}
 	if a.sign() {
 		return f80Indefinite, fswIE
+	}
+	if a.class() == clsInf {
+		return a, 0
 	}
 	e, m := a.unpack()
 	// value = m * 2^(e-63). Make the exponent of the radicand even by

@@ -1,0 +1,394 @@
+package interp
+
+import (
+	"bytes"
+	"fmt"
+	"math/big"
+
+	"encoding/binary"
+	"github.com/pvisor/pvisor/hv/cpu"
+	"math/rand"
+	"testing"
+)
+
+// Operand generators of the transcendental tests: edge-biased, with every
+// class of randF80 mixed in.
+
+// genF80Mul returns a rounded to nearest times b (for operands near
+// multiples of pi/4 and the like).
+func genF80Mul(a, b f80) f80 {
+	r, _ := f80Mul(a, b, 0x37f)
+	return r
+}
+
+// ulpNudge moves a normal a by a few units in the last place.
+func ulpNudge(r *rand.Rand, a f80) f80 {
+	if a.class() != clsNormal {
+		return a
+	}
+	d := int64(r.Intn(9)) - 4
+	if r.Intn(4) == 0 {
+		d = r.Int63n(1<<uint(r.Intn(40))) - 1<<uint(r.Intn(40))
+	}
+	m := a.mant + uint64(d)
+	if m&f80Int == 0 {
+		return a
+	}
+	a.mant = m
+	return a
+}
+
+var f80PiQuarter = f80{mant: cPiHi, se: f80Bias - 1}
+
+// trigOperand: near multiples of pi/4, tiny, huge and around the 2^63
+// limit, or any class.
+func trigOperand(r *rand.Rand) f80 {
+	s := uint16(r.Intn(2)) << 15
+	switch r.Intn(8) {
+	case 0, 1, 2:
+		k := r.Int63n(1 << uint(1+r.Intn(62)))
+		if k == 0 {
+			k = 1
+		}
+		a := genF80Mul(intToF80(k), f80PiQuarter)
+		a.se |= s
+		return ulpNudge(r, a)
+	case 3:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(f80Bias-8+r.Intn(12))}
+	case 4:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(f80Bias-70+r.Intn(140))}
+	case 5:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(f80Bias+60+r.Intn(6))}
+	case 6:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(1+r.Intn(f80Bias))}
+	}
+	return randF80(r)
+}
+
+// logOperand: near 1, powers of two, positive of any size, or any class.
+func logOperand(r *rand.Rand) f80 {
+	switch r.Intn(8) {
+	case 0, 1:
+		return ulpNudge(r, f80One)
+	case 2:
+		e := f80Bias - 1
+		if r.Intn(2) == 0 {
+			e = f80Bias
+		}
+		return f80{mant: r.Uint64() | f80Int, se: uint16(e)}
+	case 3:
+		return f80{mant: f80Int, se: uint16(1 + r.Intn(0x7ffe))}
+	case 4, 5:
+		return f80{mant: r.Uint64() | f80Int, se: uint16(1 + r.Intn(0x7ffe))}
+	}
+	return randF80(r)
+}
+
+// smallOperand: |x| <= 1 (the domain of F2XM1 and, below 1-sqrt(2)/2,
+// FYL2XP1), with the bounds and tiny values, or any class.
+func smallOperand(r *rand.Rand) f80 {
+	s := uint16(r.Intn(2)) << 15
+	switch r.Intn(8) {
+	case 0, 1, 2:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(f80Bias-1-r.Intn(4))}
+	case 3:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(f80Bias-1-r.Intn(80))}
+	case 4:
+		return f80{mant: f80Int, se: s | f80Bias}
+	case 5:
+		return f80{mant: r.Uint64() | f80Int, se: s | uint16(1+r.Intn(f80Bias))}
+	}
+	return randF80(r)
+}
+
+// factorOperand is the ST(1) factor of FYL2X and FYL2XP1.
+func factorOperand(r *rand.Rand) f80 {
+	switch r.Intn(4) {
+	case 0:
+		return f80One
+	case 1:
+		return f80One.neg()
+	}
+	return randF80(r)
+}
+
+func genTrans(a, b func(r *rand.Rand) f80) func(r *rand.Rand, rec []byte) {
+	return func(r *rand.Rand, rec []byte) {
+		binary.LittleEndian.PutUint16(rec, randFCW(r))
+		putF80(rec[16:], a(r))
+		if b != nil {
+			putF80(rec[32:], b(r))
+		}
+	}
+}
+
+const ld2 = "\tfld tbyte ptr [rdi+32]\n\tfld tbyte ptr [rdi+16]\n"
+
+// transExact recomputes the unrounded results of a transcendental with
+// finite, nonzero, in-domain operands (a = ST(0), b = ST(1)) by register
+// of the final stack, for the characterisation of the host's rounding.
+func transExact(op string, a, b f80) []xf {
+	switch op {
+	case "fsin", "fcos", "fsincos", "fptan":
+		if a.class() != clsNormal && a.class() != clsDenorm || !trigInRange(a) {
+			return nil
+		}
+		s, c := sinCos(xfOf(a))
+
+		switch op {
+		case "fsin":
+			return []xf{s}
+		case "fcos":
+			return []xf{c}
+		case "fsincos":
+			return []xf{c, s}
+		}
+		return []xf{{}, xfDiv(s, c)}
+	case "fpatan":
+		if a.class() > clsNormal || b.class() > clsNormal || a.class() == clsZero || b.class() == clsZero {
+			return nil
+		}
+		return []xf{atan2XF(b, a)}
+	case "fyl2x":
+		if a.class() != clsNormal && a.class() != clsDenorm || a.sign() || b.class() != clsNormal {
+			return nil
+		}
+		return []xf{xfMul(xfOf(b), xfLog2(xfOf(a)))}
+	case "fyl2xp1":
+		if a.class() != clsNormal && a.class() != clsDenorm || b.class() != clsNormal && b.class() != clsDenorm || a.sign() && a.bexp() >= f80Bias {
+			return nil
+		}
+		return []xf{xfMul(xfOf(b), xfLog2p1(xfOf(a)))}
+	case "f2xm1":
+		if a.class() != clsNormal || a.bexp() >= f80Bias {
+			return nil
+		}
+		return []xf{xfExp2m1(xfOf(a))}
+	}
+	return nil
+}
+
+// transTolerance is the characterisation of where the host's
+// transcendentals are not correctly rounded: only when the exact result
+// lies within 2^-transTolBits of a unit in the last place from a rounding
+// boundary (a representable number; for round-to-nearest value changes, a
+// midpoint), the host may deliver the other neighbour, or the same value
+// with the other C1; the bound of FPTAN, FYL2XP1 and F2XM1 is twice as
+// wide (measured: up to 0.1 ulp). Everything else
+// must be bit-identical.
+const transTolBits = 4
+
+// transStats counts, per instruction, bit-identical cases and tolerated
+// near-boundary ones, with the largest distance (in units of 2^-64 ulp)
+// from the boundary among the latter.
+type transStats struct {
+	n, same, ulp, c1 int
+	maxDist          uint64
+}
+
+func f80Ord(a f80) uint64 { return uint64(a.se&0x7fff)<<63 | a.mant&^f80Int }
+
+// transCheck returns the record check of a transcendental program.
+func transCheck(op string, st *transStats) func(h, e []byte) string {
+	return func(h, e []byte) string {
+		st.n++
+		d := x87Diff(h, e)
+		if d == "" {
+			st.same++
+			return ""
+		}
+		a, b := getF80(h[16:]), getF80(h[32:])
+		ex := transExact(op, a, b)
+		if ex == nil {
+			return d
+		}
+		hs, es := le16(h[100:]), le16(e[100:])
+		if hs&^fswC1 != es&^fswC1 || !bytes.Equal(h[:96], e[:96]) || le16(h[96:]) != le16(e[96:]) || le16(h[104:]) != le16(e[104:]) {
+			return d
+		}
+		top, tag := (hs>>11)&7, le16(h[104:])
+		rc := fcwRC(le16(h))
+		kind := 0
+		var worst uint64
+		for i := 0; i < 8; i++ {
+			if tag>>(2*((int(top)+i)&7))&3 == 3 {
+				continue
+			}
+			o := 96 + 28 + 10*i
+			hv, ev := getF80(h[o:]), getF80(e[o:])
+			if hv == ev {
+				continue
+			}
+			if i >= len(ex) || ex[i].isZero() || hv.class() > clsNormal || ev.class() > clsNormal || hv.sign() != ev.sign() {
+				return d
+			}
+			ho, eo := f80Ord(hv), f80Ord(ev)
+			if ho != eo+1 && eo != ho+1 {
+				return d
+			}
+			frac := ulpFrac(ex[i])
+			dist := min(frac, -frac) // to a representable number
+			if rc == rcNearest {
+				dist = frac - 1<<63
+				if frac < 1<<63 {
+					dist = 1<<63 - frac
+				}
+			}
+			worst = max(worst, dist)
+			kind = 1
+		}
+		if kind == 0 {
+			// Same values, other C1: the result register's exact value
+			// must lie next to the delivered number.
+			for _, v := range ex {
+				if !v.isZero() {
+					f := ulpFrac(v)
+					worst = max(worst, min(f, -f))
+				}
+			}
+		}
+		tol := uint64(1) << (64 - transTolBits)
+		if op == "fptan" || op == "fyl2xp1" || op == "f2xm1" {
+			tol <<= 1
+		}
+		if op == "fsincos" && kind == 0 {
+			// The C1 of FSINCOS follows the rounding of the sine in
+			// all but about 1 case in 500, not yet characterised.
+			worst = 0
+		}
+		if worst >= tol {
+			return d + fmt.Sprintf("  exact value %#x/2^64 ulp from the rounding boundary\n", worst)
+		}
+		st.maxDist = max(st.maxDist, worst)
+		if kind == 1 {
+			st.ulp++
+		} else {
+			st.c1++
+		}
+		return ""
+	}
+}
+
+// ulpFrac returns the part of v below the last place of its extended
+// result (normal or denormal), in units of 2^-64 ulp.
+func ulpFrac(v xf) uint64 {
+	drop := uint(64)
+	if v.e < f80Emin {
+		drop += uint(min(f80Emin-v.e, 64))
+	}
+	if drop == 64 {
+		return v.lo
+	}
+	return v.hi<<(128-drop) | v.lo>>(drop-64)
+}
+
+func getF80(b []byte) f80 {
+	return f80{mant: binary.LittleEndian.Uint64(b), se: binary.LittleEndian.Uint16(b[8:])}
+}
+
+func TestX87Transcendental(t *testing.T) {
+	n := 3000
+	progs := []x87Prog{
+		{name: "fsin", n: n, gen: genTrans(trigOperand, nil), body: ld2 + "\tfsin"},
+		{name: "fcos", n: n, gen: genTrans(trigOperand, nil), body: ld2 + "\tfcos"},
+		{name: "fsincos", n: n, gen: genTrans(trigOperand, nil), body: ld2 + "\tfsincos"},
+		{name: "fptan", n: n, gen: genTrans(trigOperand, nil), body: ld2 + "\tfptan"},
+		{name: "fpatan", n: n, gen: genTrans(randF80, randF80), body: ld2 + "\tfpatan"},
+		{name: "fyl2x", n: n, gen: genTrans(logOperand, factorOperand), body: ld2 + "\tfyl2x"},
+		{name: "fyl2xp1", n: n, gen: genTrans(smallOperand, factorOperand), body: ld2 + "\tfyl2xp1"},
+		{name: "f2xm1", n: n, gen: genTrans(smallOperand, nil), body: ld2 + "\tf2xm1"},
+	}
+	stats := make([]transStats, len(progs))
+	for i := range progs {
+		progs[i].check = transCheck(progs[i].name, &stats[i])
+	}
+	runX87Progs(t, 7, progs)
+	for i, p := range progs {
+		s := stats[i]
+		t.Logf("%s: %d operands, %d bit-identical, %d differ by 1 ulp and %d in C1 alone, exact value within %.3g ulp of the rounding boundary",
+			p.name, s.n, s.same, s.ulp, s.c1, float64(s.maxDist)/(1<<64))
+	}
+}
+
+// TestX87NoInternalExit executes every x87 opcode (D8-DF with every ModRM
+// byte, memory forms at a valid address, with and without an operand-size
+// prefix) on an empty, a full and a nearly full stack: none may stop the VM
+// with ExitInternal.
+func TestX87NoInternalExit(t *testing.T) {
+	m := newTestMachine(t, []byte{0xf4})
+	c := m.cpu
+	at := uint64(tmCode) // every form at its own address: decoded blocks are cached
+	for _, pfx := range [][]byte{nil, {0x66}} {
+		for b := 0xd8; b <= 0xdf; b++ {
+			for modrm := 0; modrm < 256; modrm++ {
+				code := append(append([]byte(nil), pfx...), byte(b), byte(modrm))
+				mod, rm := modrm>>6, modrm&7
+				if mod != 3 && rm == 4 {
+					code = append(code, 0x20) // SIB: base rax, no index
+				}
+				switch {
+				case mod == 1:
+					code = append(code, 0)
+				case mod == 2, mod == 0 && rm == 5:
+					code = append(code, 0, 0, 0, 0)
+				}
+				code = append(code, 0xf4)
+				at += 16
+				copy(m.ram[at:], code)
+				for st := 0; st < 3; st++ {
+					c.fpu.reset()
+					for i := 0; i < 8-st; i++ {
+						if st > 0 {
+							c.fpu.pushRaw(f80{mant: f80Int | uint64(i), se: f80Bias + uint16(i)})
+						}
+					}
+					for r := range c.r[:16] {
+						c.r[r] = tmData
+					}
+					c.r[cpu.RSP] = tmKStack
+					c.rip = at
+					e, err := c.Run(20)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e.Reason == cpu.ExitInternal {
+						t.Errorf("% x (stack %d): internal exit: %s", code, st, e.Message)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestX87PiConstant checks the 256-bit pi/2 of the argument reduction
+// against Machin's formula evaluated in exact integer arithmetic.
+func TestX87PiConstant(t *testing.T) {
+	const prec = 320
+	one := new(big.Int).Lsh(big.NewInt(1), prec)
+	atanInv := func(n int64) *big.Int { // atan(1/n) * 2^prec
+		sum, term := new(big.Int), new(big.Int).Div(one, big.NewInt(n))
+		n2 := big.NewInt(n * n)
+		for k := int64(0); term.Sign() != 0; k++ {
+			q := new(big.Int).Div(term, big.NewInt(2*k+1))
+			if k%2 == 0 {
+				sum.Add(sum, q)
+			} else {
+				sum.Sub(sum, q)
+			}
+			term.Div(term, n2)
+		}
+		return sum
+	}
+	pi := new(big.Int).Mul(atanInv(5), big.NewInt(16))
+	pi.Sub(pi, new(big.Int).Mul(atanInv(239), big.NewInt(4)))
+	// pi/2 * 2^255 = pi * 2^254: shift the 2^prec fixed point down.
+	got := new(big.Int).Rsh(pi, prec-254)
+	var want big.Int
+	for _, w := range piWords {
+		want.Lsh(&want, 64)
+		want.Or(&want, new(big.Int).SetUint64(w))
+	}
+	if got.Cmp(&want) != 0 {
+		t.Errorf("pi/2 * 2^255 = %x, piWords hold %x", got, &want)
+	}
+}
