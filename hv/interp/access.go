@@ -184,9 +184,8 @@ func (c *CPU) physReadN(pa uint64, size uint8) uint64 {
 			return uint64(p[0])
 		}
 	}
-	if c.mmioReplay && c.mmioAddr == pa {
-		c.mmioReplay = false
-		return c.mmioData
+	if v, ok := c.mmio.replay(pa, size, c.instStart, c.attempt()); ok {
+		return v
 	}
 	c.exit.Reason = cpu.ExitMMIO
 	c.exit.MMIO.Addr = pa
@@ -196,6 +195,71 @@ func (c *CPU) physReadN(pa uint64, size uint8) uint64 {
 	c.complete = compMMIORead
 	c.pendExc = excInfo{} // not a guest exception: an exit
 	panic(mmioSentinel)
+}
+
+// mmioLogMax bounds the MMIO reads one instruction may exit for; any
+// further unbacked read of that instruction reads all-ones at once, as
+// memory with no device behind it does. FXRSTOR from MMIO is the largest
+// (512 bytes in 8-byte parts).
+const mmioLogMax = 64
+
+// mmioLog holds the hypervisor's answers to the MMIO reads of the
+// instruction being re-run. An instruction that reads several unbacked
+// locations (a page-crossing access, an SSE or FXRSTOR operand, a string
+// instruction) exits once per location and is re-run from its start each
+// time; its earlier reads take their recorded answers in order.
+type mmioLog struct {
+	n, pos   int    // answers recorded; answers taken by this run
+	rip, seq uint64 // the instruction they belong to: its address and attempt
+	ent      [mmioLogMax]struct {
+		addr uint64
+		size uint8
+		data uint64
+	}
+}
+
+// attempt identifies one execution of the current instruction: the retire
+// count it starts at.
+func (c *CPU) attempt() uint64 {
+	if c.pc > c.blkStart {
+		return c.retired + uint64(c.pc-c.blkStart-1)
+	}
+	return c.retired
+}
+
+// record adds the answer to the exit just completed. The instruction that
+// exited is the next one to run, at the attempt the exit recorded.
+func (l *mmioLog) record(addr uint64, size uint8, data uint64) {
+	if l.n < mmioLogMax {
+		e := &l.ent[l.n]
+		e.addr, e.size, e.data = addr, size, data
+		l.n++
+	}
+	l.pos = 0
+}
+
+// replay returns the recorded answer for the next MMIO read of the
+// instruction at rip, attempt seq; ok is false when a new exit is needed.
+// The log is kept only for the instruction that exited: another
+// instruction, or the same one run again later, starts afresh.
+func (l *mmioLog) replay(pa uint64, size uint8, rip, seq uint64) (uint64, bool) {
+	if l.rip != rip || l.seq != seq {
+		l.n, l.pos, l.rip, l.seq = 0, 0, rip, seq
+	}
+	if l.pos < l.n {
+		e := &l.ent[l.pos]
+		if e.addr == pa && e.size == size {
+			l.pos++
+			return e.data, true
+		}
+		// The instruction went another way this run (its memory
+		// changed): its answers no longer apply.
+		l.n, l.pos = 0, 0
+	}
+	if l.n == mmioLogMax {
+		return sizeMask[size], true
+	}
+	return 0, false
 }
 
 func (c *CPU) physWriteN(pa uint64, size uint8, v uint64) {

@@ -130,9 +130,7 @@ type CPU struct {
 	exit        cpu.Exit
 	exitPending bool
 	complete    completion
-	mmioReplay  bool
-	mmioAddr    uint64
-	mmioData    uint64
+	mmio        mmioLog
 
 	stats cpu.Stats
 	trace *bufio.Writer // non-nil: single-step and log state (trace.go)

@@ -54,9 +54,7 @@ func (c *CPU) finishExit() {
 		}
 	case compMMIORead:
 		// The instruction is re-run from its start with the data supplied.
-		c.mmioReplay = true
-		c.mmioAddr = c.exit.MMIO.Addr
-		c.mmioData = c.exit.MMIO.Data & sizeMask[c.exit.MMIO.Size]
+		c.mmio.record(c.exit.MMIO.Addr, c.exit.MMIO.Size, c.exit.MMIO.Data&sizeMask[c.exit.MMIO.Size])
 	case compCPUID:
 		c.r[cpu.RAX] = uint64(c.exit.CPUID.EAX)
 		c.r[cpu.RBX] = uint64(c.exit.CPUID.EBX)
@@ -267,11 +265,12 @@ func (c *CPU) lookupBlock() (int, int) {
 			c.pageFault(rip, 0) // unreachable: translate faults first
 		}
 		// A TLB hit is always backed RAM (tlb.go); a miss may not be.
+		// Unbacked memory reads as all-ones, and FF FF is no
+		// instruction: a fetch from it raises #UD, as running from an
+		// empty bus would.
 		if !c.backed(pa&^pageMask, pageSize) {
 			c.instStart = rip
-			c.exit.Reason = cpu.ExitInternal
-			c.exit.Message = fmt.Sprintf("instruction fetch from guest-physical %#x, outside RAM or ballooned out", pa)
-			panic(mmioSentinel)
+			c.raise(cpu.ExcUD, noErr)
 		}
 	}
 	page := pa >> pageShift
@@ -314,10 +313,10 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 			var buf [15]byte
 			for k := range buf {
 				bp := c.physFor(rip+uint64(k), accFetch)
-				if !c.backed(bp, 1) {
-					break
+				buf[k] = 0xff // unbacked: all-ones, as data reads see it
+				if c.backed(bp, 1) {
+					buf[k] = c.ram[bp]
 				}
-				buf[k] = c.ram[bp]
 			}
 			in, err = decode(buf[:])
 			cacheable = false

@@ -46,7 +46,7 @@ func (m *Memory) Invalidate(gpa, n uint64) {
 
 // SetHoles marks count pages from pfn first as holes (not backed: reads
 // return all-ones through the MMIO exit, writes are dropped, instruction
-// fetches stop the VM) or as backed again. Decoded code on pages becoming
+// fetches raise #UD) or as backed again. Decoded code on pages becoming
 // holes is dropped; the caller must also flush every vCPU's TLB
 // (cpu.VCPU.FlushTLB(true)) before the vCPUs run again, so that no cached
 // translation reaches a hole. Pages beyond the memory are ignored.
