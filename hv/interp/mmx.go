@@ -12,10 +12,12 @@ import (
 //
 // State: mm0-mm7 are the significands of the x87 physical registers
 // R0-R7 (fpuState.st, not ST(i)); REX.R and REX.B do not extend an mm
-// register number. Every instruction here except EMMS (and CVTPI2PD with a
-// memory source) switches the x87 unit to MMX state: TOP = 0 and all eight
-// tags valid. Writing an mm register sets bits 64-79 of its x87 register
-// (sign and exponent) to all ones. EMMS marks all eight registers empty.
+// register number. Every instruction here except EMMS (and CVTPI2PS and
+// CVTPI2PD with a memory source) switches the x87 unit to MMX state:
+// TOP = 0 and all eight tags valid. Writing an mm register sets bits 64-79
+// of its x87 register (sign and exponent) to all ones. EMMS marks all
+// eight registers empty and also sets TOP to 0 (SDM Vol. 1, Table 9-3;
+// the host does the same).
 // The x87 FIP, FDP and FOP are not changed. A faulting instruction
 // changes no state, the x87 transition included.
 //
@@ -154,10 +156,10 @@ func init() {
 		c.fpu.mmxEnter()
 	})
 
-	// EMMS: all registers empty; TOP is unchanged.
+	// EMMS: all registers empty, TOP = 0.
 	set2(0x77, 0, defOp("emms", false, func(c *CPU, in *Inst) {
 		c.mmxCheck(in, false)
-		c.fpu.ftw = 0
+		c.fpu.top, c.fpu.ftw = 0, 0
 	}))
 
 	// SSE additions on mm registers.
@@ -196,17 +198,21 @@ func init() {
 		c.fpu.setMM(in.reg, v)
 	})
 
-	// Conversions. CVTPI2PS and CVTPI2PD write the low half of an XMM
-	// register from two int32 in mm/m64; the SDM exempts CVTPI2PD xmm, m64
-	// from the MMX transition (and from #MF).
+	// Conversions. CVTPI2PS and CVTPI2PD convert two int32 from mm/m64
+	// into XMM; with a memory source they are no MMX instructions: no
+	// transition, no #MF (the SDM says so of CVTPI2PD; the host does the
+	// same for both).
 	sseOp(0x2a, pNone, 0, "cvtpi2ps", func(c *CPU, in *Inst) {
-		c.sseMMXCheck(in, true)
+		reg := in.flags&iMem == 0
+		c.sseMMXCheck(in, reg)
 		s := c.mmRM(in)
 		e := fpEnv{mx: c.fpu.mxcsr}
 		r := e.i32x2ToF32(s)
 		c.sseFinish(&e)
 		c.fpu.xmm[in.reg&15][0] = r
-		c.fpu.mmxEnter()
+		if reg {
+			c.fpu.mmxEnter()
+		}
 	})
 	sseOp(0x2a, p66, 0, "cvtpi2pd", func(c *CPU, in *Inst) {
 		reg := in.flags&iMem == 0

@@ -54,7 +54,7 @@ func TestMMXState(t *testing.T) {
 		fxsaveRDI = "0f ae 07"
 	)
 	b := newSSEBench(t, "paddb %mm1,%mm0", "movd %mm4,%r11d", "movq %mm3,0x10(%rbx)", "movq (%rax),%mm2",
-		"emms", "cvtpi2pd (%rax),%xmm2", "cvtpi2pd %mm1,%xmm12", "movdq2q %xmm10,%mm1", rexPaddb, fld1, fxsaveRDI)
+		"emms", "cvtpi2ps (%rax),%xmm2", "cvtpi2pd (%rax),%xmm2", "cvtpi2pd %mm1,%xmm12", "movdq2q %xmm10,%mm1", rexPaddb, fld1, fxsaveRDI)
 	c := b.m.cpu
 	st := func(i int) f80 { return f80{mant: uint64(i) * 0x0101010101010101, se: 0x4000 + uint16(i)} }
 	// mmxAfter is the state mmxStart leaves after an MMX instruction that
@@ -91,14 +91,16 @@ func TestMMXState(t *testing.T) {
 		{"movq (%rax),%mm2", func() x87Snap { return mmxAfter(map[int]uint64{2: 0xfedcba9876543210}) }, nil},
 		{"movdq2q %xmm10,%mm1", func() x87Snap { return mmxAfter(map[int]uint64{1: 0x1122334455667788}) }, nil},
 		{"cvtpi2pd %mm1,%xmm12", func() x87Snap { return mmxAfter(nil) }, nil},
-		// The memory form of CVTPI2PD does not switch to MMX state.
+		// The memory forms of CVTPI2PS and CVTPI2PD do not switch to MMX
+		// state.
+		{"cvtpi2ps (%rax),%xmm2", func() x87Snap { return snapX87(c) }, nil},
 		{"cvtpi2pd (%rax),%xmm2", func() x87Snap { return snapX87(c) }, func(t *testing.T) {
 			if got, want := c.fpu.xmm[2], i32x2ToF64(0xfedcba9876543210); got != want {
 				t.Errorf("xmm2 = %#x, want %#x", got, want)
 			}
 		}},
-		// EMMS empties every register and leaves TOP.
-		{"emms", func() x87Snap { s := snapX87(c); s.FTW = 0; return s }, nil},
+		// EMMS empties every register and sets TOP to 0.
+		{"emms", func() x87Snap { s := snapX87(c); s.Top, s.FTW = 0, 0; return s }, nil},
 	} {
 		mmxStart(c)
 		want := tc.want()
@@ -170,7 +172,7 @@ func TestMMXFaults(t *testing.T) {
 	// x87 exception.
 	sse := map[string]bool{"pavgb %mm1,%mm0": true, "pmovmskb %mm2,%ecx": true, "movq2dq %mm1,%xmm9": true,
 		"cvtpi2ps (%rax),%xmm2": true, "cvtpi2pd %mm1,%xmm12": true, "cvtpi2pd (%rax),%xmm2": true}
-	noMF := map[string]bool{"cvtpi2pd (%rax),%xmm2": true}
+	noMF := map[string]bool{"cvtpi2ps (%rax),%xmm2": true, "cvtpi2pd (%rax),%xmm2": true}
 	for _, tc := range []struct {
 		name     string
 		cr0, cr4 uint64 // set, cleared
