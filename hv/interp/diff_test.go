@@ -2,11 +2,12 @@
 
 package interp
 
-// Differential test of the engine against the host CPU: generated integer
-// instructions (diffforms*_test.go) run natively (diffnative_amd64_test.go)
-// and in the engine from the same registers, flags and memory; GPRs, the
-// path taken, the scratch memory and the RFLAGS bits the SDM defines must
-// agree.
+// Differential test of the engine against the host CPU: generated integer,
+// MMX and SSE instructions (diffforms*_test.go, diffvec_test.go) run
+// natively (diffnative_amd64_test.go) and in the engine from the same
+// registers, flags, x87/MMX/SSE state (an FXRSTOR64 image) and memory;
+// GPRs, the path taken, the scratch memory, the RFLAGS bits the SDM
+// defines and the FXSAVE64 image after the case (dFXDiff) must agree.
 //
 //	go test ./hv/interp -run Differential -v [-diff.cases N] [-diff.seed S]
 //	PVISOR_DIFF_CASES=5000000 go test ./hv/interp -run Differential
@@ -54,43 +55,58 @@ type dEngine struct {
 
 func (e *dEngine) reset() { e.m = newTestMachine(e.t, nil) }
 
-// load writes the batch's test bytes (each followed by HLT) and drops the
-// decoded blocks of the previous batch.
+// load writes the batch's test bytes, each between an FXRSTOR64 and an
+// FXSAVE64 of the case's image and followed by HLT, and drops the decoded
+// blocks of the previous batch.
 func (e *dEngine) load(cases []*dcase) {
 	ram := e.m.ram
 	for _, c := range cases {
+		copy(ram[c.addr-8:], dFXInsn(1, c.addr-8, c.fxa))
 		copy(ram[c.addr:], c.code[:c.n])
-		ram[c.addr+uint64(c.n)] = 0xf4
+		end := c.addr + uint64(c.n)
+		copy(ram[end:], dFXInsn(0, end, c.fxa))
+		ram[end+8] = 0xf4
 	}
 	e.m.mem.Invalidate(dCodeBase, uint64(len(cases))*dSlot)
 }
 
-// run runs one case and returns the registers, flags, window and a
-// description of a wrong exit ("" when it stopped at the HLT).
-func (e *dEngine) run(c *dcase) (regs [16]uint64, flags uint64, mem []byte, bad string) {
+// dFXInsn encodes FXSAVE64 (reg 0) or FXRSTOR64 (reg 1) [rip+disp32] at
+// address at, addressing target.
+func dFXInsn(reg byte, at, target uint64) []byte {
+	d := target - (at + 8)
+	return []byte{0x48, 0x0f, 0xae, reg<<3 | 5, byte(d), byte(d >> 8), byte(d >> 16), byte(d >> 24)}
+}
+
+// run runs one case and returns the registers, flags, window, FXSAVE
+// image and a description of a wrong exit ("" when it stopped at the HLT).
+func (e *dEngine) run(c *dcase) (regs [16]uint64, flags uint64, mem, fx []byte, bad string) {
 	ram := e.m.ram
 	copy(ram[c.win:c.win+dWin], c.mem)
+	copy(ram[c.fxa:c.fxa+dFXSlot], c.fx)
 	var r cpu.Regs
 	r.GPR = c.in
-	r.RIP = c.addr
+	r.RIP = c.addr - 8
 	r.RFLAGS = c.flags | 0x202
 	e.m.cpu.SetRegs(r)
 	x, err := e.m.cpu.Run(10000)
 	out := e.m.cpu.Regs()
 	mem = ram[c.win : c.win+dWin]
-	switch {
+	fx = ram[c.fxa : c.fxa+dFXSlot]
+	switch end := c.addr + uint64(c.n) + 8; {
 	case err != nil:
 		bad = err.Error()
 	case x.Reason != cpu.ExitHLT:
 		bad = fmt.Sprintf("exit %v at %#x: %s", x.Reason, x.RIP, x.Message)
-	case x.RIP != c.addr+uint64(c.n):
-		bad = fmt.Sprintf("HLT reached at %#x, want %#x", x.RIP, c.addr+uint64(c.n))
+	case x.RIP != end:
+		bad = fmt.Sprintf("HLT reached at %#x, want %#x", x.RIP, end)
 	}
-	return out.GPR, out.RFLAGS, mem, bad
+	return out.GPR, out.RFLAGS, mem, fx, bad
 }
 
-func (g *dgen) newCase(f *dform, i int, mem []byte) *dcase {
-	c := &dcase{f: f, addr: dCodeBase + uint64(i)*dSlot + dPrologueLen, win: dDataBase + uint64(i)*dWin, mem: mem}
+func (g *dgen) newCase(f *dform, i int, mem, fx []byte) *dcase {
+	c := &dcase{f: f, addr: dCodeBase + uint64(i)*dSlot + dPrologueLen, win: dDataBase + uint64(i)*dWin, mem: mem,
+		fxa: dFXBase + uint64(i)*dFXSlot, fx: fx}
+	g.fxImage(fx)
 	for k := 0; k < len(mem); k += 8 {
 		v := g.val(8)
 		for j := 0; j < 8; j++ {
@@ -155,6 +171,7 @@ func TestDifferential(t *testing.T) {
 	var report []string
 	mismatches := 0
 	memBuf := make([]byte, dBatch*dWin)
+	fxBuf := make([]byte, dBatch*dFXSlot)
 	out := make([][17]uint64, dBatch)
 	cases := make([]*dcase, 0, dBatch)
 	for done := 0; done < n; {
@@ -162,7 +179,7 @@ func TestDifferential(t *testing.T) {
 		cases = cases[:0]
 		for i := 0; i < b; i++ {
 			f := forms[g.r.IntN(len(forms))]
-			cases = append(cases, g.newCase(f, i, memBuf[i*dWin:(i+1)*dWin]))
+			cases = append(cases, g.newCase(f, i, memBuf[i*dWin:(i+1)*dWin], fxBuf[i*dFXSlot:(i+1)*dFXSlot]))
 		}
 		// The native run overwrites nothing the generator keeps: inputs
 		// live in cases and memBuf.
@@ -180,8 +197,9 @@ func TestDifferential(t *testing.T) {
 		for i, c := range cases {
 			seen[c.f.key] = true
 			nmem := reg.Mem[c.win-dRegion : c.win-dRegion+dWin]
-			eregs, eflags, emem, bad := eng.run(c)
-			msg := dCompare(c, out[i], nmem, eregs, eflags, emem, bad)
+			nfx := reg.Mem[c.fxa-dRegion : c.fxa-dRegion+dFXSlot]
+			eregs, eflags, emem, efx, bad := eng.run(c)
+			msg := dCompare(c, out[i], nmem, eregs, eflags, emem, bad) + dFXDiff(nfx, efx)
 			if bad != "" {
 				eng.reset()
 				eng.load(cases)
@@ -217,7 +235,7 @@ func TestDifferential(t *testing.T) {
 		t.Logf("mismatches by form:\n%s", sb.String())
 	}
 	fmt.Printf("differential: %d cases, %d forms, %d mismatches\n", n, len(seen), mismatches)
-	if len(seen) < 300 && n >= 200000 {
+	if len(seen) < 1500 && n >= 200000 {
 		t.Errorf("only %d distinct forms generated", len(seen))
 	}
 	if mismatches > 0 {
@@ -235,6 +253,46 @@ func dDescribe(c *dcase) string {
 		fmt.Fprintf(&sb, " %s=%#x", dRegNames[r], c.in[r])
 	}
 	sb.WriteString("\n")
+	if c.f.vec {
+		le := binary.LittleEndian
+		top := int(le.Uint16(c.fx[2:]) >> 11 & 7)
+		fmt.Fprintf(&sb, "  fcw=%#x fsw=%#x ftw=%#x mxcsr=%#x\n  mm:", le.Uint16(c.fx), le.Uint16(c.fx[2:]), c.fx[4], le.Uint32(c.fx[24:]))
+		for r := 0; r < 8; r++ {
+			fmt.Fprintf(&sb, " %#x", le.Uint64(c.fx[32+16*((r-top)&7):]))
+		}
+		sb.WriteString("\n  xmm:")
+		for r := 0; r < 16; r++ {
+			fmt.Fprintf(&sb, " %x", c.fx[160+16*r:176+16*r])
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+// dFXDiff compares FXSAVE64 images: FCW, FSW, abridged FTW, MXCSR, the ten
+// bytes of each x87/MMX register and the XMM registers. FOP, FIP and FDP
+// (which name code and data addresses, and which AMD processors save only
+// with an exception pending), MXCSR_MASK and the reserved bytes are left
+// out.
+func dFXDiff(n, e []byte) string {
+	var sb strings.Builder
+	le := binary.LittleEndian
+	if !bytes.Equal(n[:6], e[:6]) || !bytes.Equal(n[24:28], e[24:28]) {
+		fmt.Fprintf(&sb, "  fxsave: native fcw %#x fsw %#x ftw %#x mxcsr %#x\n          engine fcw %#x fsw %#x ftw %#x mxcsr %#x\n",
+			le.Uint16(n), le.Uint16(n[2:]), n[4], le.Uint32(n[24:]), le.Uint16(e), le.Uint16(e[2:]), e[4], le.Uint32(e[24:]))
+	}
+	for i := 0; i < 8; i++ {
+		o := 32 + 16*i
+		if !bytes.Equal(n[o:o+10], e[o:o+10]) {
+			fmt.Fprintf(&sb, "  ST(%d): native %04x:%016x engine %04x:%016x\n", i, le.Uint16(n[o+8:]), le.Uint64(n[o:]), le.Uint16(e[o+8:]), le.Uint64(e[o:]))
+		}
+	}
+	for i := 0; i < 16; i++ {
+		o := 160 + 16*i
+		if !bytes.Equal(n[o:o+16], e[o:o+16]) {
+			fmt.Fprintf(&sb, "  xmm%d: native %016x:%016x engine %016x:%016x\n", i, le.Uint64(n[o+8:]), le.Uint64(n[o:]), le.Uint64(e[o+8:]), le.Uint64(e[o:]))
+		}
+	}
 	return sb.String()
 }
 
@@ -289,8 +347,12 @@ func TestDifferentialNative(t *testing.T) {
 	nat := &dNative{reg: reg}
 	nat.stubs()
 	mem := make([]byte, 2*dWin)
+	fx := make([]byte, 2*dFXSlot)
+	g := &dgen{r: rand.New(rand.NewPCG(1, 2))}
 	mk := func(i int, code ...byte) *dcase {
-		c := &dcase{addr: dCodeBase + uint64(i)*dSlot + dPrologueLen, win: dDataBase + uint64(i)*dWin, mem: mem[i*dWin : (i+1)*dWin]}
+		c := &dcase{addr: dCodeBase + uint64(i)*dSlot + dPrologueLen, win: dDataBase + uint64(i)*dWin, mem: mem[i*dWin : (i+1)*dWin],
+			fxa: dFXBase + uint64(i)*dFXSlot, fx: fx[i*dFXSlot : (i+1)*dFXSlot]}
+		g.fxImage(c.fx)
 		for r := range c.in {
 			c.in[r] = uint64(r) * 0x1111111111111111
 		}
@@ -309,6 +371,12 @@ func TestDifferentialNative(t *testing.T) {
 	for r := 1; r < 16; r++ {
 		if out[0][r] != add.in[r] {
 			t.Errorf("add: %s changed: %#x -> %#x", dRegNames[r], add.in[r], out[0][r])
+		}
+	}
+	// The x87/SSE state makes the round trip through FXRSTOR64 and FXSAVE64.
+	for i, c := range []*dcase{add, push} {
+		if d := dFXDiff(c.fx, reg.Mem[c.fxa-dRegion:c.fxa-dRegion+dFXSlot]); d != "" {
+			t.Errorf("case %d: FXSAVE image differs from the FXRSTOR image (native = loaded, engine = stored):\n%s", i, d)
 		}
 	}
 	sp := push.win + dStackOff - 8

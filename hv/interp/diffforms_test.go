@@ -272,6 +272,7 @@ func dForms() []*dform {
 	}
 
 	dOtherForms(fs)
+	dVectorForms(fs)
 	return fs.forms
 }
 

@@ -19,13 +19,16 @@ const (
 	dCodeBase = 0x100000 // one dSlot per case: prologue, test bytes, epilogue
 	dSlot     = 512
 	dBatch    = 1024
+	dFXBase   = 0x180000 // one dFXSlot FXSAVE image per case: loaded before the test bytes, stored after
+	dFXSlot   = 512
 	dDataBase = 0x200000 // one dWin window of scratch memory per case
 	dWin      = 1024
 	dCtxBase  = 0x300000 // native register records, 512 bytes per case
 	dCtxSlot  = 512
-	dSave     = 0x380000 // saved Go registers
-	dPrivTop  = 0x381000 // top of the trampoline's own stack
-	dEntry    = 0x381000 // batch entry and exit stubs
+	dSave     = 0x380000      // saved Go registers
+	dSaveFX   = dSave + 0x100 // the caller's x87/SSE state during a batch
+	dPrivTop  = 0x381000      // top of the trampoline's own stack
+	dEntry    = 0x381000      // batch entry and exit stubs
 	dExit     = 0x381100
 	dRegion   = 0x100000
 	dRegionSz = 0x382000 - dRegion
@@ -58,6 +61,8 @@ type dcase struct {
 	undefM bool   // the memory result is undefined
 	win    uint64 // scratch window address
 	mem    []byte // initial window contents
+	fxa    uint64 // FXSAVE image address
+	fx     []byte // initial x87/MMX/SSE state: the image FXRSTOR64 loads
 
 	// Operands of the last instruction built by modrm, for fix-ups.
 	reg, rm int    // register ids (16..19 = AH..BH), -1 if none
@@ -69,6 +74,7 @@ type dcase struct {
 type dform struct {
 	key   string
 	undef uint64 // flags undefined for every case of the form
+	vec   bool   // the form uses x87, MMX or SSE registers (failures show them)
 	gen   func(g *dgen, c *dcase)
 }
 
@@ -448,12 +454,14 @@ type dformSet struct {
 	keys  map[string]bool
 }
 
-func (fs *dformSet) add(key string, undef uint64, gen func(g *dgen, c *dcase)) {
+func (fs *dformSet) add(key string, undef uint64, gen func(g *dgen, c *dcase)) *dform {
 	if fs.keys[key] {
 		panic("duplicate differential form " + key)
 	}
 	fs.keys[key] = true
-	fs.forms = append(fs.forms, &dform{key: key, undef: undef, gen: gen})
+	f := &dform{key: key, undef: undef, gen: gen}
+	fs.forms = append(fs.forms, f)
+	return f
 }
 
 // addMS adds the register and/or memory forms of a ModRM instruction.

@@ -6,16 +6,18 @@ package interp
 // of machine code in an RWX mapping at the same addresses the guest uses
 // (see hv/interp/internal/native for why a trampoline and not ptrace).
 //
-//	entry:  save RSP, RBP, RBX, R12-R15 at dSave; jmp slot 0
-//	slot i: RSP = private stack; RAX = &in[i]; POPF in[i].flags;
+//	entry:  save RSP, RBP, RBX, R12-R15 at dSave, FXSAVE64 at dSaveFX; jmp slot 0
+//	slot i: FXRSTOR64 fx[i]; RSP = private stack; RAX = &in[i]; POPF in[i].flags;
 //	        load RCX..R15, RSP, then RAX from in[i]
 //	        <test bytes>                         (at c.addr)
+//	        FXSAVE64 fx[i]
 //	        store RAX, then RCX..R15, RSP to out[i] (MOVABS, MOV: no flags)
 //	        RSP = private stack; PUSHF; POP RCX; store; CLD; jmp slot i+1
-//	exit:   restore the saved registers; RET
+//	exit:   restore the saved registers and x87/SSE state; RET
 //
 // Only the test bytes run with guest register values; the rest only moves
-// data, so flags reach the test bytes and come back untouched.
+// data, so flags reach the test bytes and come back untouched. The engine
+// runs the same FXRSTOR64, test bytes and FXSAVE64 (dEngine).
 
 import (
 	"encoding/binary"
@@ -23,7 +25,7 @@ import (
 	"github.com/pvisor/pvisor/hv/interp/internal/native"
 )
 
-const dPrologueLen = 7 + 10 + 6 + 1 + 15*7 + 7
+const dPrologueLen = 8 + 7 + 10 + 6 + 1 + 15*7 + 7
 
 type dasm struct {
 	b   []byte // the region
@@ -54,7 +56,11 @@ func (a *dasm) movRAX(r int, d uint32, store bool) {
 }
 
 func (a *dasm) movabsRAX(v uint64) { a.put(0x48, 0xb8); a.u64(v) }
-func (a *dasm) jmp(to uint64)      { a.put(0xe9); a.u32(to - (a.pc + 4)) }
+
+// fx emits FXSAVE64 (reg 0) or FXRSTOR64 (reg 1) of the image at target,
+// RIP-relative: 8 bytes.
+func (a *dasm) fx(reg byte, target uint64) { a.put(dFXInsn(reg, a.pc, target)...) }
+func (a *dasm) jmp(to uint64)              { a.put(0xe9); a.u32(to - (a.pc + 4)) }
 
 var dSaved = [...]int{4, 5, 3, 12, 13, 14, 15} // RSP, RBP, RBX, R12-R15
 
@@ -69,12 +75,14 @@ func (n *dNative) stubs() {
 	for i, r := range dSaved {
 		a.movRAX(r, uint32(i*8), true)
 	}
+	a.fx(0, dSaveFX)
 	a.jmp(dCodeBase)
 	a.pc = dExit
 	a.movabsRAX(dSave)
 	for i, r := range dSaved {
 		a.movRAX(r, uint32(i*8), false)
 	}
+	a.fx(1, dSaveFX)
 	a.put(0xc3)
 }
 
@@ -92,8 +100,10 @@ func (n *dNative) run(cases []*dcase, out [][17]uint64) {
 		}
 		le.PutUint64(mem[in+128:], c.flags|2)
 		copy(mem[c.win-dRegion:], c.mem)
+		copy(mem[c.fxa-dRegion:], c.fx)
 
 		a := &dasm{b: mem, org: dRegion, pc: dCodeBase + uint64(i)*dSlot}
+		a.fx(1, c.fxa)
 		a.put(0x48, 0xc7, 0xc4) // mov rsp, imm32
 		a.u32(dPrivTop)
 		a.movabsRAX(dCtxIn(i))
@@ -108,6 +118,7 @@ func (n *dNative) run(cases []*dcase, out [][17]uint64) {
 			panic("differential: prologue length")
 		}
 		a.put(c.code[:c.n]...)
+		a.fx(0, c.fxa)
 		a.put(0x48, 0xa3) // movabs [out], rax
 		a.u64(dCtxOut(i))
 		a.movabsRAX(dCtxOut(i))

@@ -10,8 +10,8 @@ import (
 // An XMM register is [2]uint64, low quadword first. Legacy (non-VEX)
 // 128-bit memory operands must be 16-byte aligned (#GP(0)) except for the
 // unaligned moves (MOVUPS, MOVUPD, MOVDQU); scalar and 64-bit operands
-// have no alignment requirement. MMX forms (no prefix on the 0F 6x, Dx, Ex
-// integer opcodes) are not implemented and raise #UD.
+// have no alignment requirement. The MMX forms (no prefix on the 0F 6x,
+// Dx, Ex integer opcodes) are in mmx.go.
 
 type xmmv = [2]uint64
 
@@ -269,21 +269,7 @@ func init() {
 	// MASKMOVDQU: byte-masked store of xmm(reg) to [RDI] (mask = rm).
 	sseOp(0xf7, p66, fRegOnly, "maskmovdqu", func(c *CPU, in *Inst) {
 		c.sseCheck(in)
-		a := c.r[cpu.RDI]
-		if in.flags&iAddr32 != 0 {
-			a &= 0xffffffff
-		}
-		a += c.segBase[in.seg]
-		v, m := c.fpu.xmm[in.reg&15], c.fpu.xmm[in.rm&15]
-		if m[0]&0x8080808080808080 == 0 && m[1]&0x8080808080808080 == 0 {
-			return
-		}
-		c.checkWrite(a, 16)
-		for i := uint(0); i < 16; i++ {
-			if m[i>>3]>>(i&7*8+7)&1 != 0 {
-				c.write8(a+uint64(i), uint8(v[i>>3]>>(i&7*8)))
-			}
-		}
+		c.maskMove(in, c.fpu.xmm[in.reg&15], c.fpu.xmm[in.rm&15], 16)
 	})
 
 	// MOVMSKPS/MOVMSKPD/PMOVMSKB: sign bits to a general register.
@@ -317,6 +303,26 @@ func init() {
 		c.sseCheck(in)
 		c.write32(c.ea(in), c.fpu.mxcsr)
 	}))
+}
+
+// maskMove is MASKMOVDQU (n = 16) and MASKMOVQ (n = 8): the bytes of v
+// whose mask byte in m has its top bit set are stored at [rDI] (segment
+// override allowed). With no byte selected nothing is accessed.
+func (c *CPU) maskMove(in *Inst, v, m xmmv, n uint) {
+	a := c.r[cpu.RDI]
+	if in.flags&iAddr32 != 0 {
+		a &= 0xffffffff
+	}
+	a += c.segBase[in.seg]
+	if m[0]&hi1s == 0 && m[1]&hi1s == 0 {
+		return
+	}
+	c.checkWrite(a, uint64(n))
+	for i := uint(0); i < n; i++ {
+		if m[i>>3]>>(i&7*8+7)&1 != 0 {
+			c.write8(a+uint64(i), uint8(v[i>>3]>>(i&7*8)))
+		}
+	}
 }
 
 // gsz is the size of a general-register operand of an SSE instruction: 8

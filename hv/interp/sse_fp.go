@@ -513,6 +513,30 @@ func (e *fpEnv) cvtNarrow(a uint64) uint64 {
 	return e.round(math.Float64frombits(a), 0, false, false, -1)
 }
 
+// Conversions of two 32-bit lanes packed in a quadword, shared by the
+// XMM forms (CVTDQ2PS, CVT(T)PS2DQ, CVT(T)PD2DQ, CVTDQ2PD) and the mm
+// forms (CVTPI2PS, CVT(T)PS2PI, CVT(T)PD2PI, CVTPI2PD).
+
+// i32x2ToF32 converts two int32 to two singles, rounding per MXCSR.RC.
+func (e *fpEnv) i32x2ToF32(s uint64) uint64 {
+	return e.fromInt(int64(int32(s)), false) | e.fromInt(int64(int32(s>>32)), false)<<32
+}
+
+// f32x2ToI32 converts two singles to two int32 (trunc: toward zero).
+func (e *fpEnv) f32x2ToI32(s uint64, trunc bool) uint64 {
+	return e.toInt(s&0xffffffff, false, trunc, false) | e.toInt(s>>32, false, trunc, false)<<32
+}
+
+// f64x2ToI32 converts two doubles to two int32 packed in a quadword.
+func (e *fpEnv) f64x2ToI32(s xmmv, trunc bool) uint64 {
+	return e.toInt(s[0], true, trunc, false) | e.toInt(s[1], true, trunc, false)<<32
+}
+
+// i32x2ToF64 converts two int32 to two doubles (exact).
+func i32x2ToF64(s uint64) xmmv {
+	return xmmv{math.Float64bits(float64(int32(s))), math.Float64bits(float64(int32(s >> 32)))}
+}
+
 // lane32 / setLane32 access dword i (0..3) of v.
 func lane32(v xmmv, i uint) uint64 { return v[i>>1] >> (i & 1 * 32) & 0xffffffff }
 
@@ -777,10 +801,7 @@ func init() {
 		c.sseCheck(in)
 		s := c.xmmRM(in)
 		e := fpEnv{mx: c.fpu.mxcsr}
-		var r xmmv
-		for i := uint(0); i < 4; i++ {
-			setLane32(&r, i, e.fromInt(int64(int32(lane32(s, i))), false))
-		}
+		r := xmmv{e.i32x2ToF32(s[0]), e.i32x2ToF32(s[1])}
 		c.sseFinish(&e)
 		c.fpu.xmm[in.reg&15] = r
 	})
@@ -789,10 +810,7 @@ func init() {
 			c.sseCheck(in)
 			s := c.xmmRM(in)
 			e := fpEnv{mx: c.fpu.mxcsr}
-			var r xmmv
-			for i := uint(0); i < 4; i++ {
-				setLane32(&r, i, e.toInt(lane32(s, i), false, trunc, false))
-			}
+			r := xmmv{e.f32x2ToI32(s[0], trunc), e.f32x2ToI32(s[1], trunc)}
 			c.sseFinish(&e)
 			c.fpu.xmm[in.reg&15] = r
 		}
@@ -806,7 +824,7 @@ func init() {
 			c.sseCheck(in)
 			s := c.xmmRM(in)
 			e := fpEnv{mx: c.fpu.mxcsr}
-			r := xmmv{e.toInt(s[0], true, trunc, false) | e.toInt(s[1], true, trunc, false)<<32, 0}
+			r := xmmv{e.f64x2ToI32(s, trunc), 0}
 			c.sseFinish(&e)
 			c.fpu.xmm[in.reg&15] = r
 		}
@@ -815,11 +833,7 @@ func init() {
 	sseOp(0xe6, pF2, 0, "cvtpd2dq", pd2dq(false))
 	sseOp(0xe6, pF3, 0, "cvtdq2pd", func(c *CPU, in *Inst) {
 		c.sseCheck(in)
-		s := c.xmmRM64(in)
-		c.fpu.xmm[in.reg&15] = xmmv{
-			math.Float64bits(float64(int32(s))),
-			math.Float64bits(float64(int32(s >> 32))),
-		}
+		c.fpu.xmm[in.reg&15] = i32x2ToF64(c.xmmRM64(in))
 	})
 
 	// Shuffles and unpacks of packed floats.

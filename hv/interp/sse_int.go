@@ -164,14 +164,18 @@ func pshift(v xmmv, esz uint, kind int, count uint64) xmmv {
 }
 
 // intOp registers a binary packed-integer operation 66 0F b: xmm(reg) =
-// f(xmm(reg), xmm/m128).
-func intOp(b byte, name string, f func(a, b xmmv) xmmv) {
+// f(xmm(reg), xmm/m128), and its lane-wise MMX form 0F b (mmx.go).
+func intOp(b byte, name string, f func(a, b xmmv) xmmv) { intOpMM(b, name, mmLo, f) }
+
+// intOpMM is intOp with the MMX form mapped by shape (mmNone: none).
+func intOpMM(b byte, name string, shape int, f func(a, b xmmv) xmmv) {
 	sseOp(b, p66, 0, name, func(c *CPU, in *Inst) {
 		c.sseCheck(in)
 		s := c.xmmRM(in)
 		d := &c.fpu.xmm[in.reg&15]
 		*d = f(*d, s)
 	})
+	mmxOp(b, name, shape, f)
 }
 
 func init() {
@@ -323,6 +327,7 @@ func init() {
 			d := &c.fpu.xmm[in.rm&15]
 			*d = pshift(*d, esz, kind, in.imm)
 		}))
+		mmxShiftImm(s.b, s.reg, s.name, esz, kind)
 	}
 	setG(&table2, 0x73, p66, 3, fRegOnly, defOp("psrldq", false, func(c *CPU, in *Inst) {
 		c.sseCheck(in)
@@ -346,9 +351,16 @@ func init() {
 		{0x68, "punpckhbw", 1, true}, {0x69, "punpckhwd", 2, true}, {0x6a, "punpckhdq", 4, true}, {0x6d, "punpckhqdq", 8, true},
 	} {
 		esz, hi := u.esz, u.hi
-		intOp(u.b, u.name, func(a, b xmmv) xmmv { return interleave(a, b, esz, hi) })
+		shape := mmLo
+		switch {
+		case esz == 8:
+			shape = mmNone // PUNPCKLQDQ and PUNPCKHQDQ have no MMX form
+		case hi:
+			shape = mmHi
+		}
+		intOpMM(u.b, u.name, shape, func(a, b xmmv) xmmv { return interleave(a, b, esz, hi) })
 	}
-	intOp(0x63, "packsswb", func(a, b xmmv) xmmv {
+	intOpMM(0x63, "packsswb", mmPack, func(a, b xmmv) xmmv {
 		var r xmmv
 		for i := uint(0); i < 16; i++ {
 			src := a
@@ -360,7 +372,7 @@ func init() {
 		}
 		return r
 	})
-	intOp(0x67, "packuswb", func(a, b xmmv) xmmv {
+	intOpMM(0x67, "packuswb", mmPack, func(a, b xmmv) xmmv {
 		var r xmmv
 		for i := uint(0); i < 16; i++ {
 			src := a
@@ -372,7 +384,7 @@ func init() {
 		}
 		return r
 	})
-	intOp(0x6b, "packssdw", func(a, b xmmv) xmmv {
+	intOpMM(0x6b, "packssdw", mmPack, func(a, b xmmv) xmmv {
 		var r xmmv
 		for i := uint(0); i < 8; i++ {
 			src := a
@@ -400,12 +412,7 @@ func init() {
 		return func(c *CPU, in *Inst) {
 			c.sseCheck(in)
 			s := c.xmmRM(in)
-			var w uint64
-			for i := uint(0); i < 4; i++ {
-				sel := uint(in.imm) >> (2 * i) & 3
-				w |= (s[half] >> (sel * 16) & 0xffff) << (i * 16)
-			}
-			s[half] = w
+			s[half] = shuffleWords(s[half], uint(in.imm))
 			c.fpu.xmm[in.reg&15] = s
 		}
 	}
@@ -418,12 +425,28 @@ func init() {
 		v := c.readRMSize(in, 2)
 		sel := uint(in.imm) & 7
 		d := &c.fpu.xmm[in.reg&15]
-		sh := sel & 3 * 16
-		d[sel>>2] = d[sel>>2]&^(0xffff<<sh) | v<<sh
+		d[sel>>2] = withWord(d[sel>>2], sel&3, v)
 	})
 	sseOp(0xc5, p66, fIbU|fRegOnly, "pextrw", func(c *CPU, in *Inst) {
 		c.sseCheck(in)
 		sel := uint(in.imm) & 7
 		c.setReg(in.reg, gsz(in), c.fpu.xmm[in.rm&15][sel>>2]>>(sel&3*16)&0xffff)
 	})
+}
+
+// shuffleWords returns the four words of q selected by the 2-bit fields of
+// imm (PSHUFW, PSHUFLW, PSHUFHW).
+func shuffleWords(q uint64, imm uint) uint64 {
+	var w uint64
+	for i := uint(0); i < 4; i++ {
+		sel := imm >> (2 * i) & 3
+		w |= (q >> (sel * 16) & 0xffff) << (i * 16)
+	}
+	return w
+}
+
+// withWord returns q with word i (0..3) replaced by the low 16 bits of v.
+func withWord(q uint64, i uint, v uint64) uint64 {
+	sh := i * 16
+	return q&^(0xffff<<sh) | (v&0xffff)<<sh
 }

@@ -15,12 +15,19 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 )
 
-// sseEncodings parses sseListing into AT&T text -> machine code.
+// sseEncodings parses sseListing and mmxListing into AT&T text -> machine
+// code.
 func sseEncodings(t testing.TB) (map[string][]byte, []string) {
+	t.Helper()
+	return parseListing(t, strings.TrimSpace(sseListing)+"\n"+strings.TrimSpace(mmxListing))
+}
+
+// parseListing parses a listing of encoding bytes, a tab, AT&T text.
+func parseListing(t testing.TB, listing string) (map[string][]byte, []string) {
 	t.Helper()
 	m := map[string][]byte{}
 	var order []string
-	for _, line := range strings.Split(strings.TrimSpace(sseListing), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(listing), "\n") {
 		hexs, asm, ok := strings.Cut(line, "\t")
 		if !ok {
 			t.Fatalf("bad listing line %q", line)
@@ -39,7 +46,31 @@ func sseEncodings(t testing.TB) (map[string][]byte, []string) {
 // TestSSEDecodeLengths checks every listed encoding: the engine knows it,
 // and its length agrees with x86asm.
 func TestSSEDecodeLengths(t *testing.T) {
-	enc, order := sseEncodings(t)
+	checkDecodeLengths(t, sseListing)
+	// Undefined forms decode to #UD with x86asm's length: shifts by an
+	// immediate with a memory operand, PSRLDQ/PSLLDQ and PUNPCK*QDQ
+	// without 66, F2 0F 6F, MOVQ2DQ/MOVDQ2Q with a memory operand.
+	for _, h := range []string{"0f7108 03", "660f7110 03", "f20f6fc1", "0f7310 05", "0f73d8 05", "0f73f9 05", "0f6cc1", "0f6dc1", "f30fd600", "f20fd600"} {
+		code, _ := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
+		buf := make([]byte, 15)
+		copy(buf, code)
+		in, err := decode(buf)
+		xi, xerr := x86asm.Decode(buf, 64)
+		if err != nil || in.op != 0 {
+			t.Errorf("% x: want #UD op, got %s err %v", code, opNames[in.op], err)
+		}
+		if xerr == nil && xi.Op != 0 && xi.Len != int(in.len) {
+			t.Errorf("% x: engine length %d, x86asm %d", code, in.len, xi.Len)
+		}
+	}
+}
+
+// checkDecodeLengths checks that the engine decodes every encoding of
+// listing to a handler with x86asm's length, and asks for more bytes when
+// it is cut short.
+func checkDecodeLengths(t *testing.T, listing string) {
+	t.Helper()
+	enc, order := parseListing(t, listing)
 	for _, asm := range order {
 		code := enc[asm]
 		buf := make([]byte, 15)
@@ -73,20 +104,6 @@ func TestSSEDecodeLengths(t *testing.T) {
 			if _, err := decode(code[:n]); err != errTruncated {
 				t.Errorf("%s: decode of %d/%d bytes: err %v", asm, n, len(code), err)
 			}
-		}
-	}
-	// MMX and other unimplemented forms decode to #UD with x86asm's length.
-	for _, h := range []string{"0f74c1", "0fefc8", "0f6f00", "0f7ec0", "0f7108 03", "660f7110 03", "f20f6fc1", "0f7310 05"} {
-		code, _ := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
-		buf := make([]byte, 15)
-		copy(buf, code)
-		in, err := decode(buf)
-		xi, xerr := x86asm.Decode(buf, 64)
-		if err != nil || in.op != 0 {
-			t.Errorf("% x: want #UD op, got %s err %v", code, opNames[in.op], err)
-		}
-		if xerr == nil && xi.Op != 0 && xi.Len != int(in.len) {
-			t.Errorf("% x: engine length %d, x86asm %d", code, in.len, xi.Len)
 		}
 	}
 }
@@ -1546,24 +1563,37 @@ func TestSSENoAlloc(t *testing.T) {
 		"75 b9",             // jne    0b
 		"f4",                // hlt
 	}
+	checkNoAlloc(t, loop, "SSE", func(c *CPU) {
+		for i := range c.fpu.xmm {
+			c.fpu.xmm[i] = xmmv{0x3ff0000000000000 + uint64(i)<<40, 0x4000000040000000}
+		}
+	})
+}
+
+// checkNoAlloc runs loop (hex encodings, counting RCX down from 1000 and
+// ending in HLT) after setup and checks that executing it does not
+// allocate once its block is decoded.
+func checkNoAlloc(t *testing.T, loop []string, what string, setup func(c *CPU)) {
+	t.Helper()
 	code, err := hex.DecodeString(strings.ReplaceAll(strings.Join(loop, ""), " ", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := newTestMachine(t, code)
 	c := m.cpu
-	for i := range c.fpu.xmm {
-		c.fpu.xmm[i] = xmmv{0x3ff0000000000000 + uint64(i)<<40, 0x4000000040000000}
-	}
+	setup(c)
 	run := func() {
 		c.rip = tmCode
 		c.r[cpu.RCX] = 1000
 		c.r[cpu.RSP] = tmKStack - 64
 		m.runToHLT(1 << 20)
+		if c.rip != tmCode+uint64(len(code)) {
+			t.Fatalf("%s loop stopped at %#x", what, c.rip)
+		}
 	}
 	run() // decode the block
 	if n := testing.AllocsPerRun(5, run); n != 0 {
-		t.Errorf("%v allocations per 16000 SSE instructions", n)
+		t.Errorf("%v allocations per %d %s instructions", n, 1000*(len(loop)-1), what)
 	}
 }
 
