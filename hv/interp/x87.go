@@ -861,7 +861,7 @@ func init() {
 		name := u.name
 		setM3(&table1, 0xd9, pNone, u.regrm, defOp(name, false, func(c *CPU, in *Inst) {
 			c.x87Begin(in, true, false)
-			c.internal("x87 %s is not implemented", name)
+			c.raise(cpu.ExcUD, noErr) // not implemented: #UD, as on a CPU without it
 		}))
 	}
 	setM3(&table1, 0xd9, pNone, 6<<3|4, defOp("fxtract", false, func(c *CPU, in *Inst) {
