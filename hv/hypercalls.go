@@ -20,8 +20,6 @@ const (
 	nil0 = hypercall.Errno(0)
 )
 
-func canonical(a uint64) bool { return uint64(int64(a<<16)>>16) == a }
-
 func (h *hcalls) Version() (uint64, hypercall.Errno) { return hypercall.Version, nil0 }
 
 func (h *hcalls) Features(word uint64) (uint64, hypercall.Errno) {
@@ -214,7 +212,7 @@ func (h *hcalls) MMUFlushTLB(flags uint64) (uint64, hypercall.Errno) {
 }
 
 func (h *hcalls) MMUInvlpg(va uint64) (uint64, hypercall.Errno) {
-	if !canonical(va) {
+	if !cpu.Canonical(va) {
 		return 0, hypercall.EINVAL
 	}
 	h.v.cpu.FlushTLBPage(va)
@@ -265,7 +263,7 @@ func (h *hcalls) MMUBatch(ops, count uint64) (uint64, hypercall.Errno) {
 }
 
 func (h *hcalls) loadDT(base, limit uint64, idt bool) (uint64, hypercall.Errno) {
-	if !canonical(base) || limit > 0xffff {
+	if !cpu.Canonical(base) || limit > 0xffff {
 		return 0, hypercall.EINVAL
 	}
 	s := h.v.cpu.SRegs()
@@ -302,21 +300,21 @@ func (h *hcalls) tssWrite(off, v uint64) hypercall.Errno {
 }
 
 func (h *hcalls) SetKernelStack(rsp0 uint64) (uint64, hypercall.Errno) {
-	if !canonical(rsp0) {
+	if !cpu.Canonical(rsp0) {
 		return 0, hypercall.EINVAL
 	}
 	return ok0, h.tssWrite(4, rsp0)
 }
 
 func (h *hcalls) SetIST(index, rsp uint64) (uint64, hypercall.Errno) {
-	if index < 1 || index > 7 || !canonical(rsp) {
+	if index < 1 || index > 7 || !cpu.Canonical(rsp) {
 		return 0, hypercall.EINVAL
 	}
 	return ok0, h.tssWrite(36+(index-1)*8, rsp)
 }
 
 func (h *hcalls) SetTSS(base, limit uint64) (uint64, hypercall.Errno) {
-	if !canonical(base) || limit < 0x67 || limit > 0xffff {
+	if !cpu.Canonical(base) || limit < 0x67 || limit > 0xffff {
 		return 0, hypercall.EINVAL
 	}
 	s := h.v.cpu.SRegs()

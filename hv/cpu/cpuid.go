@@ -26,10 +26,13 @@ const (
 // Leaf-1 EDX feature bits.
 const (
 	Feat1EDXFPU     = 1 << 0
+	Feat1EDXVME     = 1 << 1 // not advertised
+	Feat1EDXDE      = 1 << 2 // not advertised
 	Feat1EDXPSE     = 1 << 3
 	Feat1EDXTSC     = 1 << 4
 	Feat1EDXMSR     = 1 << 5
 	Feat1EDXPAE     = 1 << 6
+	Feat1EDXMCE     = 1 << 7 // not advertised
 	Feat1EDXCX8     = 1 << 8
 	Feat1EDXPGE     = 1 << 13
 	Feat1EDXCMOV    = 1 << 15

@@ -43,6 +43,9 @@ type VCPU interface {
 
 	// TSC returns the vCPU's current time-stamp counter.
 	TSC() uint64
+	// SetTSC sets the time-stamp counter (WRMSR to IA32_TSC); it goes on
+	// counting from v.
+	SetTSC(v uint64)
 
 	// Stats returns engine counters.
 	Stats() Stats

@@ -158,7 +158,7 @@ func emulMem(v cpu.VCPU, m Mem, in x86asm.Inst, regs cpu.Regs) (name string, res
 			return fail(f)
 		}
 		t := cpu.DTable{Limit: binary.LittleEndian.Uint16(b[:]), Base: binary.LittleEndian.Uint64(b[2:])}
-		if !canonical(t.Base) {
+		if !cpu.Canonical(t.Base) {
 			return fail(&fault{vector: cpu.ExcGP})
 		}
 		if in.Op == x86asm.LGDT {

@@ -157,17 +157,19 @@ func emulMovCR(v cpu.VCPU, in x86asm.Inst, regs cpu.Regs) (string, Result, error
 	val := regs.GPR[g]
 	switch dst {
 	case x86asm.CR0:
-		if val&(cpu.CR0PG|cpu.CR0PE) != cpu.CR0PG|cpu.CR0PE || val>>32 != 0 {
-			v.InjectException(cpu.ExcGP, 0, true)
-			return "mov-to-cr0", Fault, nil
-		}
-	case x86asm.CR4:
-		if val&cpu.CR4PAE == 0 {
-			v.InjectException(cpu.ExcGP, 0, true)
-			return "mov-to-cr4", Fault, nil
-		}
+		val, ok = cpu.CR0Write(val)
 	case x86asm.CR3:
-		val &^= 1 << 63
+		val, ok = cpu.CR3Write(val)
+	case x86asm.CR4:
+		val, ok = cpu.CR4Write(val)
+	case x86asm.CR8:
+		val, ok = cpu.CR8Write(val)
+	default: // CR2
+		ok = true
+	}
+	if !ok {
+		v.InjectException(cpu.ExcGP, 0, true)
+		return "mov-to-" + dst.String(), Fault, nil
 	}
 	*p = val
 	if err := v.SetSRegs(s); err != nil {
@@ -237,103 +239,35 @@ func emulIO(v cpu.VCPU, in x86asm.Inst, regs cpu.Regs, io IO) (string, Result, e
 	return in.Op.String(), Done, nil
 }
 
-// readMSR and writeMSR cover the MSRs every engine keeps per vCPU.
-func readMSR(v cpu.VCPU, idx uint32) (uint64, bool) {
-	m := v.MSRs()
+// msrState gathers what the MSR model (cpu.ReadMSR, cpu.WriteMSR) covers
+// from the vCPU.
+func msrState(v cpu.VCPU) cpu.MSRState {
 	s := v.SRegs()
-	switch idx {
-	case cpu.MSREFER:
-		return s.EFER, true
-	case cpu.MSRSTAR:
-		return m.STAR, true
-	case cpu.MSRLSTAR:
-		return m.LSTAR, true
-	case cpu.MSRCSTAR:
-		return m.CSTAR, true
-	case cpu.MSRSFMASK:
-		return m.SFMASK, true
-	case cpu.MSRFSBase:
-		return s.FS.Base, true
-	case cpu.MSRGSBase:
-		return s.GS.Base, true
-	case cpu.MSRKernelGSBase:
-		return m.KernelGSBase, true
-	case cpu.MSRPAT:
-		return m.PAT, true
-	case cpu.MSRTSCAux:
-		return m.TSCAux, true
-	case cpu.MSRTSC:
-		return v.TSC(), true
-	case cpu.MSRSysenterCS:
-		return m.SysenterCS, true
-	case cpu.MSRSysenterESP:
-		return m.SysenterESP, true
-	case cpu.MSRSysenterEIP:
-		return m.SysenterEIP, true
-	}
-	return 0, false
+	return cpu.MSRState{EFER: s.EFER, FSBase: s.FS.Base, GSBase: s.GS.Base, TSC: v.TSC(), MSRs: v.MSRs()}
 }
 
-func canonical(a uint64) bool { return uint64(int64(a<<16)>>16) == a }
+func readMSR(v cpu.VCPU, idx uint32) (uint64, bool) {
+	st := msrState(v)
+	return cpu.ReadMSR(&st, idx)
+}
 
+// writeMSR applies a write through the MSR model; false means #GP(0)
+// (an unknown MSR or a refused value).
 func writeMSR(v cpu.VCPU, idx uint32, val uint64) bool {
-	m := v.MSRs()
-	s := v.SRegs()
-	switch idx {
-	case cpu.MSREFER:
-		// Only SCE and NXE may change; long mode stays on.
-		if val&^(cpu.EFERSCE|cpu.EFERLME|cpu.EFERLMA|cpu.EFERNXE) != 0 || val&cpu.EFERLME == 0 {
-			return false
-		}
-		s.EFER = val | cpu.EFERLMA
-		return v.SetSRegs(s) == nil
-	case cpu.MSRFSBase, cpu.MSRGSBase:
-		if !canonical(val) {
-			return false
-		}
-		if idx == cpu.MSRFSBase {
-			s.FS.Base = val
-		} else {
-			s.GS.Base = val
-		}
-		return v.SetSRegs(s) == nil
-	case cpu.MSRSTAR:
-		m.STAR = val
-	case cpu.MSRLSTAR, cpu.MSRCSTAR, cpu.MSRKernelGSBase, cpu.MSRSysenterESP, cpu.MSRSysenterEIP:
-		if !canonical(val) {
-			return false
-		}
-		switch idx {
-		case cpu.MSRLSTAR:
-			m.LSTAR = val
-		case cpu.MSRCSTAR:
-			m.CSTAR = val
-		case cpu.MSRKernelGSBase:
-			m.KernelGSBase = val
-		case cpu.MSRSysenterESP:
-			m.SysenterESP = val
-		default:
-			m.SysenterEIP = val
-		}
-	case cpu.MSRSFMASK:
-		m.SFMASK = val & 0xffffffff
-	case cpu.MSRPAT:
-		for i := 0; i < 8; i++ {
-			switch (val >> (8 * i)) & 0xff {
-			case 0, 1, 4, 5, 6, 7:
-			default:
-				return false
-			}
-		}
-		m.PAT = val
-	case cpu.MSRTSCAux:
-		m.TSCAux = val & 0xffffffff
-	case cpu.MSRSysenterCS:
-		m.SysenterCS = val
-	default:
+	st := msrState(v)
+	if cpu.WriteMSR(&st, idx, val) != cpu.MSRWritten {
 		return false
 	}
-	v.SetMSRs(m)
+	if s := v.SRegs(); s.EFER != st.EFER || s.FS.Base != st.FSBase || s.GS.Base != st.GSBase {
+		s.EFER, s.FS.Base, s.GS.Base = st.EFER, st.FSBase, st.GSBase
+		if v.SetSRegs(s) != nil {
+			return false
+		}
+	}
+	if idx == cpu.MSRTSC {
+		v.SetTSC(st.TSC)
+	}
+	v.SetMSRs(st.MSRs)
 	return true
 }
 

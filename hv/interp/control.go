@@ -3,7 +3,7 @@ package interp
 import "github.com/pvisor/pvisor/hv/cpu"
 
 func (c *CPU) jumpTo(t uint64) {
-	if !canonical(t) {
+	if !cpu.Canonical(t) {
 		c.raise(cpu.ExcGP, 0)
 	}
 	c.rip = t
@@ -48,7 +48,7 @@ func init() {
 	}))
 	setG(&table1, 0xff, pNone, 2, fForce64, defOp("call Ev", true, func(c *CPU, in *Inst) {
 		t := c.readRM(in)
-		if !canonical(t) {
+		if !cpu.Canonical(t) {
 			c.raise(cpu.ExcGP, 0)
 		}
 		c.push64(c.rip)
@@ -59,7 +59,7 @@ func init() {
 	}))
 	set1(0xc3, fForce64, defOp("ret", true, func(c *CPU, in *Inst) {
 		t := c.read64(c.r[cpu.RSP])
-		if !canonical(t) {
+		if !cpu.Canonical(t) {
 			c.raise(cpu.ExcGP, 0)
 		}
 		c.r[cpu.RSP] += 8
@@ -67,7 +67,7 @@ func init() {
 	}))
 	set1(0xc2, fIw|fForce64, defOp("ret Iw", true, func(c *CPU, in *Inst) {
 		t := c.read64(c.r[cpu.RSP])
-		if !canonical(t) {
+		if !cpu.Canonical(t) {
 			c.raise(cpu.ExcGP, 0)
 		}
 		c.r[cpu.RSP] += 8 + in.imm
@@ -211,95 +211,4 @@ func opENTER(c *CPU, in *Inst) {
 	}
 	c.setReg(cpu.RBP, in.size, frame)
 	c.r[cpu.RSP] = rsp - alloc
-}
-
-func opIRET(c *CPU, in *Inst) {
-	if in.size != 8 {
-		c.internal("32-bit IRET in 64-bit mode is not supported")
-	}
-	sp := c.r[cpu.RSP]
-	rip := c.read64(sp)
-	cs := uint16(c.read64(sp + 8))
-	fl := c.read64(sp + 16)
-	rsp := c.read64(sp + 24)
-	ss := uint16(c.read64(sp + 32))
-	newCPL := uint8(cs & 3)
-	if newCPL < c.cpl {
-		c.raise(cpu.ExcGP, uint32(cs&^3))
-	}
-	code := c.loadCodeDescriptor(cs)
-	if uint8(code.DPL()) != newCPL {
-		c.raise(cpu.ExcGP, uint32(cs&^3))
-	}
-	if !canonical(rip) {
-		c.raise(cpu.ExcGP, 0)
-	}
-	oldCPL := c.cpl
-	c.writeFlags(fl, 8) // under the old CPL's rules
-	c.setCPL(newCPL)
-	if ss&^3 == 0 && newCPL != 3 {
-		c.sreg[segSS] = cpu.Segment{Selector: ss}
-	} else {
-		c.loadDataSegment(segSS, ss)
-	}
-	c.sreg[segCS] = code
-	c.r[cpu.RSP] = rsp
-	c.rip = rip
-	if newCPL > oldCPL {
-		c.nullDataSegmentsAbove(newCPL)
-	}
-}
-
-// nullDataSegmentsAbove nulls DS/ES whose DPL is below the new CPL, as a
-// return to an outer privilege level does. FS and GS bases (set by MSR)
-// are kept, as Linux relies on.
-func (c *CPU) nullDataSegmentsAbove(cpl uint8) {
-	for _, s := range []int{segDS, segES} {
-		if c.sreg[s].Selector&^3 != 0 && uint8(c.sreg[s].DPL()) < cpl && c.sreg[s].Attr&0xc != 0xc {
-			c.sreg[s] = cpu.Segment{}
-		}
-	}
-}
-
-func opRETF(c *CPU, in *Inst) {
-	size := in.size
-	if size == 2 {
-		c.internal("16-bit far return is not supported")
-	}
-	sp := c.r[cpu.RSP]
-	rip := c.readN(sp, size)
-	cs := uint16(c.readN(sp+uint64(size), size))
-	if uint8(cs&3) != c.cpl {
-		c.internal("far return to another privilege level is not supported")
-	}
-	code := c.loadCodeDescriptor(cs)
-	if !canonical(rip) {
-		c.raise(cpu.ExcGP, 0)
-	}
-	c.sreg[segCS] = code
-	c.r[cpu.RSP] = sp + 2*uint64(size) + in.imm
-	c.rip = rip
-}
-
-func opFarCallJmp(c *CPU, in *Inst) {
-	addr := c.ea(in)
-	size := in.size
-	if size == 2 {
-		c.internal("16-bit far pointer is not supported")
-	}
-	off := c.readN(addr, size)
-	sel := c.read16(addr + uint64(size))
-	if uint8(sel&3) > c.cpl {
-		c.internal("far call/jmp to another privilege level is not supported")
-	}
-	code := c.loadCodeDescriptor(sel)
-	code.Selector = sel&^3 | uint16(c.cpl)
-	if in.reg&7 == 3 { // call
-		c.checkWrite(c.r[cpu.RSP]-2*uint64(size), 2*uint64(size))
-		c.writeN(c.r[cpu.RSP]-uint64(size), size, uint64(c.sreg[segCS].Selector))
-		c.writeN(c.r[cpu.RSP]-2*uint64(size), size, c.rip)
-		c.r[cpu.RSP] -= 2 * uint64(size)
-	}
-	c.sreg[segCS] = code
-	c.rip = off
 }

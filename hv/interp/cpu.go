@@ -122,6 +122,7 @@ type CPU struct {
 	injExc     excInfo // exception injected by the hypervisor
 	excQueue   excInfo // exception raised by an instruction, to deliver
 	delivering int     // vector+1 while delivering (for #DF, triple fault)
+	deliverExc bool    // the event being delivered is an exception (not INT n or an interrupt)
 	deliverCPL uint8
 	deliverRIP uint64
 	halted     bool
@@ -131,6 +132,10 @@ type CPU struct {
 	exitPending bool
 	complete    completion
 	mmio        mmioLog
+	insReady    bool // insData holds the port data for the INS at insRIP
+	insRIP      uint64
+	insPort     uint16
+	insData     uint32
 
 	stats cpu.Stats
 	trace *bufio.Writer // non-nil: single-step and log state (trace.go)
@@ -143,6 +148,7 @@ type excInfo struct {
 	err    uint32
 	cr2    uint64
 	soft   bool // INT n / INT3 / INTO: privilege check on the gate, RIP after
+	irq    bool // an external interrupt
 }
 
 // completion is what Run must do with the hypervisor's answer first.
@@ -155,6 +161,7 @@ const (
 	compCPUID
 	compRDMSR
 	compHypercall
+	compINS
 )
 
 // Event bits of CPU.events.
@@ -164,6 +171,7 @@ const (
 	evInject = 1 << 2
 	evWindow = 1 << 3
 	evHalt   = 1 << 4
+	evCompat = 1 << 5 // CS is a compatibility-mode segment (far.go)
 )
 
 var errNoMem = errors.New("interp: Config.Mem is nil")
@@ -256,10 +264,12 @@ func (c *CPU) SRegs() cpu.SRegs {
 	return s
 }
 
-// SetSRegs implements cpu.VCPU. Only 64-bit mode with paging is accepted.
+// SetSRegs implements cpu.VCPU. Only long mode with paging is accepted; a
+// compatibility-mode CS (L=0) is, as after a far transfer to one, and the
+// next instruction raises #UD (far.go).
 func (c *CPU) SetSRegs(s cpu.SRegs) error {
-	if s.EFER&cpu.EFERLMA == 0 || s.CR0&cpu.CR0PG == 0 || s.CR4&cpu.CR4PAE == 0 || s.CS.Attr&cpu.SegAttrL == 0 {
-		return errors.New("interp: only 64-bit long mode (EFER.LMA, CR0.PG, CR4.PAE, CS.L) is supported")
+	if s.EFER&cpu.EFERLMA == 0 || s.CR0&cpu.CR0PG == 0 || s.CR4&cpu.CR4PAE == 0 {
+		return errors.New("interp: only long mode (EFER.LMA, CR0.PG, CR4.PAE) is supported")
 	}
 	c.sreg = [8]cpu.Segment{segES: s.ES, segCS: s.CS, segSS: s.SS, segDS: s.DS, segFS: s.FS, segGS: s.GS, segTR: s.TR, segLDT: s.LDT}
 	c.segBase[1], c.segBase[2] = s.FS.Base, s.GS.Base
@@ -268,6 +278,7 @@ func (c *CPU) SetSRegs(s cpu.SRegs) error {
 	c.dr = s.DR
 	c.setCPL(uint8(s.CS.Selector & 3))
 	c.flushTLB(true)
+	c.updateEvents()
 	return nil
 }
 
@@ -344,6 +355,9 @@ func (c *CPU) updateEvents() {
 	}
 	if c.halted {
 		e |= evHalt
+	}
+	if c.sreg[segCS].Attr&cpu.SegAttrL == 0 {
+		e |= evCompat
 	}
 	c.events = e
 }

@@ -198,14 +198,18 @@ prefixes:
 		case 0x65:
 			in.seg = 2
 		default:
+			if b&0xf0 == 0x40 {
+				// REX counts only immediately before the opcode: a
+				// later prefix (legacy or REX) cancels it.
+				rex = b
+				continue
+			}
 			break prefixes
 		}
 		rex = 0
 	}
-	if i < n && code[i]&0xf0 == 0x40 {
-		rex = code[i]
+	if rex != 0 {
 		in.flags |= iRex
-		i++
 	}
 	if i >= n {
 		return in, truncOr15(len(code))

@@ -277,12 +277,18 @@ func (g *dgen) modrm(c *dcase, s *ms) {
 	} else {
 		c.reg = -1
 	}
+	r := reg >= 8
+	emitRex := w || r || x || b || forceRex || (!low && !byteRegs && g.r.IntN(8) == 0)
+	// Sometimes a stray REX that is not immediately before the opcode
+	// (44 66 03 /r, 4F 48 0F C1 /r): the CPU ignores it.
+	if (len(s.pfx) > 0 || s.size == 2 || emitRex) && len(s.op)+s.imm+len(s.pfx) <= 4 && g.r.IntN(8) == 0 {
+		c.emit(0x40 | byte(g.r.IntN(16)))
+	}
 	c.emit(s.pfx...)
 	if s.size == 2 {
 		c.emit(0x66)
 	}
-	r := reg >= 8
-	if w || r || x || b || forceRex || (!low && !byteRegs && g.r.IntN(8) == 0) {
+	if emitRex {
 		rex := byte(0x40)
 		if w {
 			rex |= 8

@@ -28,9 +28,19 @@
 // Invariants:
 //   - r[16] is always zero; it is the "no base / no index" register of
 //     effective-address computation.
-//   - Only 64-bit mode is supported (EFER.LMA=1, CS.L=1); the loader enters
-//     the guest that way. Compatibility mode, real mode and protected mode
-//     are refused with ExitInternal.
+//   - Only 64-bit code runs (EFER.LMA=1, CS.L=1); the loader enters the
+//     guest that way. Far transfers (IRET, far RET, far JMP/CALL, SYSRET) of
+//     every operand size load a compatibility-mode (L=0) code segment as
+//     hardware does, with all its checks; the first instruction the vCPU
+//     would then execute raises #UD, as a CPU without compatibility mode
+//     would (the guest kernel sees the 32-bit CS in the frame; Linux sends
+//     SIGILL). This keeps every load architectural, including SYSRET's,
+//     which checks no descriptor and so could not refuse one. Leaving long
+//     mode (clearing CR0.PG or EFER.LME) raises #GP(0). No guest action
+//     ends in ExitInternal.
+//   - Control-register and MSR rules (reserved bits, the MSR set) are
+//     hv/cpu's (rules.go, msr.go), shared with hv/emul, so every mode
+//     applies the same ones.
 //
 // Concurrency: a CPU is driven by one goroutine; Kick may be called from any
 // goroutine. The code map of a Memory is shared by the vCPUs of a VM; for

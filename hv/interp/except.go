@@ -14,10 +14,16 @@ func contributory(v uint8) bool {
 
 // deliver delivers an exception or interrupt through the 64-bit IDT. A
 // fault during delivery unwinds to recovered, which turns it into #DF or a
-// triple fault.
+// triple fault where the first event was an exception (deliverExc); after
+// a software or external interrupt it is delivered as it is.
+//
+// Error codes of faults found here carry the EXT bit (bit 0) for events
+// external to the program (exceptions, interrupts, INT1) and not for INT n
+// and INT3, whose gate DPL check (the only one) raises #GP(vector<<3|2).
 func (c *CPU) deliver(e excInfo) {
 	c.commitFlags()
 	c.delivering = int(e.vector) + 1
+	c.deliverExc = !e.soft && !e.irq
 	c.deliverCPL = c.cpl
 	c.deliverRIP = c.rip
 	if e.soft {
@@ -25,8 +31,12 @@ func (c *CPU) deliver(e excInfo) {
 		c.deliverRIP = c.instStart
 	}
 	c.instStart = c.rip
+	ext := uint32(1)
+	if e.soft {
+		ext = 0
+	}
 	vec := uint64(e.vector)
-	idtErr := uint32(vec*8 + 2)
+	idtErr := uint32(vec*8+2) | ext
 	if vec*16+15 > uint64(c.idt.Limit) {
 		c.raise(cpu.ExcGP, idtErr)
 	}
@@ -46,22 +56,39 @@ func (c *CPU) deliver(e excInfo) {
 	sel := uint16(lo >> 16)
 	target := lo&0xffff | (lo>>48&0xffff)<<16 | (hi&0xffffffff)<<32
 	ist := (lo >> 32) & 7
-	cs := c.loadCodeDescriptor(sel)
+	if sel&^3 == 0 {
+		c.raise(cpu.ExcGP, ext)
+	}
+	clo, caddr := c.descriptor(sel, ext)
+	cs := segFromDesc(sel, clo)
+	ce := uint32(sel&^3) | ext
 	newCPL := uint8(cs.DPL())
-	if newCPL > c.cpl {
-		c.raise(cpu.ExcGP, uint32(sel&^3))
+	if !isCode(cs) || newCPL > c.cpl {
+		c.raise(cpu.ExcGP, ce)
+	}
+	if cs.Attr&cpu.SegAttrP == 0 {
+		c.raise(cpu.ExcNP, ce)
+	}
+	if !longCode(cs) {
+		c.raise(cpu.ExcGP, ce)
+	}
+	if conforming(cs) {
+		newCPL = c.cpl
+	}
+	if !cpu.Canonical(target) {
+		c.raise(cpu.ExcGP, ext)
 	}
 	oldCPL := c.cpl
 	rsp := c.r[cpu.RSP]
 	switch {
 	case ist != 0:
-		rsp = c.tssRead64(36 + (ist-1)*8)
+		rsp = c.tssRead64(36+(ist-1)*8, ext)
 	case newCPL < oldCPL:
-		rsp = c.tssRead64(4 + uint64(newCPL)*8)
+		rsp = c.tssRead64(4+uint64(newCPL)*8, ext)
 	}
 	rsp &^= 0xf
-	if !canonical(rsp) {
-		c.raise(cpu.ExcSS, 0)
+	if !cpu.Canonical(rsp) {
+		c.raise(cpu.ExcSS, ext)
 	}
 	frame := [6]uint64{c.rip, uint64(c.sreg[segCS].Selector), c.flags, c.r[cpu.RSP], uint64(c.sreg[segSS].Selector)}
 	nf := 5
@@ -78,6 +105,7 @@ func (c *CPU) deliver(e excInfo) {
 	}
 	// Commit.
 	c.r[cpu.RSP] = sp
+	c.markAccessed(&cs, caddr)
 	cs.Selector = sel&^3 | uint16(newCPL)
 	c.sreg[segCS] = cs
 	if newCPL != oldCPL {
@@ -105,26 +133,37 @@ func (c *CPU) sysRead64(va uint64) uint64 {
 	return c.read64(va)
 }
 
-func (c *CPU) tssRead64(off uint64) uint64 {
+// tssRead64 reads the TSS at off; beyond its limit it raises #TS with the
+// TSS selector and ext (the EXT bit).
+func (c *CPU) tssRead64(off uint64, ext uint32) uint64 {
 	tr := &c.sreg[segTR]
 	if off+7 > uint64(tr.Limit) {
-		c.raise(cpu.ExcTS, uint32(tr.Selector&^3))
+		c.raise(cpu.ExcTS, uint32(tr.Selector&^3)|ext)
 	}
 	return c.sysRead64(tr.Base + off)
 }
 
 // descriptor reads the 8-byte descriptor of selector sel from the GDT or
-// LDT, raising #GP(sel) when it is outside the table.
-func (c *CPU) descriptor(sel uint16) (lo uint64, addr uint64) {
+// LDT, raising #GP(sel|ext) when it is outside the table.
+func (c *CPU) descriptor(sel uint16, ext uint32) (lo uint64, addr uint64) {
 	idx := uint64(sel &^ 7)
 	base, limit := c.gdt.Base, uint64(c.gdt.Limit)
 	if sel&4 != 0 {
 		base, limit = c.sreg[segLDT].Base, uint64(c.sreg[segLDT].Limit)
 	}
 	if idx+7 > limit {
-		c.raise(cpu.ExcGP, uint32(sel&^3))
+		c.raise(cpu.ExcGP, uint32(sel&^3)|ext)
 	}
 	return c.sysRead64(base + idx), base + idx
+}
+
+// markAccessed sets the Accessed bit of segment s, loaded from the
+// descriptor at addr, in the descriptor as loading a segment register does.
+func (c *CPU) markAccessed(s *cpu.Segment, addr uint64) {
+	if s.Attr&cpu.SegAttrAccessed == 0 {
+		s.Attr |= cpu.SegAttrAccessed
+		c.sysWrite8(addr+5, uint8(s.Attr))
+	}
 }
 
 // segFromDesc converts a code/data descriptor to a Segment.
@@ -136,25 +175,6 @@ func segFromDesc(sel uint16, lo uint64) cpu.Segment {
 		limit = limit<<12 | 0xfff
 	}
 	return cpu.Segment{Selector: sel, Base: base, Limit: limit, Attr: attr}
-}
-
-// loadCodeDescriptor reads a 64-bit code segment descriptor.
-func (c *CPU) loadCodeDescriptor(sel uint16) cpu.Segment {
-	if sel&^3 == 0 {
-		c.raise(cpu.ExcGP, 0)
-	}
-	lo, _ := c.descriptor(sel)
-	s := segFromDesc(sel, lo)
-	if s.Attr&cpu.SegAttrS == 0 || s.Attr&0x8 == 0 {
-		c.raise(cpu.ExcGP, uint32(sel&^3))
-	}
-	if s.Attr&cpu.SegAttrP == 0 {
-		c.raise(cpu.ExcNP, uint32(sel&^3))
-	}
-	if s.Attr&cpu.SegAttrL == 0 {
-		c.internal("compatibility-mode code segment %#x is not supported", sel)
-	}
-	return s
 }
 
 // loadDataSegment loads a data segment register (DS, ES, SS, FS, GS) with
@@ -172,7 +192,7 @@ func (c *CPU) loadDataSegment(which int, sel uint16) {
 		}
 		return
 	}
-	lo, addr := c.descriptor(sel)
+	lo, addr := c.descriptor(sel, 0)
 	s := segFromDesc(sel, lo)
 	if s.Attr&cpu.SegAttrS == 0 || (s.Attr&0x8 != 0 && s.Attr&0x2 == 0) {
 		c.raise(cpu.ExcGP, uint32(sel&^3))
@@ -187,10 +207,7 @@ func (c *CPU) loadDataSegment(which int, sel uint16) {
 	} else if s.Attr&cpu.SegAttrP == 0 {
 		c.raise(cpu.ExcNP, uint32(sel&^3))
 	}
-	if s.Attr&cpu.SegAttrAccessed == 0 {
-		s.Attr |= cpu.SegAttrAccessed
-		c.sysWrite8(addr+5, uint8(s.Attr))
-	}
+	c.markAccessed(&s, addr)
 	c.sreg[which] = s
 	if which == segFS {
 		c.segBase[1] = s.Base

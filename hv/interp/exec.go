@@ -65,6 +65,9 @@ func (c *CPU) finishExit() {
 		c.r[cpu.RDX] = c.exit.MSR.Value >> 32
 	case compHypercall:
 		c.r[cpu.RAX] = c.exit.Hypercall.Ret
+	case compINS:
+		// The INS runs again from its start with the data supplied.
+		c.insReady, c.insRIP, c.insPort, c.insData = true, c.exit.RIP, c.exit.IO.Port, c.exit.IO.Data
 	}
 	c.complete = compNone
 }
@@ -158,15 +161,15 @@ func (c *CPU) recovered(r any) bool {
 			c.delivering = 0
 			c.setCPL(c.deliverCPL)
 			c.rip = c.deliverRIP
-			if first == cpu.ExcDF {
+			if c.deliverExc && first == cpu.ExcDF {
 				c.exit.Reason = cpu.ExitTripleFault
 				c.exit.RIP = c.rip
 				c.exit.Fault.Vector, c.exit.Fault.Error, c.exit.Fault.Addr = e.vector, e.err, e.cr2
 				c.exit.Message = fmt.Sprintf("triple fault: vector %d (error %#x) while delivering #DF", e.vector, e.err)
 				return true
 			}
-			if contributory(e.vector) && (contributory(first) || first == cpu.ExcPF) ||
-				e.vector == cpu.ExcPF && first == cpu.ExcPF {
+			if c.deliverExc && (contributory(e.vector) && (contributory(first) || first == cpu.ExcPF) ||
+				e.vector == cpu.ExcPF && first == cpu.ExcPF) {
 				e = excInfo{valid: true, vector: cpu.ExcDF, hasErr: true}
 			}
 		} else {
@@ -234,7 +237,7 @@ func (c *CPU) handleEvents() bool {
 		c.halted = false
 		c.updateEvents()
 		c.stats.Interrupts++
-		c.deliver(excInfo{valid: true, vector: v})
+		c.deliver(excInfo{valid: true, vector: v, irq: true})
 		return false
 	}
 	if c.wantWindow && ifOn {
@@ -242,6 +245,7 @@ func (c *CPU) handleEvents() bool {
 		c.exit.RIP = c.rip
 		return true
 	}
+	c.compatFetch()
 	c.updateEvents()
 	return false
 }

@@ -258,13 +258,35 @@ func TestExitTableIO(t *testing.T) {
 			t.Errorf("OUTSB sent %q, RCX %d RSI %#x", got, m.reg(cpu.RCX), m.reg(cpu.RSI))
 		}
 	})
-	t.Run("ins-unsupported", func(t *testing.T) {
-		// INS is not implemented: an internal exit at the instruction.
-		m, p := newAsmMachine(t, cpu.ModeHWAssist, "f: insb\nn: hlt")
+	t.Run("rep-insb", func(t *testing.T) {
+		// Each element exits for the port read at the instruction; the
+		// data lands at ES:RDI when the vCPU runs again.
+		m, p := newAsmMachine(t, cpu.ModeHWAssist, "f: rep insb\nn: hlt")
 		m.setReg(cpu.RDI, tmData)
+		m.setReg(cpu.RCX, 3)
+		m.setReg(cpu.RDX, 0x3f8)
+		for i := 0; i < 3; i++ {
+			e := m.runExit(10)
+			if e.Reason != cpu.ExitIO || e.IO.Port != 0x3f8 || !e.IO.In || e.IO.Size != 1 || e.RIP != p.addr(t, "f") {
+				t.Fatalf("exit %d: %v port %#x in %v at %#x", i, e.Reason, e.IO.Port, e.IO.In, e.RIP)
+			}
+			e.IO.Data = uint32('x' + i)
+		}
+		m.runToHLT(10)
+		if got := string(m.ram[tmData : tmData+4]); got != "xyz\x00" || m.reg(cpu.RCX) != 0 || m.reg(cpu.RDI) != tmData+3 {
+			t.Errorf("INSB stored %q, RCX %d RDI %#x", got, m.reg(cpu.RCX), m.reg(cpu.RDI))
+		}
+	})
+	t.Run("insd-fault-before-read", func(t *testing.T) {
+		// A destination that faults raises #PF before the port is read.
+		m, p := newAsmMachine(t, cpu.ModeHWAssist, "f: insd\nn: hlt")
+		m.setReg(cpu.RDI, 0x40000000) // beyond the 1 GiB map
 		e := m.runExit(10)
-		if e.Reason != cpu.ExitInternal || e.RIP != p.addr(t, "f") {
-			t.Errorf("exit %v at %#x", e.Reason, e.RIP)
+		if e.Reason != cpu.ExitHLT || m.vector() != cpu.ExcPF {
+			t.Fatalf("exit %v vector %d, want #PF without a port read", e.Reason, m.vector())
+		}
+		if f := m.frame(2); f[1] != p.addr(t, "f") {
+			t.Errorf("#PF at %#x, want %#x", f[1], p.addr(t, "f"))
 		}
 	})
 }

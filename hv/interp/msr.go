@@ -2,109 +2,44 @@ package interp
 
 import "github.com/pvisor/pvisor/hv/cpu"
 
-// MSRs the engine implements itself. Anything else is the hypervisor's:
-// in modes where MSRs exit it decides; where they execute, it is #GP.
+// RDMSR and WRMSR follow cpu.ReadMSR and cpu.WriteMSR, the one MSR model.
+// Anything else is the hypervisor's: in modes where MSRs exit it decides;
+// where they execute, it is #GP.
+
+// msrState gathers the state the MSR model covers.
+func (c *CPU) msrState() cpu.MSRState {
+	return cpu.MSRState{EFER: c.efer, FSBase: c.segBase[1], GSBase: c.segBase[2], TSC: c.tscNow(), MSRs: c.msr}
+}
 
 // rdmsr returns the value of a known MSR.
 func (c *CPU) rdmsr(idx uint32) (uint64, bool) {
-	switch idx {
-	case cpu.MSREFER:
-		return c.efer, true
-	case cpu.MSRSTAR:
-		return c.msr.STAR, true
-	case cpu.MSRLSTAR:
-		return c.msr.LSTAR, true
-	case cpu.MSRCSTAR:
-		return c.msr.CSTAR, true
-	case cpu.MSRSFMASK:
-		return c.msr.SFMASK, true
-	case cpu.MSRFSBase:
-		return c.segBase[1], true
-	case cpu.MSRGSBase:
-		return c.segBase[2], true
-	case cpu.MSRKernelGSBase:
-		return c.msr.KernelGSBase, true
-	case cpu.MSRTSC:
-		return c.tscNow(), true
-	case cpu.MSRPAT:
-		return c.msr.PAT, true
-	case cpu.MSRSysenterCS:
-		return c.msr.SysenterCS, true
-	case cpu.MSRSysenterESP:
-		return c.msr.SysenterESP, true
-	case cpu.MSRSysenterEIP:
-		return c.msr.SysenterEIP, true
-	case cpu.MSRTSCAux:
-		return c.msr.TSCAux, true
-	}
-	return 0, false
+	s := c.msrState()
+	return cpu.ReadMSR(&s, idx)
 }
 
 // wrmsr writes a known MSR; ok is false for an unknown MSR, and a value
 // the MSR refuses raises #GP.
 func (c *CPU) wrmsr(idx uint32, v uint64) bool {
-	canon := func() {
-		if !canonical(v) {
-			c.raise(cpu.ExcGP, 0)
-		}
-	}
-	switch idx {
-	case cpu.MSREFER:
-		const allowed = cpu.EFERSCE | cpu.EFERLME | cpu.EFERLMA | cpu.EFERNXE
-		if v&^allowed != 0 {
-			c.raise(cpu.ExcGP, 0)
-		}
-		if v&cpu.EFERLME == 0 {
-			c.internal("clearing EFER.LME (leaving long mode) is not supported")
-		}
-		if (v^c.efer)&cpu.EFERNXE != 0 {
-			c.flushTLB(true)
-		}
-		c.efer = v | cpu.EFERLMA
-	case cpu.MSRSTAR:
-		c.msr.STAR = v
-	case cpu.MSRLSTAR:
-		canon()
-		c.msr.LSTAR = v
-	case cpu.MSRCSTAR:
-		canon()
-		c.msr.CSTAR = v
-	case cpu.MSRSFMASK:
-		c.msr.SFMASK = v & 0xffffffff
-	case cpu.MSRFSBase:
-		canon()
-		c.segBase[1] = v
-	case cpu.MSRGSBase:
-		canon()
-		c.segBase[2] = v
-	case cpu.MSRKernelGSBase:
-		canon()
-		c.msr.KernelGSBase = v
-	case cpu.MSRTSC:
-		c.tsc = v - (c.tscNow() - c.tsc)
-	case cpu.MSRPAT:
-		for i := 0; i < 8; i++ {
-			switch (v >> (8 * i)) & 0xff {
-			case 0, 1, 4, 5, 6, 7:
-			default:
-				c.raise(cpu.ExcGP, 0)
-			}
-		}
-		c.msr.PAT = v
-	case cpu.MSRSysenterCS:
-		c.msr.SysenterCS = v
-	case cpu.MSRSysenterESP:
-		canon()
-		c.msr.SysenterESP = v
-	case cpu.MSRSysenterEIP:
-		canon()
-		c.msr.SysenterEIP = v
-	case cpu.MSRTSCAux:
-		c.msr.TSCAux = v & 0xffffffff
-	default:
+	s := c.msrState()
+	switch cpu.WriteMSR(&s, idx, v) {
+	case cpu.MSRUnknown:
 		return false
+	case cpu.MSRRefused:
+		c.raise(cpu.ExcGP, 0)
 	}
+	c.setMSRState(idx, &s)
 	return true
+}
+
+// setMSRState commits the state of a written MSR model back to the vCPU.
+func (c *CPU) setMSRState(idx uint32, s *cpu.MSRState) {
+	if (s.EFER^c.efer)&cpu.EFERNXE != 0 {
+		c.flushTLB(true)
+	}
+	if idx == cpu.MSRTSC {
+		c.SetTSC(s.TSC)
+	}
+	c.efer, c.segBase[1], c.segBase[2], c.msr = s.EFER, s.FSBase, s.GSBase, s.MSRs
 }
 
 func opRDMSR(c *CPU, in *Inst) {

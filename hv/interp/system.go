@@ -51,6 +51,9 @@ func (c *CPU) tscNow() uint64 {
 // TSC returns the vCPU's current TSC value.
 func (c *CPU) TSC() uint64 { return c.tscNow() }
 
+// SetTSC implements cpu.VCPU.
+func (c *CPU) SetTSC(v uint64) { c.tsc = v - (c.tscNow() - c.tsc) }
+
 func init() {
 	set1(0xf4, 0, defOp("hlt", true, func(c *CPU, in *Inst) {
 		c.needCPL0()
@@ -308,7 +311,7 @@ func (c *CPU) loadDT(in *Inst, t *cpu.DTable) {
 	a := c.ea(in)
 	limit := c.read16(a)
 	base := c.read64(a + 2)
-	if !canonical(base) {
+	if !cpu.Canonical(base) {
 		c.raise(cpu.ExcGP, 0)
 	}
 	t.Limit, t.Base = limit, base
@@ -402,14 +405,6 @@ func opMovFromCR(c *CPU, in *Inst) {
 	c.r[in.rm] = v
 }
 
-// Bits a guest may set in CR0 and CR4 on this vCPU.
-const (
-	cr0Valid = cpu.CR0PE | cpu.CR0MP | cpu.CR0EM | cpu.CR0TS | cpu.CR0ET | cpu.CR0NE |
-		cpu.CR0WP | cpu.CR0AM | cpu.CR0NW | cpu.CR0CD | cpu.CR0PG
-	cr4Valid = cpu.CR4VME | cpu.CR4PVI | cpu.CR4TSD | cpu.CR4DE | cpu.CR4PSE | cpu.CR4PAE |
-		cpu.CR4MCE | cpu.CR4PGE | cpu.CR4PCE | cpu.CR4OSFXSR | cpu.CR4OSXMMEXCPT | cpu.CR4UMIP
-)
-
 func opMovToCR(c *CPU, in *Inst) {
 	c.needCPL0()
 	v := c.r[in.rm]
@@ -428,26 +423,25 @@ func opMovToCR(c *CPU, in *Inst) {
 	if c.sensitive(cl) {
 		return
 	}
+	// The checks are cpu's, shared with hv/emul (trap mode).
+	var ok bool
 	switch in.reg {
 	case 0:
-		if v>>32 != 0 || v&^cr0Valid != 0 {
+		if v, ok = cpu.CR0Write(v); !ok {
 			c.raise(cpu.ExcGP, 0)
-		}
-		if v&cpu.CR0PG == 0 || v&cpu.CR0PE == 0 {
-			c.internal("leaving long mode (CR0 %#x) is not supported", v)
 		}
 		if (v^c.cr0)&cpu.CR0WP != 0 {
 			c.flushTLB(true)
 		}
-		c.cr0 = v | cpu.CR0ET
+		c.cr0 = v
 	case 3:
-		c.cr3 = v &^ (1 << 63) // bit 63 is the PCID no-flush hint; PCIDs are not advertised
-		c.flushTLB(false)
-	case 4:
-		if v&^cr4Valid != 0 {
+		if v, ok = cpu.CR3Write(v); !ok {
 			c.raise(cpu.ExcGP, 0)
 		}
-		if v&cpu.CR4PAE == 0 {
+		c.cr3 = v
+		c.flushTLB(false)
+	case 4:
+		if v, ok = cpu.CR4Write(v); !ok {
 			c.raise(cpu.ExcGP, 0)
 		}
 		if (v^c.cr4)&(cpu.CR4PGE|cpu.CR4PSE|cpu.CR4PAE) != 0 {
@@ -455,7 +449,7 @@ func opMovToCR(c *CPU, in *Inst) {
 		}
 		c.cr4 = v
 	case 8:
-		if v>>4 != 0 {
+		if v, ok = cpu.CR8Write(v); !ok {
 			c.raise(cpu.ExcGP, 0)
 		}
 		c.cr8 = v
@@ -501,19 +495,27 @@ func opSYSRET(c *CPU, in *Inst) {
 	if c.cpl != 0 {
 		c.raise(cpu.ExcGP, 0)
 	}
-	if in.size != 8 {
-		c.internal("SYSRET to compatibility mode is not supported")
-	}
-	if !canonical(c.r[cpu.RCX]) {
-		c.raise(cpu.ExcGP, 0)
-	}
 	sel := uint16(c.msr.STAR >> 48 & 0xffff)
-	c.sreg[segCS] = cpu.Segment{Selector: (sel + 16) | 3, Limit: 0xffffffff,
-		Attr: 0xb | cpu.SegAttrS | cpu.SegAttrP | cpu.SegAttrL | cpu.SegAttrG | 3<<5}
-	c.sreg[segSS] = cpu.Segment{Selector: (sel + 8) | 3, Limit: 0xffffffff,
+	ss := cpu.Segment{Selector: (sel + 8) | 3, Limit: 0xffffffff,
 		Attr: 0x3 | cpu.SegAttrS | cpu.SegAttrP | cpu.SegAttrDB | cpu.SegAttrG | 3<<5}
+	rip := c.r[cpu.RCX]
+	if in.size == 8 {
+		if !cpu.Canonical(rip) {
+			c.raise(cpu.ExcGP, 0)
+		}
+		c.sreg[segCS] = cpu.Segment{Selector: (sel + 16) | 3, Limit: 0xffffffff,
+			Attr: 0xb | cpu.SegAttrS | cpu.SegAttrP | cpu.SegAttrL | cpu.SegAttrG | 3<<5}
+	} else {
+		// SYSRET without REX.W returns to compatibility mode (CS from
+		// STAR[63:48], D=1) at ECX; its first instruction raises #UD
+		// (far.go).
+		rip &= 0xffffffff
+		c.sreg[segCS] = cpu.Segment{Selector: sel | 3, Limit: 0xffffffff,
+			Attr: 0xb | cpu.SegAttrS | cpu.SegAttrP | cpu.SegAttrDB | cpu.SegAttrG | 3<<5}
+	}
+	c.sreg[segSS] = ss
 	c.setFlagsAll(c.r[cpu.R11]&0x3c7fd7 | cpu.FlagsFixed)
-	c.rip = c.r[cpu.RCX]
+	c.rip = rip
 	c.setCPL(3)
 	c.updateEvents()
 }
@@ -550,7 +552,10 @@ func opIO(c *CPU, in *Inst) {
 }
 
 // opIOString does one element of INS/OUTS per exit; with REP the
-// instruction re-runs until RCX is zero.
+// instruction re-runs until RCX is zero. INS exits for the port read with
+// RIP at the instruction, which runs again with the data (insData) and
+// stores it; the destination is checked for a fault before the port is
+// read.
 func opIOString(c *CPU, in *Inst) {
 	c.ioAllowed()
 	if c.sensitive(cpu.ClassIO) {
@@ -565,19 +570,41 @@ func opIOString(c *CPU, in *Inst) {
 		return
 	}
 	step := c.strStep(size)
-	c.exit.IO.Port, c.exit.IO.Size = uint16(c.r[cpu.RDX]), size
-	if in.ext&0x02 == 0 { // INS: the data arrives on the next Run
-		c.internal("INS is not supported")
+	port := uint16(c.r[cpu.RDX])
+	if in.ext&0x02 == 0 { // INS: ES:RDI (no segment override)
+		dst := c.strAddr(in, cpu.RDI)
+		if !c.insReady || c.insRIP != c.instStart || c.insPort != port {
+			c.checkWrite(dst, uint64(size))
+			c.exit.IO.Port, c.exit.IO.Size = port, size
+			c.exit.IO.In, c.exit.IO.Data = true, 0
+			c.rip = c.instStart
+			c.pc-- // it retires when it runs again with the data
+			c.setExit(cpu.ExitIO, compINS)
+			return
+		}
+		c.insReady = false
+		c.writeN(dst, size, uint64(c.insData))
+		c.strAdvance(in, cpu.RDI, step)
+		c.repStep(in, rep)
+		return
 	}
 	v := c.readN(c.strAddr(in, cpu.RSI)+c.segBase[in.seg], size)
+	c.exit.IO.Port, c.exit.IO.Size = port, size
 	c.exit.IO.In, c.exit.IO.Data = false, uint32(v)
 	c.strAdvance(in, cpu.RSI, step)
-	if rep {
-		n := c.strCount(in) - 1
-		c.strSetCount(in, n)
-		if n != 0 {
-			c.rip = c.instStart
-		}
-	}
+	c.repStep(in, rep)
 	c.setExit(cpu.ExitIO, compNone)
+}
+
+// repStep counts one element of a REP INS/OUTS and makes the instruction
+// run again while RCX is not zero.
+func (c *CPU) repStep(in *Inst, rep bool) {
+	if !rep {
+		return
+	}
+	n := c.strCount(in) - 1
+	c.strSetCount(in, n)
+	if n != 0 {
+		c.rip = c.instStart
+	}
 }

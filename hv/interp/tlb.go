@@ -105,11 +105,6 @@ func (c *CPU) globalHit(va uint64, need uint8) *tlbEntry {
 	return t
 }
 
-// canonical reports whether va is a canonical 48-bit address.
-func canonical(va uint64) bool {
-	return uint64(int64(va<<16)>>16) == va
-}
-
 func (c *CPU) physRead64(pa uint64) (uint64, bool) {
 	if !c.backed(pa, 8) {
 		return 0, false
@@ -145,7 +140,7 @@ func (c *CPU) noteWrite(pa uint64) {
 func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 	c.stats.TLBMisses++
 	user := c.cpl == 3
-	if !canonical(va) {
+	if !cpu.Canonical(va) {
 		c.raise(cpu.ExcGP, 0)
 	}
 	nxe := c.efer&cpu.EFERNXE != 0

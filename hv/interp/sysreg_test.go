@@ -1,0 +1,105 @@
+package interp
+
+import (
+	"testing"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/emul"
+)
+
+// emulBus is the test machine as hv/emul reaches it: no devices, RAM.
+type emulBus struct{ m *testMachine }
+
+func (emulBus) In(port uint16, size int) uint32     { return 0xffffffff }
+func (emulBus) Out(port uint16, size int, v uint32) {}
+
+func (b emulBus) Slice(gpa, n uint64) ([]byte, bool) {
+	if gpa+n < gpa || gpa+n > uint64(len(b.m.ram)) {
+		return nil, false
+	}
+	return b.m.ram[gpa : gpa+n], true
+}
+
+func (b emulBus) Invalidate(gpa, n uint64) { b.m.mem.Invalidate(gpa, n) }
+
+// runEmulated runs to a HLT as the hypervisor would in the machine's mode:
+// privileged instructions go to hv/emul. It returns the vector of the HLT
+// handler reached, or -1 for a HLT outside the handlers.
+func runEmulated(t *testing.T, m *testMachine) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		e := m.runExit(200)
+		switch e.Reason {
+		case cpu.ExitHLT:
+			return m.vector()
+		case cpu.ExitPrivileged:
+			if e.InstLen == 1 && e.Inst[0] == 0xf4 {
+				m.cpu.rip++
+				return m.vector()
+			}
+			if _, _, err := emul.Emulate(m.cpu, e.Inst[:e.InstLen], emulBus{m}, emulBus{m}); err != nil {
+				t.Fatalf("emulator: %v", err)
+			}
+		default:
+			t.Fatalf("exit %v at %#x: %s", e.Reason, e.RIP, e.Message)
+		}
+	}
+	t.Fatal("no HLT reached")
+	return 0
+}
+
+// TestSystemRegisterRules: MOV to CR0/CR3/CR4/CR8 and WRMSR follow the same
+// rules (hv/cpu) in every mode: executed by the engine, exited to the
+// hypervisor after the engine checked them (hwassist), or emulated by
+// hv/emul (pv, trap).
+func TestSystemRegisterRules(t *testing.T) {
+	const wrmsr = "mov rax, rdx\n shr rdx, 32\nf: wrmsr\n hlt"
+	cases := []struct {
+		name string
+		src  string // "f" labels the instruction that may fault
+		gp   bool
+		rax  uint64 // checked when !gp and non-zero
+	}{
+		{"cr0-bit32", "mov rax, cr0\n bts rax, 32\nf: mov cr0, rax\n hlt", true, 0},
+		{"cr0-reserved-bit6", "mov rax, cr0\n or rax, 0x40\nf: mov cr0, rax\n hlt", true, 0},
+		{"cr0-clear-pg", "mov rax, cr0\n btr rax, 31\nf: mov cr0, rax\n hlt", true, 0},
+		{"cr0-nw-without-cd", "mov rax, cr0\n bts rax, 29\nf: mov cr0, rax\n hlt", true, 0},
+		{"cr0-ts", "mov rax, cr0\n or rax, 8\nf: mov cr0, rax\n mov rax, cr0\n and rax, 8\n hlt", false, 8},
+		{"cr4-umip-not-advertised", "mov rax, cr4\n bts rax, 11\nf: mov cr4, rax\n hlt", true, 0},
+		{"cr4-smep-not-advertised", "mov rax, cr4\n bts rax, 20\nf: mov cr4, rax\n hlt", true, 0},
+		{"cr4-bit63", "mov rax, cr4\n bts rax, 63\nf: mov cr4, rax\n hlt", true, 0},
+		{"cr4-pge", "mov rax, cr4\n or rax, 0x80\nf: mov cr4, rax\n mov rax, cr4\n and rax, 0x80\n hlt", false, 0x80},
+		{"cr3-above-maxphyaddr", "mov rax, cr3\n bts rax, 40\nf: mov cr3, rax\n hlt", true, 0},
+		{"cr3-bit63-hint", "mov rax, cr3\n bts rax, 63\nf: mov cr3, rax\n mov rax, cr3\n hlt", false, tmPML4},
+		{"cr8-reserved", "mov eax, 0x10\nf: mov cr8, rax\n hlt", true, 0},
+		{"cr8", "mov eax, 0xf\nf: mov cr8, rax\n mov rax, cr8\n hlt", false, 0xf},
+		{"efer-clear-lme", "mov ecx, 0xc0000080\n rdmsr\n btr eax, 8\nf: wrmsr\n hlt", true, 0},
+		{"efer-reserved", "mov ecx, 0xc0000080\n rdmsr\n bts eax, 14\nf: wrmsr\n hlt", true, 0},
+		{"lstar-noncanonical", "mov ecx, 0xc0000082\n mov rdx, 0x800000000000\n" + wrmsr, true, 0},
+		{"pat-invalid", "mov ecx, 0x277\n mov rdx, 0x0007040600070402\n" + wrmsr, true, 0},
+		{"tsc-write", "mov ecx, 0x10\n mov rdx, 0x100000000000\n" + wrmsr[:len(wrmsr)-4] + "\n rdmsr\n shl rdx, 32\n or rax, rdx\n shr rax, 40\n hlt", false, 0x10},
+	}
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap, cpu.ModeHWAssist} {
+		for _, tc := range cases {
+			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
+				m, p := newAsmMachine(t, mode, tc.src)
+				v := runEmulated(t, m)
+				if tc.gp {
+					if v != cpu.ExcGP {
+						t.Fatalf("vector %d, want #GP", v)
+					}
+					if f := m.frame(2); f[0] != 0 || f[1] != p.addr(t, "f") {
+						t.Errorf("#GP(%#x) at %#x, want #GP(0) at %#x", f[0], f[1], p.addr(t, "f"))
+					}
+					return
+				}
+				if v != -1 {
+					t.Fatalf("vector %d at %#x, want no fault", v, m.cpu.rip)
+				}
+				if tc.rax != 0 && m.reg(cpu.RAX) != tc.rax {
+					t.Errorf("RAX %#x, want %#x", m.reg(cpu.RAX), tc.rax)
+				}
+			})
+		}
+	}
+}
