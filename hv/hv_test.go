@@ -85,14 +85,14 @@ func TestLoaderRefusesBadImages(t *testing.T) {
 		mem  uint64
 		want string
 	}{
-		"not elf":   {[]byte("MZ this is not an ELF"), 16 << 20, "not an ELF"},
-		"truncated": {good[:100], 16 << 20, "not an ELF"},
+		"not elf":   {[]byte("MZ this is not an ELF"), 16 << 20, "neither an ELF file nor a bzImage"},
+		"truncated": {good[:100], 16 << 20, "it is truncated"},
 		"too small": {good, 1 << 20, "too little"},
 		"low segment": {func() []byte {
 			b := append([]byte(nil), good...)
 			binary.LittleEndian.PutUint64(b[64+24:], 0x1000) // p_paddr below 1 MiB
 			return b
-		}(), 16 << 20, "outside"},
+		}(), 16 << 20, "below 1 MiB"},
 	} {
 		_, err := New(Config{Kernel: tc.img, MemBytes: tc.mem, Budget: budget})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/interp"
+	"github.com/pvisor/pvisor/hv/loader"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -76,10 +77,11 @@ type VM struct {
 	svm   *sched.VM
 	start time.Time
 
-	layout   bootLayout
-	linux    bool // booted through the Linux boot protocol
-	measured hypercall.MeasuredBoot
-	memmap   []hypercall.MemmapEntry
+	kind      loader.Kind // how the kernel booted
+	bootRegs  cpu.Regs    // the vCPU's entry state, from the boot plan
+	bootSRegs cpu.SRegs
+	measured  hypercall.MeasuredBoot
+	memmap    []hypercall.MemmapEntry
 
 	ev events
 	in consoleIn
@@ -119,8 +121,8 @@ func New(cfg Config) (*VM, error) {
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
 	}
-	if cfg.MemBytes < minMem {
-		return nil, fmt.Errorf("hv: %d MiB of memory is too little: at least %d MiB", cfg.MemBytes>>20, minMem>>20)
+	if cfg.MemBytes < loader.MinMem {
+		return nil, fmt.Errorf("%d MiB of guest memory is too little: give at least --mem %dM", cfg.MemBytes>>20, loader.MinMem>>20)
 	}
 	if cfg.CPUWeight < 0 || cfg.CPUWeight > sched.MaxWeight {
 		return nil, fmt.Errorf("hv: cpu weight %d: want 1..%d (0 for the default %d)", cfg.CPUWeight, sched.MaxWeight, sched.DefaultWeight)
@@ -143,8 +145,7 @@ func New(cfg Config) (*VM, error) {
 	if cfg.Initrd != nil {
 		vm.measured.Initrd = sha256.Sum256(cfg.Initrd)
 	}
-	entry, err := vm.load()
-	if err != nil {
+	if err := vm.load(); err != nil {
 		res.Release()
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func New(cfg Config) (*VM, error) {
 			c.SetTrace(cfg.Trace)
 		}
 		v := newVCPU(vm, i, c)
-		if err := vm.initCPU(v.cpu, entry); err != nil {
+		if err := vm.initCPU(v.cpu); err != nil {
 			res.Release()
 			return nil, err
 		}
@@ -276,6 +277,9 @@ func (vm *VM) SetCPUWeight(w int) error { return vm.svm.SetWeight(w) }
 // SetCPUCap changes the VM's cap (percent of one host CPU, 0 = none) while
 // it runs.
 func (vm *VM) SetCPUCap(pct int) error { return vm.svm.SetCap(pct) }
+
+// Kind returns how the VM's kernel boots.
+func (vm *VM) Kind() loader.Kind { return vm.kind }
 
 // Name returns the VM's name.
 func (vm *VM) Name() string { return vm.cfg.Name }
