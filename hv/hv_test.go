@@ -109,15 +109,17 @@ type panicWriter struct{}
 func (panicWriter) Write([]byte) (int, error) { panic("console backend failed") }
 
 // TestInternalErrorStopsOneVM: a panic in the hypervisor while serving one
-// VM (here its console backend) stops that VM with an internal-error
-// status; another VM on the same scheduler runs to its end.
+// VM (here its console backend, under a guest that writes until stopped)
+// stops that VM with an internal-error status; another VM on the same
+// scheduler runs to its end.
 func TestInternalErrorStopsOneVM(t *testing.T) {
 	budget := mm.NewBudget(1 << 30)
 	s := sched.New(sched.Config{Workers: 1})
 	var out bytes.Buffer
 	var vms []*VM
-	for _, con := range []io.Writer{panicWriter{}, &out} {
-		vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: budget,
+	for i, con := range []io.Writer{panicWriter{}, &out} {
+		guest := [][]byte{floodGuest, helloGuest}[i]
+		vm, err := New(Config{Kernel: elfImage(guest), MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: budget,
 			Console: con, Sched: s})
 		if err != nil {
 			t.Fatal(err)

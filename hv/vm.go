@@ -26,7 +26,10 @@ type Config struct {
 	VCPUs    int
 	Mode     cpu.Mode
 	Budget   *mm.Budget
-	Console  io.Writer // guest console output
+	// Console receives guest console output, on a goroutine of its own: a
+	// writer that blocks never blocks the guest or its stop; what it does
+	// not take in time is dropped and counted in ExitStatus.ConsoleDropped.
+	Console io.Writer
 	// ConsoleIn, if set, feeds console_read; each arrival raises
 	// VIRQ_CONSOLE on vCPU 0.
 	ConsoleIn io.Reader
@@ -57,6 +60,9 @@ type ExitStatus struct {
 	Reason string // human-readable
 	// External: stopped from outside (Stop), not by the guest or a fault.
 	External bool
+	// ConsoleDropped counts console output bytes lost because the
+	// console's writer did not take them (see Config.Console).
+	ConsoleDropped uint64
 }
 
 // Exit codes for ends other than a guest shutdown.
@@ -83,8 +89,9 @@ type VM struct {
 	measured  hypercall.MeasuredBoot
 	memmap    []hypercall.MemmapEntry
 
-	ev events
-	in consoleIn
+	ev  events
+	in  consoleIn
+	out *consoleOut // carries cfg.Console's output
 
 	balloonChanged atomic.Bool // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
 	dev            *devices    // legacy PC; nil in pv mode
@@ -137,7 +144,10 @@ func New(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm := &VM{cfg: cfg, res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), start: time.Now()}
+	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), start: time.Now()}
+	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
+	cfg.Console = vm.out
+	vm.cfg = cfg
 	vm.stats.Privileged = map[string]uint64{}
 	vm.stats.IOPorts = map[uint16]uint64{}
 	vm.measured = hypercall.MeasuredBoot{Version: 1, Algo: hypercall.DigestSHA256,
@@ -188,6 +198,7 @@ func New(cfg Config) (*VM, error) {
 // Run starts the vCPUs and waits until the VM stops.
 func (vm *VM) Run() ExitStatus {
 	vm.in.start(vm.cfg.ConsoleIn, vm)
+	vm.out.start()
 	if vm.own {
 		vm.sched.Start()
 	}
@@ -213,8 +224,10 @@ func (vm *VM) Run() ExitStatus {
 	}
 	vm.stopDevices()
 	vm.res.Release()
+	dropped := vm.out.close()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
+	vm.status.ConsoleDropped = dropped
 	return vm.status
 }
 
