@@ -85,14 +85,14 @@ func TestLoaderRefusesBadImages(t *testing.T) {
 		mem  uint64
 		want string
 	}{
-		"not elf":   {[]byte("MZ this is not an ELF"), 16 << 20, "not an ELF"},
-		"truncated": {good[:100], 16 << 20, "not an ELF"},
+		"not elf":   {[]byte("MZ this is not an ELF"), 16 << 20, "neither an ELF file nor a bzImage"},
+		"truncated": {good[:100], 16 << 20, "it is truncated"},
 		"too small": {good, 1 << 20, "too little"},
 		"low segment": {func() []byte {
 			b := append([]byte(nil), good...)
 			binary.LittleEndian.PutUint64(b[64+24:], 0x1000) // p_paddr below 1 MiB
 			return b
-		}(), 16 << 20, "outside"},
+		}(), 16 << 20, "below 1 MiB"},
 	} {
 		_, err := New(Config{Kernel: tc.img, MemBytes: tc.mem, Budget: budget})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -109,15 +109,17 @@ type panicWriter struct{}
 func (panicWriter) Write([]byte) (int, error) { panic("console backend failed") }
 
 // TestInternalErrorStopsOneVM: a panic in the hypervisor while serving one
-// VM (here its console backend) stops that VM with an internal-error
-// status; another VM on the same scheduler runs to its end.
+// VM (here its console backend, under a guest that writes until stopped)
+// stops that VM with an internal-error status; another VM on the same
+// scheduler runs to its end.
 func TestInternalErrorStopsOneVM(t *testing.T) {
 	budget := mm.NewBudget(1 << 30)
 	s := sched.New(sched.Config{Workers: 1})
 	var out bytes.Buffer
 	var vms []*VM
-	for _, con := range []io.Writer{panicWriter{}, &out} {
-		vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: budget,
+	for i, con := range []io.Writer{panicWriter{}, &out} {
+		guest := [][]byte{floodGuest, helloGuest}[i]
+		vm, err := New(Config{Kernel: elfImage(guest), MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: budget,
 			Console: con, Sched: s})
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/loader"
 	"github.com/pvisor/pvisor/mm"
 )
 
@@ -58,7 +59,7 @@ func TestPrivilegedEmulation(t *testing.T) {
 		case cpu.ModeHWAssist:
 			wantIn = trapIn
 		}
-		if cr0 != wantCR0 || cr3 != bootPML4 || sig != 0x73697670 /* "pvis" */ || in&0xff != wantIn || lstar != 0xffffffff12345678 {
+		if cr0 != wantCR0 || cr3 != loader.PML4GPA || sig != 0x73697670 /* "pvis" */ || in&0xff != wantIn || lstar != 0xffffffff12345678 {
 			t.Errorf("%v: cr0 %#x cr3 %#x sig %#x in %#x lstar %#x", mode, cr0, cr3, sig, in, lstar)
 		}
 		_, priv, before, _ := vm.StatsSnapshot()

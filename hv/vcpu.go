@@ -243,7 +243,7 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			}
 		case cpu.ExitMSR:
 			if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
-				if e.MSR.Value%hypercall.PageSize != 0 || !v.vm.guestWrite(e.MSR.Value, hypercallInsn) {
+				if !v.vm.installHypercallPage(e.MSR.Value) {
 					v.cpu.InjectException(cpu.ExcGP, 0, true)
 				}
 			} else if !e.MSR.Known {
@@ -328,7 +328,7 @@ func (v *vcpu) hypercallPageMSR(e *cpu.Exit) bool {
 		return false
 	}
 	gpa := r.GPR[cpu.RDX]<<32 | r.GPR[cpu.RAX]&0xffffffff
-	if gpa%hypercall.PageSize != 0 || !v.vm.guestWrite(gpa, hypercallInsn) {
+	if !v.vm.installHypercallPage(gpa) {
 		v.cpu.InjectException(cpu.ExcGP, 0, true)
 		return true
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/interp"
+	"github.com/pvisor/pvisor/hv/loader"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -25,7 +26,10 @@ type Config struct {
 	VCPUs    int
 	Mode     cpu.Mode
 	Budget   *mm.Budget
-	Console  io.Writer // guest console output
+	// Console receives guest console output, on a goroutine of its own: a
+	// writer that blocks never blocks the guest or its stop; what it does
+	// not take in time is dropped and counted in ExitStatus.ConsoleDropped.
+	Console io.Writer
 	// ConsoleIn, if set, feeds console_read; each arrival raises
 	// VIRQ_CONSOLE on vCPU 0.
 	ConsoleIn io.Reader
@@ -56,6 +60,9 @@ type ExitStatus struct {
 	Reason string // human-readable
 	// External: stopped from outside (Stop), not by the guest or a fault.
 	External bool
+	// ConsoleDropped counts console output bytes lost because the
+	// console's writer did not take them (see Config.Console).
+	ConsoleDropped uint64
 }
 
 // Exit codes for ends other than a guest shutdown.
@@ -76,13 +83,15 @@ type VM struct {
 	svm   *sched.VM
 	start time.Time
 
-	layout   bootLayout
-	linux    bool // booted through the Linux boot protocol
-	measured hypercall.MeasuredBoot
-	memmap   []hypercall.MemmapEntry
+	kind      loader.Kind // how the kernel booted
+	bootRegs  cpu.Regs    // the vCPU's entry state, from the boot plan
+	bootSRegs cpu.SRegs
+	measured  hypercall.MeasuredBoot
+	memmap    []hypercall.MemmapEntry
 
-	ev events
-	in consoleIn
+	ev  events
+	in  consoleIn
+	out *consoleOut // carries cfg.Console's output
 
 	balloonChanged atomic.Bool // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
 	declared       atomic.Bool // declare_version succeeded: every call is open
@@ -120,8 +129,8 @@ func New(cfg Config) (*VM, error) {
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
 	}
-	if cfg.MemBytes < minMem {
-		return nil, fmt.Errorf("hv: %d MiB of memory is too little: at least %d MiB", cfg.MemBytes>>20, minMem>>20)
+	if cfg.MemBytes < loader.MinMem {
+		return nil, fmt.Errorf("%d MiB of guest memory is too little: give at least --mem %dM", cfg.MemBytes>>20, loader.MinMem>>20)
 	}
 	if cfg.CPUWeight < 0 || cfg.CPUWeight > sched.MaxWeight {
 		return nil, fmt.Errorf("hv: cpu weight %d: want 1..%d (0 for the default %d)", cfg.CPUWeight, sched.MaxWeight, sched.DefaultWeight)
@@ -136,7 +145,10 @@ func New(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm := &VM{cfg: cfg, res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), start: time.Now()}
+	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), start: time.Now()}
+	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
+	cfg.Console = vm.out
+	vm.cfg = cfg
 	vm.stats.Privileged = map[string]uint64{}
 	vm.stats.IOPorts = map[uint16]uint64{}
 	vm.measured = hypercall.MeasuredBoot{Version: 1, Algo: hypercall.DigestSHA256,
@@ -144,8 +156,7 @@ func New(cfg Config) (*VM, error) {
 	if cfg.Initrd != nil {
 		vm.measured.Initrd = sha256.Sum256(cfg.Initrd)
 	}
-	entry, err := vm.load()
-	if err != nil {
+	if err := vm.load(); err != nil {
 		res.Release()
 		return nil, err
 	}
@@ -160,7 +171,7 @@ func New(cfg Config) (*VM, error) {
 			c.SetTrace(cfg.Trace)
 		}
 		v := newVCPU(vm, i, c)
-		if err := vm.initCPU(v.cpu, entry); err != nil {
+		if err := vm.initCPU(v.cpu); err != nil {
 			res.Release()
 			return nil, err
 		}
@@ -188,6 +199,7 @@ func New(cfg Config) (*VM, error) {
 // Run starts the vCPUs and waits until the VM stops.
 func (vm *VM) Run() ExitStatus {
 	vm.in.start(vm.cfg.ConsoleIn, vm)
+	vm.out.start()
 	if vm.own {
 		vm.sched.Start()
 	}
@@ -213,8 +225,10 @@ func (vm *VM) Run() ExitStatus {
 	}
 	vm.stopDevices()
 	vm.res.Release()
+	dropped := vm.out.close()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
+	vm.status.ConsoleDropped = dropped
 	return vm.status
 }
 
@@ -277,6 +291,9 @@ func (vm *VM) SetCPUWeight(w int) error { return vm.svm.SetWeight(w) }
 // SetCPUCap changes the VM's cap (percent of one host CPU, 0 = none) while
 // it runs.
 func (vm *VM) SetCPUCap(pct int) error { return vm.svm.SetCap(pct) }
+
+// Kind returns how the VM's kernel boots.
+func (vm *VM) Kind() loader.Kind { return vm.kind }
 
 // Name returns the VM's name.
 func (vm *VM) Name() string { return vm.cfg.Name }

@@ -1,5 +1,10 @@
 package hypercall
 
+import (
+	"bytes"
+	"encoding/binary"
+)
+
 // Structures shared with the guest. Each mirrors the C struct of the same
 // name in guestkit/include/pvisor/hypercall.h (generated from these by
 // reflection): little-endian, naturally aligned, padded explicitly.
@@ -185,3 +190,13 @@ type MeasuredBoot struct {
 // Structs lists the shared structures for the generator, in dependency
 // order.
 var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}}
+
+// Encode lays out a fixed-layout ABI value (or a slice of them) as the
+// guest sees it: little-endian, in field order, padding included.
+func Encode(v any) []byte {
+	var b bytes.Buffer
+	if err := binary.Write(&b, binary.LittleEndian, v); err != nil {
+		panic("hypercall: encoding an ABI struct: " + err.Error()) // a broken internal invariant
+	}
+	return b.Bytes()
+}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 
@@ -25,6 +24,9 @@ type hypercallBench struct {
 	guest string // the test guest's bench= mode
 	mode  cpu.Mode
 }
+
+// benchMem is the memory of a hypercall benchmark's VM.
+const benchMem = 64 << 20
 
 var hypercallBenches = []hypercallBench{
 	{"null hypercall", "hypercall", cpu.ModePV},
@@ -68,7 +70,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	img, err := os.ReadFile(*kernel)
+	img, err := readFile("kernel", *kernel, benchMem)
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor bench: %v: run `make testguest` or pass --kernel\n", err)
 		return 2
@@ -99,7 +101,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 func measure(img []byte, b hypercallBench, iters uint64) (benchResult, error) {
 	var out bytes.Buffer
 	vm, err := hv.New(hv.Config{Kernel: img, Cmdline: fmt.Sprintf("bench=%s iters=%d", b.guest, iters),
-		MemBytes: 64 << 20, Mode: b.mode, Budget: mm.NewBudget(1 << 30), Console: &out})
+		MemBytes: benchMem, Mode: b.mode, Budget: mm.NewBudget(1 << 30), Console: &out})
 	if err != nil {
 		return benchResult{}, err
 	}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -58,6 +57,9 @@ type opResult struct {
 	hcalls   float64
 	bootWall time.Duration // for the "boot" row: host time to pvbench-start
 }
+
+// linuxBenchMem is the memory of a Linux benchmark's VM.
+const linuxBenchMem = 256 << 20
 
 var (
 	pvbenchBeginRE = regexp.MustCompile(`^pvbench-begin (\S+)$`)
@@ -125,14 +127,14 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 // runLinuxBench boots one mode's kernel with /bin/pvbench as the command
 // and returns its results.
 func runLinuxBench(bm linuxBenchMode, initrd []byte, only []string) ([]opResult, error) {
-	k, err := os.ReadFile(bm.kernel)
+	k, err := readFile("kernel", bm.kernel, linuxBenchMem)
 	if err != nil {
 		return nil, err
 	}
 	cmd := strings.TrimSpace("/bin/pvbench " + strings.Join(only, " "))
 	cmdline := fmt.Sprintf("console=%s panic=-1 quiet pvisor.cmd=%s", bm.console, base64.StdEncoding.EncodeToString([]byte(cmd)))
 	mw := &markerWriter{}
-	vm, err := hv.New(hv.Config{Kernel: k, Initrd: initrd, Cmdline: cmdline, MemBytes: 256 << 20, Mode: bm.mode,
+	vm, err := hv.New(hv.Config{Kernel: k, Initrd: initrd, Cmdline: cmdline, MemBytes: linuxBenchMem, Mode: bm.mode,
 		Budget: mm.NewBudget(1 << 30), Console: mw, Name: bm.mode.String()})
 	if err != nil {
 		return nil, err
@@ -176,7 +178,7 @@ func runBenchLinux(args []string, stdout, stderr io.Writer) int {
 		}
 		modes = append(modes, bm)
 	}
-	rd, err := os.ReadFile(*initrd)
+	rd, err := readFile("initrd", *initrd, linuxBenchMem)
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor bench linux: %v: run `make guest guest-pv`\n", err)
 		return 2

@@ -53,28 +53,53 @@ type ctlReply struct {
 
 // controlServer answers requests about a fixed set of VMs.
 type controlServer struct {
-	ln  net.Listener
-	vms []*hv.VM
+	ln   net.Listener
+	path string
+	fi   os.FileInfo // the socket file it made
+	vms  []*hv.VM
 }
 
-// listenControl opens the control socket at path. A stale socket file left
-// by a pvisor that is gone is replaced; a live one is refused.
+// listenControl opens the control socket at path. Nothing but a stale
+// socket (one nobody listens on, left by a pvisor that is gone) is ever
+// replaced: a live socket, and anything that is not a socket, is refused.
 func listenControl(path string, vms []*hv.VM) (*controlServer, error) {
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("%s: another pvisor is listening there", path)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is a %s, not a socket: pass a new path for the control socket", path, fileType(fi.Mode()))
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another pvisor is listening there: pass another path", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing the stale socket %s: %v", path, err)
+		}
 	}
-	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
-	s := &controlServer{ln: ln, vms: vms}
+	// The listener's Close must not unlink a path that may by then be
+	// someone else's: Close removes the socket only if it is still ours.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &controlServer{ln: ln, path: path, fi: fi, vms: vms}
 	go s.serve()
 	return s, nil
 }
 
-func (s *controlServer) Close() { s.ln.Close() }
+// Close stops listening and removes the socket file, if it is still the
+// one listenControl made.
+func (s *controlServer) Close() {
+	s.ln.Close()
+	if fi, err := os.Lstat(s.path); err == nil && os.SameFile(fi, s.fi) {
+		os.Remove(s.path)
+	}
+}
 
 func (s *controlServer) serve() {
 	for {

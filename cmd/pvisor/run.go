@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/loader"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -83,7 +86,10 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
 		workers: *workers, duration: *duration, control: *control}
-	base := vmSpec{name: *name, kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus}
+	base := vmSpec{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus}
+	if err := base.set("name", *name); err != nil {
+		return nil, fmt.Errorf("--%v", err)
+	}
 	var err error
 	if base.mode, err = cpu.ParseMode(*mode); err != nil {
 		return nil, err
@@ -108,8 +114,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 			return nil, fmt.Errorf("--mem-budget: %v", err)
 		}
 	}
-	if rc.workers < 0 {
-		return nil, errors.New("--workers must be 0 (one per host CPU) or more")
+	if err := checkWorkers(rc.workers); err != nil {
+		return nil, fmt.Errorf("--workers: %v", err)
 	}
 	if rc.duration < 0 {
 		return nil, errors.New("--duration must not be negative")
@@ -150,9 +156,20 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	return rc, nil
 }
 
-// parseSize parses a byte count with an optional K, M or G suffix.
+// checkWorkers bounds the scheduler's workers (--workers, workers = in a
+// config file) to the host's CPUs: a worker is a host thread running
+// vCPUs, and more of them than CPUs only adds contention.
+func checkWorkers(n int) error {
+	if n < 0 || n > runtime.NumCPU() {
+		return fmt.Errorf("%d workers: want 0 (one per host CPU) to %d, this host's CPUs", n, runtime.NumCPU())
+	}
+	return nil
+}
+
+// parseSize parses a byte count with an optional K, M or G suffix. It is
+// the one size parser of every flag, config key and ctl request.
 func parseSize(s string) (uint64, error) {
-	mult := uint64(1)
+	in, mult := s, uint64(1)
 	switch {
 	case strings.HasSuffix(s, "K"):
 		mult, s = 1<<10, strings.TrimSuffix(s, "K")
@@ -162,8 +179,11 @@ func parseSize(s string) (uint64, error) {
 		mult, s = 1<<30, strings.TrimSuffix(s, "G")
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil && errors.Is(err, strconv.ErrRange) || err == nil && n > math.MaxUint64/mult {
+		return 0, fmt.Errorf("size %q is more than 2^64 bytes: give a smaller size", in)
+	}
 	if err != nil || n == 0 {
-		return 0, fmt.Errorf("bad size %q: want a positive number with an optional K, M or G suffix", s)
+		return 0, fmt.Errorf("bad size %q: want a positive number with an optional K, M or G suffix", in)
 	}
 	return n * mult, nil
 }
@@ -219,14 +239,14 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	var outMu sync.Mutex
 	for i, spec := range rc.vms {
-		kernel, err := os.ReadFile(spec.kernel)
+		kernel, err := readFile("kernel", spec.kernel, spec.memBytes)
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %v\n", err)
 			return 2
 		}
 		var initrd []byte
 		if spec.initrd != "" {
-			if initrd, err = os.ReadFile(spec.initrd); err != nil {
+			if initrd, err = readFile("initrd", spec.initrd, spec.memBytes); err != nil {
 				fmt.Fprintf(stderr, "pvisor run: %v\n", err)
 				return 2
 			}
@@ -250,6 +270,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
 			return 2
 		}
+		if w := consoleWarning(vms[i].Kind(), spec.mode, cmdline); w != "" {
+			fmt.Fprintf(stderr, "pvisor run: %s: warning: %s\n", spec.name, w)
+		}
 	}
 	if rc.control != "" {
 		cs, err := listenControl(rc.control, vms)
@@ -257,7 +280,6 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pvisor run: --control: %v\n", err)
 			return 2
 		}
-		defer os.Remove(rc.control)
 		defer cs.Close()
 	}
 	sigs := make(chan os.Signal, 1)
@@ -273,7 +295,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if rc.duration > 0 {
-		t := time.AfterFunc(rc.duration, func() { stopAll(0, fmt.Sprintf("ran for --duration %v", rc.duration)) })
+		t := time.AfterFunc(rc.duration, func() { stopAll(0, fmt.Sprintf("stopped by --duration %v", rc.duration)) })
 		defer t.Stop()
 	}
 	start := time.Now()
@@ -293,6 +315,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			}
 			printStats(stderr, vm, wall)
 		}
+		if n := statuses[i].ConsoleDropped; n > 0 {
+			fmt.Fprintf(stderr, "%s%d bytes of console output dropped: nothing read pvisor's output fast enough (a full pipe?): read or redirect it\n", who, n)
+		}
 		c := vmExitCode(stderr, who, statuses[i], scans[i])
 		if code == 0 {
 			code = c
@@ -303,7 +328,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 
 // vmExitCode is a VM's exit status: the guest command's if it ran one
 // (a VM stopped from outside before it reported has the VM's), else the
-// VM's; it reports an abnormal end on stderr.
+// VM's. It reports an abnormal end, and any stop from outside, on
+// stderr. A stop from outside keeps the status it was given: 0 for
+// --duration and pvisor ctl stop, 128+signal for SIGINT and SIGTERM.
 func vmExitCode(stderr io.Writer, who string, st hv.ExitStatus, scan *exitScanner) int {
 	if scan != nil && st.Code == 0 && !(st.External && !scan.seen) {
 		if code, ok := scan.status(); ok {
@@ -312,10 +339,39 @@ func vmExitCode(stderr io.Writer, who string, st hv.ExitStatus, scan *exitScanne
 		fmt.Fprintln(stderr, who+"the guest stopped without reporting the command's status (pvisor-exit)")
 		return 1
 	}
-	if st.Code != 0 {
+	if st.Code != 0 || st.External {
 		fmt.Fprintf(stderr, "%sVM stopped: %s (status %d)\n", who, st.Reason, st.Code)
 	}
 	return st.Code
+}
+
+// consoleWarning says when the command line names a console the VM does
+// not have, so that the guest would boot silently: a pv-mode VM has only
+// the hypercall console (Linux's hvc0), a trap or hwassist VM only the
+// emulated UART (ttyS0). It returns "" when the consoles match or the
+// command line names none.
+func consoleWarning(kind loader.Kind, mode cpu.Mode, cmdline string) string {
+	if !kind.Linux() {
+		return ""
+	}
+	want := "ttyS"
+	if mode == cpu.ModePV {
+		want = "hvc"
+	}
+	var named []string
+	for _, f := range strings.Fields(cmdline) {
+		if c, ok := strings.CutPrefix(f, "console="); ok {
+			if strings.HasPrefix(c, want) {
+				return ""
+			}
+			named = append(named, c)
+		}
+	}
+	if len(named) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the command line names console %s, but a %v-mode VM has no such device and the guest will boot silently: its only console is %s0: pass console=%s0",
+		strings.Join(named, ", "), mode, want, want)
 }
 
 // prefixWriter prefixes each line with a VM's name, whole lines at a time

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -36,13 +35,32 @@ var vmKeys = []struct{ key, doc string }{
 	{"cmdline", "kernel command line; must come last, takes the rest of the spec, commas included"},
 }
 
+// maxName is the longest VM name.
+const maxName = 64
+
+// checkName is the one rule for VM names, from --name, --vm and config
+// files alike: 1 to maxName letters, digits, '.', '_' or '-', starting
+// with a letter or digit (names prefix console lines and are typed in
+// pvisor ctl requests).
+func checkName(name string) error {
+	ok := name != "" && len(name) <= maxName
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		ok = ok && (alnum || i > 0 && strings.ContainsRune("._-", c))
+	}
+	if !ok {
+		return fmt.Errorf("name %q: want 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit", name, maxName)
+	}
+	return nil
+}
+
 // set assigns key=value to the spec.
 func (s *vmSpec) set(key, val string) error {
 	var err error
 	switch key {
 	case "name":
-		if val == "" || strings.ContainsAny(val, " \t\n|") {
-			return fmt.Errorf("name %q: want a non-empty word", val)
+		if err := checkName(val); err != nil {
+			return err
 		}
 		s.name = val
 	case "kernel":
@@ -120,7 +138,7 @@ type fileConfig struct {
 
 // loadConfig reads a config file's VMs over the defaults in base.
 func loadConfig(path string, base vmSpec) (workers int, specs []vmSpec, err error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile("config file", path, maxConfigFile)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -154,13 +172,14 @@ func loadConfig(path string, base vmSpec) (workers int, specs []vmSpec, err erro
 		}
 		specs = append(specs, s)
 	}
-	if fc.Workers < 0 {
-		return 0, nil, fmt.Errorf("%s: workers = %d: want 0 (one per host CPU) or more", path, fc.Workers)
+	if err := checkWorkers(fc.Workers); err != nil {
+		return 0, nil, fmt.Errorf("%s: workers = %v", path, err)
 	}
 	return fc.Workers, specs, nil
 }
 
-// check validates a finished spec: its files exist and names are unique.
+// checkSpecs validates finished specs: names are unique, and each file
+// is a regular file that fits in its VM's memory.
 func checkSpecs(specs []vmSpec) error {
 	seen := map[string]bool{}
 	for _, s := range specs {
@@ -171,12 +190,12 @@ func checkSpecs(specs []vmSpec) error {
 		if s.kernel == "" {
 			return errors.New("no kernel given: pass --kernel FILE (or kernel= in a VM spec)")
 		}
-		if _, err := os.Stat(s.kernel); err != nil {
-			return fmt.Errorf("kernel not found at %s: build the guest or pass --kernel", s.kernel)
+		if err := statFile("kernel", s.kernel, s.memBytes); err != nil {
+			return fmt.Errorf("%s: %v", s.name, err)
 		}
 		if s.initrd != "" {
-			if _, err := os.Stat(s.initrd); err != nil {
-				return fmt.Errorf("initrd not found at %s", s.initrd)
+			if err := statFile("initrd", s.initrd, s.memBytes); err != nil {
+				return fmt.Errorf("%s: %v", s.name, err)
 			}
 		}
 	}
