@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,11 +84,10 @@ func callName(nr int) string {
 	return "numbers outside the table"
 }
 
-// checkCallErrnos checks the calls attack's per-call errno report against
-// the table and returns the number of calls made.
-func checkCallErrnos(t *testing.T, out string) uint64 {
-	t.Helper()
-	var total uint64
+// callReport reads the calls attack's per-call lines: the number of calls
+// made, and what breaks the table (an errno a call's row does not list, a
+// call never made, a missing line).
+func callReport(out string) (total uint64, problems []string) {
 	buckets := 0
 	for _, m := range callLineRE.FindAllStringSubmatch(out, -1) {
 		nr, _ := strconv.Atoi(m[1])
@@ -97,7 +97,7 @@ func checkCallErrnos(t *testing.T, out string) uint64 {
 		total += n
 		buckets++
 		if n == 0 {
-			t.Errorf("calls: %s (nr %d) was never made", callName(nr), nr)
+			problems = append(problems, fmt.Sprintf("calls: %s (nr %d) was never made", callName(nr), nr))
 		}
 		ok := allowedErrnos(nr)
 		var got, extra []hypercall.Errno
@@ -115,14 +115,15 @@ func checkCallErrnos(t *testing.T, out string) uint64 {
 			}
 		}
 		if len(extra) > 0 {
-			t.Errorf("calls: %s (nr %d) returned %v, which its table row does not list (returned %v over %d calls)",
-				callName(nr), nr, extra, got, n)
+			problems = append(problems, fmt.Sprintf("calls: %s (nr %d) returned %v, which its table row does not list (returned %v over %d calls)",
+				callName(nr), nr, extra, got, n))
 		}
 	}
 	if buckets != len(hypercall.Table)+1 {
-		t.Errorf("calls: %d per-call lines, want %d (every call and one for numbers outside the table)", buckets, len(hypercall.Table)+1)
+		problems = append(problems, fmt.Sprintf("calls: %d per-call lines, want %d (every call and one for numbers outside the table)",
+			buckets, len(hypercall.Table)+1))
 	}
-	return total
+	return total, problems
 }
 
 // procStatus reads a "VmRSS"-style field of /proc/self/status in bytes.
@@ -280,7 +281,11 @@ func runHostile(t *testing.T, kernel []byte, mode cpu.Mode, seed int) {
 			t.Errorf("%s: exit status %d with no breach reported", attack, st.Code)
 		}
 		if attack == "calls" {
-			calls = checkCallErrnos(t, out)
+			var problems []string
+			calls, problems = callReport(out)
+			for _, p := range problems {
+				t.Error(p)
+			}
 			if m := callsTotalRE.FindStringSubmatch(out); m == nil || uint64(atoi(m[1])) != calls {
 				t.Errorf("calls: per-call counts add up to %d, the summary says %v", calls, m)
 			}
@@ -332,4 +337,47 @@ func details(out, attack string) string {
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// TestAllowedErrnos pins the errno sets TestHostile derives from the table,
+// and that a report line with an errno outside its call's set fails.
+func TestAllowedErrnos(t *testing.T) {
+	tests := []struct {
+		nr   int
+		want []hypercall.Errno
+	}{
+		{hypercall.NrVersion, nil},
+		{hypercall.NrFeatures, []hypercall.Errno{hypercall.EINVAL}},
+		{hypercall.NrConsoleWrite, []hypercall.Errno{hypercall.EFAULT, hypercall.EINVAL}},
+		{hypercall.NrTimerSet, nil},
+		{hypercall.NrEvtchnSend, []hypercall.Errno{hypercall.ENOENT, hypercall.EINVAL}},
+		{hypercall.NrMSRRead, []hypercall.Errno{hypercall.EPERM, hypercall.EINVAL}},
+		{len(hypercall.Table), []hypercall.Errno{hypercall.ENOSYS}},
+	}
+	for _, tc := range tests {
+		var got []hypercall.Errno
+		for _, e := range hypercall.Errnos {
+			if allowedErrnos(tc.nr)[e] {
+				got = append(got, e)
+			}
+		}
+		want := append([]hypercall.Errno(nil), tc.want...)
+		slices.Sort(want)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("call %d (%s): allowed errnos (-want +got):\n%s", tc.nr, callName(tc.nr), d)
+		}
+	}
+	// timer_set lists no error: a report of -EFAULT from it is a failure.
+	var lines strings.Builder
+	for nr := 0; nr <= len(hypercall.Table); nr++ {
+		mask := uint64(0)
+		if nr == hypercall.NrTimerSet {
+			mask = 1 << hypercall.EFAULT
+		}
+		fmt.Fprintf(&lines, "hostile: call nr=%d n=1 errnos=0x%x,0x0\n", nr, mask)
+	}
+	n, problems := callReport(lines.String())
+	if n != uint64(len(hypercall.Table)+1) || len(problems) != 1 || !strings.Contains(problems[0], "timer_set") {
+		t.Errorf("a -EFAULT from timer_set: %d calls, problems %q; want one problem naming timer_set", n, problems)
+	}
 }

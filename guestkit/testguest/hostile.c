@@ -1237,22 +1237,26 @@ static void attack_ud(u64 first, u64 samples)
 
 /* ---- timer: expiry while the VIRQ is unbound or masked, then vcpu_block ---- */
 
+/*
+ * A block that returns "at once" takes a hypercall and, on a loaded host, a
+ * wait for a worker: well under this. A block that sleeps until some
+ * unrelated event (a device tick) takes longer.
+ */
+#define TIMER_SLOW 20000000 /* ns */
+
 static const char *const timer_names[] = {"unbound-then-bound", "masked", "masked-then-unmasked", "unbound"};
 
 static void attack_timer(u64 rounds)
 {
-	u64 slow = 0, worst = 0;
-	int last = -1;
+	u64 slow = 0, worst = 0, quick = 0;
 
 	for (u64 r = 0; r < rounds; r++) {
 		int v = r % 4;
 		u64 d = 20000 + rnd() % 480000, deadline;
 		long tp = -1;
 
-		if (v != last) {
-			printf("hostile: timer variant=%s\n", timer_names[v]);
-			last = v;
-		}
+		if (r < 4)
+			printf("hostile: timer variant=%s\n", timer_names[v]); /* where a VM that dies here was */
 		__asm__ volatile("cli" ::: "memory");
 		shinfo.vcpu[0].upcall_mask = 1;
 		if (v == 1 || v == 2)
@@ -1274,7 +1278,8 @@ static void attack_timer(u64 rounds)
 		__asm__ volatile("cli" ::: "memory");
 		if (t > worst)
 			worst = t;
-		if (t > 50000000) {
+		quick += t < 1000000;
+		if (t > TIMER_SLOW) {
 			if (!slow++)
 				printf("hostile: timer %s: vcpu_block took %lu us after the expiry\n", timer_names[v], t / 1000);
 		}
@@ -1283,7 +1288,8 @@ static void attack_timer(u64 rounds)
 		shinfo.vcpu[0].upcall_pending = 0;
 		shinfo.vcpu[0].upcall_mask = 0;
 	}
-	printf("hostile: timer rounds=%lu slow=%lu worst_us=%lu breaches=%lu\n", rounds, slow, worst / 1000, slow);
+	printf("hostile: timer rounds=%lu under_1ms=%lu slow=%lu worst_us=%lu breaches=%lu\n", rounds, quick, slow,
+	       worst / 1000, slow);
 	breaches += slow;
 }
 
