@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -301,8 +302,10 @@ func runHostile(t *testing.T, kernel []byte, mode cpu.Mode, seed int) {
 	if calls < minCalls {
 		t.Errorf("the calls attack made %d random hypercalls, want at least %d", calls, minCalls)
 	}
-	t.Logf("%v: %v wall; peak RSS %d MiB (%d MiB at the start, %d MiB reserved by %d VMs, %d MiB resident at most)",
-		mode, wall.Round(time.Millisecond), rssPeak>>20, rss0>>20, reserved>>20, len(guests), residentPeak>>20)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("%v: %v wall; peak RSS %d MiB (%d MiB at the start, %d MiB reserved by %d VMs, %d MiB resident at most; Go runtime: %d MiB from the OS, %d MiB of heap in use)",
+		mode, wall.Round(time.Millisecond), rssPeak>>20, rss0>>20, reserved>>20, len(guests), residentPeak>>20, ms.Sys>>20, ms.HeapInuse>>20)
 	if rssPeak > rss0+reserved+rssOverhead {
 		t.Errorf("peak RSS %d MiB: more than the %d MiB at the start + %d MiB reserved + %d MiB overhead",
 			rssPeak>>20, rss0>>20, reserved>>20, rssOverhead>>20)
