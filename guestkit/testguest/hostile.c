@@ -507,10 +507,13 @@ static void rand_op(u64 i)
  *   - shutdown: reasons 0..2 get an upper bit (-EINVAL).
  *   - console_write: a valid non-empty range gets length 0 (no console flood).
  *   - calls that write guest memory (console_read, memory_map,
- *     measured_boot) and mmu_batch and the balloon calls: an array that
- *     starts in RAM moves to the scratch pages at the end of RAM, keeping its
- *     length (so straddling the end still fails); their contents are random
- *     ops and frames that name no page the guest uses.
+ *     measured_boot): a buffer that starts in RAM moves into the scratch
+ *     page BUF, its length cut to fit it.
+ *   - mmu_batch and the balloon calls: an array that starts in RAM moves
+ *     into the scratch pages OPS or GFNS, keeping its length (so one running
+ *     past the end of RAM still fails); their contents are random ops and
+ *     frames that name no page the guest uses (WRITE_PTE only into a page
+ *     table linked nowhere, SET_CR3 only to the guest's own).
  *   - shared_info_register, mmu_set_cr3, load_gdt, load_idt, set_tss: a
  *     request the hypervisor would accept names the guest's own page/table.
  *   - evtchn_mask/close of the port vcpu_block relies on pick another port;
