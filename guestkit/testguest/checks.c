@@ -561,7 +561,7 @@ static void check_memory(void)
 
 #define VI (&shinfo.vcpu[0])
 
-static u64 pvclock_now(void)
+u64 pvclock_now(void)
 {
 	volatile struct pvisor_pvclock_time_info *t = &shinfo.vcpu[0].time;
 	u32 ver;

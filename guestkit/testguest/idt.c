@@ -22,6 +22,7 @@ volatile u64 trap_fixup;
 volatile int user_trip;
 volatile u64 upcalls;
 volatile u64 port_events[PVISOR_MAX_PORTS];
+int (*trap_hook)(struct trap_frame *f);
 
 u64 gdt_base(void) { return (u64)gdt; }
 u64 idt_base(void) { return (u64)idt; }
@@ -58,7 +59,7 @@ void build_gdt(void)
 	}
 }
 
-static void set_gate(int v, u64 handler, int ist)
+void set_gate(int v, u64 handler, int ist)
 {
 	idt[v].off_lo = (u16)handler;
 	idt[v].sel = SEL_KCODE;
@@ -76,7 +77,7 @@ void build_idt(void)
 	set_gate(UPCALL_VECTOR, (u64)trap_upcall, 0);
 }
 
-static void handle_upcall(void)
+void handle_upcall(void)
 {
 	volatile struct pvisor_vcpu_info *vi = &shinfo.vcpu[0];
 
@@ -125,6 +126,8 @@ static void record(struct trap_frame *f)
 
 void trap_dispatch(struct trap_frame *f)
 {
+	if (trap_hook && trap_hook(f))
+		return;
 	if (f->vector == UPCALL_VECTOR) {
 		handle_upcall();
 		return;

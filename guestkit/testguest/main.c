@@ -1,6 +1,7 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
- * command line (the checks, bench=NAME [iters=K], spin, idle, steal, fill, scan or balloon).
+ * command line (the checks, bench=NAME [iters=K], spin, idle, steal, fill, scan,
+ * balloon or hostile[=ATTACKS], hostile.c).
  */
 #include "testguest.h"
 
@@ -119,6 +120,8 @@ void tg_main(struct pvisor_start_info *si)
 	/* Only version and features may come before declare_version. */
 	v = pvisor_version();
 	f = pvisor_features(0);
+	if (cmdline_find(cmdline, "hostile") || cmdline_find(cmdline, "hostile="))
+		hostile(cmdline);
 	mode = cmdline_find(cmdline, "bench=");
 	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "spin=") || cmdline_find(cmdline, "idle") ||
 	    cmdline_find(cmdline, "steal") ||

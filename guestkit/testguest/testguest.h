@@ -80,6 +80,7 @@ extern volatile int trap_armed;  /* 1: the next trap is expected */
 extern volatile u64 trap_fixup;  /* RIP to resume at (0: resume where the CPU says) */
 extern volatile int user_trip;   /* a trap from ring 3 returns to enter_user's caller */
 extern volatile u64 upcalls;
+extern int (*trap_hook)(struct trap_frame *f); /* if set, sees every trap first; 1: handled */
 extern volatile u64 port_events[PVISOR_MAX_PORTS];
 extern struct pvisor_shared_info shinfo;
 extern u8 ist1_stack[], rsp0_stack[];
@@ -92,6 +93,8 @@ u64 gdt_limit(void);
 u64 idt_limit(void);
 void build_gdt(void);
 void build_idt(void);
+void set_gate(int v, u64 handler, int ist);
+void handle_upcall(void);
 
 /* start.S / traps.S */
 void reload_segments(void);
@@ -119,5 +122,9 @@ void steal(void) __attribute__((noreturn));
 void fill(void) __attribute__((noreturn));
 void balloon_driver(void) __attribute__((noreturn));
 void run_scan(void);
+u64 pvclock_now(void);
+
+/* hostile.c */
+void hostile(const char *cmdline) __attribute__((noreturn));
 
 #endif
