@@ -1,6 +1,7 @@
 package hv
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
@@ -361,6 +362,12 @@ func (v *vcpu) privileged(e *cpu.Exit) (halt bool) {
 	st.mu.Unlock()
 	if strict {
 		v.vm.stop(ExitCrash, fmt.Sprintf("strict PV: privileged instruction %s (% x) at rip %#x after PV start", name, e.Inst[:e.InstLen], e.RIP))
+		return false
+	}
+	if errors.Is(err, emul.ErrNotEmulated) {
+		// An instruction the emulator does not carry out: #UD, as on a
+		// CPU without it, never a stopped VM.
+		v.cpu.InjectException(cpu.ExcUD, 0, false)
 		return false
 	}
 	if err != nil {

@@ -149,6 +149,16 @@ const (
 	ExcXM  = 19
 )
 
+// HasErrorCode reports whether exception vector pushes an error code
+// (SDM Vol. 3, Table 6-1: #DF, #TS, #NP, #SS, #GP, #PF, #AC).
+func HasErrorCode(vector uint8) bool {
+	switch vector {
+	case ExcDF, ExcTS, ExcNP, ExcSS, ExcGP, ExcPF, ExcAC:
+		return true
+	}
+	return false
+}
+
 // Page-fault error code bits.
 const (
 	PFPresent = 1 << 0

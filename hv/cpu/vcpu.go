@@ -35,11 +35,13 @@ type VCPU interface {
 	// Kick makes a running Run return ExitKick soon. Safe from any goroutine.
 	Kick()
 
-	// Translate walks the guest's page tables for a supervisor access to va
-	// (setting Accessed, and Dirty when write), as the CPU would. On a fault
-	// ok is false and vector/errCode say what the CPU would raise (#PF with
-	// its error code, or #GP(0) for a non-canonical address).
-	Translate(va uint64, write bool) (gpa uint64, vector uint8, errCode uint32, ok bool)
+	// Translate walks the guest's page tables for an access to va
+	// (setting Accessed, and Dirty when write), as the CPU would: a user
+	// access (the permissions CPL 3 has) when user, else a supervisor one.
+	// On a fault ok is false and vector/errCode say what the CPU would
+	// raise (#PF with its error code, or #GP(0) for a non-canonical
+	// address).
+	Translate(va uint64, write, user bool) (gpa uint64, vector uint8, errCode uint32, ok bool)
 
 	// TSC returns the vCPU's current time-stamp counter.
 	TSC() uint64

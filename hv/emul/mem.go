@@ -30,12 +30,18 @@ func (f *fault) inject(v cpu.VCPU) {
 		s.CR2 = f.cr2
 		_ = v.SetSRegs(s)
 	}
-	v.InjectException(f.vector, f.err, true)
+	v.InjectException(f.vector, f.err, cpu.HasErrorCode(f.vector))
 }
 
 // virt copies between buf and guest-virtual va, page by page, as a
 // supervisor access; nothing is written unless every page translates.
 func virt(v cpu.VCPU, m Mem, va uint64, buf []byte, write bool) *fault {
+	return virtAs(v, m, va, buf, write, false)
+}
+
+// virtAs is virt with the access's privilege: user for a data access made
+// at CPL 3.
+func virtAs(v cpu.VCPU, m Mem, va uint64, buf []byte, write, user bool) *fault {
 	type span struct {
 		gpa uint64
 		n   int
@@ -45,7 +51,7 @@ func virt(v cpu.VCPU, m Mem, va uint64, buf []byte, write bool) *fault {
 	for off := 0; off < len(buf); {
 		a := va + uint64(off)
 		n := min(len(buf)-off, int(4096-a&4095))
-		gpa, vec, code, ok := v.Translate(a, write)
+		gpa, vec, code, ok := v.Translate(a, write, user)
 		if !ok {
 			f := &fault{vector: vec, err: code, cr2: a}
 			if vec == cpu.ExcPF {

@@ -1,6 +1,7 @@
 package emul
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -31,12 +32,12 @@ func Emulate(v cpu.VCPU, inst []byte, io IO, m Mem) (string, Result, error) {
 	if len(inst) >= 3 && inst[0] == 0x0f && inst[1] == 0x01 {
 		switch inst[2] {
 		case 0xc1, 0xd9:
-			return "vmcall", Done, fmt.Errorf("emul: vmcall reached the emulator")
+			return "vmcall", Done, fmt.Errorf("%w: vmcall outside the hypercall path", ErrNotEmulated)
 		}
 	}
 	in, err := x86asm.Decode(inst, 64)
 	if err != nil || in.Op == 0 {
-		return "", Done, fmt.Errorf("emul: cannot decode % x", inst)
+		return "", Done, fmt.Errorf("%w: cannot decode % x", ErrNotEmulated, inst)
 	}
 	name := in.Op.String()
 	regs := v.Regs()
@@ -86,12 +87,42 @@ func Emulate(v cpu.VCPU, inst []byte, io IO, m Mem) (string, Result, error) {
 		return name, Done, nil
 	case x86asm.IN, x86asm.OUT:
 		return emulIO(v, in, regs, io)
+	case x86asm.INSB, x86asm.INSW, x86asm.INSD, x86asm.OUTSB, x86asm.OUTSW, x86asm.OUTSD:
+		return emulStringIO(v, m, in, regs, io)
+	case x86asm.RDPMC:
+		// No performance counters are advertised (CPUID leaf 0xA is
+		// empty): every counter index is invalid, and at CPL 3 CR4.PCE
+		// is clear. Either way #GP(0).
+		return gp()
+	case x86asm.LMSW:
+		// LMSW loads CR0.PE, MP, EM and TS; it can set PE, never clear it.
+		s := v.SRegs()
+		w, f := operand16(v, m, in, regs, s)
+		if f != nil {
+			f.inject(v)
+			return name, Fault, nil
+		}
+		cr0, ok := cpu.CR0Write(s.CR0&^0xe | uint64(w)&0xf | s.CR0&cpu.CR0PE)
+		if !ok {
+			return gp()
+		}
+		s.CR0 = cr0
+		if err := v.SetSRegs(s); err != nil {
+			return name, Done, err
+		}
+		next()
+		return name, Done, nil
 	}
 	if name, res, handled, err := emulMem(v, m, in, regs); handled {
 		return name, res, err
 	}
-	return name, Done, fmt.Errorf("emul: %s (% x) is not emulated", in, inst[:in.Len])
+	return name, Done, fmt.Errorf("%w: %s (% x)", ErrNotEmulated, in, inst[:in.Len])
 }
+
+// ErrNotEmulated is the error Emulate returns for an instruction outside
+// what it emulates. The caller raises #UD in the guest, as a CPU without
+// the instruction would: no instruction a guest executes stops its VM.
+var ErrNotEmulated = errors.New("emul: not emulated")
 
 func gprIndex(r x86asm.Reg) (int, bool) {
 	if r >= x86asm.RAX && r <= x86asm.R15 {

@@ -103,3 +103,101 @@ func TestSystemRegisterRules(t *testing.T) {
 		}
 	}
 }
+
+// countingBus answers port reads with successive bytes and records writes.
+type countingBus struct {
+	emulBus
+	next byte
+	outs []byte
+}
+
+func (b *countingBus) In(port uint16, size int) uint32 {
+	var v uint32
+	for i := 0; i < size; i++ {
+		b.next++
+		v |= uint32(b.next) << (8 * i)
+	}
+	return v
+}
+
+func (b *countingBus) Out(port uint16, size int, v uint32) {
+	for i := 0; i < size; i++ {
+		b.outs = append(b.outs, byte(v>>(8*i)))
+	}
+}
+
+// TestEmulatedStringIO: in pv and trap mode, where port I/O is a
+// privileged exit, hv/emul carries out INS and OUTS (one element per exit
+// under REP), LMSW, and RDPMC (#GP(0): no counters are advertised).
+func TestEmulatedStringIO(t *testing.T) {
+	const src = `
+	lea rdi, [rip+buf]
+	mov ecx, 5
+	mov dx, 0x80
+	rep insb
+	mov r8, rcx
+	lea rsi, [rip+buf]
+	mov ecx, 2
+	rep outsw
+	mov r9, rcx
+	mov ax, 0x8
+	lmsw ax
+	mov r10, cr0
+	xor eax, eax
+	lmsw ax
+	mov r11, cr0
+	xor ecx, ecx
+f:	rdpmc
+	hlt
+buf:
+	.quad 0
+`
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap} {
+		t.Run(mode.String(), func(t *testing.T) {
+			m, p := newAsmMachine(t, mode, src)
+			bus := &countingBus{emulBus: emulBus{m}}
+			var vec int
+			for i := 0; ; i++ {
+				if i > 100 {
+					t.Fatal("no HLT reached")
+				}
+				e := m.runExit(200)
+				if e.Reason == cpu.ExitHLT || e.Reason == cpu.ExitPrivileged && e.InstLen == 1 && e.Inst[0] == 0xf4 {
+					if e.Reason == cpu.ExitPrivileged {
+						m.cpu.rip++
+					}
+					vec = m.vector()
+					break
+				}
+				if e.Reason != cpu.ExitPrivileged {
+					t.Fatalf("exit %v at %#x: %s", e.Reason, e.RIP, e.Message)
+				}
+				if _, _, err := emul.Emulate(m.cpu, e.Inst[:e.InstLen], bus, bus); err != nil {
+					t.Fatalf("emulator: %v", err)
+				}
+			}
+			buf := p.addr(t, "buf")
+			if got := m.ram[buf : buf+6]; string(got) != "\x01\x02\x03\x04\x05\x00" {
+				t.Errorf("rep insb stored % x, want 01 02 03 04 05 00", got)
+			}
+			if r8, r9 := m.reg(cpu.R8), m.reg(cpu.R9); r8 != 0 || r9 != 0 {
+				t.Errorf("RCX after rep insb %d, after rep outsw %d, want 0", r8, r9)
+			}
+			if string(bus.outs) != "\x01\x02\x03\x04" {
+				t.Errorf("rep outsw wrote % x, want 01 02 03 04", bus.outs)
+			}
+			if cr0 := m.reg(cpu.R10); cr0&cpu.CR0TS == 0 || cr0&cpu.CR0PE == 0 {
+				t.Errorf("CR0 after lmsw 8: %#x, want TS and PE set", cr0)
+			}
+			if cr0 := m.reg(cpu.R11); cr0&cpu.CR0TS != 0 || cr0&cpu.CR0PE == 0 {
+				t.Errorf("CR0 after lmsw 0: %#x, want TS clear and PE kept", cr0)
+			}
+			if vec != cpu.ExcGP {
+				t.Fatalf("rdpmc: vector %d, want #GP", vec)
+			}
+			if f := m.frame(2); f[0] != 0 || f[1] != p.addr(t, "f") {
+				t.Errorf("rdpmc: #GP(%#x) at %#x, want #GP(0) at %#x", f[0], f[1], p.addr(t, "f"))
+			}
+		})
+	}
+}

@@ -309,16 +309,19 @@ func (c *CPU) physFor(va uint64, acc int) uint64 {
 	return e.phys | va&pageMask
 }
 
-// Translate implements cpu.VCPU: a supervisor page walk that reports a
-// fault instead of raising it.
-func (c *CPU) Translate(va uint64, write bool) (gpa uint64, vector uint8, errCode uint32, ok bool) {
-	saved := c.cpl
-	if saved == 3 {
-		c.setCPL(0)
+// Translate implements cpu.VCPU: a page walk at the privilege asked for
+// that reports a fault instead of raising it.
+func (c *CPU) Translate(va uint64, write, user bool) (gpa uint64, vector uint8, errCode uint32, ok bool) {
+	saved, as := c.cpl, uint8(0)
+	if user {
+		as = 3
+	}
+	if saved != as {
+		c.setCPL(as)
 	}
 	defer func() {
-		if saved == 3 {
-			c.setCPL(3)
+		if saved != as {
+			c.setCPL(saved)
 		}
 		if r := recover(); r != nil {
 			if r != faultSentinel {
