@@ -17,7 +17,8 @@
  * either, since a host that is itself virtualized may report it at the
  * instruction); int $0x80 may
  * instead return getpid() (a kernel with IA32 emulation). Then it checks
- * that the kernel still forks.
+ * that the kernel still forks. With -v it names each stub before running
+ * it, so that a console that ends in a kernel panic shows which one.
  */
 #include "stubs.h"
 
@@ -63,8 +64,9 @@ static struct want expect(int i)
 	return (struct want){SIGSEGV, 13, n * 8 + 2, 0};
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int verbose = argc > 1 && !strcmp(argv[1], "-v");
 	long sigs[32] = {0}, runs = 0, bad = 0, gate80 = 0;
 	uint8_t *page;
 
@@ -75,8 +77,12 @@ int main(void)
 		int reps = i >= NVEC && i < NVEC + NREP ? REPS : 1;
 
 		for (int r = 0; r < reps; r++) {
-			struct outcome o = run_stub(page, i);
+			struct outcome o;
 			struct want w = expect(i);
+
+			if (verbose && r == 0)
+				printf("int8: stub %d\n", i);
+			o = run_stub(page, i);
 			uint64_t rip = stub_insn(page, i) + (w.after ? (i >= ONE_CC ? 1 : 2) : 0);
 
 			runs++;
