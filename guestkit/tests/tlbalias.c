@@ -84,6 +84,7 @@ struct tally {
 };
 
 static uint64_t seed = 0x9e3779b97f4a7c15ULL;
+static const char *phase; /* "mapped" or "removed": when the reads happen */
 
 /* aliases fills out[NALIAS] with non-canonical aliases of va. */
 static void aliases(uint64_t va, uint64_t *out)
@@ -114,8 +115,8 @@ static void must_fault(struct tally *t, uint64_t addr, uint64_t old, uint64_t ne
 		else if (v == new)
 			t->leaked_new++;
 		if (t->leaked <= 3)
-			printf("tlbalias: %s: read at %#llx returned %#llx (old %#llx, new %#llx)\n", t->name,
-			       (unsigned long long)addr, (unsigned long long)v, (unsigned long long)old,
+			printf("tlbalias: %s: %s: read at %#llx returned %#llx (old %#llx, new %#llx)\n", t->name,
+			       phase, (unsigned long long)addr, (unsigned long long)v, (unsigned long long)old,
 			       (unsigned long long)new);
 		return;
 	}
@@ -163,8 +164,10 @@ static void round_of(struct tally *t, int variant, int r)
 	fill(p, old);
 	if (load(va) != old)
 		attack_fail("%s: the page does not hold what was written", t->name);
+	phase = "mapped";
 	probe_aliases(t, va, old, new);
 	load(va); /* the translation is cached again */
+	phase = "removed";
 
 	switch (variant) {
 	case MUNMAP:
