@@ -69,21 +69,28 @@ build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit
 # The Linux guest (docs/guest.md): kernel built from Debian's linux-source-6.12
 # and linux-patches/, cached outside the checkout by input hash, plus the
 # busybox initramfs. Outputs in build/guest/.
+# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux)
+# and the unprivileged attack programs of guestkit/tests (tests/unpriv_test.go).
+UNPRIV      := tlbalias int8 privinsn logl randcode cpuidloop mprotectloop
+UNPRIV_BINS := $(UNPRIV:%=build/guest/%)
+INITRD_ADD  := -add build/guest/pvbench:bin/pvbench $(foreach p,$(UNPRIV),-add build/guest/$(p):bin/$(p))
+
 # The patched PV kernel (linux-patches/ + config/pv.config), for pv mode.
-guest-pv: deps-guest build/guest/pvbench
+guest-pv: deps-guest build/guest/pvbench $(UNPRIV_BINS)
 	scripts/build-guest.sh pv
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
-guest: deps-guest build/guest/pvbench
+guest: deps-guest build/guest/pvbench $(UNPRIV_BINS)
 	scripts/build-guest.sh native
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
-
-# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux).
-INITRD_ADD := -add build/guest/pvbench:bin/pvbench
 
 build/guest/pvbench: guestkit/pvbench/pvbench.c
 	@mkdir -p build/guest
 	gcc -O2 -static -Wall -Wextra -o $@ $<
+
+$(UNPRIV_BINS): build/guest/%: guestkit/tests/%.c guestkit/tests/unpriv.h guestkit/tests/stubs.h
+	@mkdir -p build/guest
+	gcc -O2 -static -fno-stack-protector -Wall -Wextra -o $@ $< -lm
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hv/interp

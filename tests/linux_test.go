@@ -42,6 +42,17 @@ func runLinux(t *testing.T, mode cpu.Mode, cmd string, deadline time.Duration) (
 // on console con, writing its console to out.
 func newLinuxVM(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, out *syncBuffer) *hv.VM {
 	t.Helper()
+	vm, err := hv.New(linuxConfig(t, vmlinux, initrd, mode, con, cmd, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
+// linuxConfig is the configuration of newLinuxVM's VM, with its own 1 GiB
+// budget and scheduler, for a caller to adjust.
+func linuxConfig(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, out *syncBuffer) hv.Config {
+	t.Helper()
 	k, err := os.ReadFile(vmlinux)
 	if err != nil {
 		t.Fatal(err)
@@ -50,13 +61,14 @@ func newLinuxVM(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmdline := "console=" + con + " panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(cmd))
-	vm, err := hv.New(hv.Config{Kernel: k, Initrd: rd, Cmdline: cmdline, MemBytes: 256 << 20, Mode: mode,
-		Budget: mm.NewBudget(1 << 30), Console: out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vm
+	return hv.Config{Kernel: k, Initrd: rd, Cmdline: linuxCmdline(con, cmd), MemBytes: 256 << 20, Mode: mode,
+		Budget: mm.NewBudget(1 << 30), Console: out}
+}
+
+// linuxCmdline is the kernel command line of a Linux guest on console con
+// whose /init runs cmd.
+func linuxCmdline(con, cmd string) string {
+	return "console=" + con + " panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(cmd))
 }
 
 // bootLinux boots a kernel with /init running cmd, on console con, and

@@ -56,31 +56,40 @@ func runScenario(t *testing.T, workers int, specs []schedVM, warm, window time.D
 	defer s.Stop()
 	done := make(chan []hv.ExitStatus, 1)
 	go func() { done <- hv.RunAll(vms) }()
-	used := func() []time.Duration {
-		var out []time.Duration
-		for _, vm := range vms {
-			out = append(out, vm.CPUStats().CPU)
-		}
-		return out
-	}
-	time.Sleep(warm)
-	before, t0 := used(), time.Now()
-	time.Sleep(window)
-	after, wall := used(), time.Since(t0)
+	pcts := cpuShares(vms, warm, window)
 	for _, vm := range vms {
 		vm.Stop(0, "end of scenario")
 	}
 	statuses := <-done
-	pcts := make([]float64, len(vms))
 	final := make([]sched.VMStats, len(vms))
 	for i, vm := range vms {
 		final[i] = vm.CPUStats()
 		if statuses[i].Code != 0 || statuses[i].Reason != "end of scenario" {
 			t.Errorf("%s ended with %+v, want the scenario's stop", vm.Name(), statuses[i])
 		}
-		pcts[i] = 100 * float64(after[i]-before[i]) / float64(wall)
 	}
 	return pcts, final
+}
+
+// cpuShares returns each VM's CPU use in percent of one host CPU over
+// [warm, warm+window) from now, as the scheduler accounts it.
+func cpuShares(vms []*hv.VM, warm, window time.Duration) []float64 {
+	used := func() []time.Duration {
+		var d []time.Duration
+		for _, vm := range vms {
+			d = append(d, vm.CPUStats().CPU)
+		}
+		return d
+	}
+	time.Sleep(warm)
+	before, t0 := used(), time.Now()
+	time.Sleep(window)
+	after, wall := used(), time.Since(t0)
+	pcts := make([]float64, len(vms))
+	for i := range vms {
+		pcts[i] = 100 * float64(after[i]-before[i]) / float64(wall)
+	}
+	return pcts
 }
 
 // TestSchedBounds is issue 7's real-time acceptance on a 2-core machine,
