@@ -204,8 +204,17 @@ func (c *CPU) loadDataSegment(which int, sel uint16) {
 		if s.Attr&cpu.SegAttrP == 0 {
 			c.raise(cpu.ExcSS, uint32(sel&^3))
 		}
-	} else if s.Attr&cpu.SegAttrP == 0 {
-		c.raise(cpu.ExcNP, uint32(sel&^3))
+	} else {
+		// A data or non-conforming code segment must be at least as
+		// privileged as the CPL and the RPL allow (SDM: MOV, "IF DS, ES,
+		// FS, or GS is loaded with non-NULL selector").
+		conforming := s.Attr&0xc == 0xc
+		if !conforming && (uint8(sel&3) > uint8(s.DPL()) || c.cpl > uint8(s.DPL())) {
+			c.raise(cpu.ExcGP, uint32(sel&^3))
+		}
+		if s.Attr&cpu.SegAttrP == 0 {
+			c.raise(cpu.ExcNP, uint32(sel&^3))
+		}
 	}
 	c.markAccessed(&s, addr)
 	c.sreg[which] = s

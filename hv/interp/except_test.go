@@ -130,6 +130,10 @@ func TestExcUser(t *testing.T) {
 		{"int-dpl3", "f: int 0x80\nn:", 0x80, false, 0, true, false, tmUStack},
 		{"int1-ignores-dpl", "f: .byte 0xf1\nn:", cpu.ExcDB, false, 0, true, false, tmUStack},
 		{"pf/supervisor-page", "f: mov rax, [0x1000]", cpu.ExcPF, true, cpu.PFUser | cpu.PFPresent, false, false, tmUStack},
+		{"gp/mov-ds-kernel-data", "f: mov ds, word ptr [rip+sel]\n hlt\nsel: .word 0x18", cpu.ExcGP, true, 0x18, false, false, tmUStack},
+		{"gp/mov-es-kernel-code", "f: mov es, word ptr [rip+sel]\n hlt\nsel: .word 0x10", cpu.ExcGP, true, 0x10, false, false, tmUStack},
+		{"gp/mov-fs-rpl3-kernel-data", "f: mov fs, word ptr [rip+sel]\n hlt\nsel: .word 0x1b", cpu.ExcGP, true, 0x18, false, false, tmUStack},
+		{"mov-ds-user-data", "f: mov ds, word ptr [rip+sel]\n jmp n\nsel: .word 0x2b", cpu.ExcGP, true, 0, true, false, tmUStack},
 		{"ist1/ud2", "f: ud2", cpu.ExcUD, false, 0, false, true, tmUStack - 24},
 	}
 	for _, tc := range cases {
