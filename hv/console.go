@@ -18,7 +18,7 @@ type consoleIn struct {
 	arrived atomic.Bool
 }
 
-const consoleInMax = 64 << 10 // bytes held before the reader waits
+const consoleInMax = 64 << 10 // bytes held for the guest; input beyond them is dropped
 
 // start reads r until EOF, kicking the VM's first vCPU when bytes arrive.
 func (ci *consoleIn) start(r io.Reader, vm *VM) {

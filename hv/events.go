@@ -190,7 +190,8 @@ func (vm *VM) systemTime() uint64 { return uint64(time.Since(vm.start)) }
 
 // updatePvclock writes vCPU v's pvclock record: time = system_time +
 // (tsc - tsc_timestamp) scaled by mul/shift. The interpreter's host-clock
-// TSC runs at 1 GHz, so the scale is 1.0 (mul 2^32, shift 0).
+// TSC runs at 1 GHz, so the scale is 1.0: tsc_to_system_mul 2^31 (0.5 in
+// 32-bit fixed point) with tsc_shift 1.
 func (vm *VM) updatePvclock(v *vcpu) {
 	if !vm.ev.registered {
 		return

@@ -56,10 +56,10 @@ func (r *Reservation) BalloonOut(ranges ...FrameRange) (uint64, error) {
 	r.resident -= n
 	b.resident -= n
 	b.mu.Unlock()
-	// Accesses through Slice now fail; tell caching engines, then drop
-	// the memory. Zeroing the whole range also drops anything written to
-	// frames that were already out.
-	r.p2m.gen.Add(1)
+	// Accesses through Slice now fail; drop the memory. (The hypervisor
+	// marks the frames as holes in its engine and flushes every vCPU's
+	// soft TLB, hv/balloon.go.) Zeroing the whole range also drops
+	// anything written to frames that were already out.
 	for _, fr := range ranges {
 		zeroFrames(r.ram, fr.First, fr.Count)
 	}

@@ -83,10 +83,8 @@ func TestBalloon(t *testing.T) {
 		t.Fatalf("BalloonIn at the reservation = %d, %v", n, err)
 	}
 
-	// Generation moves when frames leave.
-	g := r.Generation()
-	if _, err := r.BalloonOut(FrameRange{9, 1}); err != nil || r.Generation() == g {
-		t.Fatalf("Generation did not move: %v", err)
+	if _, err := r.BalloonOut(FrameRange{9, 1}); err != nil {
+		t.Fatalf("BalloonOut: %v", err)
 	}
 
 	if err := r.SetTarget(8*FrameSize - 1); err != nil || r.Target() != 8*FrameSize || r.Stats().Target != 8*FrameSize {

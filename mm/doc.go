@@ -50,14 +50,15 @@
 //     VM's RAM or touching a hole, with no integer overflow; a hypercall
 //     pointer that Slice refuses is -EFAULT for that guest.
 //
-// Concurrency. Budget is safe for concurrent use. Slice, Translate,
-// Populated and Generation read the p2m without locks and may be called
+// Concurrency. Budget is safe for concurrent use. Slice, Translate
+// and Populated read the p2m without locks and may be called
 // from any goroutine. Balloon operations on one VM are serialised by the
 // reservation's mu; accounting and p2m changes happen under the budget's
 // mu (lock order: Reservation.mu, then Budget.mu). A Slice obtained before
 // a concurrent BalloonOut of the same frames may see them become zero: the
-// guest races only itself. Engines caching translations flush when
-// Generation changes. Release may be called more than once, but only when
+// guest races only itself. The hypervisor makes ballooned-out
+// frames holes in its engine and flushes the vCPUs' soft TLBs before they
+// run again. Release may be called more than once, but only when
 // no engine or hypercall uses the memory any more.
 //
 // Trust boundary: guest-physical addresses, lengths and frame ranges are

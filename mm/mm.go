@@ -101,9 +101,9 @@ func (b *Budget) Reserve(size uint64) (*Reservation, error) {
 
 // RAM returns the VM's memory, guest-physical 0 upward, holes included:
 // reading a ballooned-out frame through it yields zeros and writing one
-// dirties only this VM's own reservation. Engines map it and must consult
-// Populated (or Translate) and Generation for their soft TLB; the
-// hypervisor uses Slice.
+// dirties only this VM's own reservation. Engines map it and are told which
+// frames are holes (interp.Memory.SetHoles, with a soft-TLB flush) when
+// frames leave; the hypervisor uses Slice.
 func (r *Reservation) RAM() []byte { return r.ram }
 
 // Size returns the reservation's size in bytes.
@@ -141,7 +141,6 @@ func (r *Reservation) Release() {
 		b.reserved -= r.size
 		delete(b.live, r)
 		b.mu.Unlock()
-		r.p2m.gen.Add(1)
 		// munmap returns the frames to the kernel, which zeroes them
 		// before any other mapping sees them.
 		_ = unix.Munmap(r.ram)

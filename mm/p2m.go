@@ -14,7 +14,6 @@ import (
 // operations on one VM are serialised).
 type p2m struct {
 	bits []atomic.Uint64 // bit gfn%64 of word gfn/64: gfn is populated
-	gen  atomic.Uint64   // bumped after any frame leaves the p2m
 }
 
 func (p *p2m) init(frames uint64) {
@@ -108,8 +107,3 @@ func (r *Reservation) Populated(gfn uint64) bool {
 
 // Frames returns the reservation's size in guest frames.
 func (r *Reservation) Frames() uint64 { return r.frames }
-
-// Generation returns a counter that changes after any frame leaves this
-// VM's p2m (balloon out, release). An engine that caches translations (a
-// soft TLB over RAM()) flushes them when it changes.
-func (r *Reservation) Generation() uint64 { return r.p2m.gen.Load() }

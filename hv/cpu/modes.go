@@ -2,7 +2,8 @@ package cpu
 
 import "fmt"
 
-// Mode is the virtualization technique a VM runs under (DESIGN.md §1).
+// Mode is the virtualization technique a VM runs under (the table in
+// README.md and docs/engine.md: pv, trap, hwassist).
 type Mode uint8
 
 const (

@@ -21,7 +21,7 @@ type VCPU interface {
 	InjectException(vector uint8, errorCode uint32, hasError bool)
 	// SetIRQ raises (vector >= 0) or withdraws (vector < 0) the external
 	// interrupt line. The engine delivers it through the IDT when RFLAGS.IF
-	// and the interrupt shadow allow, and then calls ack with the vector.
+	// and the interrupt shadow allow; IRQPending turns false once it has.
 	SetIRQ(vector int)
 	// IRQPending reports whether a vector given to SetIRQ is undelivered.
 	IRQPending() bool

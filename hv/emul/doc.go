@@ -3,7 +3,9 @@
 // ExitPrivileged (every one in trap mode; in pv mode those a guest executes
 // before or, as violations, after PV start-up). It also holds the legacy PC
 // devices of trap and hwassist modes (PIC, PIT, UART, RTC, system control
-// ports, on a port-I/O bus); later also the shadow MMU.
+// ports, on a port-I/O bus). Trap mode's shadow MMU is modelled in the
+// engine (hv/interp/shadow.go): a guest page-table write exits as
+// ExitShadowFault and needs no emulation here.
 //
 // Instructions are decoded with golang.org/x/arch/x86/x86asm, whose known
 // defects are handled first: ENDBR64 and several 0F 01 forms are recognised
