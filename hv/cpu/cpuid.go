@@ -53,13 +53,69 @@ const (
 	FeatExtECXLAHF    = 1 << 0
 )
 
+// FeatureWord names the CPUID register a feature bit lives in.
+type FeatureWord uint8
+
 const (
-	leaf1EDX = Feat1EDXFPU | Feat1EDXPSE | Feat1EDXTSC | Feat1EDXMSR | Feat1EDXPAE |
-		Feat1EDXCX8 | Feat1EDXPGE | Feat1EDXCMOV | Feat1EDXPAT | Feat1EDXCLFLUSH |
-		Feat1EDXMMX | Feat1EDXFXSR | Feat1EDXSSE | Feat1EDXSSE2
-	leaf1ECX   = Feat1ECXCX16 | Feat1ECXHypervisor
-	extLeafEDX = FeatExtEDXSyscall | FeatExtEDXNX | FeatExtEDXPage1G | FeatExtEDXLM
-	extLeafECX = FeatExtECXLAHF
+	Leaf1EDX FeatureWord = iota
+	Leaf1ECX
+	ExtLeafEDX // 0x80000001 EDX
+	ExtLeafECX // 0x80000001 ECX
+	numFeatureWords
+)
+
+var featureWordNames = [numFeatureWords]string{"1 EDX", "1 ECX", "0x80000001 EDX", "0x80000001 ECX"}
+
+func (w FeatureWord) String() string { return featureWordNames[w] }
+
+// Feature is one advertised CPUID feature bit.
+type Feature struct {
+	Word FeatureWord
+	Bit  uint32
+	Name string // as Linux's /proc/cpuinfo spells it
+}
+
+// Features is every feature bit a pvisor vCPU advertises: the one list
+// CPUID answers from, that docs/cpuid.md is checked against, and that the
+// engine's tests back with instructions that must not raise #UD
+// (hv/interp TestCPUIDFeaturesBacked).
+var Features = []Feature{
+	{Leaf1EDX, Feat1EDXFPU, "fpu"},
+	{Leaf1EDX, Feat1EDXPSE, "pse"},
+	{Leaf1EDX, Feat1EDXTSC, "tsc"},
+	{Leaf1EDX, Feat1EDXMSR, "msr"},
+	{Leaf1EDX, Feat1EDXPAE, "pae"},
+	{Leaf1EDX, Feat1EDXCX8, "cx8"},
+	{Leaf1EDX, Feat1EDXPGE, "pge"},
+	{Leaf1EDX, Feat1EDXCMOV, "cmov"},
+	{Leaf1EDX, Feat1EDXPAT, "pat"},
+	{Leaf1EDX, Feat1EDXCLFLUSH, "clflush"},
+	{Leaf1EDX, Feat1EDXMMX, "mmx"},
+	{Leaf1EDX, Feat1EDXFXSR, "fxsr"},
+	{Leaf1EDX, Feat1EDXSSE, "sse"},
+	{Leaf1EDX, Feat1EDXSSE2, "sse2"},
+	{Leaf1ECX, Feat1ECXCX16, "cx16"},
+	{Leaf1ECX, Feat1ECXHypervisor, "hypervisor"},
+	{ExtLeafEDX, FeatExtEDXSyscall, "syscall"},
+	{ExtLeafEDX, FeatExtEDXNX, "nx"},
+	{ExtLeafEDX, FeatExtEDXPage1G, "pdpe1gb"},
+	{ExtLeafEDX, FeatExtEDXLM, "lm"},
+	{ExtLeafECX, FeatExtECXLAHF, "lahf_lm"},
+}
+
+// featureWords are the advertised words, built from Features.
+var featureWords = func() (w [numFeatureWords]uint32) {
+	for _, f := range Features {
+		w[f.Word] |= f.Bit
+	}
+	return w
+}()
+
+var (
+	leaf1EDX   = featureWords[Leaf1EDX]
+	leaf1ECX   = featureWords[Leaf1ECX]
+	extLeafEDX = featureWords[ExtLeafEDX]
+	extLeafECX = featureWords[ExtLeafECX]
 )
 
 func sig(s string) (a, b, c uint32) {

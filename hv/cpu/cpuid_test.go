@@ -2,7 +2,11 @@ package cpu
 
 import (
 	"encoding/binary"
+	"os"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestCPUIDSignatures(t *testing.T) {
@@ -74,6 +78,43 @@ func TestExitTableComplete(t *testing.T) {
 	for c := Class(0); c < NumClasses; c++ {
 		if c.String() == "" || classNames[c] == "" {
 			t.Errorf("class %d has no name", c)
+		}
+	}
+}
+
+// TestCPUIDDocMatchesFeatures: docs/cpuid.md lists, per feature word,
+// exactly the bits cpu.Features advertises, and CPUID reports them.
+func TestCPUIDDocMatchesFeatures(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cpuid.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string][]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 4 {
+			continue
+		}
+		word := strings.TrimSpace(cols[1])
+		for _, n := range strings.Split(cols[2], ",") {
+			listed[word] = append(listed[word], strings.TrimSpace(n))
+		}
+	}
+	want := map[string][]string{}
+	var got [numFeatureWords]uint32
+	_, _, got[Leaf1ECX], got[Leaf1EDX] = CPUID(1, 0, 0)
+	_, _, got[ExtLeafECX], got[ExtLeafEDX] = CPUID(0x80000001, 0, 0)
+	var fromTable [numFeatureWords]uint32
+	for _, f := range Features {
+		want[f.Word.String()] = append(want[f.Word.String()], f.Name)
+		fromTable[f.Word] |= f.Bit
+	}
+	for w := FeatureWord(0); w < numFeatureWords; w++ {
+		if diff := cmp.Diff(want[w.String()], listed[w.String()]); diff != "" {
+			t.Errorf("docs/cpuid.md row %q differs from cpu.Features (-table +doc):\n%s", w, diff)
+		}
+		if got[w] != fromTable[w] {
+			t.Errorf("CPUID %s = %#x, cpu.Features says %#x", w, got[w], fromTable[w])
 		}
 	}
 }
