@@ -30,6 +30,7 @@ const (
 	memI16
 	memI64
 	memF80
+	memBCD // 18-digit packed BCD (FBLD, FBSTP)
 )
 
 func (f *fpuState) phys(i uint8) uint8   { return (f.top + i) & 7 }
@@ -231,6 +232,8 @@ func (c *CPU) x87Load(in *Inst, kind int) (f80, uint16) {
 		return intToF80(int64(int32(c.read32(va)))), 0
 	case memI64:
 		return intToF80(int64(c.read64(va))), 0
+	case memBCD:
+		return bcdToF80(c.readF80(va)), 0
 	}
 	return c.readF80(va), 0
 }
@@ -334,6 +337,23 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 		c.x87Exc(fl)
 		if pop && (fl == 0 || f.masked(fswIE)) {
 			f.pop()
+		}
+		return
+	case memBCD:
+		mag, neg, f2, ok := f80ToInt(v, rc)
+		bcd := f80Indefinite // the packed-BCD indefinite has the same bytes
+		if fl != 0 || !ok || mag > bcdMax {
+			fl |= fswIE
+		} else {
+			fl |= f2
+			bcd = uint64ToBCD(mag, neg)
+		}
+		fl &^= fswDE
+		if c.x87Exc(fl) {
+			c.writeF80(va, bcd)
+			if pop {
+				f.pop()
+			}
 		}
 		return
 	case memF32, memF64:
@@ -732,6 +752,8 @@ func init() {
 	st(0xdb, 2, memI32, false, "fist m32")
 	st(0xdb, 3, memI32, true, "fistp m32")
 	st(0xdf, 7, memI64, true, "fistp m64")
+	st(0xdf, 6, memBCD, true, "fbstp m80bcd")
+	setG(&table1, 0xdf, pNone, 4, fMemOnly, defOp("fbld m80bcd", false, func(c *CPU, in *Inst) { c.x87LoadMem(in, memBCD) }))
 	// FISTTP (DB /1, DD /1, DF /1) needs SSE3, which is not advertised:
 	// left undefined (#UD).
 

@@ -946,3 +946,48 @@ func f80Rem(a, b f80, nearest bool) (r f80, q uint64, partial bool, fl uint16) {
 	r, _ = roundExt(neg, e2, h2, l2, 0x37f)
 	return r, qq & 7, partial, fl
 }
+
+// bcdMax is the largest magnitude of an 18-digit packed BCD integer.
+const bcdMax = 999_999_999_999_999_999
+
+// bcdToF80 converts the packed BCD integer in the ten bytes of raw (mant:
+// bytes 0..7, se: bytes 8..9; digit k in nibble k, sign in bit 7 of byte 9,
+// the other bits of byte 9 ignored). Like the hardware, a nibble above 9
+// still counts with its weight (0xa in the units digit reads as 10), so
+// every bit pattern has a value, below 2^61 and exactly representable.
+func bcdToF80(raw f80) f80 {
+	var v int64
+	for k := 8; k >= 0; k-- {
+		var b uint64
+		if k == 8 {
+			b = uint64(raw.se & 0xff)
+		} else {
+			b = raw.mant >> (8 * uint(k)) & 0xff
+		}
+		v = v*100 + int64(b>>4)*10 + int64(b&15)
+	}
+	neg := raw.se&0x8000 != 0
+	if v == 0 {
+		return f80{se: signOf(neg)}
+	}
+	r := intToF80(v)
+	r.se |= signOf(neg)
+	return r
+}
+
+// uint64ToBCD returns the packed BCD bytes (in the layout of bcdToF80) of
+// mag <= bcdMax with the given sign (a negative zero keeps its sign).
+func uint64ToBCD(mag uint64, neg bool) f80 {
+	var r f80
+	for k := uint(0); k < 18; k++ {
+		d := mag % 10
+		mag /= 10
+		if k < 16 {
+			r.mant |= d << (4 * k)
+		} else {
+			r.se |= uint16(d) << (4 * (k - 16))
+		}
+	}
+	r.se |= signOf(neg)
+	return r
+}
