@@ -471,13 +471,33 @@ func abridgedTag(t uint16) uint8 {
 	return a
 }
 
-// storeEnv writes the 28-byte protected-mode environment at va. The
-// reserved upper halves of the control, status and tag dwords and the
-// selector dwords are written as the hardware does (checked against the
-// host in TestX87Stack and TestFXSAVE). FCS and FDS are stored as 0, as on
-// processors that deprecate them.
-func (c *CPU) storeEnv(va uint64) {
+// envSize returns the size of the environment image of in: 14 bytes in the
+// 16-bit layout (an operand-size prefix without REX.W), else 28.
+func envSize(in *Inst) uint64 {
+	if in.size == 2 {
+		return 14
+	}
+	return 28
+}
+
+// storeEnv writes the protected-mode environment of size envSize at va.
+// The reserved upper halves of the control, status and tag dwords and the
+// selector dwords of the 28-byte layout are written as the hardware does
+// (checked against the host in TestX87Stack and TestFXSAVE). The 14-byte
+// layout holds the low 16 bits of FIP and FDP and no FOP. FCS and FDS are
+// stored as 0 in both, as on processors that deprecate them.
+func (c *CPU) storeEnv(va, size uint64) {
 	f := &c.fpu
+	if size == 14 {
+		c.write16(va, f.fcw)
+		c.write16(va+2, f.status())
+		c.write16(va+4, f.fullTag())
+		c.write16(va+6, uint16(f.fip))
+		c.write16(va+8, 0)
+		c.write16(va+10, uint16(f.fdp))
+		c.write16(va+12, 0)
+		return
+	}
 	c.write32(va, uint32(f.fcw)|0xffff0000)
 	c.write32(va+4, uint32(f.status())|0xffff0000)
 	c.write32(va+8, uint32(f.fullTag())|0xffff0000)
@@ -487,9 +507,13 @@ func (c *CPU) storeEnv(va uint64) {
 	c.write32(va+24, 0xffff0000)
 }
 
-// loadEnv reads the environment at va; it returns the values without
-// committing them.
-func (c *CPU) loadEnv(va uint64) (fcw, fsw, ftw uint16, fip, fdp uint64, fop uint16) {
+// loadEnv reads the environment of size envSize at va; it returns the
+// values without committing them. The 14-byte layout loads FIP and FDP as
+// 16-bit values and FOP as 0 (as the host does).
+func (c *CPU) loadEnv(va, size uint64) (fcw, fsw, ftw uint16, fip, fdp uint64, fop uint16) {
+	if size == 14 {
+		return c.read16(va), c.read16(va + 2), c.read16(va + 4), uint64(c.read16(va + 6)), uint64(c.read16(va + 10)), 0
+	}
 	fcw = c.read16(va)
 	fsw = c.read16(va + 4)
 	ftw = c.read16(va + 8)
@@ -1020,40 +1044,41 @@ func init() {
 	}))
 	setG(&table1, 0xd9, pNone, 6, fMemOnly, defOp("fnstenv", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.checkWrite(va, 28)
-		c.storeEnv(va)
+		va, n := c.ea(in), envSize(in)
+		c.checkWrite(va, n)
+		c.storeEnv(va, n)
 		c.fpu.fcw |= fswExc // all exceptions masked
 		c.fpu.fixES()
 	}))
 	setG(&table1, 0xd9, pNone, 4, fMemOnly, defOp("fldenv", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.readN(va+27, 1)
-		c.commitEnv(c.loadEnv(va))
+		va, n := c.ea(in), envSize(in)
+		c.readN(va+n-1, 1)
+		c.commitEnv(c.loadEnv(va, n))
 	}))
+	// FNSAVE and FRSTOR: the environment, then ST(0)..ST(7) (80 bytes).
 	setG(&table1, 0xdd, pNone, 6, fMemOnly, defOp("fnsave", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.checkWrite(va, 108)
-		c.storeEnv(va)
+		va, n := c.ea(in), envSize(in)
+		c.checkWrite(va, n+80)
+		c.storeEnv(va, n)
 		f := &c.fpu
 		for i := uint8(0); i < 8; i++ {
 			r := f.get(i)
-			c.write64(va+28+uint64(i)*10, r.mant)
-			c.write16(va+36+uint64(i)*10, r.se)
+			c.write64(va+n+uint64(i)*10, r.mant)
+			c.write16(va+n+8+uint64(i)*10, r.se)
 		}
 		f.init()
 	}))
 	setG(&table1, 0xdd, pNone, 4, fMemOnly, defOp("frstor", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.readN(va+107, 1)
+		va, n := c.ea(in), envSize(in)
+		c.readN(va+n+79, 1)
 		var regs [8]f80
 		for i := range regs {
-			regs[i] = c.readF80(va + 28 + uint64(i)*10)
+			regs[i] = c.readF80(va + n + uint64(i)*10)
 		}
-		c.commitEnv(c.loadEnv(va))
+		c.commitEnv(c.loadEnv(va, n))
 		f := &c.fpu
 		for i := uint8(0); i < 8; i++ {
 			f.st[f.phys(i)] = regs[i]
