@@ -13,7 +13,11 @@ import (
 //
 // Exceptions: masked exceptions produce the SDM's default results (QNaN
 // indefinite, infinities, ...). An unmasked exception sets ES and B; for
-// IE, ZE and DE the destination is left unchanged. The next waiting x87
+// IE, ZE and DE the destination is left unchanged (an unmasked DE also
+// drops the PE, UE, OE and C1 of the computation; FLD m32/m64 still loads
+// a denormal). Unmasked OE and UE deliver a register result with its
+// exponent wrapped by 24576 (roundReg) and store nothing to memory
+// (toFloat). The next waiting x87
 // instruction (or FWAIT) then raises #MF when CR0.NE is set; with CR0.NE
 // clear the engine does not model the FERR# interrupt and execution goes
 // on.
@@ -103,6 +107,12 @@ func x87ModRM(in *Inst) uint8 {
 func (c *CPU) x87Exc(fl uint16) bool {
 	f := &c.fpu
 	e := fl & (fswExc | fswSF)
+	if e&fswDE&^f.fcw != 0 {
+		// An unmasked denormal operand stops the operation before it
+		// computes anything.
+		e &^= fswPE | fswUE | fswOE
+		fl &^= fswC1
+	}
 	f.fsw = f.fsw&^fswC1 | fl&fswC1 | e
 	if un := e & fswExc &^ f.fcw; un != 0 {
 		f.fsw |= fswES | fswB
@@ -329,6 +339,7 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 	}
 	var out uint64
 	var size uint8
+	noStore := false
 	switch kind {
 	case memF80:
 		if fl == 0 || f.masked(fswIE) {
@@ -362,7 +373,8 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 			spec, s = fmtDouble, 8
 		}
 		var f2 uint16
-		out, f2 = toFloat(v, spec, rc)
+		out, f2 = toFloat(v, spec, f.fcw)
+		noStore = f2&(fswOE|fswUE)&^f.fcw != 0 // unmasked overflow or underflow
 		fl |= f2
 		size = s
 	default:
@@ -390,7 +402,7 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 		fl |= f2
 	}
 	fl &^= fswDE // stores do not report denormal operands
-	if c.x87Exc(fl) {
+	if c.x87Exc(fl) && !noStore {
 		c.writeN(va, size, out)
 		if pop {
 			f.pop()
@@ -407,8 +419,8 @@ func (c *CPU) x87LoadMem(in *Inst, kind int) {
 		c.x87Push(v) // overflow
 		return
 	}
-	if c.x87Exc(fl) {
-		f.pushRaw(v)
+	if c.x87Exc(fl) || fl&fswIE == 0 {
+		f.pushRaw(v) // an unmasked DE still loads the operand, as the host does
 	}
 }
 

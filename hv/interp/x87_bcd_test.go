@@ -6,17 +6,19 @@ import (
 	"testing"
 )
 
+// withSign returns v, negated if neg.
+func withSign(neg bool, v f80) f80 {
+	if neg {
+		return v.neg()
+	}
+	return v
+}
+
 // randBCDF80 returns an FBSTP operand: the edges of the 18-digit range,
 // halves (ties at every rounding control), zeros of both signs, denormals,
 // values just above and below integers, NaNs, infinities, or any class.
 func randBCDF80(r *rand.Rand) f80 {
 	neg := r.Intn(2) == 0
-	withSign := func(v f80) f80 {
-		if neg {
-			return v.neg()
-		}
-		return v
-	}
 	exact := func(n uint64) f80 { return intToF80(int64(n)) }
 	// half returns n + 1/2 (exact below 2^62).
 	half := func(n uint64) f80 {
@@ -26,31 +28,31 @@ func randBCDF80(r *rand.Rand) f80 {
 	}
 	switch k := r.Intn(16); k {
 	case 0:
-		return withSign(f80{})
+		return withSign(neg, f80{})
 	case 1:
-		return withSign(f80One)
+		return withSign(neg, f80One)
 	case 2:
-		return withSign(exact(bcdMax - uint64(r.Intn(3))))
+		return withSign(neg, exact(bcdMax-uint64(r.Intn(3))))
 	case 3:
-		return withSign(exact(bcdMax + 1 + uint64(r.Intn(3))))
+		return withSign(neg, exact(bcdMax+1+uint64(r.Intn(3))))
 	case 4:
-		return withSign(half(bcdMax - uint64(r.Intn(2))))
+		return withSign(neg, half(bcdMax-uint64(r.Intn(2))))
 	case 5:
-		return withSign(half(uint64(r.Intn(4))))
+		return withSign(neg, half(uint64(r.Intn(4))))
 	case 6:
-		return withSign(half(uint64(r.Int63n(bcdMax))))
+		return withSign(neg, half(uint64(r.Int63n(bcdMax))))
 	case 7:
-		return withSign(ulpNudge(r, exact(uint64(r.Int63n(1<<uint(1+r.Intn(60)))))))
+		return withSign(neg, ulpNudge(r, exact(uint64(r.Int63n(1<<uint(1+r.Intn(60)))))))
 	case 8:
-		return withSign(f80{mant: r.Uint64() >> uint(r.Intn(64)) &^ f80Int}) // denormal
+		return withSign(neg, f80{mant: r.Uint64() >> uint(r.Intn(64)) &^ f80Int}) // denormal
 	case 9:
-		return withSign(f80{mant: r.Uint64() | f80Int, se: uint16(f80Bias - 1 - r.Intn(70))}) // below 1
+		return withSign(neg, f80{mant: r.Uint64() | f80Int, se: uint16(f80Bias - 1 - r.Intn(70))}) // below 1
 	case 10:
-		return withSign(f80{mant: r.Uint64() | f80Int, se: uint16(f80Bias + r.Intn(64))})
+		return withSign(neg, f80{mant: r.Uint64() | f80Int, se: uint16(f80Bias + r.Intn(64))})
 	case 11:
-		return withSign(f80{mant: f80Int, se: 0x7fff})
+		return withSign(neg, f80{mant: f80Int, se: 0x7fff})
 	case 12:
-		return withSign(ulpNudge(r, exact(bcdMax)))
+		return withSign(neg, ulpNudge(r, exact(bcdMax)))
 	}
 	return randF80(r)
 }

@@ -40,6 +40,7 @@ type x87Prog struct {
 	stride int
 	gen    func(r *rand.Rand, rec []byte)
 	check  func(host, eng []byte) string // "" if equal; nil: x87Diff
+	steps  int                           // instruction budget per record; 0: 200
 }
 
 // x87Oracle builds the host oracle into dir. A missing gcc fails the test.
@@ -115,7 +116,11 @@ func runX87Progs(t *testing.T, seed int64, progs []x87Prog) {
 		c := m.cpu
 		c.r[cpu.RDI], c.r[cpu.RSI], c.r[cpu.RSP] = tmData, uint64(p.n), tmKStack
 		c.rip = tmCode + prog.sym[fmt.Sprintf("p%d", i)]
-		m.runToHLT(uint64(p.n)*200 + 1000)
+		steps := p.steps
+		if steps == 0 {
+			steps = 200
+		}
+		m.runToHLT(uint64(p.n*steps) + 1000)
 		if want := tmCode + prog.sym[fmt.Sprintf("p%d_end", i)] + 1; c.rip != want {
 			t.Fatalf("%s: stopped at %#x, want %#x", p.name, c.rip, want)
 		}
