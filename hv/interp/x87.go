@@ -13,7 +13,11 @@ import (
 //
 // Exceptions: masked exceptions produce the SDM's default results (QNaN
 // indefinite, infinities, ...). An unmasked exception sets ES and B; for
-// IE, ZE and DE the destination is left unchanged. The next waiting x87
+// IE, ZE and DE the destination is left unchanged (an unmasked DE also
+// drops the PE, UE, OE and C1 of the computation; FLD m32/m64 still loads
+// a denormal). Unmasked OE and UE deliver a register result with its
+// exponent wrapped by 24576 (roundReg) and store nothing to memory
+// (toFloat). The next waiting x87
 // instruction (or FWAIT) then raises #MF when CR0.NE is set; with CR0.NE
 // clear the engine does not model the FERR# interrupt and execution goes
 // on.
@@ -30,6 +34,7 @@ const (
 	memI16
 	memI64
 	memF80
+	memBCD // 18-digit packed BCD (FBLD, FBSTP)
 )
 
 func (f *fpuState) phys(i uint8) uint8   { return (f.top + i) & 7 }
@@ -102,6 +107,12 @@ func x87ModRM(in *Inst) uint8 {
 func (c *CPU) x87Exc(fl uint16) bool {
 	f := &c.fpu
 	e := fl & (fswExc | fswSF)
+	if e&fswDE&^f.fcw != 0 {
+		// An unmasked denormal operand stops the operation before it
+		// computes anything.
+		e &^= fswPE | fswUE | fswOE
+		fl &^= fswC1
+	}
 	f.fsw = f.fsw&^fswC1 | fl&fswC1 | e
 	if un := e & fswExc &^ f.fcw; un != 0 {
 		f.fsw |= fswES | fswB
@@ -231,6 +242,8 @@ func (c *CPU) x87Load(in *Inst, kind int) (f80, uint16) {
 		return intToF80(int64(int32(c.read32(va)))), 0
 	case memI64:
 		return intToF80(int64(c.read64(va))), 0
+	case memBCD:
+		return bcdToF80(c.readF80(va)), 0
 	}
 	return c.readF80(va), 0
 }
@@ -326,6 +339,7 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 	}
 	var out uint64
 	var size uint8
+	noStore := false
 	switch kind {
 	case memF80:
 		if fl == 0 || f.masked(fswIE) {
@@ -336,13 +350,31 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 			f.pop()
 		}
 		return
+	case memBCD:
+		mag, neg, f2, ok := f80ToInt(v, rc)
+		bcd := f80Indefinite // the packed-BCD indefinite has the same bytes
+		if fl != 0 || !ok || mag > bcdMax {
+			fl |= fswIE
+		} else {
+			fl |= f2
+			bcd = uint64ToBCD(mag, neg)
+		}
+		fl &^= fswDE
+		if c.x87Exc(fl) {
+			c.writeF80(va, bcd)
+			if pop {
+				f.pop()
+			}
+		}
+		return
 	case memF32, memF64:
 		spec, s := fmtSingle, uint8(4)
 		if kind == memF64 {
 			spec, s = fmtDouble, 8
 		}
 		var f2 uint16
-		out, f2 = toFloat(v, spec, rc)
+		out, f2 = toFloat(v, spec, f.fcw)
+		noStore = f2&(fswOE|fswUE)&^f.fcw != 0 // unmasked overflow or underflow
 		fl |= f2
 		size = s
 	default:
@@ -370,7 +402,7 @@ func (c *CPU) x87Store(in *Inst, kind int, pop bool) {
 		fl |= f2
 	}
 	fl &^= fswDE // stores do not report denormal operands
-	if c.x87Exc(fl) {
+	if c.x87Exc(fl) && !noStore {
 		c.writeN(va, size, out)
 		if pop {
 			f.pop()
@@ -387,8 +419,8 @@ func (c *CPU) x87LoadMem(in *Inst, kind int) {
 		c.x87Push(v) // overflow
 		return
 	}
-	if c.x87Exc(fl) {
-		f.pushRaw(v)
+	if c.x87Exc(fl) || fl&fswIE == 0 {
+		f.pushRaw(v) // an unmasked DE still loads the operand, as the host does
 	}
 }
 
@@ -451,13 +483,33 @@ func abridgedTag(t uint16) uint8 {
 	return a
 }
 
-// storeEnv writes the 28-byte protected-mode environment at va. The
-// reserved upper halves of the control, status and tag dwords and the
-// selector dwords are written as the hardware does (checked against the
-// host in TestX87Stack and TestFXSAVE). FCS and FDS are stored as 0, as on
-// processors that deprecate them.
-func (c *CPU) storeEnv(va uint64) {
+// envSize returns the size of the environment image of in: 14 bytes in the
+// 16-bit layout (an operand-size prefix without REX.W), else 28.
+func envSize(in *Inst) uint64 {
+	if in.size == 2 {
+		return 14
+	}
+	return 28
+}
+
+// storeEnv writes the protected-mode environment of size envSize at va.
+// The reserved upper halves of the control, status and tag dwords and the
+// selector dwords of the 28-byte layout are written as the hardware does
+// (checked against the host in TestX87Stack and TestFXSAVE). The 14-byte
+// layout holds the low 16 bits of FIP and FDP and no FOP. FCS and FDS are
+// stored as 0 in both, as on processors that deprecate them.
+func (c *CPU) storeEnv(va, size uint64) {
 	f := &c.fpu
+	if size == 14 {
+		c.write16(va, f.fcw)
+		c.write16(va+2, f.status())
+		c.write16(va+4, f.fullTag())
+		c.write16(va+6, uint16(f.fip))
+		c.write16(va+8, 0)
+		c.write16(va+10, uint16(f.fdp))
+		c.write16(va+12, 0)
+		return
+	}
 	c.write32(va, uint32(f.fcw)|0xffff0000)
 	c.write32(va+4, uint32(f.status())|0xffff0000)
 	c.write32(va+8, uint32(f.fullTag())|0xffff0000)
@@ -467,9 +519,13 @@ func (c *CPU) storeEnv(va uint64) {
 	c.write32(va+24, 0xffff0000)
 }
 
-// loadEnv reads the environment at va; it returns the values without
-// committing them.
-func (c *CPU) loadEnv(va uint64) (fcw, fsw, ftw uint16, fip, fdp uint64, fop uint16) {
+// loadEnv reads the environment of size envSize at va; it returns the
+// values without committing them. The 14-byte layout loads FIP and FDP as
+// 16-bit values and FOP as 0 (as the host does).
+func (c *CPU) loadEnv(va, size uint64) (fcw, fsw, ftw uint16, fip, fdp uint64, fop uint16) {
+	if size == 14 {
+		return c.read16(va), c.read16(va + 2), c.read16(va + 4), uint64(c.read16(va + 6)), uint64(c.read16(va + 10)), 0
+	}
 	fcw = c.read16(va)
 	fsw = c.read16(va + 4)
 	ftw = c.read16(va + 8)
@@ -732,6 +788,8 @@ func init() {
 	st(0xdb, 2, memI32, false, "fist m32")
 	st(0xdb, 3, memI32, true, "fistp m32")
 	st(0xdf, 7, memI64, true, "fistp m64")
+	st(0xdf, 6, memBCD, true, "fbstp m80bcd")
+	setG(&table1, 0xdf, pNone, 4, fMemOnly, defOp("fbld m80bcd", false, func(c *CPU, in *Inst) { c.x87LoadMem(in, memBCD) }))
 	// FISTTP (DB /1, DD /1, DF /1) needs SSE3, which is not advertised:
 	// left undefined (#UD).
 
@@ -998,40 +1056,41 @@ func init() {
 	}))
 	setG(&table1, 0xd9, pNone, 6, fMemOnly, defOp("fnstenv", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.checkWrite(va, 28)
-		c.storeEnv(va)
+		va, n := c.ea(in), envSize(in)
+		c.checkWrite(va, n)
+		c.storeEnv(va, n)
 		c.fpu.fcw |= fswExc // all exceptions masked
 		c.fpu.fixES()
 	}))
 	setG(&table1, 0xd9, pNone, 4, fMemOnly, defOp("fldenv", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.readN(va+27, 1)
-		c.commitEnv(c.loadEnv(va))
+		va, n := c.ea(in), envSize(in)
+		c.readN(va+n-1, 1)
+		c.commitEnv(c.loadEnv(va, n))
 	}))
+	// FNSAVE and FRSTOR: the environment, then ST(0)..ST(7) (80 bytes).
 	setG(&table1, 0xdd, pNone, 6, fMemOnly, defOp("fnsave", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.checkWrite(va, 108)
-		c.storeEnv(va)
+		va, n := c.ea(in), envSize(in)
+		c.checkWrite(va, n+80)
+		c.storeEnv(va, n)
 		f := &c.fpu
 		for i := uint8(0); i < 8; i++ {
 			r := f.get(i)
-			c.write64(va+28+uint64(i)*10, r.mant)
-			c.write16(va+36+uint64(i)*10, r.se)
+			c.write64(va+n+uint64(i)*10, r.mant)
+			c.write16(va+n+8+uint64(i)*10, r.se)
 		}
 		f.init()
 	}))
 	setG(&table1, 0xdd, pNone, 4, fMemOnly, defOp("frstor", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		va := c.ea(in)
-		c.readN(va+107, 1)
+		va, n := c.ea(in), envSize(in)
+		c.readN(va+n+79, 1)
 		var regs [8]f80
 		for i := range regs {
-			regs[i] = c.readF80(va + 28 + uint64(i)*10)
+			regs[i] = c.readF80(va + n + uint64(i)*10)
 		}
-		c.commitEnv(c.loadEnv(va))
+		c.commitEnv(c.loadEnv(va, n))
 		f := &c.fpu
 		for i := uint8(0); i < 8; i++ {
 			f.st[f.phys(i)] = regs[i]

@@ -244,12 +244,8 @@ func roundAt(neg bool, exp int32, hi, lo uint64, pos uint, rc uint8) (m uint64, 
 // then already infinity (e = f.emax+1, m = f80Int) or the largest finite.
 func roundPack(neg bool, exp int32, hi, lo uint64, prec uint, f fmtSpec, rc uint8) (m uint64, e int32, fl uint16) {
 	pos := 128 - prec
-	tiny := false
+	tiny := isTiny(neg, exp, hi, lo, prec, f, rc)
 	if exp < f.emin {
-		// Tininess is detected after rounding (as with an unbounded
-		// exponent range), like the hardware.
-		_, e2, _, _ := roundAt(neg, exp, hi, lo, pos, rc)
-		tiny = e2 < f.emin
 		// Denormals keep the rounding position of the precision control
 		// relative to the smallest normal exponent.
 		if p := 128 - prec + uint(f.emin-exp); p > pos {
@@ -287,6 +283,17 @@ func roundPack(neg bool, exp int32, hi, lo uint64, prec uint, f fmtSpec, rc uint
 	return m, e, fl
 }
 
+// isTiny reports whether the exact value (as for roundPack) is tiny in
+// format f: below the smallest normal after rounding to prec bits with an
+// unbounded exponent range, as the hardware detects tininess.
+func isTiny(neg bool, exp int32, hi, lo uint64, prec uint, f fmtSpec, rc uint8) bool {
+	if exp >= f.emin {
+		return false
+	}
+	_, e2, _, _ := roundAt(neg, exp, hi, lo, 128-prec, rc)
+	return e2 < f.emin
+}
+
 // packExt builds an f80 from roundPack's result.
 func packExt(neg bool, m uint64, e int32) f80 {
 	s := signOf(neg)
@@ -305,7 +312,38 @@ func packExt(neg bool, m uint64, e int32) f80 {
 // roundExt rounds an exact result to the extended format at the precision
 // control's width.
 func roundExt(neg bool, exp int32, hi, lo uint64, fcw uint16) (f80, uint16) {
-	m, e, fl := roundPack(neg, exp, hi, lo, precBits(fcw), fmtExt, fcwRC(fcw))
+	return roundReg(neg, exp, hi, lo, precBits(fcw), fcw)
+}
+
+// wrapBias is the exponent adjustment of the unmasked overflow and
+// underflow responses (3/4 of the extended exponent range).
+const wrapBias = 24576
+
+// roundReg rounds an exact result for a register destination to prec
+// bits by the rounding control of fcw. With overflow (underflow) unmasked,
+// an overflowing (tiny, exact or not) result is delivered with its exponent
+// reduced (raised) by wrapBias, OE (UE) set; if it is still out of range,
+// as a scale by a huge FSCALE operand leaves it, the host delivers an
+// infinity with C1 (a zero without C1) and PE.
+func roundReg(neg bool, exp int32, hi, lo uint64, prec uint, fcw uint16) (f80, uint16) {
+	rc := fcwRC(fcw)
+	m, e, fl := roundPack(neg, exp, hi, lo, prec, fmtExt, rc)
+	switch {
+	case fl&fswOE != 0 && fcw&fswOE == 0:
+		exp -= wrapBias
+		if _, e2, _, _ := roundAt(neg, exp, hi, lo, 128-prec, rc); e2 > f80Emax {
+			return f80{mant: f80Int, se: signOf(neg) | 0x7fff}, fswOE | fswPE | fswC1
+		}
+		m, e, fl = roundPack(neg, exp, hi, lo, prec, fmtExt, rc)
+		fl |= fswOE
+	case fcw&fswUE == 0 && isTiny(neg, exp, hi, lo, prec, fmtExt, rc):
+		exp += wrapBias
+		if isTiny(neg, exp, hi, lo, prec, fmtExt, rc) {
+			return f80{se: signOf(neg)}, fswUE | fswPE
+		}
+		m, e, fl = roundPack(neg, exp, hi, lo, prec, fmtExt, rc)
+		fl |= fswUE
+	}
 	return packExt(neg, m, e), fl
 }
 
@@ -766,8 +804,12 @@ func fromFloat(v uint64, w uint) (f80, uint16) {
 }
 
 // toFloat converts a to IEEE single (f = fmtSingle) or double, rounding by
-// rc. It returns the bit pattern and flags.
-func toFloat(a f80, f fmtSpec, rc uint8) (uint64, uint16) {
+// the rounding control of fcw. It returns the bit pattern and flags. With
+// overflow (underflow) unmasked, an overflowing (tiny, exact or not) value
+// has no result to store: the flags are then OE (UE) alone, and the caller
+// stores nothing.
+func toFloat(a f80, f fmtSpec, fcw uint16) (uint64, uint16) {
+	rc := fcwRC(fcw)
 	fbits := f.w - 1
 	ebits := uint(8)
 	if f.w == 53 {
@@ -797,7 +839,13 @@ func toFloat(a f80, f fmtSpec, rc uint8) (uint64, uint16) {
 		fl = fswDE
 	}
 	e, m := a.unpack()
+	if fcw&fswUE == 0 && isTiny(neg, e, m, 0, f.w, f, rc) {
+		return 0, fl | fswUE
+	}
 	rm, re, f2 := roundPack(neg, e, m, 0, f.w, f, rc)
+	if f2&fswOE != 0 && fcw&fswOE == 0 {
+		return 0, fl | fswOE
+	}
 	fl |= f2
 	if re > f.emax {
 		return s | expAll, fl
@@ -856,8 +904,8 @@ func f80Scale(a, b f80, fcw uint16) (f80, uint16) {
 	} else if ne < -(1 << 20) {
 		ne = -(1 << 20)
 	}
-	m, e, f2 := roundPack(a.sign(), int32(ne), ma, 0, 64, fmtExt, fcwRC(fcw))
-	return packExt(a.sign(), m, e), fl | f2
+	r, f2 := roundReg(a.sign(), int32(ne), ma, 0, 64, fcw) // the precision control does not apply
+	return r, fl | f2
 }
 
 // f80Xtract implements FXTRACT: it returns the exponent (as a value) and
@@ -893,12 +941,17 @@ func f80Rem(a, b f80, nearest bool) (r f80, q uint64, partial bool, fl uint16) {
 	switch {
 	case ka == clsInf || kb == clsZero:
 		return f80Indefinite, 0, false, fswIE
-	case kb == clsInf, ka == clsZero:
+	case ka == clsZero:
 		return a, 0, false, fl
 	}
 	ea, ma := a.unpack()
-	eb, mb := b.unpack()
 	neg := a.sign()
+	if kb == clsInf {
+		// The dividend, re-encoded (a pseudo-denormal comes out normal).
+		r, _ := roundExt(neg, ea, ma, 0, 0x37f)
+		return r, 0, false, fl
+	}
+	eb, mb := b.unpack()
 	d := ea - eb
 	if d < 0 {
 		if !nearest || d < -1 || ma <= mb {
@@ -945,4 +998,49 @@ func f80Rem(a, b f80, nearest bool) (r f80, q uint64, partial bool, fl uint16) {
 	e2, h2, l2 := normalize128(eb+d-n, rem, 0)
 	r, _ = roundExt(neg, e2, h2, l2, 0x37f)
 	return r, qq & 7, partial, fl
+}
+
+// bcdMax is the largest magnitude of an 18-digit packed BCD integer.
+const bcdMax = 999_999_999_999_999_999
+
+// bcdToF80 converts the packed BCD integer in the ten bytes of raw (mant:
+// bytes 0..7, se: bytes 8..9; digit k in nibble k, sign in bit 7 of byte 9,
+// the other bits of byte 9 ignored). Like the hardware, a nibble above 9
+// still counts with its weight (0xa in the units digit reads as 10), so
+// every bit pattern has a value, below 2^61 and exactly representable.
+func bcdToF80(raw f80) f80 {
+	var v int64
+	for k := 8; k >= 0; k-- {
+		var b uint64
+		if k == 8 {
+			b = uint64(raw.se & 0xff)
+		} else {
+			b = raw.mant >> (8 * uint(k)) & 0xff
+		}
+		v = v*100 + int64(b>>4)*10 + int64(b&15)
+	}
+	neg := raw.se&0x8000 != 0
+	if v == 0 {
+		return f80{se: signOf(neg)}
+	}
+	r := intToF80(v)
+	r.se |= signOf(neg)
+	return r
+}
+
+// uint64ToBCD returns the packed BCD bytes (in the layout of bcdToF80) of
+// mag <= bcdMax with the given sign (a negative zero keeps its sign).
+func uint64ToBCD(mag uint64, neg bool) f80 {
+	var r f80
+	for k := uint(0); k < 18; k++ {
+		d := mag % 10
+		mag /= 10
+		if k < 16 {
+			r.mant |= d << (4 * k)
+		} else {
+			r.se |= uint16(d) << (4 * (k - 16))
+		}
+	}
+	r.se |= signOf(neg)
+	return r
 }

@@ -40,6 +40,7 @@ type x87Prog struct {
 	stride int
 	gen    func(r *rand.Rand, rec []byte)
 	check  func(host, eng []byte) string // "" if equal; nil: x87Diff
+	steps  int                           // instruction budget per record; 0: 200
 }
 
 // x87Oracle builds the host oracle into dir. A missing gcc fails the test.
@@ -115,7 +116,11 @@ func runX87Progs(t *testing.T, seed int64, progs []x87Prog) {
 		c := m.cpu
 		c.r[cpu.RDI], c.r[cpu.RSI], c.r[cpu.RSP] = tmData, uint64(p.n), tmKStack
 		c.rip = tmCode + prog.sym[fmt.Sprintf("p%d", i)]
-		m.runToHLT(uint64(p.n)*200 + 1000)
+		steps := p.steps
+		if steps == 0 {
+			steps = 200
+		}
+		m.runToHLT(uint64(p.n*steps) + 1000)
 		if want := tmCode + prog.sym[fmt.Sprintf("p%d_end", i)] + 1; c.rip != want {
 			t.Fatalf("%s: stopped at %#x, want %#x", p.name, c.rip, want)
 		}
@@ -646,4 +651,116 @@ val:	.double 2.0
 	if got := m.cpu.fpu.get(0); got != (f80{mant: 0xc000000000000000, se: f80Bias + 1}) {
 		t.Errorf("1+2 = %+v", got)
 	}
+}
+
+// TestX87Env16 checks the 16-bit (operand-size prefixed) layouts of
+// FNSTENV/FLDENV (14 bytes) and FNSAVE/FRSTOR (94 bytes): contents as the
+// host's, and nothing written past the end of the area. Record layout
+// (stride 512) beyond the standard one: 256 a 14-byte environment, 288 a
+// 94-byte save area; every other byte from 256 on holds a fixed pattern
+// that must survive. FCS and FDS are not compared; FIP and FDP only in
+// their low 12 bits where they name addresses (host and engine run the
+// same code and records at different page-aligned addresses).
+func TestX87Env16(t *testing.T) {
+	const stride = 512
+	pattern := func(o int) byte { return byte(o*7 + 0x5a) }
+	fill := func(rec []byte) {
+		for o := 256; o < stride; o++ {
+			rec[o] = pattern(o)
+		}
+	}
+	untouched := func(b []byte, what string, ranges ...[2]int) string {
+		for _, rg := range ranges {
+			for o := rg[0]; o < rg[1]; o++ {
+				if b[o] != pattern(o) {
+					return fmt.Sprintf("  %s wrote byte %d (%#02x)\n", what, o, b[o])
+				}
+			}
+		}
+		return ""
+	}
+	// env16 compares a 14-byte environment at off; addrs: FIP and FDP hold
+	// addresses.
+	env16 := func(h, e []byte, off int, addrs bool) string {
+		m := uint16(0xffff)
+		if addrs {
+			m = 0xfff
+		}
+		if !bytes.Equal(h[off:off+6], e[off:off+6]) || le16(h[off+6:])&m != le16(e[off+6:])&m || le16(h[off+10:])&m != le16(e[off+10:])&m {
+			return fmt.Sprintf("  env16 host %x\n        eng  %x\n", h[off:off+14], e[off:off+14])
+		}
+		return ""
+	}
+	// pointers compares FIP, FOP and FDP of the closing 32-bit FNSAVE
+	// when they come from a loaded image, not from addresses.
+	pointers := func(h, e []byte) string {
+		if !bytes.Equal(h[96+12:96+16], e[96+12:96+16]) || le16(h[96+18:])&0x7ff != le16(e[96+18:])&0x7ff || !bytes.Equal(h[96+20:96+24], e[96+20:96+24]) {
+			return fmt.Sprintf("  fnsave FIP/FOP/FDP host %x\n                    eng  %x\n", h[96+12:96+24], e[96+12:96+24])
+		}
+		return ""
+	}
+	both := func(h, e []byte, f func(b []byte, who string) string) string {
+		return f(h, "host") + f(e, "engine")
+	}
+	genImage := func(r *rand.Rand, b []byte, regs bool) {
+		r.Read(b[:14])
+		binary.LittleEndian.PutUint16(b, randFCW(r)&^uint16(r.Intn(64)))
+		binary.LittleEndian.PutUint16(b[2:], uint16(r.Intn(0x10000))&^0x80)
+		if regs {
+			for i := 0; i < 8; i++ {
+				putF80(b[14+10*i:], randF80(r))
+			}
+		}
+	}
+	// A loaded tag word may mark registers valid that the program never
+	// wrote: give all eight a known value first.
+	fill8 := strings.Repeat("\tfld tbyte ptr [rdi+32]\n", 8) + "\tfninit\n"
+	progs := []x87Prog{
+		{name: "fnstenv16/fnsave16", n: 300, stride: stride,
+			gen: func(r *rand.Rand, rec []byte) { genAB(10)(r, rec); fill(rec) },
+			check: func(h, e []byte) string {
+				d := x87Diff(h, e) + env16(h, e, 256, true) + env16(h, e, 288, true)
+				top, tag := (le16(h[290:])>>11)&7, le16(h[292:])
+				for i := 0; i < 8; i++ {
+					if o := 302 + 10*i; tag>>(2*((int(top)+i)&7))&3 != 3 && !bytes.Equal(h[o:o+10], e[o:o+10]) {
+						d += fmt.Sprintf("  fnsave16 ST(%d): host %s eng %s\n", i, hexF80(h[o:]), hexF80(e[o:]))
+					}
+				}
+				return d + both(h, e, func(b []byte, who string) string {
+					return untouched(b, who, [2]int{270, 288}, [2]int{382, stride})
+				})
+			},
+			body: "\tfld tbyte ptr [rdi+32]\n\tfld tbyte ptr [rdi+16]\n\tfdiv st(0), st(1)\n\tfld st(1)\n\tdata16 fnstenv [rdi+256]\n\tdata16 fnsave [rdi+288]"},
+		{name: "fldenv16", n: 300, stride: stride,
+			gen: func(r *rand.Rand, rec []byte) { genAB(10)(r, rec); fill(rec); genImage(r, rec[256:], false) },
+			check: func(h, e []byte) string {
+				return x87Diff(h, e) + pointers(h, e) + both(h, e, func(b []byte, who string) string {
+					return untouched(b, who, [2]int{270, stride})
+				})
+			},
+			body: fill8 + "\tfld tbyte ptr [rdi+32]\n\tfld tbyte ptr [rdi+16]\n\tdata16 fldenv [rdi+256]"},
+		{name: "frstor16", n: 300, stride: stride,
+			gen: func(r *rand.Rand, rec []byte) { genAB(10)(r, rec); fill(rec); genImage(r, rec[288:], true) },
+			check: func(h, e []byte) string {
+				return x87Diff(h, e) + pointers(h, e) + both(h, e, func(b []byte, who string) string {
+					return untouched(b, who, [2]int{256, 288}, [2]int{382, stride})
+				})
+			},
+			body: "\tfld tbyte ptr [rdi+16]\n\tdata16 frstor [rdi+288]"},
+		{name: "fldenv then fnstenv16", n: 300, stride: stride,
+			gen: func(r *rand.Rand, rec []byte) {
+				genAB(10)(r, rec)
+				fill(rec)
+				r.Read(rec[208:236])
+				binary.LittleEndian.PutUint16(rec[208:], randFCW(r)&^uint16(r.Intn(64)))
+				binary.LittleEndian.PutUint16(rec[212:], uint16(r.Intn(0x10000))&^0x80)
+			},
+			check: func(h, e []byte) string {
+				return x87Diff(h, e) + env16(h, e, 256, false) + both(h, e, func(b []byte, who string) string {
+					return untouched(b, who, [2]int{270, stride})
+				})
+			},
+			body: fill8 + "\tfld tbyte ptr [rdi+32]\n\tfld tbyte ptr [rdi+16]\n\tfldenv [rdi+208]\n\tdata16 fnstenv [rdi+256]"},
+	}
+	runX87Progs(t, 9, progs)
 }

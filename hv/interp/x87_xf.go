@@ -172,12 +172,34 @@ func (a xf) round(fcw uint16) (f80, uint16) {
 	if a.isZero() {
 		return f80{se: signOf(a.neg)}, fswPE
 	}
-	m, e, fl := roundPack(a.neg, a.e, a.hi, a.lo, 64, fmtExt, fcwRC(fcw))
+	r, fl := roundReg(a.neg, a.e, a.hi, a.lo, 64, fcw)
 	fl |= fswPE
 	if a.e < f80Emin {
 		fl |= fswUE // tiny, and reported inexact
 	}
-	return packExt(a.neg, m, e), fl
+	return r, fl
+}
+
+// roundBits rounds a to n significant bits (64 < n < 128), to nearest
+// with ties to even.
+func (a xf) roundBits(n uint) xf {
+	if a.isZero() {
+		return a
+	}
+	s := 128 - n // dropped bits, all in lo
+	half := uint64(1) << (s - 1)
+	rest := a.lo & (half<<1 - 1)
+	lo := a.lo &^ (half<<1 - 1)
+	if rest > half || rest == half && lo&(half<<1) != 0 {
+		var c uint64
+		lo, c = bits.Add64(lo, half<<1, 0)
+		hi, c2 := bits.Add64(a.hi, 0, c)
+		if c2 != 0 {
+			return xf{hi: 1 << 63, e: a.e + 1, neg: a.neg}
+		}
+		return xf{hi: hi, lo: lo, e: a.e, neg: a.neg}
+	}
+	return xf{hi: a.hi, lo: lo, e: a.e, neg: a.neg}
 }
 
 // Constants of the working format. piWords is pi/2 * 2^255 truncated to
