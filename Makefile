@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run run-native test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv
+.PHONY: all build run run-native test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv checkpatch
 
 all: build
 
@@ -50,8 +50,9 @@ unit:
 	$(GO) test -timeout $(TESTTIMEOUT) ./...
 
 # The guests the tests boot are built first (cached by input hash: a
-# second run takes seconds).
-test: deps fmt-check vet gen-check guest guest-pv testguest unit
+# second run takes seconds); checkpatch then uses the source tree that
+# guest-pv unpacked.
+test: deps fmt-check vet gen-check guest guest-pv checkpatch testguest unit
 
 # The freestanding test guest (guestkit/testguest), loaded at 1 MiB.
 TG_DIR    := guestkit/testguest
@@ -83,6 +84,12 @@ guest-pv: deps-guest build/guest/pvbench $(UNPRIV_BINS)
 guest: deps-guest build/guest/pvbench $(UNPRIV_BINS)
 	scripts/build-guest.sh native
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
+
+# The kernel's scripts/checkpatch.pl over linux-patches/series, from the
+# source tree build-guest.sh unpacked (make guest-pv first); fails on any
+# error.
+checkpatch:
+	scripts/checkpatch.sh
 
 build/guest/pvbench: guestkit/pvbench/pvbench.c
 	@mkdir -p build/guest
