@@ -15,7 +15,8 @@ import (
 // fault on natively: FCW masks every x87 exception and MXCSR every SIMD
 // exception, so no exception is pending; ES and B are clear. TOP, the
 // tags, the other status bits, the rounding controls, DAZ and FZ, the
-// registers and their exponents are random.
+// registers and their exponents are random; half the x87 registers are
+// edge-biased 80-bit values (randF80), the others MMX-style lanes.
 func (g *dgen) fxImage(fx []byte) {
 	clear(fx)
 	le := binary.LittleEndian
@@ -28,6 +29,10 @@ func (g *dgen) fxImage(fx []byte) {
 	}
 	le.PutUint32(fx[24:], mx)
 	for i := 0; i < 8; i++ {
+		if g.r.IntN(2) == 0 {
+			putF80(fx[32+16*i:], randF80(g.x87r()))
+			continue
+		}
 		le.PutUint64(fx[32+16*i:], g.vec64())
 		se := uint16(g.r.Uint32())
 		if g.r.IntN(4) == 0 {
