@@ -20,7 +20,11 @@ import (
 func (g *dgen) fxImage(fx []byte) {
 	clear(fx)
 	le := binary.LittleEndian
-	le.PutUint16(fx, 0x7f|uint16(g.r.IntN(16))<<8)            // masks; PC, RC
+	le.PutUint16(fx, 0x7f|uint16(g.r.IntN(16))<<8) // masks; PC, RC
+	if g.r.IntN(8) == 0 {
+		fx[0] |= byte(g.r.IntN(2)) << 7 // reserved bits
+		fx[1] |= byte(g.r.IntN(16)) << 4
+	}
 	le.PutUint16(fx[2:], uint16(g.r.Uint32())&^(0x80|0x8000)) // flags, SF, C0-C3, TOP
 	fx[4] = byte(g.r.Uint32())                                // abridged tag
 	mx := uint32(0x1f80) | g.r.Uint32()&0x3f | uint32(g.r.IntN(4))<<13

@@ -290,6 +290,17 @@ func dX87Forms(fs *dformSet) {
 	} {
 		fs.addX87(x87Form{name: o.name, op: o.op, modrm: o.m, withI: true, setup: pair})
 	}
+	// Aliases without their own mnemonic in the SDM.
+	for _, o := range []struct {
+		name string
+		op   byte
+		m    byte
+	}{
+		{"fcom2", 0xdc, 0xd0}, {"fcomp3", 0xdc, 0xd8}, {"fcomp5", 0xde, 0xd0}, {"fxch4", 0xdd, 0xc8}, {"fxch7", 0xdf, 0xc8},
+		{"fstp1", 0xd9, 0xd8}, {"fstp8", 0xdf, 0xd0}, {"fstp9", 0xdf, 0xd8}, {"ffreep", 0xdf, 0xc0},
+	} {
+		fs.addX87(x87Form{name: o.name, op: o.op, modrm: o.m, withI: true, setup: pair})
+	}
 	fs.addX87(x87Form{name: "fld st(i)", op: 0xd9, modrm: 0xc0, withI: true, push: true, setup: pair})
 	fs.addX87(x87Form{name: "ffree", op: 0xdd, modrm: 0xc0, withI: true})
 

@@ -48,8 +48,8 @@ func (f *fpuState) pushRaw(v f80)        { f.top = (f.top - 1) & 7; f.st[f.top] 
 func (f *fpuState) setCC(cc uint16)      { f.fsw = f.fsw&^fswCC | cc }
 func (f *fpuState) masked(e uint16) bool { return f.fcw&e&fswExc == e&fswExc }
 
-// fcwLoaded is a control word as FLDCW, FLDENV and FRSTOR load it: bits
-// 13-15 and 7 read as 0, bit 6 as 1 (measured on the host).
+// fcwLoaded is a control word as FLDCW, FLDENV, FRSTOR and FXRSTOR load
+// it: bits 13-15 and 7 read as 0, bit 6 as 1 (measured on the host).
 func fcwLoaded(v uint16) uint16 { return v&0x1f3f | 0x40 }
 
 // fixES derives ES and B from the exception flags and masks, as the
@@ -614,7 +614,7 @@ func (c *CPU) fxrstor(in *Inst) {
 		c.raise(cpu.ExcGP, 0)
 	}
 	f := &c.fpu
-	f.fcw = uint16(img[0])
+	f.fcw = fcwLoaded(uint16(img[0]))
 	f.setStatus(uint16(img[0] >> 16))
 	f.ftw = uint8(img[0] >> 32)
 	f.fop = uint16(img[0]>>48) & 0x7ff
@@ -810,11 +810,19 @@ func init() {
 		f.fsw &^= fswC1
 		c.x87Push(f.get(i))
 	}))
-	fstReg := func(pop bool) handler {
+	// fstReg is FST/FSTP ST(i); quiet is the D9 D8+i alias, which on the
+	// host only pops (C1 = 0) when ST(0) is empty: no stack fault, ST(i)
+	// kept.
+	fstReg := func(pop, quiet bool) handler {
 		return func(c *CPU, in *Inst) {
 			c.x87Begin(in, true, true)
 			f := &c.fpu
 			i := in.rm & 7
+			if quiet && f.empty(0) {
+				f.fsw &^= fswC1
+				f.pop()
+				return
+			}
 			if f.empty(0) {
 				if !c.stackFault(false) {
 					return
@@ -829,9 +837,9 @@ func init() {
 			}
 		}
 	}
-	setM3Reg(&table1, 0xdd, pNone, 2, defOp("fst st(i)", false, fstReg(false)))
-	setM3Reg(&table1, 0xdd, pNone, 3, defOp("fstp st(i)", false, fstReg(true)))
-	setM3Reg(&table1, 0xd9, pNone, 3, table1[0xdd].mod3[pNone][3<<3]) // FSTP1 alias
+	setM3Reg(&table1, 0xdd, pNone, 2, defOp("fst st(i)", false, fstReg(false, false)))
+	setM3Reg(&table1, 0xdd, pNone, 3, defOp("fstp st(i)", false, fstReg(true, false)))
+	setM3Reg(&table1, 0xd9, pNone, 3, defOp("fstp1", false, fstReg(true, true)))
 	setM3Reg(&table1, 0xdf, pNone, 2, table1[0xdd].mod3[pNone][3<<3]) // FSTP8 alias
 	setM3Reg(&table1, 0xdf, pNone, 3, table1[0xdd].mod3[pNone][3<<3]) // FSTP9 alias
 
@@ -958,7 +966,7 @@ func init() {
 				}
 				return
 			}
-			r, q, quot, partial, fl := f80Rem(f.get(0), f.get(1), nearest)
+			r, q, quot, partial, fl := f80Rem(f.get(0), f.get(1), nearest, f.fcw)
 			if !c.x87Exc(fl) {
 				return
 			}
@@ -1024,6 +1032,7 @@ func init() {
 	setM3Reg(&table1, 0xdf, pNone, 0, defOp("ffreep", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, true, true)
 		c.fpu.ftw &^= 1 << c.fpu.phys(in.rm&7)
+		c.fpu.fsw &^= fswC1
 		c.fpu.pop()
 	}))
 

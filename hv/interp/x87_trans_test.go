@@ -7,6 +7,8 @@ import (
 
 	"encoding/binary"
 	"math/rand"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,8 +177,9 @@ func transExact(op string, a, b f80) []xf {
 }
 
 // transTol is the characterisation of where the host's transcendentals
-// are not correctly rounded (the largest distance measured over the
-// operands of TestX87Transcendental, rounded up): only when the exact
+// are not correctly rounded (the largest distance measured over 200000
+// operands per instruction of TestX87Transcendental, rounded up; 20000
+// missed tails that the differential test then found): only when the exact
 // result lies within transTol[op] ulp of a rounding boundary (a
 // representable number; for round-to-nearest value changes, a midpoint)
 // may the host deliver the other neighbour; and only when the exact value
@@ -185,8 +188,8 @@ func transExact(op string, a, b f80) []xf {
 // may C1 alone differ. Everything else must be bit-identical. Exact values
 // come from the math/big reference (x87_ref_test.go).
 var transTol = map[string]float64{
-	"fsin": 0.035, "fcos": 0.035, "fsincos": 0.04, "fptan": 0.125,
-	"fpatan": 0.065, "fyl2x": 0.085, "fyl2xp1": 0.11, "f2xm1": 0.15,
+	"fsin": 0.04, "fcos": 0.04, "fsincos": 0.045, "fptan": 0.15,
+	"fpatan": 0.065, "fyl2x": 0.15, "fyl2xp1": 0.13, "f2xm1": 0.165,
 }
 
 // transStats counts, per instruction, bit-identical cases and tolerated
@@ -335,8 +338,14 @@ func getF80(b []byte) f80 {
 	return f80{mant: binary.LittleEndian.Uint64(b), se: binary.LittleEndian.Uint16(b[8:])}
 }
 
+// TestX87Transcendental compares 20000 operands per instruction with the
+// host (PVISOR_X87_TRANS_OPERANDS sets another number: transTol was
+// measured with 200000) and logs the table of docs/engine.md.
 func TestX87Transcendental(t *testing.T) {
-	const n = 20000
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("PVISOR_X87_TRANS_OPERANDS")); err == nil && v > 0 {
+		n = v
+	}
 	var progs []x87Prog
 	for _, op := range transOps {
 		progs = append(progs, x87Prog{name: op.name, n: n, gen: genTrans(op.a, op.b), body: ld2 + "\t" + op.name})
