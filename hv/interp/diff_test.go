@@ -3,11 +3,12 @@
 package interp
 
 // Differential test of the engine against the host CPU: generated integer,
-// MMX and SSE instructions (diffforms*_test.go, diffvec_test.go) run
-// natively (diffnative_amd64_test.go) and in the engine from the same
-// registers, flags, x87/MMX/SSE state (an FXRSTOR64 image) and memory;
-// GPRs, the path taken, the scratch memory, the RFLAGS bits the SDM
-// defines and the FXSAVE64 image after the case (dFXDiff) must agree.
+// MMX, SSE and x87 instructions (diffforms*_test.go, diffvec_test.go,
+// diffx87_test.go) run natively (diffnative_amd64_test.go) and in the
+// engine from the same registers, flags, x87/MMX/SSE state (an FXRSTOR64
+// image) and memory; GPRs, the path taken, the scratch memory, the RFLAGS
+// bits the SDM defines and the FXSAVE64 image after the case (dFXDiff, or
+// the form's fxCmp) must agree.
 //
 //	go test ./hv/interp -run Differential -v [-diff.cases N] [-diff.seed S]
 //	PVISOR_DIFF_CASES=5000000 go test ./hv/interp -run Differential
