@@ -145,10 +145,10 @@ func (fs *dformSet) addX87(x x87Form) {
 // or different only in ST values and C1 as transTolerance allows for the
 // case's operands.
 func x87TransCmp(op string) func(c *dcase, n, e []byte) (string, bool) {
-	binary := false
+	twoOps := false
 	for _, o := range transOps {
 		if o.name == op {
-			binary = o.b != nil
+			twoOps = o.b != nil
 		}
 	}
 	return func(c *dcase, n, e []byte) (string, bool) {
@@ -166,7 +166,7 @@ func x87TransCmp(op string) func(c *dcase, n, e []byte) (string, bool) {
 			}
 		}
 		in := fxRegs(c.fx)
-		if !in.valid[0] || binary && !in.valid[1] {
+		if !in.valid[0] || twoOps && !in.valid[1] {
 			return d, false
 		}
 		if r := transTolerance(op, in.st[0], in.st[1], le16(c.fx), &hr, &er, &transStats{}); r != "" {
