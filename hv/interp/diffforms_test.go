@@ -273,6 +273,7 @@ func dForms() []*dform {
 
 	dOtherForms(fs)
 	dVectorForms(fs)
+	dX87Forms(fs)
 	return fs.forms
 }
 

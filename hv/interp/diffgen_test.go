@@ -59,6 +59,8 @@ type dcase struct {
 	undef  uint64 // RFLAGS bits the SDM leaves undefined for this case
 	undefR uint32 // GPRs whose result is undefined
 	undefM bool   // the memory result is undefined
+	skipAt uint64 // skipN bytes from skipAt are not compared (stored code and data addresses)
+	skipN  int
 	win    uint64 // scratch window address
 	mem    []byte // initial window contents
 	fxa    uint64 // FXSAVE image address
@@ -76,10 +78,14 @@ type dform struct {
 	undef uint64 // flags undefined for every case of the form
 	vec   bool   // the form uses x87, MMX or SSE registers (failures show them)
 	gen   func(g *dgen, c *dcase)
+	// fxCmp, if set, compares the FXSAVE images instead of dFXDiff; it
+	// reports whether it accepted a difference.
+	fxCmp func(c *dcase, n, e []byte) (diff string, tolerated bool)
 }
 
 type dgen struct {
-	r *rand.Rand
+	r  *rand.Rand
+	r1 *dRand1 // r for the x87 operand generators (x87r)
 }
 
 func (c *dcase) emit(b ...byte) { c.n += copy(c.code[c.n:], b) }

@@ -15,11 +15,16 @@ import (
 // fault on natively: FCW masks every x87 exception and MXCSR every SIMD
 // exception, so no exception is pending; ES and B are clear. TOP, the
 // tags, the other status bits, the rounding controls, DAZ and FZ, the
-// registers and their exponents are random.
+// registers and their exponents are random; half the x87 registers are
+// edge-biased 80-bit values (randF80), the others MMX-style lanes.
 func (g *dgen) fxImage(fx []byte) {
 	clear(fx)
 	le := binary.LittleEndian
-	le.PutUint16(fx, 0x7f|uint16(g.r.IntN(16))<<8)            // masks; PC, RC
+	le.PutUint16(fx, 0x7f|uint16(g.r.IntN(16))<<8) // masks; PC, RC
+	if g.r.IntN(8) == 0 {
+		fx[0] |= byte(g.r.IntN(2)) << 7 // reserved bits
+		fx[1] |= byte(g.r.IntN(16)) << 4
+	}
 	le.PutUint16(fx[2:], uint16(g.r.Uint32())&^(0x80|0x8000)) // flags, SF, C0-C3, TOP
 	fx[4] = byte(g.r.Uint32())                                // abridged tag
 	mx := uint32(0x1f80) | g.r.Uint32()&0x3f | uint32(g.r.IntN(4))<<13
@@ -28,6 +33,10 @@ func (g *dgen) fxImage(fx []byte) {
 	}
 	le.PutUint32(fx[24:], mx)
 	for i := 0; i < 8; i++ {
+		if g.r.IntN(2) == 0 {
+			putF80(fx[32+16*i:], randF80(g.x87r()))
+			continue
+		}
 		le.PutUint64(fx[32+16*i:], g.vec64())
 		se := uint16(g.r.Uint32())
 		if g.r.IntN(4) == 0 {

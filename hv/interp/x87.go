@@ -48,6 +48,10 @@ func (f *fpuState) pushRaw(v f80)        { f.top = (f.top - 1) & 7; f.st[f.top] 
 func (f *fpuState) setCC(cc uint16)      { f.fsw = f.fsw&^fswCC | cc }
 func (f *fpuState) masked(e uint16) bool { return f.fcw&e&fswExc == e&fswExc }
 
+// fcwLoaded is a control word as FLDCW, FLDENV, FRSTOR and FXRSTOR load
+// it: bits 13-15 and 7 read as 0, bit 6 as 1 (measured on the host).
+func fcwLoaded(v uint16) uint16 { return v&0x1f3f | 0x40 }
+
 // fixES derives ES and B from the exception flags and masks, as the
 // hardware does after loading a control or status word.
 func (f *fpuState) fixES() {
@@ -176,43 +180,45 @@ func cmpCC(r int) uint16 {
 }
 
 // x87Compare sets C3/C2/C0 (C1 cleared) from comparing ST(0) with b, or
-// the unordered code on stack underflow.
-func (c *CPU) x87Compare(a, b f80, quietOK, underflow bool) {
-	c.x87CompareX(a, b, quietOK, underflow, 0)
+// the unordered code on stack underflow. The codes are set even when an
+// unmasked IE or DE stops the instruction (as the host does); it reports
+// whether the comparison completed: a compare-and-pop pops only then.
+func (c *CPU) x87Compare(a, b f80, quietOK, underflow bool) bool {
+	return c.x87CompareX(a, b, quietOK, underflow, 0)
 }
 
 // x87CompareX is x87Compare with extra flags from loading b.
-func (c *CPU) x87CompareX(a, b f80, quietOK, underflow bool, extra uint16) {
+func (c *CPU) x87CompareX(a, b f80, quietOK, underflow bool, extra uint16) bool {
 	f := &c.fpu
 	if underflow {
-		if c.stackFault(false) {
-			f.setCC(fswC3 | fswC2 | fswC0)
-		}
-		return
+		ok := c.stackFault(false)
+		f.setCC(fswC3 | fswC2 | fswC0)
+		return ok
 	}
 	r, fl := f80Cmp(a, b, quietOK)
 	if fl&fswIE == 0 {
 		fl |= extra
 	}
-	if c.x87Exc(fl) {
-		f.setCC(cmpCC(r))
-	}
+	ok := c.x87Exc(fl)
+	f.setCC(cmpCC(r))
+	return ok
 }
 
-// x87CompareFlags is FCOMI/FUCOMI: ZF, PF, CF from the comparison.
-func (c *CPU) x87CompareFlags(a, b f80, quietOK, underflow bool) {
-	var r int
-	ok := true
+// x87CompareFlags is FCOMI/FUCOMI: ZF, PF, CF from the comparison, set
+// even when an unmasked IE or DE stops the instruction; C1 is cleared
+// only by a stack underflow. It reports whether the comparison completed
+// (FCOMIP and FUCOMIP pop only then).
+func (c *CPU) x87CompareFlags(a, b f80, quietOK, underflow bool) bool {
+	f := &c.fpu
+	r, ok := 2, false
 	if underflow {
 		ok = c.stackFault(false)
-		r = 2
 	} else {
+		c1 := f.fsw & fswC1
 		var fl uint16
 		r, fl = f80Cmp(a, b, quietOK)
 		ok = c.x87Exc(fl)
-	}
-	if !ok {
-		return
+		f.fsw |= c1
 	}
 	var fl uint64
 	switch r {
@@ -225,6 +231,7 @@ func (c *CPU) x87CompareFlags(a, b f80, quietOK, underflow bool) {
 	}
 	c.commitFlags()
 	c.flags = c.flags&^cpu.FlagsArith | fl
+	return ok
 }
 
 // x87Load reads a memory operand of the given kind as an extended value,
@@ -270,8 +277,7 @@ func (c *CPU) x87ArithMem(in *Inst, r uint8, kind int) {
 			// An SNaN memory operand: the comparison reports it.
 			b.mant &^= f80QBit
 		}
-		c.x87CompareX(f.get(0), b, false, under, lfl&fswDE)
-		if r == 3 {
+		if c.x87CompareX(f.get(0), b, false, under, lfl&fswDE) && r == 3 {
 			f.pop()
 		}
 		return
@@ -537,7 +543,7 @@ func (c *CPU) loadEnv(va, size uint64) (fcw, fsw, ftw uint16, fip, fdp uint64, f
 
 func (c *CPU) commitEnv(fcw, fsw, ftw uint16, fip, fdp uint64, fop uint16) {
 	f := &c.fpu
-	f.fcw = fcw
+	f.fcw = fcwLoaded(fcw)
 	f.setStatus(fsw)
 	f.ftw = abridgedTag(ftw)
 	f.fip, f.fdp, f.fop = fip, fdp, fop
@@ -608,7 +614,7 @@ func (c *CPU) fxrstor(in *Inst) {
 		c.raise(cpu.ExcGP, 0)
 	}
 	f := &c.fpu
-	f.fcw = uint16(img[0])
+	f.fcw = fcwLoaded(uint16(img[0]))
 	f.setStatus(uint16(img[0] >> 16))
 	f.ftw = uint8(img[0] >> 32)
 	f.fop = uint16(img[0]>>48) & 0x7ff
@@ -673,8 +679,7 @@ func init() {
 				c.x87Begin(in, true, true)
 				f := &c.fpu
 				i := in.rm & 7
-				c.x87Compare(f.get(0), f.get(i), false, f.empty(0) || f.empty(i))
-				if pop {
+				if c.x87Compare(f.get(0), f.get(i), false, f.empty(0) || f.empty(i)) && pop {
 					f.pop()
 				}
 			}))
@@ -697,24 +702,25 @@ func init() {
 	setM3(&table1, 0xde, pNone, 3<<3|1, defOp("fcompp", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, true, true)
 		f := &c.fpu
-		c.x87Compare(f.get(0), f.get(1), false, f.empty(0) || f.empty(1))
-		f.pop()
-		f.pop()
+		if c.x87Compare(f.get(0), f.get(1), false, f.empty(0) || f.empty(1)) {
+			f.pop()
+			f.pop()
+		}
 	}))
 	setM3(&table1, 0xda, pNone, 5<<3|1, defOp("fucompp", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, true, true)
 		f := &c.fpu
-		c.x87Compare(f.get(0), f.get(1), true, f.empty(0) || f.empty(1))
-		f.pop()
-		f.pop()
+		if c.x87Compare(f.get(0), f.get(1), true, f.empty(0) || f.empty(1)) {
+			f.pop()
+			f.pop()
+		}
 	}))
 	ucom := func(pop bool) handler {
 		return func(c *CPU, in *Inst) {
 			c.x87Begin(in, true, true)
 			f := &c.fpu
 			i := in.rm & 7
-			c.x87Compare(f.get(0), f.get(i), true, f.empty(0) || f.empty(i))
-			if pop {
+			if c.x87Compare(f.get(0), f.get(i), true, f.empty(0) || f.empty(i)) && pop {
 				f.pop()
 			}
 		}
@@ -726,9 +732,7 @@ func init() {
 			c.x87Begin(in, true, true)
 			f := &c.fpu
 			i := in.rm & 7
-			c.x87CompareFlags(f.get(0), f.get(i), quiet, f.empty(0) || f.empty(i))
-			f.fsw &^= fswC1
-			if pop {
+			if c.x87CompareFlags(f.get(0), f.get(i), quiet, f.empty(0) || f.empty(i)) && pop {
 				f.pop()
 			}
 		}
@@ -760,8 +764,7 @@ func init() {
 					}
 					return
 				}
-				f.fsw &^= fswC1
-				if c.cond(cc) {
+				if c.cond(cc) { // C1 is left as it was
 					f.set(0, f.get(i))
 				}
 			}))
@@ -798,10 +801,7 @@ func init() {
 		f := &c.fpu
 		i := in.rm & 7
 		if f.empty(i) {
-			if f.ftw>>((f.top-1)&7)&1 != 0 {
-				c.x87Push(f80{}) // overflow takes precedence
-				return
-			}
+			// Underflow wins over a full ST(7): C1 = 0.
 			if c.stackFault(false) {
 				f.pushRaw(f80Indefinite)
 			}
@@ -810,11 +810,19 @@ func init() {
 		f.fsw &^= fswC1
 		c.x87Push(f.get(i))
 	}))
-	fstReg := func(pop bool) handler {
+	// fstReg is FST/FSTP ST(i); quiet is the D9 D8+i alias, which on the
+	// host only pops (C1 = 0) when ST(0) is empty: no stack fault, ST(i)
+	// kept.
+	fstReg := func(pop, quiet bool) handler {
 		return func(c *CPU, in *Inst) {
 			c.x87Begin(in, true, true)
 			f := &c.fpu
 			i := in.rm & 7
+			if quiet && f.empty(0) {
+				f.fsw &^= fswC1
+				f.pop()
+				return
+			}
 			if f.empty(0) {
 				if !c.stackFault(false) {
 					return
@@ -829,9 +837,9 @@ func init() {
 			}
 		}
 	}
-	setM3Reg(&table1, 0xdd, pNone, 2, defOp("fst st(i)", false, fstReg(false)))
-	setM3Reg(&table1, 0xdd, pNone, 3, defOp("fstp st(i)", false, fstReg(true)))
-	setM3Reg(&table1, 0xd9, pNone, 3, table1[0xdd].mod3[pNone][3<<3]) // FSTP1 alias
+	setM3Reg(&table1, 0xdd, pNone, 2, defOp("fst st(i)", false, fstReg(false, false)))
+	setM3Reg(&table1, 0xdd, pNone, 3, defOp("fstp st(i)", false, fstReg(true, false)))
+	setM3Reg(&table1, 0xd9, pNone, 3, defOp("fstp1", false, fstReg(true, true)))
 	setM3Reg(&table1, 0xdf, pNone, 2, table1[0xdd].mod3[pNone][3<<3]) // FSTP8 alias
 	setM3Reg(&table1, 0xdf, pNone, 3, table1[0xdd].mod3[pNone][3<<3]) // FSTP9 alias
 
@@ -928,8 +936,9 @@ func init() {
 		f := &c.fpu
 		if f.empty(0) {
 			if c.stackFault(false) {
+				// Underflow wins over a full ST(7): C1 = 0.
 				f.set(0, f80Indefinite)
-				c.x87Push(f80Indefinite)
+				f.pushRaw(f80Indefinite)
 			}
 			return
 		}
@@ -950,22 +959,25 @@ func init() {
 		return func(c *CPU, in *Inst) {
 			c.x87Begin(in, true, true)
 			f := &c.fpu
+			f.fsw &^= fswC2 // even when a fault or an exception stops it
 			if f.empty(0) || f.empty(1) {
 				if c.stackFault(false) {
-					f.set(0, f80Indefinite)
-					f.fsw &^= fswC0 | fswC2 | fswC3
+					f.set(0, f80Indefinite) // C0 and C3 are left as they were
 				}
 				return
 			}
-			r, q, partial, fl := f80Rem(f.get(0), f.get(1), nearest)
+			r, q, quot, partial, fl := f80Rem(f.get(0), f.get(1), nearest, f.fcw)
 			if !c.x87Exc(fl) {
 				return
 			}
 			f.set(0, r)
 			var cc uint16
-			if partial {
+			switch {
+			case partial:
 				cc = fswC2
-			} else {
+			case !quot:
+				return // C0, C3 (and C1 as x87Exc set it) stay
+			default:
 				if q&4 != 0 {
 					cc |= fswC0
 				}
@@ -1015,10 +1027,12 @@ func init() {
 	setM3Reg(&table1, 0xdd, pNone, 0, defOp("ffree", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, true, true)
 		c.fpu.ftw &^= 1 << c.fpu.phys(in.rm&7)
+		c.fpu.fsw &^= fswC1
 	}))
 	setM3Reg(&table1, 0xdf, pNone, 0, defOp("ffreep", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, true, true)
 		c.fpu.ftw &^= 1 << c.fpu.phys(in.rm&7)
+		c.fpu.fsw &^= fswC1
 		c.fpu.pop()
 	}))
 
@@ -1037,9 +1051,8 @@ func init() {
 	}
 	setG(&table1, 0xd9, pNone, 5, fMemOnly, defOp("fldcw", false, func(c *CPU, in *Inst) {
 		c.x87Begin(in, false, false)
-		v := c.read16(c.ea(in))
 		f := &c.fpu
-		f.fcw = v
+		f.fcw = fcwLoaded(c.read16(c.ea(in)))
 		f.fixES()
 	}))
 	setG(&table1, 0xd9, pNone, 7, fMemOnly, defOp("fnstcw", false, func(c *CPU, in *Inst) {

@@ -931,39 +931,44 @@ func f80Xtract(a f80) (exp, sig f80, fl uint16) {
 
 // f80Rem implements FPREM (nearest=false, truncating quotient) and FPREM1
 // (nearest=true). It returns the (partial) remainder, the low three
-// quotient bits, whether the reduction is incomplete, and flags. The
-// remainder is always exact.
-func f80Rem(a, b f80, nearest bool) (r f80, q uint64, partial bool, fl uint16) {
+// quotient bits, whether they are reported (not for NaN, unsupported and
+// invalid operands: C0, C3 and C1 then stay), whether the reduction is
+// incomplete, and flags. The remainder is always exact; fcw's underflow
+// mask decides the tiny results' response.
+func f80Rem(a, b f80, nearest bool, fcw uint16) (r f80, q uint64, quot, partial bool, fl uint16) {
+	// Exact results, delivered as extended numbers: only the underflow
+	// mask of fcw applies (a tiny remainder with UE unmasked is wrapped).
+	rfcw := 0x37f&^fswUE | fcw&fswUE
 	ka, kb, r, fl, done := screen2(a, b)
 	if done {
-		return r, 0, false, fl
+		return r, 0, false, false, fl
 	}
 	switch {
 	case ka == clsInf || kb == clsZero:
-		return f80Indefinite, 0, false, fswIE
+		return f80Indefinite, 0, false, false, fswIE
 	case ka == clsZero:
-		return a, 0, false, fl
+		return a, 0, true, false, fl
 	}
 	ea, ma := a.unpack()
 	neg := a.sign()
 	if kb == clsInf {
 		// The dividend, re-encoded (a pseudo-denormal comes out normal).
-		r, _ := roundExt(neg, ea, ma, 0, 0x37f)
-		return r, 0, false, fl
+		r, rfl := roundExt(neg, ea, ma, 0, rfcw)
+		return r, 0, true, false, fl | rfl
 	}
 	eb, mb := b.unpack()
 	d := ea - eb
 	if d < 0 {
 		if !nearest || d < -1 || ma <= mb {
 			// |a| < |b|/2 (or truncating): the quotient is 0.
-			r, _ := roundExt(neg, ea, ma, 0, 0x37f)
-			return r, 0, false, fl
+			r, rfl := roundExt(neg, ea, ma, 0, rfcw)
+			return r, 0, true, false, fl | rfl
 		}
 		// |b|/2 < |a| < |b|: quotient 1, remainder |b|-|a| = (2mb-ma)*2^(eb-64).
 		x := mb - (ma - mb)
 		e2, h2, l2 := normalize128(eb-1, x, 0)
-		r, _ := roundExt(!neg, e2, h2, l2, 0x37f)
-		return r, 1, false, fl
+		r, rfl := roundExt(!neg, e2, h2, l2, rfcw)
+		return r, 1, true, false, fl | rfl
 	}
 	// n quotient bits are developed: all of them when d < 64, else an
 	// implementation-dependent 32..63 (this model takes 32 | d&31).
@@ -993,11 +998,11 @@ func f80Rem(a, b f80, nearest bool) (r f80, q uint64, partial bool, fl uint16) {
 		}
 	}
 	if rem == 0 {
-		return f80{se: a.se & 0x8000}, qq & 7, partial, fl
+		return f80{se: a.se & 0x8000}, qq & 7, true, partial, fl
 	}
 	e2, h2, l2 := normalize128(eb+d-n, rem, 0)
-	r, _ = roundExt(neg, e2, h2, l2, 0x37f)
-	return r, qq & 7, partial, fl
+	r, rfl := roundExt(neg, e2, h2, l2, rfcw)
+	return r, qq & 7, true, partial, fl | rfl
 }
 
 // bcdMax is the largest magnitude of an 18-digit packed BCD integer.

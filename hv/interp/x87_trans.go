@@ -231,6 +231,7 @@ func (c *CPU) x87Trig(in *Inst, op int) {
 	c.x87Begin(in, true, true)
 	f := &c.fpu
 	push := op == trigSinCos || op == trigTan
+	f.fsw &^= fswC2 // also on a stack fault
 	if f.empty(0) {
 		if c.stackFault(false) {
 			f.set(0, f80Indefinite)
@@ -252,7 +253,6 @@ func (c *CPU) x87Trig(in *Inst, op int) {
 		f.fsw = f.fsw&^fswC1 | fswC2
 		return
 	}
-	f.fsw &^= fswC2
 	if c.x87Exc(fl) {
 		f.set(0, r0)
 		if push {

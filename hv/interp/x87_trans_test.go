@@ -7,6 +7,8 @@ import (
 
 	"encoding/binary"
 	"math/rand"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,8 +177,9 @@ func transExact(op string, a, b f80) []xf {
 }
 
 // transTol is the characterisation of where the host's transcendentals
-// are not correctly rounded (the largest distance measured over the
-// operands of TestX87Transcendental, rounded up): only when the exact
+// are not correctly rounded (the largest distance measured over 200000
+// operands per instruction of TestX87Transcendental, rounded up; 20000
+// missed tails that the differential test then found): only when the exact
 // result lies within transTol[op] ulp of a rounding boundary (a
 // representable number; for round-to-nearest value changes, a midpoint)
 // may the host deliver the other neighbour; and only when the exact value
@@ -185,8 +188,8 @@ func transExact(op string, a, b f80) []xf {
 // may C1 alone differ. Everything else must be bit-identical. Exact values
 // come from the math/big reference (x87_ref_test.go).
 var transTol = map[string]float64{
-	"fsin": 0.035, "fcos": 0.035, "fsincos": 0.04, "fptan": 0.125,
-	"fpatan": 0.065, "fyl2x": 0.085, "fyl2xp1": 0.11, "f2xm1": 0.15,
+	"fsin": 0.04, "fcos": 0.04, "fsincos": 0.045, "fptan": 0.15,
+	"fpatan": 0.065, "fyl2x": 0.15, "fyl2xp1": 0.13, "f2xm1": 0.165,
 }
 
 // transStats counts, per instruction, bit-identical cases and tolerated
@@ -201,7 +204,6 @@ func f80Ord(a f80) uint64 { return uint64(a.se&0x7fff)<<63 | a.mant&^f80Int }
 
 // transCheck returns the record check of a transcendental program.
 func transCheck(op string, st *transStats) func(h, e []byte) string {
-	tol := uint64(transTol[op] * (1 << 64))
 	return func(h, e []byte) string {
 		st.n++
 		d := x87Diff(h, e)
@@ -209,69 +211,104 @@ func transCheck(op string, st *transStats) func(h, e []byte) string {
 			st.same++
 			return ""
 		}
-		a, b := getF80(h[16:]), getF80(h[32:])
-		refs := transRef(op, a, b)
-		if refs == nil {
+		if !bytes.Equal(h[:96], e[:96]) || le16(h[96:]) != le16(e[96:]) || le16(h[104:]) != le16(e[104:]) {
 			return d
 		}
-		ex := make([]xf, len(refs))
-		for i, v := range refs {
-			ex[i] = refToXF(v)
-		}
-		hs, es := le16(h[100:]), le16(e[100:])
-		if hs&^fswC1 != es&^fswC1 || !bytes.Equal(h[:96], e[:96]) || le16(h[96:]) != le16(e[96:]) || le16(h[104:]) != le16(e[104:]) {
-			return d
-		}
-		top, tag := (hs>>11)&7, le16(h[104:])
-		rc := fcwRC(le16(h))
-		valueDiffers := false
-		var worst uint64
-		for i := 0; i < 8; i++ {
-			if tag>>(2*((int(top)+i)&7))&3 == 3 {
-				continue
-			}
-			o := 96 + 28 + 10*i
-			hv, ev := getF80(h[o:]), getF80(e[o:])
-			if hv == ev {
-				continue
-			}
-			if i >= len(ex) || ex[i].isZero() || hv.class() > clsNormal || ev.class() > clsNormal || hv.sign() != ev.sign() {
-				return d
-			}
-			ho, eo := f80Ord(hv), f80Ord(ev)
-			if ho != eo+1 && eo != ho+1 {
-				return d
-			}
-			frac := resultFrac(ex[i], hv)
-			dist := min(frac, -frac) // to a representable number
-			if rc == rcNearest {
-				dist = frac - 1<<63
-				if frac < 1<<63 {
-					dist = 1<<63 - frac
-				}
-			}
-			worst = max(worst, dist)
-			valueDiffers = true
-		}
-		if !valueDiffers {
-			// Same values, other C1: the exact value of the result that
-			// sets C1 must lie next to the delivered number.
-			k := len(ex) - 1
-			f := resultFrac(ex[k], getF80(h[96+28+10*k:]))
-			worst = min(f, -f)
-		}
-		if worst >= tol {
-			return d + fmt.Sprintf("  exact value %.4f ulp from the rounding boundary\n", float64(worst)/(1<<64))
-		}
-		if valueDiffers {
-			st.ulp++
-			st.maxDistUlp = max(st.maxDistUlp, worst)
-		} else {
-			st.c1++
-			st.maxDistC1 = max(st.maxDistC1, worst)
+		hr, er := fnsaveRegs(h[96:]), fnsaveRegs(e[96:])
+		if r := transTolerance(op, getF80(h[16:]), getF80(h[32:]), le16(h), &hr, &er, st); r != "" {
+			return d + r
 		}
 		return ""
 	}
+}
+
+// x87Regs is what transTolerance compares of an x87 state: the status
+// word and ST(0)-ST(7) with their tags.
+type x87Regs struct {
+	fsw   uint16
+	valid [8]bool
+	st    [8]f80
+}
+
+// fnsaveRegs reads the status word and registers of an FNSAVE image.
+func fnsaveRegs(img []byte) x87Regs {
+	r := x87Regs{fsw: le16(img[4:])}
+	top, tag := int(r.fsw>>11&7), le16(img[8:])
+	for i := range r.st {
+		r.valid[i] = tag>>(2*((top+i)&7))&3 != 3
+		r.st[i] = getF80(img[28+10*i:])
+	}
+	return r
+}
+
+// transTolerance decides whether the host's (h) and the engine's (e)
+// states after the transcendental op on a = ST(0) and b = ST(1) under
+// control word fcw, which the caller found equal in everything but the
+// status word and the registers (same tags), differ only as transTol
+// allows. It returns "" and counts the case in st if so, else why not.
+func transTolerance(op string, a, b f80, fcw uint16, h, e *x87Regs, st *transStats) string {
+	tol := uint64(transTol[op] * (1 << 64))
+	if h.fsw&^fswC1 != e.fsw&^fswC1 {
+		return "  status words differ beyond C1\n"
+	}
+	refs := transRef(op, a, b)
+	if refs == nil {
+		return "  operands outside the tolerance's domain\n"
+	}
+	ex := make([]xf, len(refs))
+	for i, v := range refs {
+		ex[i] = refToXF(v)
+	}
+	rc := fcwRC(fcw)
+	valueDiffers := false
+	var worst uint64
+	for i := 0; i < 8; i++ {
+		if !h.valid[i] {
+			continue
+		}
+		hv, ev := h.st[i], e.st[i]
+		if hv == ev {
+			continue
+		}
+		if i >= len(ex) || ex[i].isZero() || hv.class() > clsNormal || ev.class() > clsNormal || hv.sign() != ev.sign() {
+			return fmt.Sprintf("  ST(%d) is not a neighbour of the host's\n", i)
+		}
+		ho, eo := f80Ord(hv), f80Ord(ev)
+		if ho != eo+1 && eo != ho+1 {
+			return fmt.Sprintf("  ST(%d) is not a neighbour of the host's\n", i)
+		}
+		frac := resultFrac(ex[i], hv)
+		dist := min(frac, -frac) // to a representable number
+		if rc == rcNearest {
+			dist = frac - 1<<63
+			if frac < 1<<63 {
+				dist = 1<<63 - frac
+			}
+		}
+		worst = max(worst, dist)
+		valueDiffers = true
+	}
+	if !valueDiffers {
+		if h.fsw == e.fsw {
+			return "  differences outside the status word and the valid registers\n"
+		}
+		// Same values, other C1: the exact value of the result that
+		// sets C1 must lie next to the delivered number.
+		k := len(ex) - 1
+		f := resultFrac(ex[k], h.st[k])
+		worst = min(f, -f)
+	}
+	if worst >= tol {
+		return fmt.Sprintf("  exact value %.4f ulp from the rounding boundary\n", float64(worst)/(1<<64))
+	}
+	if valueDiffers {
+		st.ulp++
+		st.maxDistUlp = max(st.maxDistUlp, worst)
+	} else {
+		st.c1++
+		st.maxDistC1 = max(st.maxDistC1, worst)
+	}
+	return ""
 }
 
 // resultFrac is ulpFrac of the exact value v of a delivered result: a
@@ -301,8 +338,14 @@ func getF80(b []byte) f80 {
 	return f80{mant: binary.LittleEndian.Uint64(b), se: binary.LittleEndian.Uint16(b[8:])}
 }
 
+// TestX87Transcendental compares 20000 operands per instruction with the
+// host (PVISOR_X87_TRANS_OPERANDS sets another number: transTol was
+// measured with 200000) and logs the table of docs/engine.md.
 func TestX87Transcendental(t *testing.T) {
-	const n = 20000
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("PVISOR_X87_TRANS_OPERANDS")); err == nil && v > 0 {
+		n = v
+	}
 	var progs []x87Prog
 	for _, op := range transOps {
 		progs = append(progs, x87Prog{name: op.name, n: n, gen: genTrans(op.a, op.b), body: ld2 + "\t" + op.name})
