@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run run-native test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv checkpatch
+.PHONY: all build run run-native test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv attack-initramfs checkpatch
 
 all: build
 
@@ -70,20 +70,28 @@ build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit
 # The Linux guest (docs/guest.md): kernel built from Debian's linux-source-6.12
 # and linux-patches/, cached outside the checkout by input hash, plus the
 # busybox initramfs. Outputs in build/guest/.
-# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux)
-# and the unprivileged attack programs of guestkit/tests (tests/unpriv_test.go).
+# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux).
+# The unprivileged attack programs of guestkit/tests go into a second
+# initramfs of their own, initramfs-attack.cpio.gz (tests/unpriv_test.go),
+# so that the default guest stays what `make run` boots.
 UNPRIV      := tlbalias int8 privinsn logl randcode cpuidloop mprotectloop
 UNPRIV_BINS := $(UNPRIV:%=build/guest/%)
-INITRD_ADD  := -add build/guest/pvbench:bin/pvbench $(foreach p,$(UNPRIV),-add build/guest/$(p):bin/$(p))
+INITRD_ADD  := -add build/guest/pvbench:bin/pvbench
+ATTACK_ADD  := $(INITRD_ADD) $(foreach p,$(UNPRIV),-add build/guest/$(p):bin/$(p))
 
 # The patched PV kernel (linux-patches/ + config/pv.config), for pv mode.
-guest-pv: deps-guest build/guest/pvbench $(UNPRIV_BINS)
+guest-pv: deps-guest build/guest/pvbench
 	scripts/build-guest.sh pv
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
-guest: deps-guest build/guest/pvbench $(UNPRIV_BINS)
+guest: deps-guest build/guest/pvbench
 	scripts/build-guest.sh native
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
+
+# The initramfs with the attack programs (the kernels come from guest and
+# guest-pv).
+attack-initramfs: build/guest/pvbench $(UNPRIV_BINS)
+	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs-attack.cpio.gz $(ATTACK_ADD)
 
 # The kernel's scripts/checkpatch.pl over linux-patches/series, from the
 # source tree build-guest.sh unpacked (make guest-pv first); fails on any

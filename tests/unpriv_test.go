@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,14 +28,17 @@ type unprivGuest struct {
 
 var unprivGuests = []unprivGuest{{cpu.ModePV, "hvc0"}, {cpu.ModeTrap, "ttyS0"}, {cpu.ModeHWAssist, "ttyS0"}}
 
-// kernel builds (or finds cached) the guest's kernel and the initramfs.
+// kernel builds (or finds cached) the guest's kernel and the initramfs
+// that carries the attack programs.
 func (g unprivGuest) kernel(t *testing.T) (vmlinux, initrd string) {
 	t.Helper()
 	if g.mode == cpu.ModePV {
-		vmlinux, _, initrd = pvGuest(t)
-		return vmlinux, initrd
+		vmlinux, _, _ = pvGuest(t)
+	} else {
+		vmlinux, _ = linuxGuest(t)
 	}
-	return linuxGuest(t)
+	makeTarget(t, "attack-initramfs")
+	return vmlinux, filepath.Join(root, "build/guest/initramfs-attack.cpio.gz")
 }
 
 // unprivScript runs each attack and reports its status on a line of its
