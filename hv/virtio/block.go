@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync/atomic"
 )
 
 // BlockOptions configure a block device.
@@ -37,6 +38,8 @@ type Block struct {
 	// durable. Without it the disk is write-through and every write is
 	// made durable (fdatasync) before it completes (section 5.2.6.2).
 	writeback bool
+
+	syncs atomic.Uint64 // fdatasync calls that succeeded
 }
 
 // OpenBlock opens the raw image at path (read-write unless o.ReadOnly).
@@ -79,6 +82,9 @@ func NewBlock(f *os.File, o BlockOptions) (*Block, error) {
 // Close closes the image. Precondition: the device is reset or was never
 // started.
 func (b *Block) Close() error { return b.f.Close() }
+
+// Syncs is the number of times the image was made durable (fdatasync).
+func (b *Block) Syncs() uint64 { return b.syncs.Load() }
 
 // Capacity is the disk's size in 512-byte sectors.
 func (b *Block) Capacity() uint64 { return b.capacity }

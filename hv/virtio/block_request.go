@@ -100,7 +100,13 @@ func (b *Block) inRange(sector, n uint64) bool {
 }
 
 // sync makes the image's written data durable.
-func (b *Block) sync() error { return unix.Fdatasync(int(b.f.Fd())) }
+func (b *Block) sync() error {
+	if err := unix.Fdatasync(int(b.f.Fd())); err != nil {
+		return err
+	}
+	b.syncs.Add(1)
+	return nil
+}
 
 // ioStatus is the result of a failed data transfer: a guest buffer gone
 // from RAM breaks the device, a host I/O error is VIRTIO_BLK_S_IOERR.
