@@ -256,7 +256,7 @@ func (d *Device) activateLocked() error {
 		if why := qs.checkLayout(d.queueMax[i], d.mem, f&FeatureEventIdx != 0); why != "" {
 			return d.breakLocked(&RingError{Queue: i, Reason: why})
 		}
-		w.queues[i] = newQueue(i, qs, d.mem, f)
+		w.queues[i] = newQueue(i, qs, d.queueMax[i], d.mem, f)
 	}
 	d.backend.Activate(f)
 	d.run.Store(w)

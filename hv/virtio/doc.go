@@ -32,16 +32,17 @@
 //     check can be overtaken by the guest (no time-of-check/time-of-use
 //     gap). Data buffers are not validated, only copied.
 //   - The rules of queue.go's walk and next (ranges in RAM without wrap,
-//     chains of at most Size buffers, which also catches loops, indirect
+//     chains of bounded length, which also catches loops, indirect
 //     tables bounded and not nested, writable after readable, avail idx at
-//     most Size ahead) and the backends' request rules are checked on the
+//     most Size ahead; a chain's bound is the queue's maximum size) and the backends' request rules are checked on the
 //     copies. A violation breaks that device: DEVICE_NEEDS_RESET is set, a
 //     config-change interrupt is raised, and the device serves nothing
 //     until the driver resets it. It never panics, hangs or stops the
 //     hypervisor. An I/O error the driver can be told of (a sector out of
 //     range, a write to a read-only disk) is a status in the request.
 //   - Work per notification is bounded: a pass over a queue serves at
-//     most Size requests of at most Size buffers each, then yields; a
+//     most Size requests of at most the maximum size's buffers each, then
+//     yields; a
 //     block request moves at most the image's size, an rng request at
 //     most 64 KiB.
 //

@@ -74,8 +74,8 @@ func (w *worker) loop() {
 	}
 }
 
-// serve handles at most Size requests of q, each a chain of at most Size
-// buffers, then interrupts the driver if it asked for it. It returns
+// serve handles at most Size requests of q, each a chain of at most the
+// queue's maximum size of buffers, then interrupts the driver if it asked for it. It returns
 // true if requests may remain.
 func (w *worker) serve(q *queue) (more bool, err error) {
 	d := w.d

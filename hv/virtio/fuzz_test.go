@@ -7,20 +7,25 @@ import (
 	"testing"
 )
 
-// The fuzz input: a header choosing the queue, then the first bytes of
-// guest RAM (the rings, tables and buffers the fuzzer builds).
+// The fuzz input: a header choosing the queue, then what the driver wrote,
+// as far as the input goes (the rest of RAM is zero):
 //
-//	0      log2 of the queue size (mod 9: 1..256)
+//	0      log2 of the queue size n (mod 9: 1..256)
 //	1      bit 0 INDIRECT_DESC, bit 1 EVENT_IDX
 //	2-3    the device's starting avail/used index
 //	4-7    descriptor table address (mod fuzzRAM+2048, so sometimes outside)
 //	8-11   available ring address
 //	12-15  used ring address
-//	16-    RAM from address 0
+//	16-    the descriptor table (16·n bytes), then the available ring
+//	       (flags, idx, n entries, used_event), then RAM from address 0
+//	       (indirect tables, buffers) under the two
+//
+// Keeping the input to what matters keeps it short, which the fuzzer's
+// minimisation of each new input needs.
 const (
 	fuzzHeader   = 16
-	fuzzRAM      = 16 << 10
-	fuzzHole     = 15 << 10 // [fuzzHole, fuzzHole+fuzzHoleSize) is a hole
+	fuzzRAM      = 8 << 10
+	fuzzHole     = 7 << 10 // [fuzzHole, fuzzHole+fuzzHoleSize) is a hole
 	fuzzHoleSize = 1 << 10
 )
 
@@ -96,10 +101,27 @@ func FuzzVirtqueue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { checkVirtqueue(t, data) })
 }
 
-// checkVirtqueue serves one fuzz input's queue and checks the promises.
-func checkVirtqueue(t *testing.T, data []byte) {
+// TestFuzzSeedsServe checks that the fuzzer starts from rings the device
+// serves in full.
+func TestFuzzSeedsServe(t *testing.T) {
+	for i, s := range fuzzSeeds(t) {
+		if n, err := checkVirtqueue(t, s); err != nil || n != fuzzSeedReqs[i] {
+			t.Errorf("seed %d: %d requests served, error %v; want %d, nil", i, n, err, fuzzSeedReqs[i])
+		}
+	}
+}
+
+// cut splits b after n bytes, or at its end.
+func cut(b []byte, n int) ([]byte, []byte) {
+	n = min(n, len(b))
+	return b[:n], b[n:]
+}
+
+// checkVirtqueue serves one fuzz input's queue and checks the promises. It
+// returns the number of requests served and the error that ended them.
+func checkVirtqueue(t *testing.T, data []byte) (handled int, ringErr error) {
 	if len(data) < fuzzHeader {
-		return
+		return 0, nil
 	}
 	size := uint16(1) << (data[0] % 9)
 	var features uint64 = FeatureVersion1
@@ -113,30 +135,40 @@ func checkVirtqueue(t *testing.T, data []byte) {
 	addr := func(o int) uint64 { return uint64(binary.LittleEndian.Uint32(data[o:])) % (fuzzRAM + 2048) }
 	m := newFakeMem(fuzzRAM)
 	m.holeStart, m.holeEnd = fuzzHole, fuzzHole+fuzzHoleSize
-	copy(m.ram, data[fuzzHeader:])
+	s := QueueState{Size: size, Ready: true, Desc: addr(4), Driver: addr(8), Device: addr(12),
+		NextAvail: start, NextUsed: start, SignalledUsed: start}
+	rest := data[fuzzHeader:]
+	descArea, rest := cut(rest, int(descTableBytes(size)))
+	availArea, rest := cut(rest, int(availBytes(size, true)))
+	copy(m.ram, rest)
+	if s.Desc < fuzzRAM {
+		copy(m.ram[s.Desc:], descArea)
+	}
+	if s.Driver < fuzzRAM {
+		copy(m.ram[s.Driver:], availArea)
+	}
 	for i := range m.ram[fuzzHole : fuzzHole+fuzzHoleSize] {
 		m.ram[fuzzHole+i] = 0x5a
 	}
-	s := QueueState{Size: size, Ready: true, Desc: addr(4), Driver: addr(8), Device: addr(12),
-		NextAvail: start, NextUsed: start, SignalledUsed: start}
 	eventIdx := features&FeatureEventIdx != 0
 	if s.checkLayout(256, m, eventIdx) != "" {
-		return // refused at SetQueue (TestQueueSetup)
+		return 0, nil // refused at SetQueue (TestQueueSetup)
 	}
 	h := &hostile{t: t, mem: m, desc: s.Desc, allowed: make([]bool, fuzzRAM)}
 	dev := NewDevice(h, m, newSignals(), Options{})
 	w := newWorker(dev)
-	q := newQueue(0, s, m, features)
+	q := newQueue(0, s, 256, m, features)
 	w.queues[0] = q
 	before := append([]byte(nil), m.ram...)
 	m.record = true
 
 	// Bounded work: per pass at most Size chains, each of at most
-	// Size+1 descriptor copies and Size+1 range checks, two copies
-	// by the backend per buffer, four ring accesses; plus the
-	// interrupt decision and avail_event.
-	n := uint64(size)
-	bound := n*(2*(n+1)+2*n+8) + 16
+	// max+1 descriptor copies and max+1 range checks (max = 256, the
+	// queue's maximum, bounds a chain), two copies by the backend per
+	// buffer, four ring accesses; plus the interrupt decision and
+	// avail_event.
+	const max = 256
+	bound := uint64(size)*(2*(max+1)+2*max+8) + 16
 	for pass := 0; pass < 3; pass++ {
 		s0 := m.slices.Load()
 		more, err := w.serve(q)
@@ -148,6 +180,7 @@ func checkVirtqueue(t *testing.T, data []byte) {
 			t.Fatalf("serve: unexpected error %v", err)
 		}
 		if err != nil || !more {
+			ringErr = err
 			break
 		}
 	}
@@ -181,31 +214,41 @@ func checkVirtqueue(t *testing.T, data []byte) {
 			}
 		}
 	}
+	return h.handled, ringErr
 }
+
+var fuzzSeedQueues = []struct {
+	size     uint16
+	features uint64
+	start    uint16
+}{
+	{8, FeatureVersion1, 0},
+	{16, allRing, 0xfffe},
+	{4, FeatureVersion1 | FeatureIndirectDesc, 7},
+	{1, allRing, 0},
+	{64, allRing, 0x8000},
+}
+
+var fuzzSeedReqs = []int{2, 5, 4, 1, 2}
 
 // fuzzSeeds are rings a Linux-like driver built (driver_test.go), for the
 // fuzzer to start from.
 func fuzzSeeds(t testing.TB) [][]byte {
-	type seed struct {
-		size     uint16
-		features uint64
-		start    uint16
-		reqs     int
-	}
 	var out [][]byte
-	for _, s := range []seed{
-		{8, FeatureVersion1, 0, 2},
-		{16, allRing, 0xfffe, 5},
-		{4, FeatureVersion1 | FeatureIndirectDesc, 7, 4},
-		{1, allRing, 0, 1},
-		{256, allRing, 0, 2},
-	} {
+	for i, s := range fuzzSeedQueues {
 		m := newFakeMem(fuzzRAM)
-		d := newDriver(t, m, 0, s.size, s.features)
+		d := newDriver(t, m, 0x1000, s.size, s.features)
+		// Packed rings (the specification's alignments, no page
+		// rounding), buffers from address 0.
+		d.q.Device = (d.q.Driver + availBytes(s.size, true) + usedAlign - 1) &^ (usedAlign - 1)
+		d.heap = 0x10
 		d.availIdx = s.start
 		m.put16(d.q.Driver+2, s.start)
-		for i := range s.reqs {
+		for i := range fuzzSeedReqs[i] {
 			d.add([][]byte{{byte(i), 2, 3}, {4}}, []uint32{8, 1})
+		}
+		if d.heap > d.q.Desc {
+			t.Fatalf("seed buffers overlap the rings")
 		}
 		hdr := make([]byte, fuzzHeader)
 		for l := range 9 {
@@ -223,11 +266,9 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		binary.LittleEndian.PutUint32(hdr[4:], uint32(d.q.Desc))
 		binary.LittleEndian.PutUint32(hdr[8:], uint32(d.q.Driver))
 		binary.LittleEndian.PutUint32(hdr[12:], uint32(d.q.Device))
-		end := len(m.ram)
-		for end > 0 && m.ram[end-1] == 0 {
-			end--
-		}
-		out = append(out, append(hdr, m.ram[:end]...))
+		in := append(hdr, m.ram[d.q.Desc:d.q.Desc+descTableBytes(s.size)]...)
+		in = append(in, m.ram[d.q.Driver:d.q.Driver+availBytes(s.size, true)]...)
+		out = append(out, append(in, m.ram[:d.heap]...))
 	}
 	return out
 }

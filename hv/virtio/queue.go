@@ -66,21 +66,23 @@ type queue struct {
 	mem      Mem
 	eventIdx bool   // VIRTIO_RING_F_EVENT_IDX negotiated
 	indirect bool   // VIRTIO_RING_F_INDIRECT_DESC negotiated
+	maxChain int    // buffers per chain: the queue's maximum size
 	availIdx uint16 // the driver's avail idx as last read
 	chain    Chain  // the request being served; its buffers' storage is reused
 	fenceVar uint32
 }
 
-func newQueue(index int, s QueueState, m Mem, features uint64) *queue {
+func newQueue(index int, s QueueState, max uint16, m Mem, features uint64) *queue {
 	q := &queue{
 		QueueState: s,
 		index:      index,
 		mem:        m,
+		maxChain:   int(max),
 		eventIdx:   features&FeatureEventIdx != 0,
 		indirect:   features&FeatureIndirectDesc != 0,
 		availIdx:   s.NextAvail,
 	}
-	q.chain = Chain{mem: m, bufs: make([]Buffer, 0, s.Size)}
+	q.chain = Chain{mem: m, bufs: make([]Buffer, 0, max)}
 	return q
 }
 
@@ -126,11 +128,17 @@ func (q *queue) next() (bool, error) {
 //
 // Rules (virtio 1.1 section 2.7.5 and 2.7.5.3): the head and every next
 // index lie in their table; every buffer lies in RAM, without wrapping; a
-// chain holds at most Size buffers, counting those in an indirect table,
-// which also bounds a looping chain; an indirect descriptor needs
-// INDIRECT_DESC, ends its chain (no NEXT), points to a table of 1..Size
+// chain holds at most the queue's maximum size of buffers, counting those
+// in an indirect table, which also ends a looping chain; an indirect
+// descriptor needs INDIRECT_DESC, ends its chain (no NEXT; zero or more
+// direct descriptors may come before it), points to a table of 1..maximum
 // whole descriptors in RAM, and never appears inside an indirect table;
 // device-writable buffers follow all device-readable ones.
+//
+// The bound on a chain is the queue's maximum size, not the size the
+// driver chose: Linux puts up to seg_max+2 buffers in one indirect table
+// whatever the size (virtqueue_add_split), and the devices set seg_max
+// from the maximum.
 func (q *queue) walk(head uint16) error {
 	c := &q.chain
 	c.reset(head)
@@ -157,8 +165,8 @@ func (q *queue) walk(head uint16) error {
 				return q.fail("indirect descriptor inside an indirect table")
 			case flags&descFlagNext != 0:
 				return q.fail("indirect descriptor with NEXT")
-			case length == 0 || length%descSize != 0 || length/descSize > uint32(q.Size):
-				return q.fail("indirect table of %d bytes (a multiple of %d, at most %d entries)", length, descSize, q.Size)
+			case length == 0 || length%descSize != 0 || length/descSize > uint32(q.maxChain):
+				return q.fail("indirect table of %d bytes (a multiple of %d, at most %d entries)", length, descSize, q.maxChain)
 			}
 			if _, ok := q.mem.Slice(addr, uint64(length)); !ok {
 				return q.fail("indirect table [%#x, +%#x) is not RAM", addr, length)
@@ -166,8 +174,8 @@ func (q *queue) walk(head uint16) error {
 			table, entries, i, inIndirect = addr, length/descSize, 0, true
 			continue
 		}
-		if len(c.bufs) == int(q.Size) {
-			return q.fail("chain from head %d longer than the queue size %d (a loop?)", head, q.Size)
+		if len(c.bufs) == q.maxChain {
+			return q.fail("chain from head %d longer than %d buffers (a loop?)", head, q.maxChain)
 		}
 		if _, ok := q.mem.Slice(addr, uint64(length)); !ok {
 			return q.fail("buffer [%#x, +%#x) is not RAM", addr, length)

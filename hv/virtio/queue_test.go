@@ -121,9 +121,24 @@ func newSyncQueue(t testing.TB, b Backend, features uint64, size uint16, start u
 	s := drv.q
 	s.NextAvail, s.NextUsed, s.SignalledUsed = start, start, start
 	w := newWorker(dev)
-	q := newQueue(0, s, m, features)
+	q := newQueue(0, s, b.QueueMax()[0], m, features)
 	w.queues[0] = q
 	return &syncQueue{mem: m, drv: drv, dev: dev, w: w, q: q, sig: sig}
+}
+
+// TestIndirectBeyondQueueSize: an indirect table may hold more buffers than
+// the size the driver chose, up to the queue's maximum (as Linux does).
+func TestIndirectBeyondQueueSize(t *testing.T) {
+	r := newRig(t, &echo{max: 8, fill: 3}, allRing, 1, Options{})
+	out := [][]byte{{1}, {2}, {3}, {4}, {5}, {6}}
+	if n, _ := r.do(out, []uint32{2, 2}); n != 4 {
+		t.Fatalf("used len %d, want 4", n)
+	}
+	r.drv.add(append(out, []byte{7}), []uint32{2, 2}) // 9 > 8
+	r.dev.Notify(0)
+	if err := r.broken(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("indirect table of 144 bytes")) {
+		t.Fatalf("error %v, want an indirect table too large", err)
+	}
 }
 
 func TestQueueIndexWrap(t *testing.T) {
@@ -235,12 +250,12 @@ var badRings = []badRing{
 	{"self loop", FeatureVersion1, func(m *fakeMem, q QueueState) {
 		m.putDesc(q.Desc, 0, bufGPA, 8, descFlagNext, 0)
 		publish(m, q, 0)
-	}, "longer than the queue size"},
+	}, "longer than 8 buffers"},
 	{"two-descriptor loop", FeatureVersion1, func(m *fakeMem, q QueueState) {
 		m.putDesc(q.Desc, 0, bufGPA, 8, descFlagNext, 1)
 		m.putDesc(q.Desc, 1, bufGPA, 8, descFlagNext, 0)
 		publish(m, q, 0)
-	}, "longer than the queue size"},
+	}, "longer than 8 buffers"},
 	{"head beyond the table", FeatureVersion1, func(m *fakeMem, q QueueState) {
 		publish(m, q, q.Size)
 	}, "beyond queue size"},
@@ -294,7 +309,7 @@ var badRings = []badRing{
 		publish(m, q, 0)
 	}, "indirect table of"},
 	{"indirect table larger than the queue", allRing, func(m *fakeMem, q QueueState) {
-		m.putDesc(q.Desc, 0, bufGPA, uint32(q.Size+1)*descSize, descFlagIndirect, 0)
+		m.putDesc(q.Desc, 0, bufGPA, 9*descSize, descFlagIndirect, 0)
 		publish(m, q, 0)
 	}, "indirect table of"},
 	{"indirect table past the end of RAM", allRing, func(m *fakeMem, q QueueState) {
@@ -306,7 +321,7 @@ var badRings = []badRing{
 		m.putDesc(bufGPA, 1, bufGPA+0x1000, 8, descFlagNext, 0)
 		m.putDesc(q.Desc, 0, bufGPA, 2*descSize, descFlagIndirect, 0)
 		publish(m, q, 0)
-	}, "longer than the queue size"},
+	}, "longer than 8 buffers"},
 	{"avail idx jumps past the queue size", FeatureVersion1, func(m *fakeMem, q QueueState) {
 		m.put16(q.Driver+2, q.Size+1)
 	}, "more than the queue size"},
