@@ -59,7 +59,9 @@ type Options struct {
 	Clock Clock
 }
 
-// State is a device's state as a plain value (for save and restore).
+// State is a device's state as a plain value (for save and restore, a
+// later step). While the device runs, the queues' positions live with the
+// device goroutine (queue.go) and Queues holds them as at DRIVER_OK.
 type State struct {
 	Status           uint8
 	DriverFeatures   uint64
@@ -161,7 +163,8 @@ func (d *Device) Status() uint8 {
 	return d.st.Status
 }
 
-// ConfigGeneration changes whenever the device changes its config space.
+// ConfigGeneration changes whenever the device changes its config space
+// (no backend does yet: block capacity is fixed at open).
 func (d *Device) ConfigGeneration() uint32 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -268,7 +271,6 @@ func (d *Device) activateLocked() error {
 // signals ConfigChanged once mu is released. Precondition: mu held.
 func (d *Device) breakLocked(err error) error {
 	d.st.Status |= StatusDeviceNeedsReset
-	d.st.ConfigGeneration++
 	d.lastErr = err
 	d.stats.broken.Add(1)
 	return err
