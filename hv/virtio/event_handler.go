@@ -59,6 +59,11 @@ func (w *worker) loop() {
 			if q == nil || !w.pending[i].Swap(false) {
 				continue
 			}
+			select {
+			case <-w.stop: // a reset does not wait for the other queues
+				return
+			default:
+			}
 			more, err := w.serve(q)
 			if errors.Is(err, errStopped) {
 				return

@@ -322,6 +322,10 @@ var badRings = []badRing{
 		m.putDesc(q.Desc, 0, bufGPA, 2*descSize, descFlagIndirect, 0)
 		publish(m, q, 0)
 	}, "longer than 8 buffers"},
+	{"available ring ballooned out", FeatureVersion1, func(m *fakeMem, q QueueState) {
+		publish(m, q, 0)
+		m.holeStart, m.holeEnd = q.Driver&^0xfff, q.Driver&^0xfff+0x1000
+	}, "available ring is not RAM"},
 	{"avail idx jumps past the queue size", FeatureVersion1, func(m *fakeMem, q QueueState) {
 		m.put16(q.Driver+2, q.Size+1)
 	}, "more than the queue size"},
