@@ -113,6 +113,7 @@ func (v *vcpu) pollDevices() {
 		}
 		d.armed = 0
 	}
+	v.syncMMIOLines()
 	if d.pc.PIC.Pending() && !v.cpu.IRQPending() {
 		v.cpu.RequestIRQWindow(true)
 	}
@@ -138,4 +139,5 @@ func (vm *VM) stopDevices() {
 	if vm.dev != nil && vm.dev.timer != nil {
 		vm.dev.timer.Stop()
 	}
+	vm.closeMMIO()
 }

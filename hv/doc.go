@@ -1,7 +1,8 @@
 // Package hv is pvisor's VM core: VM and vCPU lifecycle, the boot loader,
 // the exit loop that dispatches hypercalls through the generated table,
 // event channels with upcall delivery, timers and pvclock, the console
-// backend, and strict-PV accounting.
+// backend, strict-PV accounting, and the virtio-mmio devices of trap and
+// hwassist mode (mmiodev.go).
 //
 // Invariants:
 //   - Guest memory is reached only through the VM's mm.Reservation (Slice),
@@ -12,7 +13,12 @@
 //     VM.
 //   - Event and shared-page state is changed only on the vCPU's own
 //     goroutine (timer goroutines only set flags and kick), so guest memory
-//     is never written concurrently with the vCPU by the hypervisor.
+//     is never written concurrently with the vCPU by the hypervisor, with
+//     one exception: a virtio device's goroutine writes the buffers and
+//     used rings its driver gave it, through mm.Reservation.Slice, and
+//     then calls the engine's Memory.Invalidate, which is safe while vCPUs
+//     run. It touches nothing else: interrupts go through its transport's
+//     status bits and vcpu.notify, and the vCPU drives the PIC line.
 //
 // Concurrency: VM.mu protects the exit status and the stop flag; each
 // vcpu's state belongs to its goroutine except the atomic timer flag.

@@ -258,7 +258,9 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			// so there is no copy to update; running again completes the
 			// write. The exit itself is the cost being modelled.
 		case cpu.ExitMMIO:
-			if !e.MMIO.Write {
+			// A virtio-mmio window, or nothing: reads of the empty bus
+			// answer all-ones, writes are dropped.
+			if !v.mmioExit(e) && !e.MMIO.Write {
 				e.MMIO.Data = ^uint64(0)
 			}
 		case cpu.ExitTripleFault:

@@ -52,6 +52,10 @@ type Config struct {
 	// CPUCap its ceiling in percent of one host CPU (0 = none).
 	CPUWeight int
 	CPUCap    int
+
+	// Disks are virtio-blk devices on the virtio-mmio transport (trap and
+	// hwassist mode only; mmiodev.go).
+	Disks []Disk
 }
 
 // ExitStatus is how a VM ended.
@@ -96,6 +100,7 @@ type VM struct {
 	balloonChanged atomic.Bool // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
 	declared       atomic.Bool // declare_version succeeded: every call is open
 	dev            *devices    // legacy PC; nil in pv mode
+	mmio           []*mmioDev  // virtio-mmio devices (mmiodev.go)
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status
@@ -141,6 +146,9 @@ func New(cfg Config) (*VM, error) {
 	if cfg.Name == "" {
 		cfg.Name = "vm"
 	}
+	if err := checkDisks(&cfg); err != nil {
+		return nil, err
+	}
 	res, err := cfg.Budget.Reserve(cfg.MemBytes)
 	if err != nil {
 		return nil, err
@@ -149,6 +157,17 @@ func New(cfg Config) (*VM, error) {
 	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
 	cfg.Console = vm.out
 	vm.cfg = cfg
+	if err := vm.openDisks(); err != nil {
+		res.Release()
+		return nil, err
+	}
+	vm.cfg.Cmdline += vm.mmioCmdline()
+	cfg = vm.cfg
+	fail := func(err error) (*VM, error) {
+		vm.closeMMIO()
+		res.Release()
+		return nil, err
+	}
 	vm.stats.Privileged = map[string]uint64{}
 	vm.stats.IOPorts = map[uint16]uint64{}
 	vm.measured = hypercall.MeasuredBoot{Version: 1, Algo: hypercall.DigestSHA256,
@@ -157,23 +176,20 @@ func New(cfg Config) (*VM, error) {
 		vm.measured.Initrd = sha256.Sum256(cfg.Initrd)
 	}
 	if err := vm.load(); err != nil {
-		res.Release()
-		return nil, err
+		return fail(err)
 	}
 	vm.ev.init()
 	for i := 0; i < cfg.VCPUs; i++ {
 		c, err := interp.New(interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i), TSCHostClock: !cfg.DeterministicTSC})
 		if err != nil {
-			res.Release()
-			return nil, err
+			return fail(err)
 		}
 		if cfg.Trace != nil && i == 0 {
 			c.SetTrace(cfg.Trace)
 		}
 		v := newVCPU(vm, i, c)
 		if err := vm.initCPU(v.cpu); err != nil {
-			res.Release()
-			return nil, err
+			return fail(err)
 		}
 		vm.vcpus = append(vm.vcpus, v)
 	}
@@ -185,13 +201,11 @@ func New(cfg Config) (*VM, error) {
 	vm.svm = vm.sched.NewVM(cfg.Name)
 	if cfg.CPUWeight != 0 {
 		if err := vm.svm.SetWeight(cfg.CPUWeight); err != nil {
-			res.Release()
-			return nil, err
+			return fail(err)
 		}
 	}
 	if err := vm.svm.SetCap(cfg.CPUCap); err != nil {
-		res.Release()
-		return nil, err
+		return fail(err)
 	}
 	return vm, nil
 }

@@ -77,7 +77,14 @@ func linuxCmdline(con, cmd string) string {
 func bootLinux(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, deadline time.Duration) (string, int, *hv.VM) {
 	t.Helper()
 	var out syncBuffer
-	vm := newLinuxVM(t, vmlinux, initrd, mode, con, cmd, &out)
+	return runLinuxVM(t, newLinuxVM(t, vmlinux, initrd, mode, con, cmd, &out), mode, &out, deadline)
+}
+
+// runLinuxVM runs vm, whose console goes to out, until it stops, and
+// returns as bootLinux does; it fails the test if the guest has not
+// reported by the deadline.
+func runLinuxVM(t *testing.T, vm *hv.VM, mode cpu.Mode, out *syncBuffer, deadline time.Duration) (string, int, *hv.VM) {
+	t.Helper()
 	done := make(chan hv.ExitStatus, 1)
 	start := time.Now()
 	go func() { done <- vm.Run() }()

@@ -44,6 +44,8 @@ type ctlVM struct {
 	Resident  uint64  `json:"mem_resident"`
 	Ballooned uint64  `json:"mem_ballooned"`
 	Target    uint64  `json:"mem_target"`
+	// Devices are the VM's virtio devices ("virtio-blk 0 mmio 0xd0000000-0xd0000fff irq 5").
+	Devices []string `json:"devices,omitempty"`
 }
 
 type ctlReply struct {
@@ -187,6 +189,9 @@ func describe(vm *hv.VM) ctlVM {
 	for _, v := range cs.VCPUs {
 		d.StealSec += v.Steal.Seconds()
 	}
+	for _, dev := range vm.MMIODevices() {
+		d.Devices = append(d.Devices, dev.String())
+	}
 	return d
 }
 
@@ -267,6 +272,11 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			v.Reserved>>20, v.Resident>>20, v.Ballooned>>20, v.Target>>20)
 	}
 	tw.Flush()
+	for _, v := range rep.VMs {
+		for _, d := range v.Devices {
+			fmt.Fprintf(stdout, "%s: %s\n", v.Name, d)
+		}
+	}
 	return 0
 }
 

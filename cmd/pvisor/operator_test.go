@@ -54,6 +54,14 @@ func TestRunRefusesHostileOperatorInput(t *testing.T) {
 		{[]string{"--kernel", "main.go", "--name", "x|y"}, `name "x|y"`},
 		{[]string{"--kernel", "main.go", "--name", "-rf"}, `name "-rf"`},
 		{[]string{"--kernel", "main.go", "--vm", "name=\x1b[2J"}, "name"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", "/dev/zero"}, "disk /dev/zero is a character device, not a regular file"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", fifo}, "is a FIFO"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", dir + ",ro"}, "is a directory"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", filepath.Join(dir, "none")}, "no such file"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", "main.go,rw"}, `unknown option "rw"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", ",ro"}, "no path"},
+		{[]string{"--kernel", "main.go", "--disk", "main.go"}, "--disk needs --mode trap or hwassist"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", "main.go", "--vm", "name=a"}, "not with --vm or --config"},
 	} {
 		var out, errb bytes.Buffer
 		code := dispatch(append([]string{"run"}, tc.args...), &out, &errb)

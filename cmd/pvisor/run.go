@@ -63,6 +63,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	name := fs.String("name", "guest", "the VM's name (single VM)")
 	weight := fs.Int("cpu-weight", 0, "CPU weight: share under contention (default 256)")
 	capPct := fs.Int("cpu-cap", 0, "CPU cap: percent of one host CPU (0 = none)")
+	var diskFlags specList
+	fs.Var(&diskFlags, "disk", "attach a raw image file as a virtio-blk disk (PATH or PATH,ro; trap and hwassist mode); repeatable")
 	var vmFlags specList
 	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, cmdline=REST); repeatable")
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
@@ -99,6 +101,13 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if base.vcpus < 1 {
 		return nil, errors.New("--vcpus must be at least 1")
+	}
+	for _, v := range diskFlags {
+		d, err := parseDisk(v)
+		if err != nil {
+			return nil, err
+		}
+		base.disks = append(base.disks, d)
 	}
 	if *weight != 0 {
 		if err := base.set("cpu-weight", strconv.Itoa(*weight)); err != nil {
@@ -146,6 +155,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if !rc.multi {
 		rc.vms = []vmSpec{base}
+	} else if len(base.disks) > 0 {
+		return nil, errors.New("--disk attaches to the single VM of --kernel: not with --vm or --config")
 	}
 	if rc.multi && rc.trace != "" {
 		return nil, errors.New("--trace follows one VM: not with --vm or --config")
@@ -265,6 +276,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			CPUWeight: spec.weight, CPUCap: spec.cap,
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
+			Disks: spec.disks,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
@@ -473,6 +485,10 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	sort.Ints(pl)
 	for _, p := range pl {
 		fmt.Fprintf(w, "io port %#06x: %d\n", p, ports[uint16(p)])
+	}
+	for _, d := range vm.MMIODevices() {
+		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
+			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
 	}
 	fmt.Fprintf(w, "privileged exits before pv start: %d\n", before)
 	var after uint64

@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/sched"
 )
@@ -19,6 +22,7 @@ type vmSpec struct {
 	vcpus                         int
 	mode                          cpu.Mode
 	weight, cap                   int // 0 = default weight / no cap
+	disks                         []hv.Disk
 }
 
 // vmKeys are the keys of a --vm spec and of a [[vm]] table of a config
@@ -198,6 +202,35 @@ func checkSpecs(specs []vmSpec) error {
 				return fmt.Errorf("%s: %v", s.name, err)
 			}
 		}
+		if len(s.disks) > 0 && s.mode == cpu.ModePV {
+			return fmt.Errorf("%s: --disk needs --mode trap or hwassist: disks reach the guest over virtio-mmio, and pv mode's hypercall transport comes later", s.name)
+		}
+		for _, d := range s.disks {
+			fi, err := os.Stat(d.Path)
+			if err != nil {
+				return fmt.Errorf("%s: --disk %s: %v", s.name, d.Path, err)
+			}
+			if err := checkFile("disk", d.Path, fi, math.MaxUint64); err != nil {
+				return fmt.Errorf("%s: %v", s.name, err)
+			}
+		}
 	}
 	return nil
+}
+
+// parseDisk parses a --disk value: PATH or PATH,ro.
+func parseDisk(v string) (hv.Disk, error) {
+	path, opt, _ := strings.Cut(v, ",")
+	d := hv.Disk{Path: path}
+	switch opt {
+	case "":
+	case "ro":
+		d.ReadOnly = true
+	default:
+		return d, fmt.Errorf("--disk %s: unknown option %q: want PATH or PATH,ro", v, opt)
+	}
+	if path == "" {
+		return d, fmt.Errorf("--disk %q: no path", v)
+	}
+	return d, nil
 }

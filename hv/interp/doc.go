@@ -44,7 +44,15 @@
 //
 // Concurrency: a CPU is driven by one goroutine; Kick may be called from any
 // goroutine. The code map of a Memory is shared by the vCPUs of a VM; for
-// now a VM has one vCPU under this engine.
+// now a VM has one vCPU under this engine. Memory.Invalidate may be called
+// from any goroutine (a virtio device's, after it wrote guest memory) while
+// vCPUs run: the per-page code marks and generations are accessed only
+// atomically, the clearing side with a locked swap (a full barrier, so the
+// device's writes are visible before the new generation), and a vCPU reads
+// a page's generation before it marks and decodes the page. Nothing is
+// queued; the vCPU sees the invalidation at its next block lookup. On amd64
+// an atomic load is a plain load, so the per-block generation check costs
+// nothing more, and the per-instruction path does not look at the marks.
 //
 // Trust boundary: all guest state and memory is hostile. Page tables,
 // descriptors and instruction bytes are validated as hardware would and

@@ -280,7 +280,7 @@ func (c *CPU) lookupBlock() (int, int) {
 	page := pa >> pageShift
 	c.curPage = page
 	b := &c.blocks[(pa^pa>>blkBits)&(blkSize-1)]
-	if b.phys == pa && b.gen == c.mem.gen[page] {
+	if b.phys == pa && b.gen == c.mem.generation(page) {
 		return int(b.start), int(b.n)
 	}
 	return c.decodeBlock(b, rip, pa)
@@ -295,8 +295,11 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 		c.nInsts = 0
 	}
 	page := pa >> pageShift
-	if c.mem.code[page] == 0 {
-		c.mem.code[page] = 1
+	// The generation is read before the page is marked and decoded (see
+	// Memory.uncode).
+	gen := c.mem.generation(page)
+	if !c.mem.isCode(page) {
+		c.mem.markCode(page)
 		// Drop cached write permission to the page so writes see it is code.
 		c.dropWrite(pa &^ pageMask)
 	}
@@ -337,7 +340,7 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 	}
 	c.nInsts += n
 	if cacheable {
-		*b = blockRef{phys: (pageEnd - pageSize) | off, gen: c.mem.gen[page], start: int32(start), n: int32(n)}
+		*b = blockRef{phys: (pageEnd - pageSize) | off, gen: gen, start: int32(start), n: int32(n)}
 	}
 	return start, n
 }

@@ -199,3 +199,46 @@ fn:	mov eax, 0x00000001
 		t.Errorf("sum %#x, want %#x", m.reg(cpu.RBX), want)
 	}
 }
+
+// TestInvalidateConcurrent: a device goroutine calls Memory.Invalidate on
+// the page the vCPU is executing from while it runs (run it with -race: the
+// code-page bookkeeping must be atomic), and the code keeps its meaning.
+func TestInvalidateConcurrent(t *testing.T) {
+	m, p := newAsmMachine(t, cpu.ModeHWAssist, `
+	mov ecx, 20000
+	xor ebx, ebx
+1:	call page2
+	add ebx, eax
+	dec ecx
+	jnz 1b
+	hlt
+	.org 0x1000
+page2:
+	mov eax, 1
+	ret
+`)
+	page2 := p.addr(t, "page2")
+	stop := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.mem.Invalidate(page2, 4096)
+		close(started)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m.mem.Invalidate(page2, 4096)
+		}
+	}()
+	<-started // the device side is running when the vCPU starts
+	m.runToHLT(1 << 30)
+	close(stop)
+	<-done
+	if m.reg(cpu.RBX) != 20000 {
+		t.Errorf("RBX %d, want 20000", m.reg(cpu.RBX))
+	}
+}

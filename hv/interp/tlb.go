@@ -125,9 +125,7 @@ func (c *CPU) physWrite64(pa, v uint64) {
 // noteWrite invalidates decoded code on the physical page of pa.
 func (c *CPU) noteWrite(pa uint64) {
 	p := pa >> pageShift
-	if p < uint64(len(c.mem.code)) && c.mem.code[p] != 0 {
-		c.mem.code[p] = 0
-		c.mem.gen[p]++
+	if p < uint64(len(c.mem.code)) && c.mem.uncode(p) {
 		c.stats.CodeInvalidations++
 		if p == c.curPage {
 			c.blockEnd = c.pc // stop after the current instruction
@@ -244,7 +242,7 @@ func (c *CPU) translate(va uint64, acc int) *tlbEntry {
 			perm |= permXU
 		}
 	}
-	if entry&ptD != 0 && phys < uint64(len(c.ram)) && c.mem.code[phys>>pageShift] == 0 && c.mem.ptab[phys>>pageShift] == 0 {
+	if entry&ptD != 0 && phys < uint64(len(c.ram)) && !c.mem.isCode(phys>>pageShift) && c.mem.ptab[phys>>pageShift] == 0 {
 		if allowW || !wp {
 			perm |= permWS
 		}

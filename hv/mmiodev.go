@@ -1,0 +1,177 @@
+package hv
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/virtio"
+)
+
+// virtio-mmio devices (transport A, docs/devices.md) in trap and hwassist
+// mode: device i's 4 KiB register window is at MMIOBase + i·4 KiB, above
+// RAM, and it drives ISA line MMIOIRQs[i] of the emulated 8259 PIC. The
+// kernel learns of them from `virtio_mmio.device=4K@ADDR:IRQ` on its
+// command line.
+//
+// Concurrency: register accesses are MMIO exits, handled on the vCPU
+// goroutine. The device goroutine only sets the transport's interrupt
+// status and notifies the vCPU (vcpu.notify); the vCPU then drives the
+// PIC line in pollDevices. So the PIC line is only ever set from the vCPU.
+
+// MMIOBase is the guest-physical address of the first device window (as
+// Firecracker's); guest memory must end at or below it.
+const MMIOBase = 0xd0000000
+
+// MMIOIRQs are the PIC lines of the devices, in order: lines no emulated
+// PC device uses, avoiding the cascade (2, 9) and the spurious-interrupt
+// lines (7, 15). Their number is the most devices a VM can have.
+var MMIOIRQs = [...]int{5, 6, 10, 11, 14}
+
+// Disk is a virtio-blk device over a raw image file.
+type Disk struct {
+	Path     string
+	ReadOnly bool
+}
+
+// mmioDev is one device with its window and line.
+type mmioDev struct {
+	name  string // "virtio-blk 0"
+	base  uint64
+	irq   int
+	t     *virtio.MMIO
+	block *virtio.Block
+	high  bool // the PIC line's level as last set (vCPU goroutine only)
+}
+
+// checkDisks refuses disk configurations hv cannot place.
+func checkDisks(cfg *Config) error {
+	if len(cfg.Disks) == 0 {
+		return nil
+	}
+	if cfg.Mode == cpu.ModePV {
+		return errors.New("hv: disks need trap or hwassist mode (virtio-mmio); pv mode's hypercall transport comes later")
+	}
+	if len(cfg.Disks) > len(MMIOIRQs) {
+		return fmt.Errorf("hv: %d disks: at most %d", len(cfg.Disks), len(MMIOIRQs))
+	}
+	if cfg.MemBytes > MMIOBase {
+		return fmt.Errorf("hv: with disks, guest memory must end below the device windows at %#x: give --mem %dM or less", MMIOBase, MMIOBase>>20)
+	}
+	return nil
+}
+
+// openDisks opens the configured images as block devices behind the MMIO
+// transport. Called once memory exists (the devices reach it through
+// guestMem) and before the kernel is loaded (their windows go on the
+// command line).
+func (vm *VM) openDisks() error {
+	for i, d := range vm.cfg.Disks {
+		b, err := virtio.OpenBlock(d.Path, virtio.BlockOptions{ReadOnly: d.ReadOnly, ID: fmt.Sprintf("pvisor-disk%d", i)})
+		if err != nil {
+			vm.closeMMIO()
+			return fmt.Errorf("--disk %s: %w", d.Path, err)
+		}
+		vm.addMMIO(fmt.Sprintf("virtio-blk %d", i), b, b)
+	}
+	return nil
+}
+
+// addMMIO places backend b in the next window.
+func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) {
+	i := len(vm.mmio)
+	d := &mmioDev{name: name, base: MMIOBase + uint64(i)*virtio.MMIOSize, irq: MMIOIRQs[i], block: block}
+	d.t = virtio.NewMMIO(b, guestMem{vm}, virtio.Options{}, vm.kickDevices)
+	vm.mmio = append(vm.mmio, d)
+}
+
+// kickDevices is the transports' notify: a device's interrupt status
+// gained a bit. It only wakes vCPU 0, which polls the lines.
+func (vm *VM) kickDevices() {
+	if len(vm.vcpus) > 0 {
+		vm.vcpus[0].notify()
+	}
+}
+
+// mmioCmdline is what the devices add to the kernel command line.
+func (vm *VM) mmioCmdline() string {
+	var sb strings.Builder
+	for _, d := range vm.mmio {
+		fmt.Fprintf(&sb, " virtio_mmio.device=4K@%#x:%d", d.base, d.irq)
+	}
+	return sb.String()
+}
+
+// mmioExit answers an MMIO exit inside a device window and reports whether
+// it was one. Runs on the vCPU goroutine.
+func (v *vcpu) mmioExit(e *cpu.Exit) bool {
+	a := e.MMIO.Addr
+	if a < MMIOBase || v.vm.dev == nil {
+		return false
+	}
+	i := (a - MMIOBase) / virtio.MMIOSize
+	if i >= uint64(len(v.vm.mmio)) {
+		return false
+	}
+	d := v.vm.mmio[i]
+	off := a - d.base
+	if !e.MMIO.Write {
+		e.MMIO.Data = d.t.Read(off, int(e.MMIO.Size))
+		return true
+	}
+	if d.t.Write(off, int(e.MMIO.Size), e.MMIO.Data) {
+		// Bits left after an acknowledgement need a new edge: the PIC's
+		// inputs are edge-triggered as Linux programs them.
+		v.vm.dev.pc.PIC.SetLine(d.irq, false)
+		d.high = false
+		v.syncMMIOLines()
+	}
+	return true
+}
+
+// syncMMIOLines raises the line of each device whose interrupt status has
+// a bit and whose line is low. Runs on the vCPU goroutine (pollDevices and
+// the acknowledgement above); lines are lowered only on acknowledgement.
+func (v *vcpu) syncMMIOLines() {
+	for _, d := range v.vm.mmio {
+		if !d.high && d.t.InterruptStatus() != 0 {
+			d.high = true
+			v.vm.dev.pc.PIC.SetLine(d.irq, true)
+		}
+	}
+}
+
+// closeMMIO resets every device (after which its goroutine touches no
+// guest memory) and closes the images. Called before guest memory is
+// released; calling it again does nothing more. vm.mmio stays as it is, so
+// listings still read the counters.
+func (vm *VM) closeMMIO() {
+	for _, d := range vm.mmio {
+		d.t.Device().SetStatus(0)
+		if d.block != nil {
+			d.block.Close() // a second close only returns an error
+		}
+	}
+}
+
+// MMIODevice describes one virtio-mmio device for listings.
+type MMIODevice struct {
+	Name string
+	Base uint64
+	IRQ  int
+	virtio.StatsSnapshot
+}
+
+func (d MMIODevice) String() string {
+	return fmt.Sprintf("%s mmio %#x-%#x irq %d", d.Name, d.Base, d.Base+virtio.MMIOSize-1, d.IRQ)
+}
+
+// MMIODevices lists the VM's virtio-mmio devices with their counters.
+func (vm *VM) MMIODevices() []MMIODevice {
+	var out []MMIODevice
+	for _, d := range vm.mmio {
+		out = append(out, MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats()})
+	}
+	return out
+}
