@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
 
-.PHONY: all build run run-native test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv attack-initramfs checkpatch
+.PHONY: all build run run-native disk test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv attack-initramfs checkpatch
 
 all: build
 
@@ -23,13 +23,38 @@ build:
 # busybox, in pv mode (the default --mode); an interactive shell on this
 # terminal, Ctrl-] quits. run-native boots the unmodified kernel in hwassist
 # mode instead.
-run: deps build guest-pv
-	$(BIN) run --kernel build/guest/vmlinux-pv \
-		--initrd build/guest/initramfs.cpio.gz --cmdline "console=hvc0 panic=-1 quiet"
+# With DISK=1 both boot from the ext4 root filesystem of make disk
+# (build/guest/rootfs.ext4, on /dev/vda) instead of the initramfs.
+ifeq ($(DISK),1)
+ROOT_DEPS := disk
+ROOT_ARGS  = --disk build/guest/rootfs.ext4
+ROOT_CMD  := root=/dev/vda rw rootfstype=ext4 init=/init
+else
+ROOT_DEPS :=
+ROOT_ARGS  = --initrd build/guest/initramfs.cpio.gz
+ROOT_CMD  :=
+endif
 
-run-native: deps build guest
-	$(BIN) run --mode hwassist --kernel build/guest/vmlinux-native \
-		--initrd build/guest/initramfs.cpio.gz --cmdline "console=ttyS0 panic=-1 quiet"
+run: deps build guest-pv $(ROOT_DEPS)
+	$(BIN) run --kernel build/guest/vmlinux-pv $(ROOT_ARGS) \
+		--cmdline "console=hvc0 panic=-1 quiet $(ROOT_CMD)"
+
+run-native: deps build guest $(ROOT_DEPS)
+	$(BIN) run --mode hwassist --kernel build/guest/vmlinux-native $(ROOT_ARGS) \
+		--cmdline "console=ttyS0 panic=-1 quiet $(ROOT_CMD)"
+
+# The root filesystem image: the initramfs's tree (busybox, /init, pvbench)
+# as a 64 MiB ext4 image, built with Debian's mke2fs -d; not rebuilt when it
+# exists and its inputs are older (the guest may have written to it).
+ROOTFS_DIR := build/guest/rootfs.d
+disk: deps-guest build/guest/rootfs.ext4
+
+build/guest/rootfs.ext4: build/guest/pvbench guestkit/cmd/mkinitramfs/init.sh guestkit/cmd/mkinitramfs/main.go guestkit/cmd/mkinitramfs/dirtree.go
+	rm -rf $(ROOTFS_DIR) $@.tmp
+	$(GO) run ./guestkit/cmd/mkinitramfs -dir $(ROOTFS_DIR) $(INITRD_ADD)
+	PATH="$$PATH:/sbin:/usr/sbin" mke2fs -q -F -t ext4 -L pvisor-root -E root_owner=0:0 -d $(ROOTFS_DIR) $@.tmp 64M
+	rm -rf $(ROOTFS_DIR)
+	mv $@.tmp $@
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

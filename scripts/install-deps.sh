@@ -11,8 +11,10 @@ base="gcc binutils make"
 # which gcc does not pull in with --no-install-recommends; it also has the static libc
 # guestkit/pvbench links. patch: linux-patches/series. qemu-system-x86: the test
 # oracle (the patched kernel's native boot test, cmd/tracediff, scripts/boot-time.sh).
-# perl: the kernel's scripts/checkpatch.pl (scripts/checkpatch.sh).
-guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch perl busybox-static linux-source-6.12 qemu-system-x86"
+# perl: the kernel's scripts/checkpatch.pl (scripts/checkpatch.sh). e2fsprogs:
+# mke2fs -d for make disk and the ext4 images of the tests, debugfs and e2fsck to
+# read them back.
+guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch perl busybox-static e2fsprogs linux-source-6.12 qemu-system-x86"
 
 want="$base"
 [ "${1:-}" = guest ] && want="$want $guest"

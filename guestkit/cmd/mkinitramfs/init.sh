@@ -30,6 +30,8 @@ mount -t devpts devpts /dev/pts 2>/dev/null || true
 hostname pvisor
 
 stop() {
+	# A disk root (make disk) is written back before the reset.
+	sync
 	echo "pvisor-exit: $1"
 	reboot -f
 	# Not reached unless the reset failed.

@@ -5,6 +5,11 @@
 //
 //	go run ./guestkit/cmd/mkinitramfs [-o build/guest/initramfs.cpio.gz] [-busybox /bin/busybox]
 //
+// With -dir DIR it writes the same tree into the directory DIR instead (no
+// device nodes: a kernel booted from a disk mounts devtmpfs on /dev before
+// init runs, CONFIG_DEVTMPFS_MOUNT), for `make disk` to turn into an ext4
+// root filesystem with mke2fs -d.
+//
 // The busybox binary must be statically linked (Debian: busybox-static); its
 // applet list comes from running `busybox --list-full` on the host.
 //
@@ -56,6 +61,7 @@ func main() {
 	out := flag.String("o", "build/guest/initramfs.cpio.gz", "output file")
 	busybox := flag.String("busybox", "/bin/busybox", "statically linked busybox to install as /bin/busybox")
 	initPath := flag.String("init", "", "use this file as /init instead of the built-in script")
+	dir := flag.String("dir", "", "write the tree into this directory (which must not exist) instead of an archive")
 	var extra addList
 	flag.Var(&extra, "add", "add a host file as SRC:DST (e.g. build/guest/pvbench:bin/pvbench); repeatable")
 	flag.Usage = func() {
@@ -67,7 +73,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *busybox, *initPath, extra); err != nil {
+	var err error
+	if *dir != "" {
+		err = runDir(*dir, *busybox, *initPath, extra)
+	} else {
+		err = run(*out, *busybox, *initPath, extra)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "mkinitramfs: %v\n", err)
 		os.Exit(1)
 	}
@@ -87,53 +99,54 @@ func (l *addList) Set(v string) error {
 	return nil
 }
 
-func run(out, busybox, initPath string, extra addList) error {
+// tree receives the guest's file tree: the cpio writer, or a directory.
+type tree interface {
+	AddDir(name string, mode fs.FileMode) error
+	AddFile(name string, mode fs.FileMode, data []byte) error
+	AddSymlink(name, target string) error
+	AddCharDev(name string, mode fs.FileMode, major, minor uint32) error
+	Close() error
+}
+
+// guestTree is what goes into the tree: busybox and its applets, init and
+// the extra files.
+type guestTree struct {
+	busybox []byte
+	applets []string
+	init    []byte
+	extra   addList
+}
+
+func loadTree(busybox, initPath string, extra addList) (*guestTree, error) {
 	bb, err := os.ReadFile(busybox)
 	if err != nil {
-		return fmt.Errorf("%v (install busybox-static: scripts/install-deps.sh guest)", err)
+		return nil, fmt.Errorf("%v (install busybox-static: scripts/install-deps.sh guest)", err)
 	}
 	if err := checkStatic(busybox); err != nil {
-		return err
+		return nil, err
 	}
 	applets, err := appletPaths(busybox)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	init := initScript
 	if initPath != "" {
 		if init, err = os.ReadFile(initPath); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return &guestTree{busybox: bb, applets: applets, init: init, extra: extra}, nil
+}
 
-	var buf bytes.Buffer
-	w := initramfs.NewWriter(&buf)
-	for _, d := range []string{"bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "mnt", "run", "var"} {
-		w.AddDir(d, 0o755)
-	}
-	w.AddDir("root", 0o700)
-	w.AddDir("tmp", 0o777|fs.ModeSticky)
-	// The kernel opens /dev/console for init before devtmpfs is mounted.
-	w.AddCharDev("dev/console", 0o600, 5, 1)
-	w.AddCharDev("dev/null", 0o666, 1, 3)
-	w.AddFile("etc/passwd", 0o644, []byte(passwd))
-	w.AddFile("etc/group", 0o644, []byte(group))
-	w.AddFile("bin/busybox", 0o755, bb)
-	for _, a := range applets {
-		w.AddSymlink(a, "/bin/busybox")
-	}
-	w.AddFile("init", 0o755, init)
-	for _, a := range extra {
-		b, err := os.ReadFile(a[0])
-		if err != nil {
-			return err
-		}
-		w.AddFile(a[1], 0o755, b)
-	}
-	if err := w.Close(); err != nil {
+func run(out, busybox, initPath string, extra addList) error {
+	g, err := loadTree(busybox, initPath, extra)
+	if err != nil {
 		return err
 	}
-
+	var buf bytes.Buffer
+	if err := g.write(initramfs.NewWriter(&buf)); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -145,8 +158,52 @@ func run(out, busybox, initPath string, extra addList) error {
 		return err
 	}
 	fmt.Printf("mkinitramfs: wrote %s (%d KiB): busybox %d KiB, %d applet links\n",
-		out, (buf.Len()+1023)/1024, len(bb)/1024, len(applets))
+		out, (buf.Len()+1023)/1024, len(g.busybox)/1024, len(g.applets))
 	return nil
+}
+
+// runDir writes the tree into the new directory dir.
+func runDir(dir, busybox, initPath string, extra addList) error {
+	g, err := loadTree(busybox, initPath, extra)
+	if err != nil {
+		return err
+	}
+	d, err := newDirTree(dir)
+	if err != nil {
+		return err
+	}
+	if err := g.write(d); err != nil {
+		return err
+	}
+	fmt.Printf("mkinitramfs: wrote the tree into %s: busybox %d KiB, %d applet links\n",
+		dir, len(g.busybox)/1024, len(g.applets))
+	return nil
+}
+
+func (g *guestTree) write(w tree) error {
+	for _, d := range []string{"bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "mnt", "run", "var"} {
+		w.AddDir(d, 0o755)
+	}
+	w.AddDir("root", 0o700)
+	w.AddDir("tmp", 0o777|fs.ModeSticky)
+	// The kernel opens /dev/console for init before devtmpfs is mounted.
+	w.AddCharDev("dev/console", 0o600, 5, 1)
+	w.AddCharDev("dev/null", 0o666, 1, 3)
+	w.AddFile("etc/passwd", 0o644, []byte(passwd))
+	w.AddFile("etc/group", 0o644, []byte(group))
+	w.AddFile("bin/busybox", 0o755, g.busybox)
+	for _, a := range g.applets {
+		w.AddSymlink(a, "/bin/busybox")
+	}
+	w.AddFile("init", 0o755, g.init)
+	for _, a := range g.extra {
+		b, err := os.ReadFile(a[0])
+		if err != nil {
+			return err
+		}
+		w.AddFile(a[1], 0o755, b)
+	}
+	return w.Close()
 }
 
 // checkStatic refuses a dynamically linked busybox, which would not run in
