@@ -27,6 +27,7 @@ type linuxBenchMode struct {
 	mode    cpu.Mode
 	kernel  string
 	console string // the kernel's console
+	disks   []hv.Disk
 }
 
 // counters is what the host counts for a VM at one instant.
@@ -135,7 +136,7 @@ func runLinuxBench(bm linuxBenchMode, initrd []byte, only []string) ([]opResult,
 	cmdline := fmt.Sprintf("console=%s panic=-1 quiet pvisor.cmd=%s", bm.console, base64.StdEncoding.EncodeToString([]byte(cmd)))
 	mw := &markerWriter{}
 	vm, err := hv.New(hv.Config{Kernel: k, Initrd: initrd, Cmdline: cmdline, MemBytes: linuxBenchMem, Mode: bm.mode,
-		Budget: mm.NewBudget(1 << 30), Console: mw, Name: bm.mode.String()})
+		Budget: mm.NewBudget(1 << 30), Console: mw, Name: bm.mode.String(), Disks: bm.disks})
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,13 @@
  * T is the guest's own CLOCK_MONOTONIC time for the N operations. The host
  * snapshots its exit and hypercall counters when it sees each line, so it
  * can divide what happened in between by N. Built statically into the
- * initramfs as /bin/pvbench. Usage: pvbench [NAME...] (default: all).
+ * initramfs as /bin/pvbench. Usage: pvbench [NAME...] (default: all but
+ * the disk benchmarks, which run only when named: `pvisor bench io`).
+ *
+ * The disk benchmarks use the block device $PVBENCH_DISK (default /dev/vda)
+ * with O_DIRECT, so that every operation reaches the device, within its
+ * first BLK_SPAN bytes: blk-seqwrite and blk-seqread move 1 MiB per
+ * operation in order, blk-randread reads 4 KiB at a random aligned offset.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -142,18 +148,80 @@ static void bench_timer(long n)
 		nanosleep(&ms, NULL);
 }
 
+#define BLK_SPAN (64L << 20)
+#define BLK_BIG (1L << 20)
+#define BLK_SMALL 4096L
+static int blk_fd = -1;
+static char *blk_buf;
+
+static void blk_open(void)
+{
+	const char *path = getenv("PVBENCH_DISK");
+
+	if (blk_fd >= 0)
+		return;
+	if (!path)
+		path = "/dev/vda";
+	blk_fd = open(path, O_RDWR | O_DIRECT);
+	if (blk_fd < 0)
+		die(path);
+	if (posix_memalign((void **)&blk_buf, 4096, BLK_BIG))
+		die("posix_memalign");
+	memset(blk_buf, 0x5a, BLK_BIG);
+}
+
+static void bench_blk_seqwrite(long n)
+{
+	blk_open();
+	for (long i = 0; i < n; i++) {
+		off_t off = (i * BLK_BIG) % BLK_SPAN;
+
+		if (pwrite(blk_fd, blk_buf, BLK_BIG, off) != BLK_BIG)
+			die("blk-seqwrite");
+	}
+}
+
+static void bench_blk_seqread(long n)
+{
+	blk_open();
+	for (long i = 0; i < n; i++) {
+		off_t off = (i * BLK_BIG) % BLK_SPAN;
+
+		if (pread(blk_fd, blk_buf, BLK_BIG, off) != BLK_BIG)
+			die("blk-seqread");
+	}
+}
+
+static void bench_blk_randread(long n)
+{
+	static unsigned long long x = 0x9e3779b97f4a7c15ULL;
+
+	blk_open();
+	for (long i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		off_t off = (off_t)(x % (BLK_SPAN / BLK_SMALL)) * BLK_SMALL;
+
+		if (pread(blk_fd, blk_buf, BLK_SMALL, off) != BLK_SMALL)
+			die("blk-randread");
+	}
+}
+
 static const struct bench {
 	const char *name;
 	void (*run)(long n);
 	long iters;
+	int named_only; /* runs only when named on the command line */
 } benches[] = {
-	{"syscall", bench_syscall, 100000},
-	{"fork", bench_fork, 300},
-	{"exec", bench_exec, 200},
-	{"pagefault", bench_pagefault, 8 * PF_PAGES},
-	{"ctxsw", bench_ctxsw, 10000},
-	{"console", bench_console, 200},
-	{"timer", bench_timer, 200},
+	{"syscall", bench_syscall, 100000, 0},
+	{"fork", bench_fork, 300, 0},
+	{"exec", bench_exec, 200, 0},
+	{"pagefault", bench_pagefault, 8 * PF_PAGES, 0},
+	{"ctxsw", bench_ctxsw, 10000, 0},
+	{"console", bench_console, 200, 0},
+	{"timer", bench_timer, 200, 0},
+	{"blk-seqwrite", bench_blk_seqwrite, 64, 1},
+	{"blk-seqread", bench_blk_seqread, 64, 1},
+	{"blk-randread", bench_blk_randread, 2000, 1},
 };
 
 int main(int argc, char **argv)
@@ -163,7 +231,7 @@ int main(int argc, char **argv)
 	dprintf(1, "pvbench-start\n");
 	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
 		const struct bench *b = &benches[i];
-		int want = argc < 2;
+		int want = argc < 2 && !b->named_only;
 
 		for (int a = 1; a < argc; a++)
 			want |= strcmp(argv[a], b->name) == 0;
@@ -180,7 +248,7 @@ int main(int argc, char **argv)
 		ran++;
 	}
 	if (ran == 0) {
-		fprintf(stderr, "pvbench: no benchmark matched; have syscall fork exec pagefault ctxsw console timer\n");
+		fprintf(stderr, "pvbench: no benchmark matched; have syscall fork exec pagefault ctxsw console timer, and blk-seqwrite blk-seqread blk-randread\n");
 		return 2;
 	}
 	return 0;

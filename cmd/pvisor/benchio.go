@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/cpu"
+)
+
+// `pvisor bench io`: the same disk workload (guestkit/pvbench's blk-*
+// benchmarks, O_DIRECT on /dev/vda) over each mode's virtio transport —
+// the hypercall transport of the patched kernel in pv mode, virtio-mmio of
+// the unpatched one in hwassist and trap — with times from the guest's
+// clock and exits and hypercalls per operation from the host's counters.
+// Beside them, QEMU TCG runs the unpatched kernel with its own
+// virtio-blk-device on virtio-mmio (the microvm machine) and the same
+// workload; it has no exit counters to show.
+
+// ioBenchDisk is the size of the benchmark's disk image: the span the
+// blk-* benchmarks use (BLK_SPAN in pvbench.c).
+const ioBenchDisk = 64 << 20
+
+var pvisorExitRE = regexp.MustCompile(`^pvisor-exit: (\d+)$`)
+
+var ioBenches = []string{"blk-seqwrite", "blk-seqread", "blk-randread"}
+
+// ioBenchUnit says how an operation's rate is shown: 1 MiB operations as
+// MiB/s, the others as operations per second.
+func ioBenchRate(op string, nsPerOp float64) string {
+	if nsPerOp <= 0 {
+		return "-"
+	}
+	if strings.HasPrefix(op, "blk-seq") {
+		return fmt.Sprintf("%.1f MiB/s", 1e9/nsPerOp)
+	}
+	return fmt.Sprintf("%.0f IOPS", 1e9/nsPerOp)
+}
+
+func runBenchIO(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench io", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pvKernel := fs.String("pv-kernel", "build/guest/vmlinux-pv", "the patched kernel (pv mode)")
+	nativeKernel := fs.String("native-kernel", "build/guest/vmlinux-native", "the unpatched kernel (hwassist and trap modes)")
+	bzImage := fs.String("qemu-kernel", "build/guest/bzImage-native", "the unpatched kernel as QEMU boots it")
+	initrd := fs.String("initrd", "build/guest/initramfs.cpio.gz", "initramfs with /bin/pvbench")
+	rounds := fs.Int("rounds", 1, "rounds, modes interleaved; the table shows medians")
+	modesFlag := fs.String("modes", "pv,hwassist,trap", "modes to compare, the first is the base of the ratios")
+	qemu := fs.Bool("qemu", true, "also run the workload under QEMU TCG (qemu-system-x86_64, microvm, virtio-blk-device)")
+	dir := fs.String("dir", "", "directory for the disk images (default: a temporary directory)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *rounds < 1 {
+		fmt.Fprintln(stderr, "pvisor bench io: --rounds must be at least 1")
+		return 2
+	}
+	only := fs.Args()
+	for _, o := range only {
+		if !slices.Contains(ioBenches, o) {
+			fmt.Fprintf(stderr, "pvisor bench io: unknown benchmark %q: have %s\n", o, strings.Join(ioBenches, " "))
+			return 2
+		}
+	}
+	if len(only) == 0 {
+		only = ioBenches
+	}
+	var modes []linuxBenchMode
+	for _, name := range strings.Split(*modesFlag, ",") {
+		m, err := cpu.ParseMode(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor bench io: --modes: %v\n", err)
+			return 2
+		}
+		bm := linuxBenchMode{mode: m, kernel: *nativeKernel, console: "ttyS0"}
+		if m == cpu.ModePV {
+			bm.kernel, bm.console = *pvKernel, "hvc0"
+		}
+		modes = append(modes, bm)
+	}
+	rd, err := readFile("initrd", *initrd, linuxBenchMem)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor bench io: %v: run `make guest guest-pv`\n", err)
+		return 2
+	}
+	var qemuBin string
+	if *qemu {
+		if qemuBin, err = exec.LookPath("qemu-system-x86_64"); err != nil {
+			fmt.Fprintln(stderr, "pvisor bench io: qemu-system-x86_64 not found (scripts/install-deps.sh guest installs it); --qemu=false leaves it out")
+			return 2
+		}
+		if _, err := readFile("qemu kernel", *bzImage, linuxBenchMem); err != nil {
+			fmt.Fprintf(stderr, "pvisor bench io: %v: run `make guest`\n", err)
+			return 2
+		}
+	}
+	imgDir := *dir
+	if imgDir == "" {
+		if imgDir, err = os.MkdirTemp("", "pvisor-bench-io"); err != nil {
+			fmt.Fprintf(stderr, "pvisor bench io: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(imgDir)
+	}
+	img := filepath.Join(imgDir, "bench-io.img")
+	defer os.Remove(img)
+
+	cols := slices.Clone(modes)
+	if *qemu {
+		cols = append(cols, linuxBenchMode{console: "ttyS0"}) // the QEMU column
+	}
+	var qemuClocks []string
+	results := make([]map[string][]opResult, len(cols))
+	for i := range results {
+		results[i] = map[string][]opResult{}
+	}
+	for r := 0; r < *rounds; r++ {
+		for i, bm := range cols {
+			// Each run starts from a fresh image of zeros on the host.
+			if err := freshImage(img); err != nil {
+				fmt.Fprintf(stderr, "pvisor bench io: %v\n", err)
+				return 1
+			}
+			var res []opResult
+			if i >= len(modes) {
+				fmt.Fprintf(stderr, "pvisor bench io: round %d/%d, QEMU TCG ...\n", r+1, *rounds)
+				var clock string
+				res, clock, err = runQEMUIO(qemuBin, *bzImage, *initrd, img, only)
+				qemuClocks = append(qemuClocks, clock)
+			} else {
+				fmt.Fprintf(stderr, "pvisor bench io: round %d/%d, %v ...\n", r+1, *rounds, bm.mode)
+				bm.disks = []hv.Disk{{Path: img}}
+				res, err = runLinuxBench(bm, rd, only)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "pvisor bench io: %v\n", err)
+				return 1
+			}
+			for _, o := range res {
+				if o.name != "boot" {
+					results[i][o.name] = append(results[i][o.name], o)
+				}
+			}
+		}
+	}
+	printIOBench(stdout, modes, results, only, *rounds)
+	if *qemu {
+		fmt.Fprintf(stdout, "\nQEMU guest clock source per round: %s\n", strings.Join(qemuClocks, ", "))
+	}
+	return 0
+}
+
+func freshImage(p string) error {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(ioBenchDisk); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runQEMUIO runs pvbench's disk benchmarks under QEMU TCG: the microvm
+// machine with the kernel's legacy PIC, PIT and RTC, no ACPI, and the
+// image as a virtio-blk-device on virtio-mmio (QEMU puts the
+// virtio_mmio.device= parameter on the command line itself). QEMU is
+// stopped at the pvisor-exit line (microvm has no reset that ends it).
+//
+// The guest's clock under TCG is the TSC when the kernel's calibration
+// against the PIT succeeds and jiffies (4 ms steps) when it does not; a run
+// on jiffies is repeated, up to three boots, and the clock source is
+// reported.
+func runQEMUIO(qemu, bzImage, initrd, img string, only []string) (res []opResult, clock string, err error) {
+	for try := 0; try < 3; try++ {
+		if res, clock, err = runQEMUIOOnce(qemu, bzImage, initrd, img, only); err != nil || !strings.Contains(clock, "jiffies") {
+			break
+		}
+	}
+	return res, clock, err
+}
+
+var clocksourceRE = regexp.MustCompile(`^clocksource: (\S+)$`)
+
+func runQEMUIOOnce(qemu, bzImage, initrd, img string, only []string) ([]opResult, string, error) {
+	cmd := "echo clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource); /bin/pvbench " + strings.Join(only, " ")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	q := exec.CommandContext(ctx, qemu,
+		"-M", "microvm,x-option-roms=off,rtc=on,acpi=off,pic=on,pit=on", "-accel", "tcg",
+		"-m", strconv.Itoa(linuxBenchMem>>20), "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+		"-kernel", bzImage, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 quiet tsc=reliable pvisor.cmd="+base64.StdEncoding.EncodeToString([]byte(cmd)),
+		"-drive", "id=d0,file="+img+",format=raw,if=none", "-device", "virtio-blk-device,drive=d0")
+	q.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := q.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	q.Stderr = q.Stdout
+	if err := q.Start(); err != nil {
+		return nil, "", fmt.Errorf("QEMU: %v", err)
+	}
+	var res []opResult
+	clock := "unknown"
+	var tail []string
+	exit := ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		l := strings.TrimRight(sc.Text(), "\r")
+		tail = append(tail, l)
+		if len(tail) > 40 {
+			tail = tail[1:]
+		}
+		if c := clocksourceRE.FindStringSubmatch(l); c != nil {
+			clock = c[1]
+		}
+		if s := pvbenchEndRE.FindStringSubmatch(l); s != nil {
+			n, _ := strconv.ParseUint(s[2], 10, 64)
+			ns, _ := strconv.ParseFloat(s[3], 64)
+			if n > 0 {
+				res = append(res, opResult{name: s[1], iters: n, guestNs: ns / float64(n)})
+			}
+		}
+		if m := pvisorExitRE.FindStringSubmatch(l); m != nil {
+			exit = m[1]
+			break
+		}
+	}
+	q.Process.Kill()
+	q.Wait()
+	if exit != "0" {
+		return nil, "", fmt.Errorf("QEMU: the guest failed (pvisor-exit %q); console ends:\n%s", exit, strings.Join(tail, "\n"))
+	}
+	return res, clock, nil
+}
+
+func printIOBench(w io.Writer, modes []linuxBenchMode, results []map[string][]opResult, order []string, rounds int) {
+	fmt.Fprintf(w, "virtio-blk under pvisor (engine interp) and QEMU TCG: guestkit/pvbench, O_DIRECT on /dev/vda, median of %d round(s)\n", rounds)
+	fmt.Fprintf(w, "rate and time per operation by the guest's clock; exits and hypercalls per operation from pvisor's counters\n")
+	fmt.Fprintf(w, "transports: pv = hypercalls and event channels, hwassist and trap = virtio-mmio, qemu = QEMU's virtio-mmio\n\n")
+	fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %9s %10s  %s\n", "operation", "mode", "rate", "time/op", "vs "+modes[0].mode.String(), "exits/op", "hcalls/op", "exits by reason")
+	for _, op := range order {
+		var base float64
+		for i := range results {
+			rs := results[i][op]
+			if len(rs) == 0 {
+				continue
+			}
+			m := median(rs)
+			if i == 0 {
+				base = m.guestNs
+			}
+			ratio := "-"
+			if base > 0 && i > 0 {
+				ratio = fmt.Sprintf("%.2fx", m.guestNs/base)
+			}
+			if i >= len(modes) {
+				fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %9s %10s  %s\n", op, "qemu-tcg", ioBenchRate(op, m.guestNs), fmtNs(m.guestNs), ratio, "-", "-", "-")
+				continue
+			}
+			total, top := exitSummary(m.exits)
+			fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %9s %10s  %s\n", op, modes[i].mode, ioBenchRate(op, m.guestNs), fmtNs(m.guestNs), ratio, fmtCount(total), fmtCount(m.hcalls), top)
+		}
+	}
+}
