@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/virtio"
@@ -82,8 +83,17 @@ func (vm *VM) openDisks() error {
 func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) {
 	i := len(vm.mmio)
 	d := &mmioDev{name: name, base: MMIOBase + uint64(i)*virtio.MMIOSize, irq: MMIOIRQs[i], block: block}
-	d.t = virtio.NewMMIO(b, guestMem{vm}, virtio.Options{}, vm.kickDevices)
+	d.t = virtio.NewMMIO(b, guestMem{vm}, virtio.Options{Charge: vm.chargeDevice}, vm.kickDevices)
 	vm.mmio = append(vm.mmio, d)
+}
+
+// chargeDevice counts host CPU time a device goroutine used for the VM
+// against its cap and weight (device goroutines run outside the
+// scheduler's workers).
+func (vm *VM) chargeDevice(d time.Duration) {
+	if vm.svm != nil {
+		vm.svm.Charge(d)
+	}
 }
 
 // kickDevices is the transports' notify: a device's interrupt status

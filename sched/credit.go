@@ -100,6 +100,9 @@ type Scheduler struct {
 	runq       []*Handle // hQueued handles in FIFO order
 	kick       func(w int)
 	acts       []act // scratch for accountLocked
+	// charged is the time charged (VM.Charge) since the last accounting:
+	// host CPU beyond the workers', handed out with theirs.
+	charged time.Duration
 
 	// worker pool (pool.go)
 	running  bool
@@ -121,6 +124,9 @@ type VM struct {
 	cap    int           // percent of one host CPU; 0 = none
 	capBal time.Duration // CPU time left under the cap in this period
 	vcpus  []*Handle
+	// charged is host CPU time spent for the VM outside its vCPUs
+	// (device backends), from Charge.
+	charged time.Duration
 }
 
 // Handle is one vCPU registered with a Scheduler.
@@ -229,6 +235,34 @@ func (vm *VM) SetCap(pct int) error {
 	vm.cap = pct
 	s.notifyLocked()
 	return nil
+}
+
+// Charge accounts d of host CPU time spent on the VM's behalf outside its
+// vCPUs (its device backends' goroutines) as if its vCPUs had run it: d
+// comes out of the VM's cap budget for this period and out of its vCPUs'
+// credit, split evenly, so that neither a cap nor a weight can be
+// exceeded by making the host work for the guest. It may be called from
+// any goroutine and never blocks on a vCPU.
+func (vm *VM) Charge(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s := vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vm.charged += d
+	s.charged += d
+	if vm.cap > 0 {
+		vm.capBal -= d
+	}
+	if n := len(vm.vcpus); n > 0 {
+		bound := s.period + s.slice
+		per := d / time.Duration(n)
+		for _, h := range vm.vcpus {
+			h.credit = max(h.credit-per, -bound)
+			h.periodRun += per
+		}
+	}
 }
 
 // Weight returns the current weight.
@@ -503,7 +537,12 @@ func (s *Scheduler) accountLocked() {
 		}
 		acts = append(acts, act{vm: vm, n: n, limit: limit})
 	}
-	left := time.Duration(len(s.workers)) * s.period
+	// The capacity is the workers' time plus what devices used beside them
+	// in the last period (Charge), so that charged time is part of each
+	// VM's share rather than a debt that sinks every VM's credit.
+	capacity := time.Duration(len(s.workers))*s.period + min(s.charged, time.Duration(len(s.workers))*s.period)
+	s.charged = 0
+	left := capacity
 	for open := len(acts); open > 0; {
 		var wsum int64
 		for _, a := range acts {
@@ -521,7 +560,7 @@ func (s *Scheduler) accountLocked() {
 			}
 		}
 		if saturated {
-			left = time.Duration(len(s.workers)) * s.period
+			left = capacity
 			for _, a := range acts {
 				if a.done {
 					left -= a.share
@@ -599,7 +638,10 @@ type VMStats struct {
 	Cap    int
 	Parked bool          // out of cap budget until the next period
 	CPU    time.Duration // sum of the vCPUs' Run
-	VCPUs  []VCPUStats
+	// Charged is host CPU time spent for the VM outside its vCPUs
+	// (Charge), counted against its cap and weight as CPU is.
+	Charged time.Duration
+	VCPUs   []VCPUStats
 }
 
 var stateNames = [...]string{hQueued: "queued", hRunning: "running", hBlocked: "blocked", hStopped: "stopped"}
@@ -628,7 +670,7 @@ func (vm *VM) Stats() VMStats {
 }
 
 func (vm *VM) statsLocked(now time.Duration) VMStats {
-	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked()}
+	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked(), Charged: vm.charged}
 	for _, h := range vm.vcpus {
 		hs := h.statsLocked(now)
 		st.CPU += hs.Run

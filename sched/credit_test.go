@@ -576,3 +576,59 @@ func BenchmarkPickFinish(b *testing.B) {
 		s.Finish(0, d, Ready)
 	}
 }
+
+// chargeEvery makes vm's device backend use frac of one host CPU outside
+// the workers, charged every millisecond of simulated time until end.
+func chargeEvery(m *Sim, vm *VM, frac float64, end time.Duration) {
+	per := time.Duration(float64(time.Millisecond) * frac)
+	var tick func()
+	tick = func() {
+		vm.Charge(per)
+		if m.Now() < end {
+			m.At(m.Now()+time.Millisecond, tick)
+		}
+	}
+	m.At(m.Now()+time.Millisecond, tick)
+}
+
+// TestChargeCountsAgainstCap: host CPU spent for a VM outside its vCPUs
+// (its devices) comes out of its cap, so vCPU time plus device time stays
+// at the cap; without Charge the vCPU alone would use the whole cap.
+func TestChargeCountsAgainstCap(t *testing.T) {
+	m := NewSim(Config{Workers: 1})
+	vm := m.S.NewVM("capped")
+	vm.SetCap(25)
+	vm.AddVCPU(spinner{})
+	chargeEvery(m, vm, 0.10, 2*time.Minute)
+	m.RunUntil(m.Now() + DefaultPeriod)
+	before := vm.Stats()
+	got := window(m, time.Minute)[0]
+	charged := pct(vm.Stats().Charged-before.Charged, time.Minute)
+	t.Logf("cap 25%%, device 10%%: vCPU %.2f%%, charged %.2f%%, total %.2f%%", got, charged, got+charged)
+	if math.Abs(charged-10) > 0.5 {
+		t.Fatalf("charged %.2f%%, want the 10%% the device used", charged)
+	}
+	if math.Abs(got+charged-25) > 1 {
+		t.Fatalf("vCPU %.2f%% + device %.2f%% = %.2f%%, want the cap of 25%% ±1", got, charged, got+charged)
+	}
+}
+
+// TestChargeCountsAgainstWeight: under contention a VM whose device work is
+// charged gets its weight's share in all, vCPU and device together.
+func TestChargeCountsAgainstWeight(t *testing.T) {
+	m := NewSim(Config{Workers: 1})
+	a, b, c := m.S.NewVM("a"), m.S.NewVM("b"), m.S.NewVM("c")
+	for _, vm := range []*VM{a, b, c} {
+		vm.AddVCPU(spinner{})
+	}
+	chargeEvery(m, a, 0.15, 2*time.Minute)
+	m.RunUntil(m.Now() + DefaultPeriod)
+	before := a.Stats().Charged
+	got := window(m, time.Minute)
+	charged := pct(a.Stats().Charged-before, time.Minute)
+	t.Logf("weights 1:1:1, a's device 15%%: vCPUs %s, a charged %.2f%%", fmtPct(got), charged)
+	// The worker's time is split so that a's total is its third.
+	if math.Abs(got[0]+charged-(100+charged)/3) > 2 {
+		t.Fatalf("a: vCPU %.2f%% + device %.2f%%, want a third of %.2f%%", got[0], charged, 100+charged)
+	}
+}

@@ -512,6 +512,9 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	}
 	fmt.Fprintf(w, "cpu: weight %d, cap %s, %.3f s used over %.3f s (%.1f%% of one host CPU)\n",
 		cs.Weight, capS, cs.CPU.Seconds(), wall.Seconds(), 100*cs.CPU.Seconds()/wall.Seconds())
+	if cs.Charged > 0 {
+		fmt.Fprintf(w, "cpu: devices: %.3f s of host CPU outside the vCPUs, counted against the cap and weight\n", cs.Charged.Seconds())
+	}
 	for _, v := range cs.VCPUs {
 		fmt.Fprintf(w, "cpu: vcpu %d: run %.3f s, steal %.3f s, blocked %.3f s, %d slices, %d wakes, longest wake-up %v\n",
 			v.ID, v.Run.Seconds(), v.Steal.Seconds(), v.Blocked.Seconds(), v.Slices, v.Wakes, v.MaxWakeLatency.Round(time.Microsecond))

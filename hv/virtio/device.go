@@ -57,6 +57,11 @@ type Options struct {
 	Limits Limits
 	// Clock is the rate limiter's time source; nil is the system clock.
 	Clock Clock
+	// Charge, if set, is told the host CPU time the device goroutine
+	// used after each of its passes (the thread's CPU clock), so that the VM's scheduler can count it against the
+	// VM's cap and weight (sched.VM.Charge). Called on the device
+	// goroutine; it must not block.
+	Charge func(time.Duration)
 }
 
 // State is a device's state as a plain value (for save and restore, a
@@ -81,6 +86,7 @@ type Device struct {
 	queueMax []uint16
 	limiter  *RateLimiter
 	stats    Stats
+	charge   func(time.Duration)
 
 	// sleep waits d on the device goroutine or until stop closes (false);
 	// tests replace it to run the rate limiter on a fake clock.
@@ -109,6 +115,7 @@ func NewDevice(b Backend, m Mem, s Signaller, o Options) *Device {
 		signal:   s,
 		queueMax: b.QueueMax(),
 		sleep:    sleepTimer,
+		charge:   o.Charge,
 	}
 	for i, n := range d.queueMax {
 		if n == 0 || n > MaxQueueSize || n&(n-1) != 0 {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // worker is a running device's goroutine. It alone touches the queues'
@@ -16,6 +18,7 @@ type worker struct {
 	kick    chan struct{} // capacity 1: a wake-up is never lost, never blocks
 	stop    chan struct{} // closed to end the goroutine
 	done    chan struct{} // closed when it has ended
+	slept   time.Duration // rate-limit waits in the current pass
 }
 
 // errStopped ends a pass because the device is being reset or failed.
@@ -47,6 +50,11 @@ func (w *worker) notify(q int) {
 // loop serves notified queues until stopped or broken. Each pass over a
 // queue is bounded (serve); a queue with more work is marked pending
 // again, so that every queue and a stop get their turn.
+//
+// With Options.Charge each pass is measured by the thread's CPU clock.
+// A goroutine can change threads when it blocks (a rate-limit wait, a slow
+// read); a pass that did is measured by the wall clock instead, less its
+// rate-limit waits, which use no CPU.
 func (w *worker) loop() {
 	defer close(w.done)
 	for {
@@ -55,28 +63,60 @@ func (w *worker) loop() {
 			return
 		case <-w.kick:
 		}
-		for i, q := range w.queues {
-			if q == nil || !w.pending[i].Swap(false) {
-				continue
-			}
-			select {
-			case <-w.stop: // a reset does not wait for the other queues
-				return
-			default:
-			}
-			more, err := w.serve(q)
-			if errors.Is(err, errStopped) {
+		if w.d.charge == nil {
+			if w.pass() {
 				return
 			}
-			if err != nil {
-				w.d.fail(err)
-				return
-			}
-			if more {
-				w.notify(i)
-			}
+			continue
+		}
+		tid, cpu, wall := unix.Gettid(), threadCPU(), time.Now()
+		w.slept = 0
+		stop := w.pass()
+		used := threadCPU() - cpu
+		if unix.Gettid() != tid || used < 0 {
+			used = max(time.Since(wall)-w.slept, 0)
+		}
+		w.d.charge(used)
+		if stop {
+			return
 		}
 	}
+}
+
+// pass serves each notified queue once; it returns true when the
+// goroutine must end (a reset, or the device broke).
+func (w *worker) pass() (stop bool) {
+	for i, q := range w.queues {
+		if q == nil || !w.pending[i].Swap(false) {
+			continue
+		}
+		select {
+		case <-w.stop: // a reset does not wait for the other queues
+			return true
+		default:
+		}
+		more, err := w.serve(q)
+		if errors.Is(err, errStopped) {
+			return true
+		}
+		if err != nil {
+			w.d.fail(err)
+			return true
+		}
+		if more {
+			w.notify(i)
+		}
+	}
+	return false
+}
+
+// threadCPU is the calling thread's CPU time.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // serve handles at most Size requests of q, each a chain of at most the
@@ -142,7 +182,10 @@ func (w *worker) throttle(q *queue) error {
 		if err := w.interrupt(q); err != nil {
 			return err
 		}
-		if !d.sleep(wait, w.stop) {
+		t0 := time.Now()
+		ok := d.sleep(wait, w.stop)
+		w.slept += time.Since(t0)
+		if !ok {
 			return errStopped
 		}
 	}
