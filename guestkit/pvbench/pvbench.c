@@ -19,9 +19,18 @@
  * with O_DIRECT, so that every operation reaches the device, within its
  * first BLK_SPAN bytes: blk-seqwrite and blk-seqread move 1 MiB per
  * operation in order, blk-randread reads 4 KiB at a random aligned offset.
+ *
+ * The network benchmarks talk TCP to a peer VM running `pvbench
+ * net-server` (it serves until killed) at $PVBENCH_PEER (an IPv4 address)
+ * port NET_PORT: net-stream sends 1 MiB per operation, net-rr is one
+ * 1-byte request and its 1-byte answer per operation.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +215,125 @@ static void bench_blk_randread(long n)
 	}
 }
 
+#define NET_PORT 5001
+#define NET_CHUNK (1L << 20)
+static int net_fd = -1;
+
+/* The first byte of a connection says what it is for: 's' stream, 'r' rr. */
+static void net_connect(char kind)
+{
+	const char *peer = getenv("PVBENCH_PEER");
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(NET_PORT)};
+	int one = 1;
+
+	if (net_fd >= 0)
+		return;
+	if (!peer || inet_pton(AF_INET, peer, &sa.sin_addr) != 1) {
+		errno = EINVAL;
+		die("PVBENCH_PEER");
+	}
+	for (int try = 0;; try++) {
+		net_fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (net_fd < 0)
+			die("socket");
+		if (connect(net_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		if (try == 100)
+			die("connect");
+		close(net_fd);
+		usleep(100000);
+	}
+	setsockopt(net_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (write(net_fd, &kind, 1) != 1)
+		die("net hello");
+}
+
+static void bench_net_stream(long n)
+{
+	static char buf[NET_CHUNK];
+
+	net_connect('s');
+	for (long i = 0; i < n; i++) {
+		for (long off = 0; off < NET_CHUNK;) {
+			ssize_t w = write(net_fd, buf + off, NET_CHUNK - off);
+
+			if (w <= 0)
+				die("net-stream write");
+			off += w;
+		}
+	}
+	/* The peer acknowledges every byte with one byte at the end of each
+	 * run, so the time covers delivery, not just the local send buffer.
+	 */
+	char c = 'e';
+
+	if (write(net_fd, &c, 1) != 1 || read(net_fd, &c, 1) != 1)
+		die("net-stream end");
+}
+
+static int rr_fd = -1;
+
+static void bench_net_rr(long n)
+{
+	char c = 'x';
+
+	if (rr_fd < 0) {
+		int keep = net_fd;
+
+		net_fd = -1;
+		net_connect('r');
+		rr_fd = net_fd;
+		net_fd = keep;
+	}
+	for (long i = 0; i < n; i++) {
+		if (write(rr_fd, &c, 1) != 1 || read(rr_fd, &c, 1) != 1)
+			die("net-rr");
+	}
+}
+
+/* The peer's side: stream connections are drained (a 0xff-free protocol:
+ * the stream's bytes are zero, and 'e' ends a run and is answered),
+ * rr connections echo every byte. One connection at a time per kind,
+ * each in its own process.
+ */
+static void net_server(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(NET_PORT)};
+	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (ls < 0)
+		die("socket");
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 4))
+		die("bind/listen");
+	dprintf(1, "pvbench-net-server ready\n");
+	for (;;) {
+		int c = accept(ls, NULL, NULL);
+		char kind;
+
+		if (c < 0)
+			die("accept");
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (fork() == 0) {
+			static char buf[1 << 16];
+
+			if (read(c, &kind, 1) != 1)
+				_exit(1);
+			for (;;) {
+				ssize_t r = read(c, buf, kind == 'r' ? 1 : sizeof(buf));
+
+				if (r <= 0)
+					_exit(0);
+				if (kind == 'r' || buf[r - 1] == 'e') {
+					if (write(c, buf + r - 1, 1) != 1)
+						_exit(1);
+				}
+			}
+		}
+		close(c);
+	}
+}
+
 static const struct bench {
 	const char *name;
 	void (*run)(long n);
@@ -222,12 +350,18 @@ static const struct bench {
 	{"blk-seqwrite", bench_blk_seqwrite, 64, 1},
 	{"blk-seqread", bench_blk_seqread, 64, 1},
 	{"blk-randread", bench_blk_randread, 2000, 1},
+	{"net-stream", bench_net_stream, 64, 1},
+	{"net-rr", bench_net_rr, 2000, 1},
 };
 
 int main(int argc, char **argv)
 {
 	int ran = 0;
 
+	if (argc == 2 && strcmp(argv[1], "net-server") == 0) {
+		net_server();
+		return 1;
+	}
 	dprintf(1, "pvbench-start\n");
 	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
 		const struct bench *b = &benches[i];
@@ -248,7 +382,7 @@ int main(int argc, char **argv)
 		ran++;
 	}
 	if (ran == 0) {
-		fprintf(stderr, "pvbench: no benchmark matched; have syscall fork exec pagefault ctxsw console timer, and blk-seqwrite blk-seqread blk-randread\n");
+		fprintf(stderr, "pvbench: no benchmark matched; have syscall fork exec pagefault ctxsw console timer, and blk-seqwrite blk-seqread blk-randread net-stream net-rr (and net-server)\n");
 		return 2;
 	}
 	return 0;
