@@ -393,3 +393,25 @@ func TestSlotDisks(t *testing.T) {
 		t.Errorf("config_write from a bad buffer: %v", e)
 	}
 }
+
+// TestSlotsAfterStop: once the VM's devices are closed (its end), the
+// slots still list them but no call reaches a closed backend: -ENODEV.
+func TestSlotsAfterStop(t *testing.T) {
+	vm, h := newPVVM(t, Config{RNG: true})
+	bringUp(t, h, 0)
+	vm.closeSlots()
+	if len(vm.SlotDevices()) != 1 {
+		t.Error("the stopped VM's slots are not listed")
+	}
+	for name, e := range map[string]hypercall.Errno{
+		"set_status":   errOf(h.VirtioSetStatus(0, 0)),
+		"set_features": errOf(h.VirtioSetFeatures(0, virtio.FeatureVersion1)),
+		"queue_setup":  errOf(h.VirtioQueueSetup(0, 0, 8, tDesc, tAvail, tUsed)),
+		"config_write": errOf(h.VirtioConfigWrite(0, 0, 0x500000, 0)),
+		"bind":         errOf(h.VirtioBind(0, hypercall.VirtioBindQueues, 0)),
+	} {
+		if e != hypercall.ENODEV {
+			t.Errorf("virtio_%s after the devices closed: %v, want -ENODEV", name, e)
+		}
+	}
+}
