@@ -415,3 +415,42 @@ func TestSlotsAfterStop(t *testing.T) {
 		}
 	}
 }
+
+// runningRng brings the rng in slot 0 to DRIVER_OK with one queue.
+func runningRng(t testing.TB, h *hcalls) {
+	t.Helper()
+	h.VirtioSetStatus(0, uint64(virtio.StatusAcknowledge|virtio.StatusDriver))
+	h.VirtioSetFeatures(0, virtio.FeatureVersion1|virtio.FeatureEventIdx)
+	h.VirtioSetStatus(0, uint64(virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK))
+	if e := errOf(h.VirtioQueueSetup(0, 0, 8, tDesc, tAvail, tUsed)); e != 0 {
+		t.Fatal(e)
+	}
+	if st, _ := h.VirtioSetStatus(0, 0xf); st != 0xf {
+		t.Fatalf("status %#x", st)
+	}
+}
+
+// TestVirtioNotifyAllocs: the doorbell allocates nothing.
+func TestVirtioNotifyAllocs(t *testing.T) {
+	_, h := newPVVM(t, Config{RNG: true})
+	runningRng(t, h)
+	if n := testing.AllocsPerRun(1000, func() { h.VirtioNotify(0, 0) }); n != 0 {
+		t.Errorf("virtio_notify: %v allocations per call", n)
+	}
+}
+
+// BenchmarkVirtioNotify is the doorbell's handler cost (the hypercall
+// exit around it is the engine's).
+func BenchmarkVirtioNotify(b *testing.B) {
+	vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: mm.NewBudget(1 << 30), RNG: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { vm.stopDevices(); vm.res.Release() }()
+	h := &vm.vcpus[0].hc
+	runningRng(b, h)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		h.VirtioNotify(0, 0)
+	}
+}
