@@ -140,4 +140,5 @@ func (vm *VM) stopDevices() {
 		vm.dev.timer.Stop()
 	}
 	vm.closeMMIO()
+	vm.closeSlots()
 }

@@ -1,8 +1,9 @@
 // Package hv is pvisor's VM core: VM and vCPU lifecycle, the boot loader,
 // the exit loop that dispatches hypercalls through the generated table,
 // event channels with upcall delivery, timers and pvclock, the console
-// backend, strict-PV accounting, and the virtio-mmio devices of trap and
-// hwassist mode (mmiodev.go).
+// backend, strict-PV accounting, the virtio-mmio devices of trap and
+// hwassist mode (mmiodev.go), and the hypercall transport's virtio slots of
+// pv mode with hot-plug (pvdev.go, hypercalls_virtio.go).
 //
 // Invariants:
 //   - Guest memory is reached only through the VM's mm.Reservation (Slice),
@@ -18,7 +19,8 @@
 //     used rings its driver gave it, through mm.Reservation.Slice, and
 //     then calls the engine's Memory.Invalidate, which is safe while vCPUs
 //     run. It touches nothing else: interrupts go through its transport's
-//     status bits and vcpu.notify, and the vCPU drives the PIC line.
+//     status bits and vcpu.notify, and the vCPU drives the PIC line or
+//     raises the event-channel ports.
 //
 // Concurrency: VM.mu protects the exit status and the stop flag; each
 // vcpu's state belongs to its goroutine except the atomic timer flag.

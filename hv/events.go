@@ -14,8 +14,10 @@ import (
 
 type port struct {
 	bound bool
-	virq  int
+	virq  int // the VIRQ_* it carries, when dev is nil
 	vcpu  int
+	dev   *pvSlot // a virtio device's interrupt (virtio_bind), or nil
+	kind  int     // VIRTIO_BIND_* of dev's interrupt
 }
 
 type events struct {
@@ -143,6 +145,20 @@ func (vm *VM) upcallPending(i int) bool {
 	}
 	b, _ := vm.guest(vm.ev.shared+uint64(i)*sizeVCPUInfo+offUpcallPend, 1)
 	return b[0] != 0
+}
+
+// allocPort binds the lowest free port to pt, masked and not pending, and
+// returns it, or -1 if all are in use.
+func (vm *VM) allocPort(pt port) int {
+	for p := 1; p < hypercall.MaxPorts; p++ {
+		if !vm.ev.ports[p].bound {
+			vm.ev.ports[p] = pt
+			vm.setPortBit(p, true, true)
+			vm.setPortBit(p, false, false)
+			return p
+		}
+	}
+	return -1
 }
 
 // raiseVirq marks vCPU i's port for virq pending; it reports whether the

@@ -12,10 +12,10 @@ import (
 )
 
 // callGuest returns guest code that declares ABI version 1 (if declare),
-// loads RAX and the five argument registers, calls the hypercall page,
-// writes RAX and the argument registers to the console (48 bytes), and
+// loads RAX and the six argument registers, calls the hypercall page,
+// writes RAX and the argument registers to the console (56 bytes), and
 // powers off with code 0.
-func callGuest(nr uint64, args [5]uint64, declare bool) []byte {
+func callGuest(nr uint64, args [6]uint64, declare bool) []byte {
 	var b bytes.Buffer
 	imm := func(prefix []byte, v uint64) {
 		b.Write(prefix)
@@ -30,19 +30,21 @@ func callGuest(nr uint64, args [5]uint64, declare bool) []byte {
 	imm([]byte{0x48, 0xba}, args[2])  // mov rdx
 	imm([]byte{0x49, 0xba}, args[3])  // mov r10
 	imm([]byte{0x49, 0xb8}, args[4])  // mov r8
+	imm([]byte{0x49, 0xb9}, args[5])  // mov r9
 	imm([]byte{0x49, 0xbb}, 0xa000)   // mov r11, hypercall page
 	b.Write([]byte{0x41, 0xff, 0xd3}) // call r11
-	// Store rax, rdi, rsi, rdx, r10, r8 to consecutive slots at 0x300000
-	// (mov [disp32], reg with a SIB byte and no base).
+	// Store rax, rdi, rsi, rdx, r10, r8, r9 to consecutive slots at
+	// 0x300000 (mov [disp32], reg with a SIB byte and no base).
 	for i, st := range [][]byte{
 		{0x48, 0x89, 0x04, 0x25}, {0x48, 0x89, 0x3c, 0x25}, {0x48, 0x89, 0x34, 0x25},
 		{0x48, 0x89, 0x14, 0x25}, {0x4c, 0x89, 0x14, 0x25}, {0x4c, 0x89, 0x04, 0x25},
+		{0x4c, 0x89, 0x0c, 0x25},
 	} {
 		b.Write(st)
 		binary.Write(&b, binary.LittleEndian, uint32(0x300000+8*i))
 	}
 	imm([]byte{0x48, 0xbf}, 0x300000)                 // mov rdi, 0x300000
-	imm([]byte{0x48, 0xbe}, 48)                       // mov rsi, 48
+	imm([]byte{0x48, 0xbe}, 56)                       // mov rsi, 56
 	imm([]byte{0x48, 0xb8}, hypercall.NrConsoleWrite) // mov rax, console_write
 	b.Write([]byte{0x41, 0xff, 0xd3})
 	imm([]byte{0x48, 0xb8}, hypercall.NrShutdown)
@@ -65,11 +67,11 @@ func declarePrefix() []byte {
 	return b.Bytes()
 }
 
-func runCall(t testing.TB, mode cpu.Mode, nr uint64, args [5]uint64) (ret uint64, out [5]uint64, st ExitStatus, ok bool) {
+func runCall(t testing.TB, mode cpu.Mode, nr uint64, args [6]uint64) (ret uint64, out [6]uint64, st ExitStatus, ok bool) {
 	return runCallDeclared(t, mode, nr, args, true)
 }
 
-func runCallDeclared(t testing.TB, mode cpu.Mode, nr uint64, args [5]uint64, declare bool) (ret uint64, out [5]uint64, st ExitStatus, ok bool) {
+func runCallDeclared(t testing.TB, mode cpu.Mode, nr uint64, args [6]uint64, declare bool) (ret uint64, out [6]uint64, st ExitStatus, ok bool) {
 	var console bytes.Buffer
 	vm, err := New(Config{Kernel: elfImage(callGuest(nr, args, declare)), MemBytes: 8 << 20, Mode: mode,
 		Budget: mm.NewBudget(1 << 30), Console: &console, DeterministicTSC: true})
@@ -78,10 +80,10 @@ func runCallDeclared(t testing.TB, mode cpu.Mode, nr uint64, args [5]uint64, dec
 	}
 	st = vm.Run()
 	b := console.Bytes()
-	if len(b) < 48 {
+	if len(b) < 56 {
 		return 0, out, st, false
 	}
-	b = b[len(b)-48:]
+	b = b[len(b)-56:]
 	ret = binary.LittleEndian.Uint64(b)
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint64(b[8+8*i:])
@@ -94,26 +96,26 @@ func TestHypercallErrorsFromGuest(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		nr   uint64
-		args [5]uint64
+		args [6]uint64
 		want uint64
 	}{
-		{"version", hypercall.NrVersion, [5]uint64{}, hypercall.Version},
-		{"unknown", 9999, [5]uint64{}, hypercall.ENOSYS.Ret()},
-		{"huge", ^uint64(0), [5]uint64{}, hypercall.ENOSYS.Ret()},
-		{"console bad pointer", hypercall.NrConsoleWrite, [5]uint64{mem - 2, 4}, hypercall.EFAULT.Ret()},
-		{"console wrap", hypercall.NrConsoleWrite, [5]uint64{^uint64(0) - 1, 4}, hypercall.EFAULT.Ret()},
-		{"console too long", hypercall.NrConsoleWrite, [5]uint64{0x200000, hypercall.ConsoleMax + 1}, hypercall.EINVAL.Ret()},
-		{"u32 overflow", hypercall.NrFeatures, [5]uint64{1 << 32}, hypercall.EINVAL.Ret()},
-		{"port range", hypercall.NrEvtchnSend, [5]uint64{hypercall.MaxPorts}, hypercall.EINVAL.Ret()},
-		{"port unbound", hypercall.NrEvtchnSend, [5]uint64{5}, hypercall.ENOENT.Ret()},
-		{"shared unaligned", hypercall.NrSharedInfoRegister, [5]uint64{0x200010, 40}, hypercall.EINVAL.Ret()},
-		{"shared outside", hypercall.NrSharedInfoRegister, [5]uint64{mem, 40}, hypercall.EFAULT.Ret()},
-		{"declare future", hypercall.NrDeclareVersion, [5]uint64{99}, hypercall.EPROTO.Ret()},
-		{"msr not allowed", hypercall.NrMSRRead, [5]uint64{0x1b}, hypercall.EPERM.Ret()},
-		{"batch too big", hypercall.NrMMUBatch, [5]uint64{0x200000, hypercall.MMUBatchMax + 1}, hypercall.EINVAL.Ret()},
-		{"shutdown reason", hypercall.NrShutdown, [5]uint64{77, 0}, hypercall.EINVAL.Ret()},
-		{"invlpg noncanonical", hypercall.NrMMUInvlpg, [5]uint64{1 << 60}, hypercall.EINVAL.Ret()},
-		{"measured small", hypercall.NrMeasuredBoot, [5]uint64{0x200000, 10}, hypercall.EINVAL.Ret()},
+		{"version", hypercall.NrVersion, [6]uint64{}, hypercall.Version},
+		{"unknown", 9999, [6]uint64{}, hypercall.ENOSYS.Ret()},
+		{"huge", ^uint64(0), [6]uint64{}, hypercall.ENOSYS.Ret()},
+		{"console bad pointer", hypercall.NrConsoleWrite, [6]uint64{mem - 2, 4}, hypercall.EFAULT.Ret()},
+		{"console wrap", hypercall.NrConsoleWrite, [6]uint64{^uint64(0) - 1, 4}, hypercall.EFAULT.Ret()},
+		{"console too long", hypercall.NrConsoleWrite, [6]uint64{0x200000, hypercall.ConsoleMax + 1}, hypercall.EINVAL.Ret()},
+		{"u32 overflow", hypercall.NrFeatures, [6]uint64{1 << 32}, hypercall.EINVAL.Ret()},
+		{"port range", hypercall.NrEvtchnSend, [6]uint64{hypercall.MaxPorts}, hypercall.EINVAL.Ret()},
+		{"port unbound", hypercall.NrEvtchnSend, [6]uint64{5}, hypercall.ENOENT.Ret()},
+		{"shared unaligned", hypercall.NrSharedInfoRegister, [6]uint64{0x200010, 40}, hypercall.EINVAL.Ret()},
+		{"shared outside", hypercall.NrSharedInfoRegister, [6]uint64{mem, 40}, hypercall.EFAULT.Ret()},
+		{"declare future", hypercall.NrDeclareVersion, [6]uint64{99}, hypercall.EPROTO.Ret()},
+		{"msr not allowed", hypercall.NrMSRRead, [6]uint64{0x1b}, hypercall.EPERM.Ret()},
+		{"batch too big", hypercall.NrMMUBatch, [6]uint64{0x200000, hypercall.MMUBatchMax + 1}, hypercall.EINVAL.Ret()},
+		{"shutdown reason", hypercall.NrShutdown, [6]uint64{77, 0}, hypercall.EINVAL.Ret()},
+		{"invlpg noncanonical", hypercall.NrMMUInvlpg, [6]uint64{1 << 60}, hypercall.EINVAL.Ret()},
+		{"measured small", hypercall.NrMeasuredBoot, [6]uint64{0x200000, 10}, hypercall.EINVAL.Ret()},
 	} {
 		ret, _, st, ok := runCall(t, cpu.ModePV, tc.nr, tc.args)
 		if !ok || ret != tc.want || st.Code != 0 {
@@ -131,7 +133,7 @@ func TestHypercallBeforeDeclare(t *testing.T) {
 			continue // it ends the run; its early use is TestHypercallErrorsFromGuest's
 		}
 		// Arguments that would succeed once declared: page-aligned RAM.
-		args := [5]uint64{0x200000, 1, 0, 0, 0}
+		args := [6]uint64{0x200000, 1, 0, 0, 0}
 		if c.Nr == hypercall.NrDeclareVersion {
 			args[0] = hypercall.Version
 		}
@@ -149,12 +151,12 @@ func TestHypercallBeforeDeclare(t *testing.T) {
 // TestHypercallPreservesRegisters: an out-argument comes back in its
 // register, and in-argument registers are unchanged.
 func TestHypercallPreservesRegisters(t *testing.T) {
-	args := [5]uint64{cpu.MSRLSTAR, 0x1111, 0x2222, 0x3333, 0x4444}
+	args := [6]uint64{cpu.MSRLSTAR, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555}
 	ret, out, _, ok := runCall(t, cpu.ModePV, hypercall.NrMSRRead, args)
 	if !ok || ret != 0 {
 		t.Fatalf("msr_read: ret %#x ok %v", ret, ok)
 	}
-	if out[0] != cpu.MSRLSTAR || out[1] != 0 || out[2] != 0x2222 || out[3] != 0x3333 || out[4] != 0x4444 {
+	if out[0] != cpu.MSRLSTAR || out[1] != 0 || out[2] != 0x2222 || out[3] != 0x3333 || out[4] != 0x4444 || out[5] != 0x5555 {
 		t.Errorf("registers after msr_read: %#x", out)
 	}
 	_, out, _, _ = runCall(t, cpu.ModePV, hypercall.NrVersion, args)
@@ -198,11 +200,11 @@ func FuzzHypercall(f *testing.F) {
 	f.Add(uint64(hypercall.NrMemoryMap), uint64(1<<40), uint64(1<<60), uint64(0))
 	f.Add(uint64(hypercall.NrEvtchnBindVIRQ), uint64(0), uint64(0), uint64(0))
 	f.Fuzz(func(t *testing.T, nr, a0, a1, a2 uint64) {
-		nr %= 40 // mostly real calls, some unknown ones
+		nr %= 48 // mostly real calls, some unknown ones
 		if nr == hypercall.NrVCPUBlock || nr == hypercall.NrShutdown {
 			return // they end the run by design; covered by their own tests
 		}
-		ret, _, st, ok := runCall(t, cpu.ModePV, nr, [5]uint64{a0, a1, a2, a0 ^ a1, a2 + 1})
+		ret, _, st, ok := runCall(t, cpu.ModePV, nr, [6]uint64{a0, a1, a2, a0 ^ a1, a2 + 1, a0 + a2})
 		if strings.Contains(st.Reason, "engine panic") {
 			t.Fatalf("nr %d: %s", nr, st.Reason)
 		}

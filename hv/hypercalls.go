@@ -90,16 +90,12 @@ func (h *hcalls) EvtchnBindVIRQ(virq, vcpu uint64) (uint64, hypercall.Errno) {
 	if vm.ev.virqPort[vcpu][virq] > 0 {
 		return 0, hypercall.EBUSY
 	}
-	for p := 1; p < hypercall.MaxPorts; p++ {
-		if !vm.ev.ports[p].bound {
-			vm.ev.ports[p] = port{bound: true, virq: int(virq), vcpu: int(vcpu)}
-			vm.ev.virqPort[vcpu][virq] = p
-			vm.setPortBit(p, true, true)
-			vm.setPortBit(p, false, false)
-			return uint64(p), nil0
-		}
+	p := vm.allocPort(port{bound: true, virq: int(virq), vcpu: int(vcpu)})
+	if p < 0 {
+		return 0, hypercall.ENOSPC
 	}
-	return 0, hypercall.ENOSPC
+	vm.ev.virqPort[vcpu][virq] = p
+	return uint64(p), nil0
 }
 
 func (h *hcalls) bound(p uint64) hypercall.Errno {
@@ -143,7 +139,11 @@ func (h *hcalls) EvtchnClose(p uint64) (uint64, hypercall.Errno) {
 	}
 	vm := h.v.vm
 	pt := vm.ev.ports[p]
-	vm.ev.virqPort[pt.vcpu][pt.virq] = -1
+	if pt.dev != nil {
+		pt.dev.ports[pt.kind] = 0
+	} else {
+		vm.ev.virqPort[pt.vcpu][pt.virq] = -1
+	}
 	vm.ev.ports[p] = port{}
 	vm.setPortBit(int(p), false, false)
 	vm.setPortBit(int(p), true, true)

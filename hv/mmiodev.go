@@ -1,13 +1,14 @@
 package hv
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/virtio"
+	"github.com/pvisor/pvisor/hypercall"
 )
 
 // virtio-mmio devices (transport A, docs/devices.md) in trap and hwassist
@@ -46,35 +47,67 @@ type mmioDev struct {
 	high  bool // the PIC line's level as last set (vCPU goroutine only)
 }
 
-// checkDisks refuses disk configurations hv cannot place.
+// checkDisks refuses device configurations hv cannot place: in trap and
+// hwassist mode at most one window and line per device, below which
+// memory must end; in pv mode at most VIRTIO_SLOTS devices.
 func checkDisks(cfg *Config) error {
-	if len(cfg.Disks) == 0 {
+	n := len(cfg.Disks)
+	if cfg.RNG {
+		n++
+	}
+	if n == 0 {
 		return nil
 	}
 	if cfg.Mode == cpu.ModePV {
-		return errors.New("hv: disks need trap or hwassist mode (virtio-mmio); pv mode's hypercall transport comes later")
+		if n > hypercall.VirtioSlots {
+			return fmt.Errorf("hv: %d virtio devices: at most %d slots in pv mode", n, hypercall.VirtioSlots)
+		}
+		return nil
 	}
-	if len(cfg.Disks) > len(MMIOIRQs) {
-		return fmt.Errorf("hv: %d disks: at most %d", len(cfg.Disks), len(MMIOIRQs))
+	if n > len(MMIOIRQs) {
+		return fmt.Errorf("hv: %d virtio devices: at most %d in %v mode", n, len(MMIOIRQs), cfg.Mode)
 	}
 	if cfg.MemBytes > MMIOBase {
-		return fmt.Errorf("hv: with disks, guest memory must end below the device windows at %#x: give --mem %dM or less", MMIOBase, MMIOBase>>20)
+		return fmt.Errorf("hv: with virtio devices, guest memory must end below the device windows at %#x: give --mem %dM or less", MMIOBase, MMIOBase>>20)
 	}
 	return nil
 }
 
-// openDisks opens the configured images as block devices behind the MMIO
-// transport. Called once memory exists (the devices reach it through
-// guestMem) and before the kernel is loaded (their windows go on the
-// command line).
+// openDisks opens the configured images as block devices, then the rng
+// if configured: behind the MMIO transport in trap and hwassist mode, in
+// slots in pv mode. Called once memory exists (the devices reach it
+// through guestMem) and before the kernel is loaded (MMIO windows go on
+// the command line).
 func (vm *VM) openDisks() error {
+	add := func(name string, b virtio.Backend, block *virtio.Block) error {
+		if vm.cfg.Mode != cpu.ModePV {
+			vm.addMMIO(name, b, block)
+			return nil
+		}
+		var closer io.Closer
+		if block != nil {
+			closer = block
+		}
+		_, err := vm.attach(name, b, closer)
+		return err
+	}
 	for i, d := range vm.cfg.Disks {
 		b, err := virtio.OpenBlock(d.Path, virtio.BlockOptions{ReadOnly: d.ReadOnly, ID: fmt.Sprintf("pvisor-disk%d", i)})
+		if err == nil {
+			err = add(fmt.Sprintf("virtio-blk %d", i), b, b)
+		}
 		if err != nil {
 			vm.closeMMIO()
+			vm.closeSlots()
 			return fmt.Errorf("--disk %s: %w", d.Path, err)
 		}
-		vm.addMMIO(fmt.Sprintf("virtio-blk %d", i), b, b)
+	}
+	if vm.cfg.RNG {
+		if err := add("virtio-rng 0", virtio.Rng{}, nil); err != nil {
+			vm.closeMMIO()
+			vm.closeSlots()
+			return fmt.Errorf("--rng: %w", err)
+		}
 	}
 	return nil
 }

@@ -50,8 +50,9 @@ func TestDisks(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"pv-mode", Config{Mode: cpu.ModePV, MemBytes: 16 << 20, Disks: []Disk{{Path: img}}}, "pv mode's hypercall transport comes later"},
-		{"too-many", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: six}, "6 disks: at most 5"},
+		{"pv-too-many", Config{Mode: cpu.ModePV, MemBytes: 16 << 20, Disks: make([]Disk, 16), RNG: true}, "17 virtio devices: at most 16 slots"},
+		{"too-many", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: six}, "6 virtio devices: at most 5"},
+		{"too-many-rng", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: six[:5], RNG: true}, "6 virtio devices: at most 5"},
 		{"memory-over-windows", Config{Mode: cpu.ModeTrap, MemBytes: 4 << 30, Disks: []Disk{{Path: img}}}, "--mem 3328M or less"},
 		{"missing-image", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: []Disk{{Path: img + ".none"}}}, "no such file"},
 		{"directory", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: []Disk{{Path: filepath.Dir(img)}}}, "is a directory"},

@@ -106,6 +106,9 @@ func (v *vcpu) pollEvents() (expired bool) {
 	if v.id == 0 && v.vm.balloonChanged.Swap(false) {
 		v.vm.raiseVirq(0, hypercall.VirqBalloon)
 	}
+	if v.id == 0 && (v.vm.pv.changed.Load() || v.vm.pv.irq.Load()) {
+		v.pollSlots()
+	}
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
 	}
@@ -161,10 +164,10 @@ func (v *vcpu) mayBlock(hlt bool) bool {
 		v.vm.stop(0, "guest halted with interrupts disabled")
 		return false
 	}
-	if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() && v.vm.ev.virqPort[0][hypercall.VirqBalloon] <= 0 {
+	if v.vm.dev == nil && v.deadline == 0 && len(v.vm.vcpus) == 1 && !v.vm.in.live() && v.vm.ev.virqPort[0][hypercall.VirqBalloon] <= 0 && !v.vm.pvCanWake() {
 		// Nothing can ever wake it (no timer armed, no other vCPU, no
-		// console input source, no balloon target to wait for): stop
-		// rather than hang.
+		// console input source, no balloon target to wait for, no virtio
+		// device and no hot-plug to wait for): stop rather than hang.
 		v.vm.stop(ExitCrash, fmt.Sprintf("vCPU %d blocked with no event source armed (no timer, no input)", v.id))
 		return false
 	}
@@ -301,7 +304,7 @@ func (v *vcpu) hypercall(e *cpu.Exit) {
 	if args != e.Hypercall.Args {
 		// Out-arguments go back to their registers.
 		r := v.cpu.Regs()
-		for i, reg := range [5]int{cpu.RDI, cpu.RSI, cpu.RDX, cpu.R10, cpu.R8} {
+		for i, reg := range [6]int{cpu.RDI, cpu.RSI, cpu.RDX, cpu.R10, cpu.R8, cpu.R9} {
 			r.GPR[reg] = args[i]
 		}
 		v.cpu.SetRegs(r)

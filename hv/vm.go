@@ -53,9 +53,12 @@ type Config struct {
 	CPUWeight int
 	CPUCap    int
 
-	// Disks are virtio-blk devices on the virtio-mmio transport (trap and
-	// hwassist mode only; mmiodev.go).
+	// Disks are virtio-blk devices: on the virtio-mmio transport in trap
+	// and hwassist mode (mmiodev.go), in hypercall-transport slots in pv
+	// mode (pvdev.go).
 	Disks []Disk
+	// RNG adds a virtio-rng device after the disks, on the same transport.
+	RNG bool
 }
 
 // ExitStatus is how a VM ended.
@@ -101,6 +104,7 @@ type VM struct {
 	declared       atomic.Bool // declare_version succeeded: every call is open
 	dev            *devices    // legacy PC; nil in pv mode
 	mmio           []*mmioDev  // virtio-mmio devices (mmiodev.go)
+	pv             pvDevices   // hypercall-transport slots (pvdev.go)
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status
@@ -165,6 +169,7 @@ func New(cfg Config) (*VM, error) {
 	cfg = vm.cfg
 	fail := func(err error) (*VM, error) {
 		vm.closeMMIO()
+		vm.closeSlots()
 		res.Release()
 		return nil, err
 	}

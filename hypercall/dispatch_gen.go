@@ -36,6 +36,15 @@ const (
 	NrBalloonOut         = 29
 	NrBalloonIn          = 30
 	NrBalloonTarget      = 31
+	NrVirtioInfo         = 32
+	NrVirtioSetFeatures  = 33
+	NrVirtioSetStatus    = 34
+	NrVirtioConfigRead   = 35
+	NrVirtioConfigWrite  = 36
+	NrVirtioQueueSetup   = 37
+	NrVirtioNotify       = 38
+	NrVirtioBind         = 39
+	NrVirtioRelease      = 40
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -105,12 +114,30 @@ type Handlers interface {
 	BalloonIn(gfns, count uint64) (uint64, Errno)
 	// BalloonTarget: Returns the memory size, in frames, the host operator wants the VM to keep populated (xl mem-set's target): a balloon driver gives frames back with balloon_out until the VM's populated frames are at most this, and may take them back with balloon_in up to it. VIRQ_BALLOON on vCPU 0 signals a change. Initially the whole of the VM's memory.
 	BalloonTarget() (uint64, Errno)
+	// VirtioInfo: Describes virtio slot slot (struct pvisor_virtio_info): the device's IDs, offered features, queues, config length and generation, status, the slot's generation (it changes on every attach, so a guest that sees it change knows the slot holds a new device) and flags (VIRTIO_EJECT_REQUESTED). An empty slot reads device_id 0. VIRQ_VIRTIO on vCPU 0 signals that a slot was filled, emptied or asked to eject: the guest rescans the slots.
+	VirtioInfo(slot, buf uint64) (uint64, Errno)
+	// VirtioSetFeatures: Sets the driver's feature bits (virtio 1.1 section 3.1.1) of the device in slot. Allowed once the status has DRIVER and until FEATURES_OK; whether the features are acceptable is decided when the driver sets FEATURES_OK.
+	VirtioSetFeatures(slot, features uint64) (uint64, Errno)
+	// VirtioSetStatus: Writes the device status byte of the device in slot, as the status register of virtio-mmio: 0 resets the device (and waits for the request in progress, so that afterwards the device touches no guest memory); otherwise bits are added in the order ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK, or FAILED at any time, and any other write is ignored. FEATURES_OK is kept only if the driver's features are a subset of the device's and include VERSION_1. The result is the status read back, so one call tells the driver whether FEATURES_OK held.
+	VirtioSetStatus(slot, status uint64) (uint64, Errno)
+	// VirtioConfigRead: Copies bytes [offset, offset+len) of the device-specific config space of the device in slot to the guest. The driver reads config_generation (virtio_info) before and after to get a consistent view.
+	VirtioConfigRead(slot, offset, buf, len uint64) (uint64, Errno)
+	// VirtioConfigWrite: Writes bytes [offset, offset+len) of the device-specific config space of the device in slot from the guest (fields the device does not let the driver write are left as they are).
+	VirtioConfigWrite(slot, offset, buf, len uint64) (uint64, Errno)
+	// VirtioQueueSetup: Sets up (size > 0: size and the three ring addresses, then ready) or disables (size 0) split virtqueue queue of the device in slot, as virtio-mmio's queue registers and QueueReady do. Allowed after FEATURES_OK and before DRIVER_OK; a ready queue is disabled before it changes. Enabling checks the layout: size a power of two up to queue_num_max, the descriptor table 16-byte, the available ring 2-byte and the used ring 4-byte aligned, every ring in RAM. A bad layout breaks the device: its status gains DEVICE_NEEDS_RESET and the config-change port is raised.
+	VirtioQueueSetup(slot, queue, size, desc, avail, used uint64) (uint64, Errno)
+	// VirtioNotify: The doorbell: tells the device in slot that queue has new available buffers. It never blocks and allocates nothing; a notification for a queue that does not exist or is not ready, or to a device that is not running, is ignored. With EVENT_IDX negotiated the driver skips it when the device's avail_event says it is not needed.
+	VirtioNotify(slot, queue uint64) (uint64, Errno)
+	// VirtioBind: Binds an interrupt of the device in slot to a new event-channel port of a vCPU: kind VIRTIO_BIND_QUEUES is raised when any of its queues has new used buffers (the driver looks at every queue), VIRTIO_BIND_CONFIG when its config space or status changed (DEVICE_NEEDS_RESET). Ports start masked; unmask to receive; evtchn_close unbinds. Interrupts raised while no port is bound are not kept.
+	VirtioBind(slot, kind, vcpu uint64) (uint64, Errno)
+	// VirtioRelease: The guest has unregistered the device in slot, whose ejection the operator requested (VIRTIO_EJECT_REQUESTED): the device is reset, its backend closed and the slot empties (VIRQ_VIRTIO is not raised for it). The guest closes the device's ports with evtchn_close; calls on the slot answer -ENODEV from then on.
+	VirtioRelease(slot uint64) (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
-// R8) and returns the value for RAX. Out-arguments are written to args.
+// R8, R9) and returns the value for RAX. Out-arguments are written to args.
 // Typed checks (u32 range, port range) are made here, before the handler.
-func Dispatch(h Handlers, nr uint64, args *[5]uint64) uint64 {
+func Dispatch(h Handlers, nr uint64, args *[6]uint64) uint64 {
 	switch nr {
 	case 0: // version
 		ret, err := h.Version()
@@ -261,6 +288,84 @@ func Dispatch(h Handlers, nr uint64, args *[5]uint64) uint64 {
 		return result(ret, err)
 	case 31: // balloon_target
 		ret, err := h.BalloonTarget()
+		return result(ret, err)
+	case 32: // virtio_info
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioInfo(args[0], args[1])
+		return result(ret, err)
+	case 33: // virtio_set_features
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioSetFeatures(args[0], args[1])
+		return result(ret, err)
+	case 34: // virtio_set_status
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioSetStatus(args[0], args[1])
+		return result(ret, err)
+	case 35: // virtio_config_read
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioConfigRead(args[0], args[1], args[2], args[3])
+		return result(ret, err)
+	case 36: // virtio_config_write
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioConfigWrite(args[0], args[1], args[2], args[3])
+		return result(ret, err)
+	case 37: // virtio_queue_setup
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[2] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioQueueSetup(args[0], args[1], args[2], args[3], args[4], args[5])
+		return result(ret, err)
+	case 38: // virtio_notify
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioNotify(args[0], args[1])
+		return result(ret, err)
+	case 39: // virtio_bind
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[2] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioBind(args[0], args[1], args[2])
+		return result(ret, err)
+	case 40: // virtio_release
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.VirtioRelease(args[0])
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

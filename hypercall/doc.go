@@ -4,7 +4,7 @@
 // `go generate ./...`.
 //
 // Convention (as KVM's): the number in RAX; arguments in RDI, RSI, RDX,
-// R10, R8; the result in RAX, a negative errno on failure. Out-arguments
+// R10, R8, R9; the result in RAX, a negative errno on failure. Out-arguments
 // are written back to their registers; no other register changes. Guests
 // call through the hypercall page, which the hypervisor fills with the
 // instruction right for the engine.

@@ -10,9 +10,11 @@ type Errno int64
 const (
 	EPERM  Errno = 1
 	ENOENT Errno = 2
+	EIO    Errno = 5
 	EAGAIN Errno = 11
 	EFAULT Errno = 14
 	EBUSY  Errno = 16
+	ENODEV Errno = 19
 	EINVAL Errno = 22
 	ENOSPC Errno = 28
 	ENOSYS Errno = 38
@@ -20,12 +22,12 @@ const (
 )
 
 var errnoNames = map[Errno]string{
-	EPERM: "EPERM", ENOENT: "ENOENT", EAGAIN: "EAGAIN", EFAULT: "EFAULT", EBUSY: "EBUSY",
+	EPERM: "EPERM", ENOENT: "ENOENT", EIO: "EIO", EAGAIN: "EAGAIN", EFAULT: "EFAULT", EBUSY: "EBUSY", ENODEV: "ENODEV",
 	EINVAL: "EINVAL", ENOSPC: "ENOSPC", ENOSYS: "ENOSYS", EPROTO: "EPROTO",
 }
 
 // Errnos lists every errno of the ABI in numeric order.
-var Errnos = []Errno{EPERM, ENOENT, EAGAIN, EFAULT, EBUSY, EINVAL, ENOSPC, ENOSYS, EPROTO}
+var Errnos = []Errno{EPERM, ENOENT, EIO, EAGAIN, EFAULT, EBUSY, ENODEV, EINVAL, ENOSPC, ENOSYS, EPROTO}
 
 func (e Errno) String() string {
 	if n, ok := errnoNames[e]; ok {

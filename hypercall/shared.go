@@ -9,7 +9,7 @@ import (
 // name in guestkit/include/pvisor/hypercall.h (generated from these by
 // reflection): little-endian, naturally aligned, padded explicitly.
 
-// Limits and constants of ABI 1.
+// Limits and constants of the ABI (the virtio ones since ABI 2).
 const (
 	MaxVCPUs    = 32   // vCPUs described by the shared-info page
 	MaxPorts    = 512  // event-channel ports per VM
@@ -27,11 +27,20 @@ const (
 	FeaturePvclock  = 1 << 4
 	FeatureMeasured = 1 << 5
 	FeatureBalloon  = 1 << 6
+	FeatureVirtio   = 1 << 7
+
+	VirtioSlots = 16 // slots of the hypercall virtio transport
+
+	VirtioBindQueues = 0 // virtio_bind: the used-buffer interrupt of every queue
+	VirtioBindConfig = 1 // virtio_bind: the config-change interrupt
+
+	VirtioEjectRequested = 1 << 0 // pvisor_virtio_info.flags: the operator wants the device out
 
 	VirqTimer   = 0
 	VirqConsole = 1
 	VirqBalloon = 2
-	NumVirqs    = 3
+	VirqVirtio  = 3
+	NumVirqs    = 4
 
 	ShutdownPoweroff = 0
 	ShutdownReboot   = 1
@@ -59,7 +68,7 @@ const (
 )
 
 // Features is word 0 of the features call in this build.
-const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio
 
 // Const is a named constant exported to the C header and the docs.
 type Const struct {
@@ -85,9 +94,15 @@ var Consts = []Const{
 	{"FEATURE_PVCLOCK", FeaturePvclock, "pvclock time in the shared-info page"},
 	{"FEATURE_MEASURED_BOOT", FeatureMeasured, "measured_boot"},
 	{"FEATURE_BALLOON", FeatureBalloon, "balloon_out, balloon_in, balloon_target and VIRQ_BALLOON"},
+	{"FEATURE_VIRTIO", FeatureVirtio, "the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2)"},
+	{"VIRTIO_SLOTS", VirtioSlots, "slots of the hypercall virtio transport"},
+	{"VIRTIO_BIND_QUEUES", VirtioBindQueues, "virtio_bind: the used-buffer interrupt of every queue"},
+	{"VIRTIO_BIND_CONFIG", VirtioBindConfig, "virtio_bind: the config-change interrupt"},
+	{"VIRTIO_EJECT_REQUESTED", VirtioEjectRequested, "pvisor_virtio_info flags: the operator asked for the device's ejection; unregister it and call virtio_release"},
 	{"VIRQ_TIMER", VirqTimer, "the vCPU's one-shot timer expired"},
 	{"VIRQ_CONSOLE", VirqConsole, "console input is pending"},
 	{"VIRQ_BALLOON", VirqBalloon, "the operator changed the balloon target (vCPU 0)"},
+	{"VIRQ_VIRTIO", VirqVirtio, "a virtio slot was filled or emptied, or a device's ejection was requested: rescan the slots (vCPU 0)"},
 	{"SHUTDOWN_POWEROFF", ShutdownPoweroff, "power off"},
 	{"SHUTDOWN_REBOOT", ShutdownReboot, "reboot"},
 	{"SHUTDOWN_CRASH", ShutdownCrash, "the guest crashed (panic)"},
@@ -187,9 +202,26 @@ type MeasuredBoot struct {
 	Cmdline [32]uint8
 }
 
+// VirtioInfo describes one slot of the hypercall virtio transport
+// (virtio_info). The fields mirror virtio-mmio's registers of the same
+// names; Generation is the slot's own.
+type VirtioInfo struct {
+	DeviceID         uint32 // virtio device ID; 0: the slot is empty
+	VendorID         uint32 // "PVSR", as virtio-mmio's VendorID
+	DeviceFeatures   uint64 // every feature bit the device offers
+	NumQueues        uint32
+	QueueNumMax      uint32 // the largest size every queue takes
+	ConfigLen        uint32 // bytes of device-specific config space
+	ConfigGeneration uint32
+	Status           uint32 // the device status byte
+	Generation       uint32 // changes on every attach to the slot
+	Flags            uint32 // VIRTIO_EJECT_REQUESTED
+	_                [4]uint8
+}
+
 // Structs lists the shared structures for the generator, in dependency
 // order.
-var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}}
+var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}}
 
 // Encode lays out a fixed-layout ABI value (or a slice of them) as the
 // guest sees it: little-endian, in field order, padding included.

@@ -19,6 +19,7 @@ func TestSharedLayout(t *testing.T) {
 		{MemmapEntry{}, 24, map[string]uintptr{"Addr": 0, "Size": 8, "Type": 16}},
 		{MMUOp{}, 24, map[string]uintptr{"Kind": 0, "Result": 4, "A": 8, "B": 16}},
 		{MeasuredBoot{}, 104, map[string]uintptr{"Version": 0, "Algo": 4, "Kernel": 8, "Initrd": 40, "Cmdline": 72}},
+		{VirtioInfo{}, 48, map[string]uintptr{"DeviceID": 0, "VendorID": 4, "DeviceFeatures": 8, "NumQueues": 16, "QueueNumMax": 20, "ConfigLen": 24, "ConfigGeneration": 28, "Status": 32, "Generation": 36, "Flags": 40}},
 	} {
 		typ := reflect.TypeOf(tc.v)
 		if typ.Size() != tc.size {

@@ -1,7 +1,7 @@
 package hypercall
 
 // Version is the ABI version this hypervisor speaks (the highest).
-const Version = 1
+const Version = 2
 
 // MinVersion is the oldest ABI version still accepted from a guest.
 const MinVersion = 1
@@ -15,10 +15,11 @@ const (
 	RDX
 	R10
 	R8
+	R9
 	numArgRegs
 )
 
-var regNames = [...]string{"rdi", "rsi", "rdx", "r10", "r8"}
+var regNames = [...]string{"rdi", "rsi", "rdx", "r10", "r8", "r9"}
 
 func (r Reg) String() string { return regNames[r] }
 

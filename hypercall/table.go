@@ -14,7 +14,7 @@ var Table = []Call{
 		Nr: 1, Name: "features", Group: "base", Since: 1,
 		Doc: "Returns one 64-bit word of feature bits (FEATURE_* constants are bits of word 0).",
 		Args: []Arg{
-			{Name: "word", Reg: RDI, Type: U32, Doc: "index of the feature word; only 0 exists in ABI 1"},
+			{Name: "word", Reg: RDI, Type: U32, Doc: "index of the feature word; only 0 exists"},
 		},
 		Result: "the feature bits of the word",
 		Errors: []Err{{EINVAL, "word is not 0"}},
@@ -291,5 +291,103 @@ var Table = []Call{
 		Nr: 31, Name: "balloon_target", Group: "memory", Since: 1,
 		Doc:    "Returns the memory size, in frames, the host operator wants the VM to keep populated (xl mem-set's target): a balloon driver gives frames back with balloon_out until the VM's populated frames are at most this, and may take them back with balloon_in up to it. VIRQ_BALLOON on vCPU 0 signals a change. Initially the whole of the VM's memory.",
 		Result: "the target in frames",
+	},
+	{
+		Nr: 32, Name: "virtio_info", Group: "virtio", Since: 2,
+		Doc: "Describes virtio slot slot (struct pvisor_virtio_info): the device's IDs, offered features, queues, config length and generation, status, the slot's generation (it changes on every attach, so a guest that sees it change knows the slot holds a new device) and flags (VIRTIO_EJECT_REQUESTED). An empty slot reads device_id 0. VIRQ_VIRTIO on vCPU 0 signals that a slot was filled, emptied or asked to eject: the guest rescans the slots.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number, below VIRTIO_SLOTS"},
+			{Name: "buf", Reg: RSI, Type: GPA, Doc: "guest-physical address of a struct pvisor_virtio_info"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS"}, {EFAULT, "the struct is not entirely in the VM's memory"}},
+	},
+	{
+		Nr: 33, Name: "virtio_set_features", Group: "virtio", Since: 2,
+		Doc: "Sets the driver's feature bits (virtio 1.1 section 3.1.1) of the device in slot. Allowed once the status has DRIVER and until FEATURES_OK; whether the features are acceptable is decided when the driver sets FEATURES_OK.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "features", Reg: RSI, Type: U64, Doc: "the 64 feature bits the driver accepts"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS, or the status does not have DRIVER, or already has FEATURES_OK, FAILED or DEVICE_NEEDS_RESET"}, {ENODEV, "the slot is empty"}},
+	},
+	{
+		Nr: 34, Name: "virtio_set_status", Group: "virtio", Since: 2,
+		Doc: "Writes the device status byte of the device in slot, as the status register of virtio-mmio: 0 resets the device (and waits for the request in progress, so that afterwards the device touches no guest memory); otherwise bits are added in the order ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK, or FAILED at any time, and any other write is ignored. FEATURES_OK is kept only if the driver's features are a subset of the device's and include VERSION_1. The result is the status read back, so one call tells the driver whether FEATURES_OK held.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "status", Reg: RSI, Type: U32, Doc: "the new status byte, 0..255"},
+		},
+		Result: "the device status after the write",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS or status > 255"}, {ENODEV, "the slot is empty"}},
+	},
+	{
+		Nr: 35, Name: "virtio_config_read", Group: "virtio", Since: 2,
+		Doc: "Copies bytes [offset, offset+len) of the device-specific config space of the device in slot to the guest. The driver reads config_generation (virtio_info) before and after to get a consistent view.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "offset", Reg: RSI, Type: U32, Doc: "first config byte"},
+			{Name: "buf", Reg: RDX, Type: GPA, Doc: "guest-physical address of the buffer"},
+			{Name: "len", Reg: R10, Type: U64, Doc: "number of bytes"},
+		},
+		Result: "the number of bytes read (len)",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS, or offset+len > config_len"}, {ENODEV, "the slot is empty"}, {EFAULT, "[buf, buf+len) is not entirely in the VM's memory"}},
+	},
+	{
+		Nr: 36, Name: "virtio_config_write", Group: "virtio", Since: 2,
+		Doc: "Writes bytes [offset, offset+len) of the device-specific config space of the device in slot from the guest (fields the device does not let the driver write are left as they are).",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "offset", Reg: RSI, Type: U32, Doc: "first config byte"},
+			{Name: "buf", Reg: RDX, Type: GPA, Doc: "guest-physical address of the bytes"},
+			{Name: "len", Reg: R10, Type: U64, Doc: "number of bytes"},
+		},
+		Result: "the number of bytes written (len)",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS, or offset+len > config_len"}, {ENODEV, "the slot is empty"}, {EFAULT, "[buf, buf+len) is not entirely in the VM's memory"}},
+	},
+	{
+		Nr: 37, Name: "virtio_queue_setup", Group: "virtio", Since: 2,
+		Doc: "Sets up (size > 0: size and the three ring addresses, then ready) or disables (size 0) split virtqueue queue of the device in slot, as virtio-mmio's queue registers and QueueReady do. Allowed after FEATURES_OK and before DRIVER_OK; a ready queue is disabled before it changes. Enabling checks the layout: size a power of two up to queue_num_max, the descriptor table 16-byte, the available ring 2-byte and the used ring 4-byte aligned, every ring in RAM. A bad layout breaks the device: its status gains DEVICE_NEEDS_RESET and the config-change port is raised.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "queue", Reg: RSI, Type: U32, Doc: "queue index, below num_queues"},
+			{Name: "size", Reg: RDX, Type: U32, Doc: "queue size in entries, or 0 to disable"},
+			{Name: "desc", Reg: R10, Type: GPA, Doc: "guest-physical address of the descriptor table"},
+			{Name: "avail", Reg: R8, Type: GPA, Doc: "guest-physical address of the available (driver) ring"},
+			{Name: "used", Reg: R9, Type: GPA, Doc: "guest-physical address of the used (device) ring"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS, queue >= num_queues, or the status is not between FEATURES_OK and DRIVER_OK"}, {ENODEV, "the slot is empty"}, {EBUSY, "the queue is ready and the new layout differs: disable it first"}, {EIO, "the layout is bad: the device now needs reset (DEVICE_NEEDS_RESET)"}},
+	},
+	{
+		Nr: 38, Name: "virtio_notify", Group: "virtio", Since: 2,
+		Doc: "The doorbell: tells the device in slot that queue has new available buffers. It never blocks and allocates nothing; a notification for a queue that does not exist or is not ready, or to a device that is not running, is ignored. With EVENT_IDX negotiated the driver skips it when the device's avail_event says it is not needed.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "queue", Reg: RSI, Type: U32, Doc: "queue index"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS"}, {ENODEV, "the slot is empty"}},
+	},
+	{
+		Nr: 39, Name: "virtio_bind", Group: "virtio", Since: 2,
+		Doc: "Binds an interrupt of the device in slot to a new event-channel port of a vCPU: kind VIRTIO_BIND_QUEUES is raised when any of its queues has new used buffers (the driver looks at every queue), VIRTIO_BIND_CONFIG when its config space or status changed (DEVICE_NEEDS_RESET). Ports start masked; unmask to receive; evtchn_close unbinds. Interrupts raised while no port is bound are not kept.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+			{Name: "kind", Reg: RSI, Type: U32, Doc: "VIRTIO_BIND_QUEUES or VIRTIO_BIND_CONFIG"},
+			{Name: "vcpu", Reg: RDX, Type: U32, Doc: "vCPU that receives the upcall"},
+		},
+		Result: "the port number",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS, unknown kind or vcpu"}, {ENODEV, "the slot is empty"}, {EBUSY, "that kind is already bound for the device"}, {ENOSPC, "all MAX_PORTS ports are in use"}},
+	},
+	{
+		Nr: 40, Name: "virtio_release", Group: "virtio", Since: 2,
+		Doc: "The guest has unregistered the device in slot, whose ejection the operator requested (VIRTIO_EJECT_REQUESTED): the device is reset, its backend closed and the slot empties (VIRQ_VIRTIO is not raised for it). The guest closes the device's ports with evtchn_close; calls on the slot answer -ENODEV from then on.",
+		Args: []Arg{
+			{Name: "slot", Reg: RDI, Type: U32, Doc: "slot number"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS"}, {ENODEV, "the slot is empty"}, {EBUSY, "no ejection was requested for the device"}},
 	},
 }

@@ -23,9 +23,17 @@ var summaryRE = regexp.MustCompile(`(?m)^testguest: (\d+) ok, (\d+) failed$`)
 // it fails the test if the VM has not stopped by the deadline.
 func runGuest(t *testing.T, kernel []byte, mode cpu.Mode, cmdline string, deadline time.Duration) (string, hv.ExitStatus) {
 	t.Helper()
+	return runGuestConfig(t, hv.Config{Kernel: kernel, Cmdline: cmdline, Mode: mode}, deadline)
+}
+
+// runGuestConfig is runGuest for a VM with more settings (devices): cfg
+// gets 64 MiB, a budget and the console.
+func runGuestConfig(t *testing.T, cfg hv.Config, deadline time.Duration) (string, hv.ExitStatus) {
+	t.Helper()
 	var out bytes.Buffer
-	vm, err := hv.New(hv.Config{Kernel: kernel, Cmdline: cmdline, MemBytes: 64 << 20, Mode: mode,
-		Budget: mm.NewBudget(1 << 30), Console: &out})
+	mode := cfg.Mode
+	cfg.MemBytes, cfg.Budget, cfg.Console = 64<<20, mm.NewBudget(1<<30), &out
+	vm, err := hv.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +66,28 @@ func TestTestguest(t *testing.T) {
 		ok, _ := strconv.Atoi(m[1])
 		if m[2] != "0" || ok < 60 || st.Code != 0 {
 			t.Errorf("%v: %s (status %+v); failures:\n%s", mode, m[0], st, notOK(out))
+		}
+	}
+}
+
+// TestTestguestVirtio: the test guest's virtio checks, with no device (every
+// slot empty, every call -ENODEV) and with --rng (the rng driven end to end
+// through the hypercall transport, then broken by hostile rings), in pv
+// mode; the device marker shows which variant ran.
+func TestTestguestVirtio(t *testing.T) {
+	kernel, err := os.ReadFile(testguest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rng    bool
+		marker string
+	}{{false, "# virtio: no device\n"}, {true, "# virtio: rng in slot 0\n"}} {
+		out, st := runGuestConfig(t, hv.Config{Kernel: kernel, Mode: cpu.ModePV, RNG: tc.rng}, 2*time.Minute)
+		m := summaryRE.FindStringSubmatch(out)
+		if m == nil || m[2] != "0" || st.Code != 0 || !strings.Contains(out, tc.marker) {
+			t.Errorf("rng %v: summary %q, status %+v, marker %q present: %v; failures:\n%s",
+				tc.rng, m, st, tc.marker, strings.Contains(out, tc.marker), notOK(out))
 		}
 	}
 }

@@ -192,6 +192,9 @@ func describe(vm *hv.VM) ctlVM {
 	for _, dev := range vm.MMIODevices() {
 		d.Devices = append(d.Devices, dev.String())
 	}
+	for _, dev := range vm.SlotDevices() {
+		d.Devices = append(d.Devices, dev.String())
+	}
 	return d
 }
 

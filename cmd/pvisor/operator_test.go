@@ -60,7 +60,7 @@ func TestRunRefusesHostileOperatorInput(t *testing.T) {
 		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", filepath.Join(dir, "none")}, "no such file"},
 		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", "main.go,rw"}, `unknown option "rw"`},
 		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", ",ro"}, "no path"},
-		{[]string{"--kernel", "main.go", "--disk", "main.go"}, "--disk needs --mode trap or hwassist"},
+		{[]string{"--kernel", "main.go", "--rng", "--vm", "name=a"}, "not with --vm or --config"},
 		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", "main.go", "--vm", "name=a"}, "not with --vm or --config"},
 	} {
 		var out, errb bytes.Buffer

@@ -64,7 +64,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	weight := fs.Int("cpu-weight", 0, "CPU weight: share under contention (default 256)")
 	capPct := fs.Int("cpu-cap", 0, "CPU cap: percent of one host CPU (0 = none)")
 	var diskFlags specList
-	fs.Var(&diskFlags, "disk", "attach a raw image file as a virtio-blk disk (PATH or PATH,ro; trap and hwassist mode); repeatable")
+	fs.Var(&diskFlags, "disk", "attach a raw image file as a virtio-blk disk (PATH or PATH,ro): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode; repeatable")
+	rng := fs.Bool("rng", false, "attach a virtio-rng device (after the disks, on the same transport)")
 	var vmFlags specList
 	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, cmdline=REST); repeatable")
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
@@ -88,7 +89,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
 		workers: *workers, duration: *duration, control: *control}
-	base := vmSpec{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus}
+	base := vmSpec{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, rng: *rng}
 	if err := base.set("name", *name); err != nil {
 		return nil, fmt.Errorf("--%v", err)
 	}
@@ -155,8 +156,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if !rc.multi {
 		rc.vms = []vmSpec{base}
-	} else if len(base.disks) > 0 {
-		return nil, errors.New("--disk attaches to the single VM of --kernel: not with --vm or --config")
+	} else if len(base.disks) > 0 || base.rng {
+		return nil, errors.New("--disk and --rng attach to the single VM of --kernel: not with --vm or --config")
 	}
 	if rc.multi && rc.trace != "" {
 		return nil, errors.New("--trace follows one VM: not with --vm or --config")
@@ -276,7 +277,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			CPUWeight: spec.weight, CPUCap: spec.cap,
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
-			Disks: spec.disks,
+			Disks: spec.disks, RNG: spec.rng,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
@@ -487,6 +488,10 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 		fmt.Fprintf(w, "io port %#06x: %d\n", p, ports[uint16(p)])
 	}
 	for _, d := range vm.MMIODevices() {
+		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
+			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
+	}
+	for _, d := range vm.SlotDevices() {
 		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
 			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
 	}

@@ -23,6 +23,7 @@ type vmSpec struct {
 	mode                          cpu.Mode
 	weight, cap                   int // 0 = default weight / no cap
 	disks                         []hv.Disk
+	rng                           bool
 }
 
 // vmKeys are the keys of a --vm spec and of a [[vm]] table of a config
@@ -201,9 +202,6 @@ func checkSpecs(specs []vmSpec) error {
 			if err := statFile("initrd", s.initrd, s.memBytes); err != nil {
 				return fmt.Errorf("%s: %v", s.name, err)
 			}
-		}
-		if len(s.disks) > 0 && s.mode == cpu.ModePV {
-			return fmt.Errorf("%s: --disk needs --mode trap or hwassist: disks reach the guest over virtio-mmio, and pv mode's hypercall transport comes later", s.name)
 		}
 		for _, d := range s.disks {
 			fi, err := os.Stat(d.Path)

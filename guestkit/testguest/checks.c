@@ -11,6 +11,8 @@
 #define EBUSY PVISOR_EBUSY
 #define EINVAL PVISOR_EINVAL
 #define ENOSYS PVISOR_ENOSYS
+#define ENODEV PVISOR_ENODEV
+#define EIO PVISOR_EIO
 
 #define NONCANON 0x0000800000000000UL
 #define FAR_GPA 0xffffffff000UL /* above any RAM the tests run with */
@@ -35,9 +37,9 @@ static int idt_ok, paging_ok, events_ok;
 
 static long hc(u64 nr, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 {
-	unsigned long r[5] = {a1, a2, a3, a4, a5};
+	unsigned long r[6] = {a1, a2, a3, a4, a5, 0};
 
-	return pvisor_hypercall5(nr, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	return pvisor_hypercall6(nr, r);
 }
 
 /* ---- console and the base group ---- */
@@ -966,6 +968,204 @@ static void check_balloon_tss(void)
 	check_eq(pvisor_set_kernel_stack(rsp), 0, "set_kernel_stack once the TSS page is back returns 0");
 }
 
+/* ---- virtio: the hypercall transport ---- */
+
+#define VQ_SIZE 8
+#define VIRTIO_ACK 1UL
+#define VIRTIO_DRIVER 2UL
+#define VIRTIO_DRIVER_OK 4UL
+#define VIRTIO_FEATURES_OK 8UL
+#define VIRTIO_NEEDS_RESET 0x40UL
+#define VIRTIO_F_EVENT_IDX (1UL << 29)
+#define VIRTIO_F_VERSION_1 (1UL << 32)
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTIO_ID_RNG 4
+
+struct vq_desc {
+	u64 addr;
+	u32 len;
+	u16 flags, next;
+};
+
+static struct vq_desc vq_desc[VQ_SIZE] __attribute__((aligned(4096)));
+static struct {
+	u16 flags, idx, ring[VQ_SIZE], used_event;
+} vq_avail __attribute__((aligned(4096)));
+static struct {
+	u16 flags, idx;
+	struct {
+		u32 id, len;
+	} ring[VQ_SIZE];
+	u16 avail_event;
+} vq_used __attribute__((aligned(4096)));
+static u8 vq_buf[64] __attribute__((aligned(64)));
+static struct pvisor_virtio_info vinfo;
+
+static long vq_setup(u64 slot, u64 size)
+{
+	return pvisor_virtio_queue_setup(slot, 0, size, (u64)vq_desc, (u64)&vq_avail, (u64)&vq_used);
+}
+
+/* Resets the device in slot and negotiates VERSION_1 and EVENT_IDX again. */
+static long virtio_bring_up(u64 slot)
+{
+	pvisor_virtio_set_status(slot, 0);
+	pvisor_virtio_set_status(slot, VIRTIO_ACK | VIRTIO_DRIVER);
+	pvisor_virtio_set_features(slot, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+	return pvisor_virtio_set_status(slot, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_FEATURES_OK);
+}
+
+/* Every call on an empty slot answers -ENODEV, beyond the slots -EINVAL. */
+static void check_virtio_slot_errors(u64 slot, long want)
+{
+	u64 b = (u64)vq_buf;
+
+	check_eq(pvisor_virtio_set_features(slot, VIRTIO_F_VERSION_1), want, D("virtio_set_features on slot %lu", slot));
+	check_eq(pvisor_virtio_set_status(slot, VIRTIO_ACK), want, D("virtio_set_status on slot %lu", slot));
+	check_eq(pvisor_virtio_config_read(slot, 0, b, 4), want, D("virtio_config_read on slot %lu", slot));
+	check_eq(pvisor_virtio_config_write(slot, 0, b, 4), want, D("virtio_config_write on slot %lu", slot));
+	check_eq(vq_setup(slot, VQ_SIZE), want, D("virtio_queue_setup on slot %lu", slot));
+	check_eq(pvisor_virtio_notify(slot, 0), want, D("virtio_notify on slot %lu", slot));
+	check_eq(pvisor_virtio_bind(slot, PVISOR_VIRTIO_BIND_QUEUES, 0), want, D("virtio_bind on slot %lu", slot));
+	check_eq(pvisor_virtio_release(slot), want, D("virtio_release on slot %lu", slot));
+}
+
+/*
+ * The rng device in slot 0, driven end to end: info, features, status, queue
+ * setup, bind, notify, the event, the used ring and the random bytes; then a
+ * malformed ring and a bad ring address, each ending in DEVICE_NEEDS_RESET.
+ */
+static void check_virtio_rng(void)
+{
+	long qp, cp, r;
+	int zero = 1;
+
+	printf("# virtio: rng in slot 0\n");
+	check_eq(vinfo.vendor_id, 0x52535650, "virtio rng: vendor_id is PVSR");
+	check((vinfo.device_features & (VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX)) == (VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX),
+	      "virtio rng: device_features offer VERSION_1 and EVENT_IDX");
+	check(vinfo.num_queues == 1 && vinfo.queue_num_max >= VQ_SIZE, "virtio rng: one queue of at least 8 entries");
+	check(vinfo.config_len == 0 && vinfo.status == 0 && vinfo.flags == 0 && vinfo.generation != 0,
+	      "virtio rng: no config, status 0, no flags, a slot generation");
+
+	check_eq(pvisor_virtio_set_features(0, VIRTIO_F_VERSION_1), -EINVAL, "virtio_set_features before DRIVER -> -EINVAL");
+	check_eq(pvisor_virtio_set_status(0, 256), -EINVAL, "virtio_set_status 256 -> -EINVAL");
+	check_eq(pvisor_virtio_set_status(0, VIRTIO_ACK), VIRTIO_ACK, "virtio_set_status(ACKNOWLEDGE) reads back 1");
+	check_eq(pvisor_virtio_set_status(0, VIRTIO_ACK | VIRTIO_DRIVER_OK), VIRTIO_ACK,
+		 "virtio_set_status skipping DRIVER and FEATURES_OK is ignored");
+	check_eq(pvisor_virtio_set_status(0, VIRTIO_ACK | VIRTIO_DRIVER), VIRTIO_ACK | VIRTIO_DRIVER,
+		 "virtio_set_status(DRIVER) reads back 3");
+	check_eq(vq_setup(0, VQ_SIZE), -EINVAL, "virtio_queue_setup before FEATURES_OK -> -EINVAL");
+	check_eq(pvisor_virtio_set_features(0, 1UL << 63), 0, "virtio_set_features with a bit not offered returns 0");
+	check_eq(pvisor_virtio_set_status(0, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_FEATURES_OK), VIRTIO_ACK | VIRTIO_DRIVER,
+		 "FEATURES_OK refused for features the device does not offer");
+	check_eq(pvisor_virtio_set_features(0, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX), 0, "virtio_set_features returns 0");
+	check_eq(pvisor_virtio_set_status(0, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_FEATURES_OK),
+		 VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_FEATURES_OK, "FEATURES_OK kept for VERSION_1 | EVENT_IDX");
+	check_eq(pvisor_virtio_set_features(0, VIRTIO_F_VERSION_1), -EINVAL, "virtio_set_features after FEATURES_OK -> -EINVAL");
+	check_eq(pvisor_virtio_config_read(0, 0, (u64)vq_buf, 1), -EINVAL, "virtio_config_read beyond config_len -> -EINVAL");
+	check_eq(pvisor_virtio_config_read(0, 0, (u64)vq_buf, 0), 0, "virtio_config_read of 0 bytes returns 0");
+	check_eq(pvisor_virtio_queue_setup(0, 1, VQ_SIZE, (u64)vq_desc, (u64)&vq_avail, (u64)&vq_used), -EINVAL,
+		 "virtio_queue_setup of queue 1 (none) -> -EINVAL");
+	check_eq(vq_setup(0, VQ_SIZE), 0, "virtio_queue_setup returns 0");
+	check_eq(vq_setup(0, VQ_SIZE * 2), -EBUSY, "virtio_queue_setup changing a ready queue -> -EBUSY");
+
+	qp = pvisor_virtio_bind(0, PVISOR_VIRTIO_BIND_QUEUES, 0);
+	check(qp > 0 && qp < (long)PVISOR_MAX_PORTS, D("virtio_bind(QUEUES) returns a port (got %ld)", qp));
+	check_eq(pvisor_virtio_bind(0, PVISOR_VIRTIO_BIND_QUEUES, 0), -EBUSY, "virtio_bind(QUEUES) twice -> -EBUSY");
+	check_eq(pvisor_virtio_bind(0, 2, 0), -EINVAL, "virtio_bind of kind 2 -> -EINVAL");
+	check_eq(pvisor_virtio_bind(0, PVISOR_VIRTIO_BIND_CONFIG, start_info->nr_vcpus), -EINVAL,
+		 "virtio_bind on a vCPU that does not exist -> -EINVAL");
+	cp = pvisor_virtio_bind(0, PVISOR_VIRTIO_BIND_CONFIG, 0);
+	check(cp > 0 && cp != qp && cp < (long)PVISOR_MAX_PORTS, D("virtio_bind(CONFIG) returns another port (got %ld)", cp));
+	if (qp <= 0 || cp <= 0 || qp >= (long)PVISOR_MAX_PORTS || cp >= (long)PVISOR_MAX_PORTS)
+		return;
+	check(port_bit(shinfo.evtchn_mask, qp) && port_bit(shinfo.evtchn_mask, cp), "virtio ports start masked");
+	pvisor_evtchn_unmask(qp);
+	pvisor_evtchn_unmask(cp);
+	check_eq(pvisor_virtio_set_status(0, 0xf), 0xf, "virtio_set_status(DRIVER_OK) reads back 0xf");
+
+	/* One request: a 64-byte device-writable buffer. */
+	u64 before = port_events[qp];
+
+	vq_desc[0] = (struct vq_desc){.addr = (u64)vq_buf, .len = sizeof(vq_buf), .flags = VIRTQ_DESC_F_WRITE};
+	vq_avail.ring[0] = 0;
+	vq_avail.used_event = 0;
+	barrier();
+	vq_avail.idx = 1;
+	barrier();
+	check_eq(pvisor_virtio_notify(0, 0), 0, "virtio_notify returns 0");
+	check(wait_event(qp, before), "virtio rng: the queues port raises an event");
+	check_eq(((volatile u16 *)&vq_used)[1], 1, "virtio rng: used idx is 1");
+	check(vq_used.ring[0].id == 0 && vq_used.ring[0].len == sizeof(vq_buf), "virtio rng: used element 0, 64 bytes");
+	for (u64 i = 0; i < sizeof(vq_buf); i++)
+		zero = zero && vq_buf[i] == 0;
+	check(!zero, "virtio rng: random bytes are not all zero");
+	check_eq(pvisor_virtio_notify(0, 5), 0, "virtio_notify of a queue that does not exist is ignored (0)");
+	check_eq(pvisor_virtio_notify(0, 1UL << 32), -EINVAL, "virtio_notify queue with upper bits set -> -EINVAL");
+	check_eq(pvisor_virtio_release(0), -EBUSY, "virtio_release without an ejection request -> -EBUSY");
+
+	/* Hostile: a chain whose next leaves the table breaks the device. */
+	before = port_events[cp];
+	vq_desc[1] = (struct vq_desc){.addr = (u64)vq_buf, .len = 8, .flags = VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, .next = 200};
+	vq_avail.ring[1] = 1;
+	barrier();
+	vq_avail.idx = 2;
+	barrier();
+	pvisor_virtio_notify(0, 0);
+	check(wait_event(cp, before), "virtio rng: a malformed ring raises the config port");
+	pvisor_virtio_info(0, (u64)&vinfo);
+	check(vinfo.status & VIRTIO_NEEDS_RESET, D("virtio rng: status has DEVICE_NEEDS_RESET (0x%x)", vinfo.status));
+	check_eq(pvisor_virtio_set_status(0, 0), 0, "virtio_set_status(0) resets a broken device");
+
+	/* Hostile: rings outside RAM, misaligned, or a size not a power of two. */
+	r = virtio_bring_up(0);
+	check_eq(r, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_FEATURES_OK, "virtio rng: FEATURES_OK again after the reset");
+	check_eq(pvisor_virtio_queue_setup(0, 0, VQ_SIZE, mem_end, (u64)&vq_avail, (u64)&vq_used), -EIO,
+		 "virtio_queue_setup with the descriptor table beyond RAM -> -EIO");
+	pvisor_virtio_info(0, (u64)&vinfo);
+	check(vinfo.status & VIRTIO_NEEDS_RESET, "virtio rng: a ring beyond RAM sets DEVICE_NEEDS_RESET");
+	virtio_bring_up(0);
+	check_eq(pvisor_virtio_queue_setup(0, 0, VQ_SIZE, (u64)vq_desc + 8, (u64)&vq_avail, (u64)&vq_used), -EIO,
+		 "virtio_queue_setup with a misaligned descriptor table -> -EIO");
+	virtio_bring_up(0);
+	check_eq(vq_setup(0, 6), -EIO, "virtio_queue_setup of 6 entries -> -EIO");
+	virtio_bring_up(0);
+	check_eq(pvisor_virtio_queue_setup(0, 0, VQ_SIZE, FAR_GPA, (u64)&vq_avail, (u64)&vq_used), -EIO,
+		 "virtio_queue_setup with the descriptor table at 0xffffffff000 -> -EIO");
+	check_eq(pvisor_virtio_set_status(0, 0), 0, "virtio rng: reset at the end");
+	check_eq(pvisor_evtchn_close(qp), 0, "evtchn_close of the queues port returns 0");
+	check_eq(pvisor_evtchn_close(cp), 0, "evtchn_close of the config port returns 0");
+}
+
+static void check_virtio(void)
+{
+	long r;
+
+	check_eq(pvisor_virtio_info(PVISOR_VIRTIO_SLOTS, (u64)&vinfo), -EINVAL, "virtio_info slot VIRTIO_SLOTS -> -EINVAL");
+	check_eq(pvisor_virtio_info(1UL << 32, (u64)&vinfo), -EINVAL, "virtio_info slot with upper bits set -> -EINVAL");
+	check_eq(pvisor_virtio_info(0, mem_end + 0x1000), -EFAULT, "virtio_info beyond RAM -> -EFAULT");
+	check_eq(pvisor_virtio_info(0, FAR_GPA), -EFAULT, "virtio_info at 0xffffffff000 -> -EFAULT");
+	check_eq(pvisor_virtio_info(0, mem_end - 8), -EFAULT, "virtio_info straddling the end of RAM -> -EFAULT");
+	vinfo.device_id = ~0U;
+	check_eq(pvisor_virtio_info(PVISOR_VIRTIO_SLOTS - 1, (u64)&vinfo), 0, "virtio_info of the last slot returns 0");
+	check_eq(vinfo.device_id, 0, "virtio: the last slot is empty");
+	check_virtio_slot_errors(PVISOR_VIRTIO_SLOTS - 1, -ENODEV);
+	check_virtio_slot_errors(PVISOR_VIRTIO_SLOTS, -EINVAL);
+	r = pvisor_virtio_info(0, (u64)&vinfo);
+	check_eq(r, 0, "virtio_info of slot 0 returns 0");
+	if (r == 0 && vinfo.device_id == VIRTIO_ID_RNG && events_ok) {
+		check_virtio_rng();
+	} else if (r == 0 && vinfo.device_id == 0) {
+		printf("# virtio: no device\n");
+		check_eq(vinfo.generation, 0, "virtio: an empty slot that never held a device has generation 0");
+		check_virtio_slot_errors(0, -ENODEV);
+	} else {
+		check(0, D("virtio: slot 0 holds device %u, not the rng", vinfo.device_id));
+	}
+}
+
 void run_checks(void)
 {
 	mem_end = start_info->mem_size & ~0xfffUL;
@@ -979,6 +1179,7 @@ void run_checks(void)
 	check_msr();
 	check_memory();
 	check_events();
+	check_virtio();
 	check_balloon();
 	check_user();
 	check_eq(pvisor_console_read((u64)desc, 16), 0, "console_read still returns 0 at the end");

@@ -82,7 +82,7 @@ type Exit struct {
 
 	Hypercall struct {
 		Nr   uint64
-		Args [5]uint64
+		Args [6]uint64
 		Ret  uint64
 	}
 	IO struct {

@@ -339,7 +339,7 @@ func TestExitTableHypercall(t *testing.T) {
 	if e.Reason != cpu.ExitHypercall || e.RIP != p.addr(t, "f") {
 		t.Fatalf("exit %v at %#x", e.Reason, e.RIP)
 	}
-	wantArgs := [5]uint64{before.GPR[cpu.RDI], before.GPR[cpu.RSI], before.GPR[cpu.RDX], before.GPR[cpu.R10], before.GPR[cpu.R8]}
+	wantArgs := [6]uint64{before.GPR[cpu.RDI], before.GPR[cpu.RSI], before.GPR[cpu.RDX], before.GPR[cpu.R10], before.GPR[cpu.R8], before.GPR[cpu.R9]}
 	if e.Hypercall.Nr != before.GPR[cpu.RAX] || e.Hypercall.Args != wantArgs {
 		t.Errorf("nr %#x args %#x, want %#x %#x", e.Hypercall.Nr, e.Hypercall.Args, before.GPR[cpu.RAX], wantArgs)
 	}

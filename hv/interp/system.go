@@ -465,7 +465,7 @@ func opVMCALL(c *CPU, in *Inst) {
 		c.raise(cpu.ExcUD, noErr)
 	}
 	c.exit.Hypercall.Nr = c.r[cpu.RAX]
-	c.exit.Hypercall.Args = [5]uint64{c.r[cpu.RDI], c.r[cpu.RSI], c.r[cpu.RDX], c.r[cpu.R10], c.r[cpu.R8]}
+	c.exit.Hypercall.Args = [6]uint64{c.r[cpu.RDI], c.r[cpu.RSI], c.r[cpu.RDX], c.r[cpu.R10], c.r[cpu.R8], c.r[cpu.R9]}
 	c.exit.Hypercall.Ret = 0
 	c.setExit(cpu.ExitHypercall, compHypercall)
 }

@@ -152,15 +152,18 @@ func (d *Device) DriverFeatures() uint64 {
 	return d.st.DriverFeatures
 }
 
-// SetDriverFeatures records the driver's feature bits. Writes are ignored
-// unless the driver has set DRIVER and not yet FEATURES_OK (section 3.1.1);
+// SetDriverFeatures records the driver's feature bits and reports whether
+// it did. Writes are ignored unless the driver has set DRIVER and not yet
+// FEATURES_OK (section 3.1.1), and the device is not failed or broken;
 // bits the device does not offer are refused when FEATURES_OK is set.
-func (d *Device) SetDriverFeatures(f uint64) {
+func (d *Device) SetDriverFeatures(f uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.st.Status&StatusDriver != 0 && d.st.Status&(StatusFeaturesOK|StatusFailed|StatusDeviceNeedsReset) == 0 {
 		d.st.DriverFeatures = f
+		return true
 	}
+	return false
 }
 
 // Status is the device status byte.

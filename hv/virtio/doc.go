@@ -1,6 +1,6 @@
 // Package virtio is pvisor's virtio 1.x device layer, written once for
 // both transports (virtio-mmio in trap and hwassist mode, the hypercall
-// transport in pv mode; neither is here yet): split virtqueues, feature
+// transport in pv mode): split virtqueues, feature
 // negotiation, the device status state machine, config space, reset, and
 // the device backends (block over a raw image file, rng over crypto/rand),
 // with a token-bucket rate limiter for block (and later net).
@@ -12,6 +12,8 @@
 //	queue.go          the split virtqueue: layout checks, chain walk, used ring, notification suppression
 //	chain.go          a request's copied descriptor chain and its bounded copies
 //	device.go         the transport-independent device: status, features, config, queues, reset, Notify
+//	mmio.go           transport A: the virtio-mmio register file
+//	hcall.go          transport B: what the virtio_* hypercalls do to a device, and its interrupt bits
 //	event_handler.go  the device goroutine: serving notified queues, throttling, interrupts
 //	ratelimit.go      token buckets (bytes/s and ops/s)
 //	metrics.go        per-device counters

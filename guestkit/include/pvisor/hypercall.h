@@ -2,7 +2,7 @@
 /*
  * pvisor hypercall ABI for guests. Calls go through the hypercall page: set
  * pvisor_hypercall_entry to its (virtual) address before the first call.
- * Number in RAX, arguments in RDI, RSI, RDX, R10, R8, result in RAX (a
+ * Number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9, result in RAX (a
  * negative errno on failure); out-arguments come back in their registers;
  * nothing else changes. See docs/abi.md.
  */
@@ -50,21 +50,32 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_BALLOON_OUT                29
 #define PVISOR_HC_BALLOON_IN                 30
 #define PVISOR_HC_BALLOON_TARGET             31
-#define PVISOR_HC_COUNT                      32 /* numbers at or above this are unassigned */
+#define PVISOR_HC_VIRTIO_INFO                32
+#define PVISOR_HC_VIRTIO_SET_FEATURES        33
+#define PVISOR_HC_VIRTIO_SET_STATUS          34
+#define PVISOR_HC_VIRTIO_CONFIG_READ         35
+#define PVISOR_HC_VIRTIO_CONFIG_WRITE        36
+#define PVISOR_HC_VIRTIO_QUEUE_SETUP         37
+#define PVISOR_HC_VIRTIO_NOTIFY              38
+#define PVISOR_HC_VIRTIO_BIND                39
+#define PVISOR_HC_VIRTIO_RELEASE             40
+#define PVISOR_HC_COUNT                      41 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
 #define PVISOR_ENOENT                        2
+#define PVISOR_EIO                           5
 #define PVISOR_EAGAIN                        11
 #define PVISOR_EFAULT                        14
 #define PVISOR_EBUSY                         16
+#define PVISOR_ENODEV                        19
 #define PVISOR_EINVAL                        22
 #define PVISOR_ENOSPC                        28
 #define PVISOR_ENOSYS                        38
 #define PVISOR_EPROTO                        71
 
 /* Constants. */
-#define PVISOR_ABI_VERSION                   0x1ULL /* ABI version of this header */
+#define PVISOR_ABI_VERSION                   0x2ULL /* ABI version of this header */
 #define PVISOR_MAX_VCPUS                     0x20ULL /* vCPUs described by the shared-info page */
 #define PVISOR_MAX_PORTS                     0x200ULL /* event-channel ports per VM */
 #define PVISOR_CONSOLE_MAX                   0x1000ULL /* bytes per console_write / console_read */
@@ -78,9 +89,15 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_PVCLOCK               0x10ULL /* pvclock time in the shared-info page */
 #define PVISOR_FEATURE_MEASURED_BOOT         0x20ULL /* measured_boot */
 #define PVISOR_FEATURE_BALLOON               0x40ULL /* balloon_out, balloon_in, balloon_target and VIRQ_BALLOON */
+#define PVISOR_FEATURE_VIRTIO                0x80ULL /* the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2) */
+#define PVISOR_VIRTIO_SLOTS                  0x10ULL /* slots of the hypercall virtio transport */
+#define PVISOR_VIRTIO_BIND_QUEUES            0x0ULL /* virtio_bind: the used-buffer interrupt of every queue */
+#define PVISOR_VIRTIO_BIND_CONFIG            0x1ULL /* virtio_bind: the config-change interrupt */
+#define PVISOR_VIRTIO_EJECT_REQUESTED        0x1ULL /* pvisor_virtio_info flags: the operator asked for the device's ejection; unregister it and call virtio_release */
 #define PVISOR_VIRQ_TIMER                    0x0ULL /* the vCPU's one-shot timer expired */
 #define PVISOR_VIRQ_CONSOLE                  0x1ULL /* console input is pending */
 #define PVISOR_VIRQ_BALLOON                  0x2ULL /* the operator changed the balloon target (vCPU 0) */
+#define PVISOR_VIRQ_VIRTIO                   0x3ULL /* a virtio slot was filled or emptied, or a device's ejection was requested: rescan the slots (vCPU 0) */
 #define PVISOR_SHUTDOWN_POWEROFF             0x0ULL /* power off */
 #define PVISOR_SHUTDOWN_REBOOT               0x1ULL /* reboot */
 #define PVISOR_SHUTDOWN_CRASH                0x2ULL /* the guest crashed (panic) */
@@ -174,21 +191,37 @@ struct pvisor_measured_boot {
 };
 _Static_assert(sizeof(struct pvisor_measured_boot) == 104, "pvisor_measured_boot size");
 
+struct pvisor_virtio_info {
+	pv_u32 device_id; /* offset 0 */
+	pv_u32 vendor_id; /* offset 4 */
+	pv_u64 device_features; /* offset 8 */
+	pv_u32 num_queues; /* offset 16 */
+	pv_u32 queue_num_max; /* offset 20 */
+	pv_u32 config_len; /* offset 24 */
+	pv_u32 config_generation; /* offset 28 */
+	pv_u32 status; /* offset 32 */
+	pv_u32 generation; /* offset 36 */
+	pv_u32 flags; /* offset 40 */
+	pv_u8 _pad0[4]; /* offset 44 */
+};
+_Static_assert(sizeof(struct pvisor_virtio_info) == 48, "pvisor_virtio_info size");
+
 /* Set by the guest to the virtual address of the hypercall page. */
 extern unsigned long pvisor_hypercall_entry;
 
-static inline long pvisor_hypercall5(unsigned long nr, unsigned long *a1, unsigned long *a2,
-				     unsigned long *a3, unsigned long *a4, unsigned long *a5)
+static inline long pvisor_hypercall6(unsigned long nr, unsigned long *a)
 {
-	register unsigned long r10 __asm__("r10") = *a4;
-	register unsigned long r8 __asm__("r8") = *a5;
+	register unsigned long r10 __asm__("r10") = a[3];
+	register unsigned long r8 __asm__("r8") = a[4];
+	register unsigned long r9 __asm__("r9") = a[5];
 	long ret;
 	__asm__ volatile("call *%[entry]"
-			 : "=a"(ret), "+D"(*a1), "+S"(*a2), "+d"(*a3), "+r"(r10), "+r"(r8)
+			 : "=a"(ret), "+D"(a[0]), "+S"(a[1]), "+d"(a[2]), "+r"(r10), "+r"(r8), "+r"(r9)
 			 : "0"(nr), [entry] "m"(pvisor_hypercall_entry)
 			 : "memory", "cc");
-	*a4 = r10;
-	*a5 = r8;
+	a[3] = r10;
+	a[4] = r8;
+	a[5] = r9;
 	return ret;
 }
 
@@ -196,10 +229,10 @@ static inline long pvisor_hypercall5(unsigned long nr, unsigned long *a1, unsign
  * is the cheapest call: benchmarks use it as the null hypercall. */
 static inline long pvisor_version(void)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
-	ret = pvisor_hypercall5(PVISOR_HC_VERSION, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_VERSION, r);
 	return ret;
 }
 
@@ -207,11 +240,11 @@ static inline long pvisor_version(void)
  * 0). */
 static inline long pvisor_features(pv_u64 word)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = word;
-	ret = pvisor_hypercall5(PVISOR_HC_FEATURES, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_FEATURES, r);
 	return ret;
 }
 
@@ -223,23 +256,23 @@ static inline long pvisor_features(pv_u64 word)
  * has succeeded. */
 static inline long pvisor_declare_version(pv_u64 version)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = version;
-	ret = pvisor_hypercall5(PVISOR_HC_DECLARE_VERSION, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_DECLARE_VERSION, r);
 	return ret;
 }
 
 /* Writes bytes to the VM's console. */
 static inline long pvisor_console_write(pv_u64 buf, pv_u64 len)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = buf;
 	r[1] = len;
-	ret = pvisor_hypercall5(PVISOR_HC_CONSOLE_WRITE, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_CONSOLE_WRITE, r);
 	return ret;
 }
 
@@ -247,12 +280,12 @@ static inline long pvisor_console_write(pv_u64 buf, pv_u64 len)
  * is waiting. */
 static inline long pvisor_console_read(pv_u64 buf, pv_u64 cap)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = buf;
 	r[1] = cap;
-	ret = pvisor_hypercall5(PVISOR_HC_CONSOLE_READ, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_CONSOLE_READ, r);
 	return ret;
 }
 
@@ -262,12 +295,12 @@ static inline long pvisor_console_read(pv_u64 buf, pv_u64 cap)
  * are delivered. The hypervisor fills the time fields at once. */
 static inline long pvisor_shared_info_register(pv_u64 page, pv_u64 vector)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = page;
 	r[1] = vector;
-	ret = pvisor_hypercall5(PVISOR_HC_SHARED_INFO_REGISTER, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_SHARED_INFO_REGISTER, r);
 	return ret;
 }
 
@@ -276,11 +309,11 @@ static inline long pvisor_shared_info_register(pv_u64 page, pv_u64 vector)
  * cancels. Arming replaces any earlier deadline. */
 static inline long pvisor_timer_set(pv_u64 deadline)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = deadline;
-	ret = pvisor_hypercall5(PVISOR_HC_TIMER_SET, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_TIMER_SET, r);
 	return ret;
 }
 
@@ -288,12 +321,12 @@ static inline long pvisor_timer_set(pv_u64 deadline)
  * start masked; unmask to receive. */
 static inline long pvisor_evtchn_bind_virq(pv_u64 virq, pv_u64 vcpu)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = virq;
 	r[1] = vcpu;
-	ret = pvisor_hypercall5(PVISOR_HC_EVTCHN_BIND_VIRQ, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_EVTCHN_BIND_VIRQ, r);
 	return ret;
 }
 
@@ -301,11 +334,11 @@ static inline long pvisor_evtchn_bind_virq(pv_u64 virq, pv_u64 vcpu)
  * raises the upcall. */
 static inline long pvisor_evtchn_send(pv_u64 port)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = port;
-	ret = pvisor_hypercall5(PVISOR_HC_EVTCHN_SEND, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_EVTCHN_SEND, r);
 	return ret;
 }
 
@@ -314,33 +347,33 @@ static inline long pvisor_evtchn_send(pv_u64 port)
  * the shared page. */
 static inline long pvisor_evtchn_mask(pv_u64 port)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = port;
-	ret = pvisor_hypercall5(PVISOR_HC_EVTCHN_MASK, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_EVTCHN_MASK, r);
 	return ret;
 }
 
 /* Unmasks a port; if it is pending the upcall is raised at once. */
 static inline long pvisor_evtchn_unmask(pv_u64 port)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = port;
-	ret = pvisor_hypercall5(PVISOR_HC_EVTCHN_UNMASK, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_EVTCHN_UNMASK, r);
 	return ret;
 }
 
 /* Unbinds a port; its pending bit is cleared and the port can be reused. */
 static inline long pvisor_evtchn_close(pv_u64 port)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = port;
-	ret = pvisor_hypercall5(PVISOR_HC_EVTCHN_CLOSE, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_EVTCHN_CLOSE, r);
 	return ret;
 }
 
@@ -349,10 +382,10 @@ static inline long pvisor_evtchn_close(pv_u64 port)
  * clearing a byte in memory does not exit. */
 static inline long pvisor_irq_deliver_pending(void)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
-	ret = pvisor_hypercall5(PVISOR_HC_IRQ_DELIVER_PENDING, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_IRQ_DELIVER_PENDING, r);
 	return ret;
 }
 
@@ -366,32 +399,32 @@ static inline long pvisor_irq_deliver_pending(void)
  * CPU while blocked. */
 static inline long pvisor_vcpu_block(void)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
-	ret = pvisor_hypercall5(PVISOR_HC_VCPU_BLOCK, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_VCPU_BLOCK, r);
 	return ret;
 }
 
 /* Gives up the rest of the calling vCPU's time slice. */
 static inline long pvisor_vcpu_yield(void)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
-	ret = pvisor_hypercall5(PVISOR_HC_VCPU_YIELD, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_VCPU_YIELD, r);
 	return ret;
 }
 
 /* Stops the VM. It does not return on success. */
 static inline long pvisor_shutdown(pv_u64 reason, pv_u64 code)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = reason;
 	r[1] = code;
-	ret = pvisor_hypercall5(PVISOR_HC_SHUTDOWN, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_SHUTDOWN, r);
 	return ret;
 }
 
@@ -399,33 +432,33 @@ static inline long pvisor_shutdown(pv_u64 reason, pv_u64 code)
  * non-global TLB entries. */
 static inline long pvisor_mmu_set_cr3(pv_u64 pml4)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = pml4;
-	ret = pvisor_hypercall5(PVISOR_HC_MMU_SET_CR3, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MMU_SET_CR3, r);
 	return ret;
 }
 
 /* Flushes the calling vCPU's TLB. */
 static inline long pvisor_mmu_flush_tlb(pv_u64 flags)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = flags;
-	ret = pvisor_hypercall5(PVISOR_HC_MMU_FLUSH_TLB, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MMU_FLUSH_TLB, r);
 	return ret;
 }
 
 /* Flushes the TLB entry of one virtual page (as INVLPG). */
 static inline long pvisor_mmu_invlpg(pv_u64 va)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = va;
-	ret = pvisor_hypercall5(PVISOR_HC_MMU_INVLPG, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MMU_INVLPG, r);
 	return ret;
 }
 
@@ -435,36 +468,36 @@ static inline long pvisor_mmu_invlpg(pv_u64 va)
  * first failing op. */
 static inline long pvisor_mmu_batch(pv_u64 ops, pv_u64 count)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = ops;
 	r[1] = count;
-	ret = pvisor_hypercall5(PVISOR_HC_MMU_BATCH, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MMU_BATCH, r);
 	return ret;
 }
 
 /* Loads the calling vCPU's GDT register (as LGDT). */
 static inline long pvisor_load_gdt(pv_u64 base, pv_u64 limit)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = base;
 	r[1] = limit;
-	ret = pvisor_hypercall5(PVISOR_HC_LOAD_GDT, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_LOAD_GDT, r);
 	return ret;
 }
 
 /* Loads the calling vCPU's IDT register (as LIDT). */
 static inline long pvisor_load_idt(pv_u64 base, pv_u64 limit)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = base;
 	r[1] = limit;
-	ret = pvisor_hypercall5(PVISOR_HC_LOAD_IDT, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_LOAD_IDT, r);
 	return ret;
 }
 
@@ -472,23 +505,23 @@ static inline long pvisor_load_idt(pv_u64 base, pv_u64 limit)
  * mode (TSS.RSP0). */
 static inline long pvisor_set_kernel_stack(pv_u64 rsp0)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = rsp0;
-	ret = pvisor_hypercall5(PVISOR_HC_SET_KERNEL_STACK, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_SET_KERNEL_STACK, r);
 	return ret;
 }
 
 /* Sets one interrupt stack table entry (TSS.IST1-7) of the calling vCPU. */
 static inline long pvisor_set_ist(pv_u64 index, pv_u64 rsp)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = index;
 	r[1] = rsp;
-	ret = pvisor_hypercall5(PVISOR_HC_SET_IST, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_SET_IST, r);
 	return ret;
 }
 
@@ -497,11 +530,11 @@ static inline long pvisor_set_ist(pv_u64 index, pv_u64 rsp)
  * SYSENTER_CS/ESP/EIP. */
 static inline long pvisor_msr_read(pv_u64 index, pv_u64 *value)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = index;
-	ret = pvisor_hypercall5(PVISOR_HC_MSR_READ, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MSR_READ, r);
 	if (ret >= 0)
 		*value = r[1];
 	return ret;
@@ -511,12 +544,12 @@ static inline long pvisor_msr_read(pv_u64 index, pv_u64 *value)
  * accepts only changes to SCE and NXE. */
 static inline long pvisor_msr_write(pv_u64 index, pv_u64 value)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = index;
 	r[1] = value;
-	ret = pvisor_hypercall5(PVISOR_HC_MSR_WRITE, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MSR_WRITE, r);
 	return ret;
 }
 
@@ -524,12 +557,12 @@ static inline long pvisor_msr_write(pv_u64 index, pv_u64 value)
  * MEMMAP_* types) to the guest. */
 static inline long pvisor_memory_map(pv_u64 buf, pv_u64 cap)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = buf;
 	r[1] = cap;
-	ret = pvisor_hypercall5(PVISOR_HC_MEMORY_MAP, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MEMORY_MAP, r);
 	return ret;
 }
 
@@ -538,12 +571,12 @@ static inline long pvisor_memory_map(pv_u64 buf, pv_u64 cap)
  * guest. */
 static inline long pvisor_measured_boot(pv_u64 buf, pv_u64 size)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = buf;
 	r[1] = size;
-	ret = pvisor_hypercall5(PVISOR_HC_MEASURED_BOOT, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_MEASURED_BOOT, r);
 	return ret;
 }
 
@@ -554,12 +587,12 @@ static inline long pvisor_measured_boot(pv_u64 buf, pv_u64 size)
  * keep it. */
 static inline long pvisor_set_tss(pv_u64 base, pv_u64 limit)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = base;
 	r[1] = limit;
-	ret = pvisor_hypercall5(PVISOR_HC_SET_TSS, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_SET_TSS, r);
 	return ret;
 }
 
@@ -571,12 +604,12 @@ static inline long pvisor_set_tss(pv_u64 base, pv_u64 limit)
  * zeroed. */
 static inline long pvisor_balloon_out(pv_u64 gfns, pv_u64 count)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = gfns;
 	r[1] = count;
-	ret = pvisor_hypercall5(PVISOR_HC_BALLOON_OUT, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_BALLOON_OUT, r);
 	return ret;
 }
 
@@ -586,12 +619,12 @@ static inline long pvisor_balloon_out(pv_u64 gfns, pv_u64 count)
  * are left as they are. */
 static inline long pvisor_balloon_in(pv_u64 gfns, pv_u64 count)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
 	r[0] = gfns;
 	r[1] = count;
-	ret = pvisor_hypercall5(PVISOR_HC_BALLOON_IN, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_BALLOON_IN, r);
 	return ret;
 }
 
@@ -602,10 +635,164 @@ static inline long pvisor_balloon_in(pv_u64 gfns, pv_u64 count)
  * Initially the whole of the VM's memory. */
 static inline long pvisor_balloon_target(void)
 {
-	unsigned long r[5] = {0, 0, 0, 0, 0};
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
 	long ret;
 
-	ret = pvisor_hypercall5(PVISOR_HC_BALLOON_TARGET, &r[0], &r[1], &r[2], &r[3], &r[4]);
+	ret = pvisor_hypercall6(PVISOR_HC_BALLOON_TARGET, r);
+	return ret;
+}
+
+/* Describes virtio slot slot (struct pvisor_virtio_info): the device's IDs,
+ * offered features, queues, config length and generation, status, the slot's
+ * generation (it changes on every attach, so a guest that sees it change knows
+ * the slot holds a new device) and flags (VIRTIO_EJECT_REQUESTED). An empty
+ * slot reads device_id 0. VIRQ_VIRTIO on vCPU 0 signals that a slot was filled,
+ * emptied or asked to eject: the guest rescans the slots. */
+static inline long pvisor_virtio_info(pv_u64 slot, pv_u64 buf)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = buf;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_INFO, r);
+	return ret;
+}
+
+/* Sets the driver's feature bits (virtio 1.1 section 3.1.1) of the device in
+ * slot. Allowed once the status has DRIVER and until FEATURES_OK; whether the
+ * features are acceptable is decided when the driver sets FEATURES_OK. */
+static inline long pvisor_virtio_set_features(pv_u64 slot, pv_u64 features)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = features;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_SET_FEATURES, r);
+	return ret;
+}
+
+/* Writes the device status byte of the device in slot, as the status register
+ * of virtio-mmio: 0 resets the device (and waits for the request in progress,
+ * so that afterwards the device touches no guest memory); otherwise bits are
+ * added in the order ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK, or FAILED at
+ * any time, and any other write is ignored. FEATURES_OK is kept only if the
+ * driver's features are a subset of the device's and include VERSION_1. The
+ * result is the status read back, so one call tells the driver whether
+ * FEATURES_OK held. */
+static inline long pvisor_virtio_set_status(pv_u64 slot, pv_u64 status)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = status;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_SET_STATUS, r);
+	return ret;
+}
+
+/* Copies bytes [offset, offset+len) of the device-specific config space of the
+ * device in slot to the guest. The driver reads config_generation (virtio_info)
+ * before and after to get a consistent view. */
+static inline long pvisor_virtio_config_read(pv_u64 slot, pv_u64 offset, pv_u64 buf, pv_u64 len)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = offset;
+	r[2] = buf;
+	r[3] = len;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_CONFIG_READ, r);
+	return ret;
+}
+
+/* Writes bytes [offset, offset+len) of the device-specific config space of the
+ * device in slot from the guest (fields the device does not let the driver
+ * write are left as they are). */
+static inline long pvisor_virtio_config_write(pv_u64 slot, pv_u64 offset, pv_u64 buf, pv_u64 len)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = offset;
+	r[2] = buf;
+	r[3] = len;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_CONFIG_WRITE, r);
+	return ret;
+}
+
+/* Sets up (size > 0: size and the three ring addresses, then ready) or disables
+ * (size 0) split virtqueue queue of the device in slot, as virtio-mmio's queue
+ * registers and QueueReady do. Allowed after FEATURES_OK and before DRIVER_OK;
+ * a ready queue is disabled before it changes. Enabling checks the layout: size
+ * a power of two up to queue_num_max, the descriptor table 16-byte, the
+ * available ring 2-byte and the used ring 4-byte aligned, every ring in RAM. A
+ * bad layout breaks the device: its status gains DEVICE_NEEDS_RESET and the
+ * config-change port is raised. */
+static inline long pvisor_virtio_queue_setup(pv_u64 slot, pv_u64 queue, pv_u64 size, pv_u64 desc, pv_u64 avail, pv_u64 used)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = queue;
+	r[2] = size;
+	r[3] = desc;
+	r[4] = avail;
+	r[5] = used;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_QUEUE_SETUP, r);
+	return ret;
+}
+
+/* The doorbell: tells the device in slot that queue has new available buffers.
+ * It never blocks and allocates nothing; a notification for a queue that does
+ * not exist or is not ready, or to a device that is not running, is ignored.
+ * With EVENT_IDX negotiated the driver skips it when the device's avail_event
+ * says it is not needed. */
+static inline long pvisor_virtio_notify(pv_u64 slot, pv_u64 queue)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = queue;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_NOTIFY, r);
+	return ret;
+}
+
+/* Binds an interrupt of the device in slot to a new event-channel port of a
+ * vCPU: kind VIRTIO_BIND_QUEUES is raised when any of its queues has new used
+ * buffers (the driver looks at every queue), VIRTIO_BIND_CONFIG when its config
+ * space or status changed (DEVICE_NEEDS_RESET). Ports start masked; unmask to
+ * receive; evtchn_close unbinds. Interrupts raised while no port is bound are
+ * not kept. */
+static inline long pvisor_virtio_bind(pv_u64 slot, pv_u64 kind, pv_u64 vcpu)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	r[1] = kind;
+	r[2] = vcpu;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_BIND, r);
+	return ret;
+}
+
+/* The guest has unregistered the device in slot, whose ejection the operator
+ * requested (VIRTIO_EJECT_REQUESTED): the device is reset, its backend closed
+ * and the slot empties (VIRQ_VIRTIO is not raised for it). The guest closes the
+ * device's ports with evtchn_close; calls on the slot answer -ENODEV from then
+ * on. */
+static inline long pvisor_virtio_release(pv_u64 slot)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = slot;
+	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_RELEASE, r);
 	return ret;
 }
 

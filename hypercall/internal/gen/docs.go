@@ -16,7 +16,7 @@ const HowToAdd = `## How to add a hypercall
 1. Append one row to ` + "`Table`" + ` in ` + "`hypercall/table.go`" + `: the next number (the row
    index), a snake_case name, group, ` + "`Since: hypercall.Version`" + ` (bump ` + "`Version`" + ` in
    ` + "`hypercall/spec.go`" + ` if this is the first addition since a release), a Doc, the
-   arguments in register order (RDI, RSI, RDX, R10, R8) each with type, direction
+   arguments in register order (RDI, RSI, RDX, R10, R8, R9) each with type, direction
    and Doc, the Result, and every error with its condition. Shared structures go in
    ` + "`hypercall/shared.go`" + ` with explicit padding and a golden layout test in
    ` + "`hypercall/shared_test.go`" + `.
@@ -40,7 +40,7 @@ func genDocs() []byte {
 	p("the guest header `guestkit/include/pvisor/hypercall.h`. Policy: `docs/abi-policy.md`.\n\n")
 	p("## Calling convention\n\n")
 	p("| register | role |\n|---|---|\n| RAX | call number in; result out (negative errno on failure) |\n")
-	for i, r := range []string{"RDI", "RSI", "RDX", "R10", "R8"} {
+	for i, r := range []string{"RDI", "RSI", "RDX", "R10", "R8", "R9"} {
 		p("| %s | argument %d (out-arguments are written back) |\n", r, i+1)
 	}
 	p("\nNo other register, and no flag a guest may rely on, changes. Guests call through the\n")

@@ -20,7 +20,7 @@ func genHeader() ([]byte, error) {
 	p(`/*
  * pvisor hypercall ABI for guests. Calls go through the hypercall page: set
  * pvisor_hypercall_entry to its (virtual) address before the first call.
- * Number in RAX, arguments in RDI, RSI, RDX, R10, R8, result in RAX (a
+ * Number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9, result in RAX (a
  * negative errno on failure); out-arguments come back in their registers;
  * nothing else changes. See docs/abi.md.
  */
@@ -58,18 +58,19 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 	p(`/* Set by the guest to the virtual address of the hypercall page. */
 extern unsigned long pvisor_hypercall_entry;
 
-static inline long pvisor_hypercall5(unsigned long nr, unsigned long *a1, unsigned long *a2,
-				     unsigned long *a3, unsigned long *a4, unsigned long *a5)
+static inline long pvisor_hypercall6(unsigned long nr, unsigned long *a)
 {
-	register unsigned long r10 __asm__("r10") = *a4;
-	register unsigned long r8 __asm__("r8") = *a5;
+	register unsigned long r10 __asm__("r10") = a[3];
+	register unsigned long r8 __asm__("r8") = a[4];
+	register unsigned long r9 __asm__("r9") = a[5];
 	long ret;
 	__asm__ volatile("call *%%[entry]"
-			 : "=a"(ret), "+D"(*a1), "+S"(*a2), "+d"(*a3), "+r"(r10), "+r"(r8)
+			 : "=a"(ret), "+D"(a[0]), "+S"(a[1]), "+d"(a[2]), "+r"(r10), "+r"(r8), "+r"(r9)
 			 : "0"(nr), [entry] "m"(pvisor_hypercall_entry)
 			 : "memory", "cc");
-	*a4 = r10;
-	*a5 = r8;
+	a[3] = r10;
+	a[4] = r8;
+	a[5] = r9;
 	return ret;
 }
 
@@ -91,13 +92,13 @@ static inline long pvisor_hypercall5(unsigned long nr, unsigned long *a1, unsign
 		}
 		p("/* %s */\n", wrap(c.Doc, " * "))
 		p("static inline long pvisor_%s(%s)\n{\n", c.Name, strings.Join(params, ", "))
-		p("\tunsigned long r[5] = {0, 0, 0, 0, 0};\n\tlong ret;\n\n")
+		p("\tunsigned long r[6] = {0, 0, 0, 0, 0, 0};\n\tlong ret;\n\n")
 		for i, a := range c.Args {
 			if a.Dir == hypercall.In {
 				p("\tr[%d] = %s;\n", i, a.Name)
 			}
 		}
-		p("\tret = pvisor_hypercall5(%s, &r[0], &r[1], &r[2], &r[3], &r[4]);\n", c.CName())
+		p("\tret = pvisor_hypercall6(%s, r);\n", c.CName())
 		for i, a := range c.Args {
 			if a.Dir == hypercall.Out {
 				p("\tif (ret >= 0)\n\t\t*%s = r[%d];\n", a.Name, i)

@@ -81,9 +81,9 @@ func genGo() ([]byte, error) {
 	}
 	p("}\n\n")
 	p("// Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,\n")
-	p("// R8) and returns the value for RAX. Out-arguments are written to args.\n")
+	p("// R8, R9) and returns the value for RAX. Out-arguments are written to args.\n")
 	p("// Typed checks (u32 range, port range) are made here, before the handler.\n")
-	p("func Dispatch(h Handlers, nr uint64, args *[5]uint64) uint64 {\n\tswitch nr {\n")
+	p("func Dispatch(h Handlers, nr uint64, args *[6]uint64) uint64 {\n\tswitch nr {\n")
 	for _, c := range hypercall.Table {
 		if c.Status == hypercall.Reserved {
 			continue
