@@ -253,7 +253,7 @@ func printIOBench(w io.Writer, modes []linuxBenchMode, results []map[string][]op
 	fmt.Fprintf(w, "virtio-blk under pvisor (engine interp) and QEMU TCG: guestkit/pvbench, O_DIRECT on /dev/vda, median of %d round(s)\n", rounds)
 	fmt.Fprintf(w, "rate and time per operation by the guest's clock; exits and hypercalls per operation from pvisor's counters\n")
 	fmt.Fprintf(w, "transports: pv = hypercalls and event channels, hwassist and trap = virtio-mmio, qemu = QEMU's virtio-mmio\n\n")
-	fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %9s %10s  %s\n", "operation", "mode", "rate", "time/op", "vs "+modes[0].mode.String(), "exits/op", "hcalls/op", "exits by reason")
+	fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %12s %9s %10s  %s\n", "operation", "mode", "rate", "time/op", "vs "+modes[0].mode.String(), "host time/op", "exits/op", "hcalls/op", "exits by reason")
 	for _, op := range order {
 		var base float64
 		for i := range results {
@@ -270,11 +270,11 @@ func printIOBench(w io.Writer, modes []linuxBenchMode, results []map[string][]op
 				ratio = fmt.Sprintf("%.2fx", m.guestNs/base)
 			}
 			if i >= len(modes) {
-				fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %9s %10s  %s\n", op, "qemu-tcg", ioBenchRate(op, m.guestNs), fmtNs(m.guestNs), ratio, "-", "-", "-")
+				fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %12s %9s %10s  %s\n", op, "qemu-tcg", ioBenchRate(op, m.guestNs), fmtNs(m.guestNs), ratio, "-", "-", "-", "-")
 				continue
 			}
 			total, top := exitSummary(m.exits)
-			fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %9s %10s  %s\n", op, modes[i].mode, ioBenchRate(op, m.guestNs), fmtNs(m.guestNs), ratio, fmtCount(total), fmtCount(m.hcalls), top)
+			fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %12s %9s %10s  %s\n", op, modes[i].mode, ioBenchRate(op, m.guestNs), fmtNs(m.guestNs), ratio, fmtNs(m.hostNs), fmtCount(total), fmtCount(m.hcalls), top)
 		}
 	}
 }

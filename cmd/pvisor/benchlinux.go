@@ -57,6 +57,7 @@ type opResult struct {
 	exits    [cpu.NumExitReasons]float64
 	hcalls   float64
 	bootWall time.Duration // for the "boot" row: host time to pvbench-start
+	hostNs   float64       // per operation, by the host's clock (begin to end marker)
 }
 
 // linuxBenchMem is the memory of a Linux benchmark's VM.
@@ -113,6 +114,7 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 					continue
 				}
 				r := opResult{name: s[1], iters: n, guestNs: ns / float64(n),
+					hostNs: float64(c.at.Sub(m.begin.at)) / float64(n),
 					insns:  float64(c.insns-m.begin.insns) / float64(n),
 					hcalls: float64(c.hcalls-m.begin.hcalls) / float64(n)}
 				for i := range c.exits {
