@@ -48,6 +48,25 @@ func (vm *VM) initDevices() {
 	vm.dev = d
 }
 
+// Inventory lists every device the VM has, one line each, with its
+// transport: the legacy PC's port ranges ("legacy-pc com1 0x03f8-0x03ff",
+// trap and hwassist mode only), then the virtio devices on virtio-mmio and
+// in the hypercall transport's slots. A pv-mode VM started without
+// --disk or --rng has none: nothing is emulated that was not asked for.
+func (vm *VM) Inventory() []string {
+	var out []string
+	for _, d := range vm.DeviceList() {
+		out = append(out, "legacy-pc "+d+" (port I/O)")
+	}
+	for _, d := range vm.MMIODevices() {
+		out = append(out, d.String()+" (virtio-mmio)")
+	}
+	for _, d := range vm.SlotDevices() {
+		out = append(out, d.String()+" (hypercall transport)")
+	}
+	return out
+}
+
 // DeviceList names the emulated devices and their ports ("opt-in and
 // listed"); empty in pv mode.
 func (vm *VM) DeviceList() []string {

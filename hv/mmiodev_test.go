@@ -66,3 +66,46 @@ func TestDisks(t *testing.T) {
 		}
 	}
 }
+
+// TestInventory: a VM lists every device it has with its transport, and
+// a pv-mode VM given no device has none at all (minimal devices).
+func TestInventory(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	budget := mm.NewBudget(1 << 30)
+	for _, tc := range []struct {
+		mode  cpu.Mode
+		disks []Disk
+		rng   bool
+		want  []string // substrings, in order
+		n     int
+	}{
+		{cpu.ModePV, nil, false, nil, 0},
+		{cpu.ModePV, []Disk{{Path: img}}, true, []string{"virtio-blk", "slot 0 (hypercall transport)", "virtio-rng", "slot 1 (hypercall transport)"}, 2},
+		{cpu.ModeTrap, nil, false, []string{"legacy-pc pic1", "legacy-pc com1   0x0003f8-0x0003ff (port I/O)"}, 11},
+		{cpu.ModeHWAssist, []Disk{{Path: img}}, false, []string{"legacy-pc pic1", "legacy-pc com1", "virtio-blk 0 mmio 0xd0000000-0xd0000fff irq 5 (virtio-mmio)"}, 12},
+	} {
+		vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: 16 << 20, Mode: tc.mode, Budget: budget,
+			Disks: tc.disks, RNG: tc.rng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := vm.Inventory()
+		all := strings.Join(inv, "\n")
+		if len(inv) != tc.n {
+			t.Errorf("%v: %d devices, want %d:\n%s", tc.mode, len(inv), tc.n, all)
+		}
+		rest := all
+		for _, w := range tc.want {
+			i := strings.Index(rest, w)
+			if i < 0 {
+				t.Errorf("%v: no %q (in order) in:\n%s", tc.mode, w, all)
+				break
+			}
+			rest = rest[i+len(w):]
+		}
+		vm.Run()
+	}
+}

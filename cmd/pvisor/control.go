@@ -44,7 +44,9 @@ type ctlVM struct {
 	Resident  uint64  `json:"mem_resident"`
 	Ballooned uint64  `json:"mem_ballooned"`
 	Target    uint64  `json:"mem_target"`
-	// Devices are the VM's virtio devices ("virtio-blk 0 mmio 0xd0000000-0xd0000fff irq 5").
+	// Devices are all of the VM's devices with their transports
+	// (hv.VM.Inventory: "legacy-pc com1 0x03f8-0x03ff (port I/O)",
+	// "virtio-blk 0 mmio 0xd0000000-0xd0000fff irq 5 (virtio-mmio)").
 	Devices []string `json:"devices,omitempty"`
 }
 
@@ -189,12 +191,7 @@ func describe(vm *hv.VM) ctlVM {
 	for _, v := range cs.VCPUs {
 		d.StealSec += v.Steal.Seconds()
 	}
-	for _, dev := range vm.MMIODevices() {
-		d.Devices = append(d.Devices, dev.String())
-	}
-	for _, dev := range vm.SlotDevices() {
-		d.Devices = append(d.Devices, dev.String())
-	}
+	d.Devices = vm.Inventory()
 	return d
 }
 

@@ -487,6 +487,11 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	for _, p := range pl {
 		fmt.Fprintf(w, "io port %#06x: %d\n", p, ports[uint16(p)])
 	}
+	inv := vm.Inventory()
+	fmt.Fprintf(w, "devices: %d\n", len(inv))
+	for _, d := range inv {
+		fmt.Fprintf(w, "devices: %s\n", d)
+	}
 	for _, d := range vm.MMIODevices() {
 		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
 			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
