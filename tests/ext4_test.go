@@ -5,10 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/cpu"
 )
 
 // e2tool finds one of e2fsprogs' programs (scripts/install-deps.sh guest
@@ -116,4 +121,55 @@ func pvisorBin(t *testing.T) string {
 		t.Fatalf("go build ./cmd/pvisor: %v\n%s", pvisorBuild.err, pvisorBuild.out)
 	}
 	return pvisorBuild.path
+}
+
+// TestRootDisk: both kernels boot with their root file system on the ext4
+// image of `make disk` (no initramfs), run /init from it, and what the
+// guest writes there is in the image afterwards.
+func TestRootDisk(t *testing.T) {
+	makeTarget(t, "disk")
+	img, err := os.ReadFile(filepath.Join(root, "build/guest/rootfs.ext4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeHWAssist} {
+		t.Run(mode.String(), func(t *testing.T) {
+			var vmlinux string
+			con := "ttyS0"
+			if mode == cpu.ModePV {
+				vmlinux, _, _ = pvGuest(t)
+				con = "hvc0"
+			} else {
+				vmlinux, _ = linuxGuest(t)
+			}
+			disk := filepath.Join(t.TempDir(), "rootfs.ext4")
+			if err := os.WriteFile(disk, img, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out syncBuffer
+			cfg := linuxConfig(t, vmlinux, filepath.Join(root, "build/guest/initramfs.cpio.gz"), mode, con,
+				`grep ' / ' /proc/mounts | sed 's/^/root-mount: /'; echo "root disk $RANDOM" > /root/proof; cat /root/proof`, &out)
+			cfg.Initrd = nil
+			cfg.Cmdline += " root=/dev/vda rw rootfstype=ext4 init=/init"
+			cfg.Disks = []hv.Disk{{Path: disk}}
+			vm, err := hv.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, code, _ := runLinuxVM(t, vm, mode, &out, 5*time.Minute)
+			if code != 0 {
+				t.Fatalf("status %d; console:\n%s", code, tail(got, 2000))
+			}
+			if !strings.Contains(got, "root-mount: /dev/root / ext4 rw") {
+				t.Errorf("root is not the ext4 disk; console:\n%s", tail(got, 2000))
+			}
+			m := regexp.MustCompile(`(?m)^(root disk \d+)\r?$`).FindStringSubmatch(got)
+			if m == nil {
+				t.Fatalf("no proof line; console:\n%s", tail(got, 2000))
+			}
+			if b, ok := ext4Read(t, disk, "/root/proof"); !ok || strings.TrimSpace(string(b)) != m[1] {
+				t.Errorf("/root/proof on the host: %q (found %v), want %q", b, ok, m[1])
+			}
+		})
+	}
 }
