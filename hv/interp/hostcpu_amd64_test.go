@@ -20,7 +20,6 @@ var hostCPU = sync.OnceValue(func() hostVariant {
 	if max, _, _, _ := native.CPUID(0, 0); max >= 7 {
 		_, b7, _, _ := native.CPUID(7, 0)
 		h.fdpExcptnOnly = b7&(1<<6) != 0
-		h.zeroFCSFDS = b7&(1<<13) != 0
 	}
 	return h
 })

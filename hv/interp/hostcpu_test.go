@@ -11,9 +11,9 @@ type hostVariant struct {
 	vendor string // CPUID.0 vendor string
 	// CPUID.(EAX=7,ECX=0):EBX[6]: the x87 FDP is updated only for
 	// non-control instructions that raise an unmasked exception.
+	// (EBX[13], FCS and FDS deprecated, needs nothing: no test compares
+	// FCS or FDS on any host.)
 	fdpExcptnOnly bool
-	// CPUID.(EAX=7,ECX=0):EBX[13]: FCS and FDS are deprecated (stored 0).
-	zeroFCSFDS bool
 }
 
 func (h hostVariant) amd() bool   { return h.vendor == "AuthenticAMD" }
@@ -22,9 +22,9 @@ func (h hostVariant) intel() bool { return h.vendor == "GenuineIntel" }
 // repA32ZeroCountZext reports whether a REP string instruction with a
 // 32-bit address size and ECX = 0 may zero-extend RCX, RSI and RDI from
 // bit 31 on the host although it runs no iteration. Intel processors do
-// (this one clears RCX always and RSI/RDI where MOVS and STOS address
-// through them); AMD processors, and the engine, leave them. Neither
-// manual's pseudocode writes a register when the count is 0.
+// (the Xeon measured clears RCX always, and RSI/RDI where MOVS and STOS
+// address through them); AMD processors, and the engine, leave them.
+// Neither manual's pseudocode writes a register when the count is 0.
 func (h hostVariant) repA32ZeroCountZext() bool { return h.intel() }
 
 // fdpOnlyOnException reports whether the host's stored x87 FDP keeps its

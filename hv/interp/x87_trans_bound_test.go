@@ -33,9 +33,8 @@ func transBoundUlp(fcw uint16) (fn, rounding *big.Float) {
 // under control word fcw, against the nonzero exact value, and the
 // documented bound for it, both at the reference's 300 bits (where an error
 // just below the bound can round to it: the callers fail an error above
-// the bound). A tiny exact value delivered with UE unmasked
-// (or a huge one with OE unmasked) counts with the exponent unwrapped by
-// wrapBias.
+// the bound). A tiny exact value delivered with UE unmasked (or a huge one
+// with OE unmasked) counts with the exponent unwrapped by wrapBias.
 func transError(op string, exact *big.Float, d, b f80, fcw uint16) (err, bound *big.Float) {
 	k := exact.MantExp(nil) - 1 // 1 <= |exact|/2^k < 2
 	dv := refOfF80(d)
@@ -70,8 +69,8 @@ func transError(op string, exact *big.Float, d, b f80, fcw uint16) (err, bound *
 // transBound is transTolerance on a host without a measured tolerance:
 // the host's (h) and the engine's (e) states after op on a and b under fcw,
 // which the caller found equal in everything but the status word and the
-// registers (same tags), differ only in C1 and in results that both lie
-// within the documented bound of the exact value. It returns "" and counts
+// registers (the same ones empty), differ only in C1 and in results that
+// both lie within the documented bound of the exact value. It returns "" and counts
 // the case in st if so, else why not.
 func transBound(op string, a, b f80, fcw uint16, h, e *x87Regs, st *transStats) string {
 	if h.fsw&^fswC1 != e.fsw&^fswC1 {
