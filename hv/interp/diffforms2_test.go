@@ -193,6 +193,18 @@ func dOtherForms(fs *dformSet) {
 						}
 						c.emit(o)
 						g.strSetup(c, sz, rep != 0, a32)
+						if a32 && rep != 0 && uint32(c.in[1]) == 0 {
+							// No iteration: the count and pointer registers
+							// keep their values, upper halves included, in
+							// the engine; see hostVariant.repA32ZeroCountZext.
+							c.zextR = 1 << 1
+							if op != 0xaa && op != 0xae {
+								c.zextR |= 1 << 6 // RSI: MOVS, CMPS, LODS
+							}
+							if op != 0xac {
+								c.zextR |= 1 << 7 // RDI: MOVS, CMPS, STOS, SCAS
+							}
+						}
 					})
 				}
 			}

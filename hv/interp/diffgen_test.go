@@ -59,6 +59,7 @@ type dcase struct {
 	undef  uint64 // RFLAGS bits the SDM leaves undefined for this case
 	undefR uint32 // GPRs whose result is undefined
 	undefM bool   // the memory result is undefined
+	zextR  uint32 // GPRs an Intel host may zero-extend from bit 31 (a32 REP, ECX = 0)
 	skipAt uint64 // skipN bytes from skipAt are not compared (stored code and data addresses)
 	skipN  int
 	win    uint64 // scratch window address

@@ -226,13 +226,18 @@ func refToXF(v *big.Float) xf {
 
 // transRef returns the exact results of op as transExact lays them out,
 // from the math/big reference.
-func transRef(op string, a, b f80) []*big.Float {
+func transRef(op string, a, b f80) []*big.Float { return transRefIn(op, a, b, refQuadrantByP, false) }
+
+// transRefIn is transRef with the quadrant of FSIN, FCOS, FSINCOS and FPTAN
+// chosen by q and, if closed, F2XM1's domain closed to -1 <= x <= 1 (the
+// SDM's and the APM's stated range).
+func transRefIn(op string, a, b f80, q refQuadrant, closed bool) []*big.Float {
 	switch op {
 	case "fsin", "fcos", "fsincos", "fptan":
 		if a.class() != clsNormal && a.class() != clsDenorm || !trigInRange(a) {
 			return nil
 		}
-		s, c := refSinCos(refOfF80(a), refQuadrantByP)
+		s, c := refSinCos(refOfF80(a), q)
 		switch op {
 		case "fsin":
 			return []*big.Float{s}
@@ -271,7 +276,8 @@ func transRef(op string, a, b f80) []*big.Float {
 		}
 		return []*big.Float{refMul(refOfF80(b), refQuo(refLn1p(refOfF80(a)), refLn2))}
 	case "f2xm1":
-		if a.class() != clsNormal && a.class() != clsDenorm || a.bexp() >= f80Bias {
+		one := closed && a.abs() == f80One
+		if a.class() != clsNormal && a.class() != clsDenorm || a.bexp() >= f80Bias && !one {
 			return nil
 		}
 		return []*big.Float{refExpm1(refMul(refOfF80(a), refLn2))}
@@ -369,8 +375,12 @@ func refOfXF(v xf) *big.Float {
 // TestX87TransQuadrant measures the quadrant choice of the argument
 // reduction where it matters: operands x between (j+1/2)*P and
 // (j+1/2)*pi/2, where the integer nearest x/P and the one nearest
-// x/(pi/2) differ. Where the two choices round differently, the host
-// must follow the engine's (nearest by P) more often than the other.
+// x/(pi/2) differ. Where the two choices round differently, an AMD host
+// must follow the engine's (nearest by P) more often than the other. On
+// any other host (an Intel one followed P 19 times in 44 for FSIN) the
+// choice is not measured: each result must lie within the documented
+// accuracy (transBound) of the function reduced by P in the quadrant
+// nearest x/P.
 func TestX87TransQuadrant(t *testing.T) {
 	gap := func(r *rand.Rand) f80 {
 		for {
@@ -402,13 +412,20 @@ func TestX87TransQuadrant(t *testing.T) {
 					r, _ := refToXF(v).round(le16(h))
 					return r
 				}
+				k := map[string]int{"fsin": 0, "fcos": 0, "fptan": 1}[op]
+				got := getF80(h[96+28+10*k:])
+				if !hostCPU().transMeasured() {
+					exact := transRefIn(op, a, f80One, refQuadrantByP, true)[k]
+					if err, bound := transError(op, exact, got, f80One, le16(h)); err.Cmp(bound) > 0 {
+						return fmt.Sprintf("  host %s: error %.4g ulp; the documented bound is %.4g ulp\n", hexF80a(got), err, bound)
+					}
+				}
 				vp, vt := rounded(refQuadrantByP), rounded(refQuadrantByTrue)
 				if vp == vt {
 					return ""
 				}
 				tl.n++
-				k := map[string]int{"fsin": 0, "fcos": 0, "fptan": 1}[op]
-				switch getF80(h[96+28+10*k:]) {
+				switch got {
 				case vp:
 					tl.byP++
 				case vt:
@@ -420,7 +437,7 @@ func TestX87TransQuadrant(t *testing.T) {
 	runX87Progs(t, 13, progs)
 	for op, tl := range res {
 		t.Logf("%s: %d gap operands round differently by quadrant: host follows the nearest by P %d times, by the true pi/2 %d", op, tl.n, tl.byP, tl.byTrue)
-		if tl.byP <= tl.byTrue {
+		if hostCPU().transMeasured() && tl.byP <= tl.byTrue {
 			t.Errorf("%s: the host follows the quadrant by P %d times, by the true pi/2 %d", op, tl.byP, tl.byTrue)
 		}
 	}

@@ -198,6 +198,9 @@ var transTol = map[string]float64{
 type transStats struct {
 	n, same, ulp, c1      int
 	maxDistUlp, maxDistC1 uint64
+	// Largest errors of the host's and the engine's results (ulp) where
+	// transBound compared them: rounding to nearest, other modes.
+	maxErrNear, maxErrDirected float64
 }
 
 func f80Ord(a f80) uint64 { return uint64(a.se&0x7fff)<<63 | a.mant&^f80Int }
@@ -211,7 +214,15 @@ func transCheck(op string, st *transStats) func(h, e []byte) string {
 			st.same++
 			return ""
 		}
-		if !bytes.Equal(h[:96], e[:96]) || le16(h[96:]) != le16(e[96:]) || le16(h[104:]) != le16(e[104:]) {
+		tagsMatch := le16(h[104:]) == le16(e[104:])
+		if !hostCPU().transMeasured() {
+			// The bound admits results of another class (a tiny sine
+			// delivered as the operand or as zero), and FNSAVE's tag word
+			// follows the values: compare which registers are empty;
+			// transBound compares the values.
+			tagsMatch = emptyTags(le16(h[104:])) == emptyTags(le16(e[104:]))
+		}
+		if !bytes.Equal(h[:96], e[:96]) || le16(h[96:]) != le16(e[96:]) || !tagsMatch {
 			return d
 		}
 		hr, er := fnsaveRegs(h[96:]), fnsaveRegs(e[96:])
@@ -220,6 +231,17 @@ func transCheck(op string, st *transStats) func(h, e []byte) string {
 		}
 		return ""
 	}
+}
+
+// emptyTags returns the empty (11) registers of an FNSAVE tag word.
+func emptyTags(tag uint16) uint8 {
+	var m uint8
+	for p := 0; p < 8; p++ {
+		if tag>>(2*p)&3 == 3 {
+			m |= 1 << p
+		}
+	}
+	return m
 }
 
 // x87Regs is what transTolerance compares of an x87 state: the status
@@ -246,7 +268,14 @@ func fnsaveRegs(img []byte) x87Regs {
 // control word fcw, which the caller found equal in everything but the
 // status word and the registers (same tags), differ only as transTol
 // allows. It returns "" and counts the case in st if so, else why not.
+//
+// transTol is AMD's. On any other host (hostVariant.transMeasured) both
+// results are held to the accuracy the manuals promise instead (transBound,
+// docs/engine.md "Host differences").
 func transTolerance(op string, a, b f80, fcw uint16, h, e *x87Regs, st *transStats) string {
+	if !hostCPU().transMeasured() {
+		return transBound(op, a, b, fcw, h, e, st)
+	}
 	tol := uint64(transTol[op] * (1 << 64))
 	if h.fsw&^fswC1 != e.fsw&^fswC1 {
 		return "  status words differ beyond C1\n"
@@ -357,7 +386,11 @@ func TestX87Transcendental(t *testing.T) {
 	runX87Progs(t, 7, progs)
 	for i, p := range progs {
 		s := stats[i]
-		t.Logf("| %s | %d | %d | %d | %.3f | %d | %.3f |", strings.ToUpper(p.name), s.n, s.same, s.ulp, float64(s.maxDistUlp)/(1<<64), s.c1, float64(s.maxDistC1)/(1<<64))
+		if hostCPU().transMeasured() {
+			t.Logf("| %s | %d | %d | %d | %.3f | %d | %.3f |", strings.ToUpper(p.name), s.n, s.same, s.ulp, float64(s.maxDistUlp)/(1<<64), s.c1, float64(s.maxDistC1)/(1<<64))
+		} else {
+			t.Logf("| %s | %d | %d | %d | %d | %.3f | %.3f |", strings.ToUpper(p.name), s.n, s.same, s.ulp, s.c1, s.maxErrNear, s.maxErrDirected)
+		}
 	}
 }
 
@@ -433,8 +466,10 @@ func TestX87PiConstant(t *testing.T) {
 // by FCW.RC) reproduce the host's results, against one correct rounding,
 // on operands independent of TestX87Transcendental's. It holds the
 // engine's choice: the double rounding of FYL2XP1 (logRoundBits) must
-// reproduce the host more often than one correct rounding; the results are
-// logged for docs/engine.md.
+// reproduce an AMD host more often than one correct rounding; the results
+// are logged for docs/engine.md. That choice is AMD's: on any other host
+// each result must instead lie within the documented accuracy (transBound)
+// of the exact value of the 128-bit kernels.
 func TestX87TransRoundingModel(t *testing.T) {
 	const n = 20000
 	type model struct {
@@ -462,9 +497,23 @@ func TestX87TransRoundingModel(t *testing.T) {
 		counts[i] = make([]int, len(models))
 		progs = append(progs, x87Prog{name: op.name, n: n, gen: genTrans(op.a, op.b), body: ld2 + "\t" + op.name,
 			check: func(h, e []byte) string {
-				ex := transExact(op.name, getF80(h[16:]), getF80(h[32:]))
+				a, b := getF80(h[16:]), getF80(h[32:])
+				ex := transExact(op.name, a, b)
 				if ex == nil {
 					return ""
+				}
+				if fcw, fsw := le16(h), le16(h[100:]); !hostCPU().transMeasured() && fsw&^fcw&(fswIE|fswDE|fswZE) == 0 && fsw&fswOE == 0 {
+					// Delivered (no unmasked exception stopped it) and not
+					// the masked overflow response: within the bound.
+					for k, v := range ex {
+						if v.isZero() {
+							continue
+						}
+						got := getF80(h[96+28+10*k:])
+						if err, bound := transError(op.name, refOfXF(v), got, b, fcw); err.Cmp(bound) > 0 {
+							return fmt.Sprintf("  host ST(%d) %s: error %.4g ulp; the documented bound is %.4g ulp\n", k, hexF80a(got), err, bound)
+						}
+					}
 				}
 				for mi, m := range models {
 					same := true
@@ -494,7 +543,7 @@ func TestX87TransRoundingModel(t *testing.T) {
 		}
 		t.Logf("%s: one rounding %d, best double rounding (%d bits, truncated %v) %d, to nearest at %d bits %d",
 			op.name, counts[i][0], models[best].bits, models[best].trunc, counts[i][best], logRoundBits, counts[i][1+2*(logRoundBits-65)])
-		if op.name == "fyl2xp1" && counts[i][1+2*(logRoundBits-65)] <= counts[i][0] {
+		if hostCPU().transMeasured() && op.name == "fyl2xp1" && counts[i][1+2*(logRoundBits-65)] <= counts[i][0] {
 			t.Errorf("fyl2xp1: rounding to %d bits first reproduces the host %d times, one rounding %d", logRoundBits, counts[i][1+2*(logRoundBits-65)], counts[i][0])
 		}
 	}

@@ -38,3 +38,10 @@ func (r *Region) Unmap() error { return munmap(r.Addr, uint64(len(r.Mem))) }
 // the stack it was called with, with every register the Go ABI reserves
 // restored and DF clear.
 func Call(fn uint64) { call(uintptr(fn)) }
+
+func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+
+// CPUID returns the host's CPUID leaf, subleaf (EAX, EBX, ECX, EDX). The
+// tests read the vendor and a few feature bits with it, to know which of
+// the behaviours the manuals leave to the implementation the host shows.
+func CPUID(leaf, sub uint32) (a, b, c, d uint32) { return cpuid(leaf, sub) }
