@@ -46,13 +46,13 @@ func (pc *PC) Restore(st PCState) error {
 	off, err := st.RTC.check(pc.RTC.clockNow(), pc.RTC.wall())
 	if err != nil {
 		pc.RTC.mu.Unlock()
-		return fmt.Errorf("emul: PC: %w", err)
+		return err
 	}
 	pc.PIT.mu.Lock()
 	if err := st.PIT.check(pc.PIT.clk.Now()); err != nil {
 		pc.PIT.mu.Unlock()
 		pc.RTC.mu.Unlock()
-		return fmt.Errorf("emul: PC: %w", err)
+		return err
 	}
 	// Nothing can fail from here on.
 	pc.PIT.apply(st.PIT)
@@ -84,7 +84,7 @@ func (pc *PC) Restore(st PCState) error {
 func (pc *PC) check(st *PCState) error {
 	for _, err := range []error{st.PIC.check(), st.UART.check(), st.Sys.check(), st.KBD.check()} {
 		if err != nil {
-			return fmt.Errorf("emul: PC: %w", err)
+			return err
 		}
 	}
 	pit := &st.PIT.Counters

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,7 +203,7 @@ func script(r *pcRig) []string {
 		r.pc.PIT.Advance(now)
 		dl, ok := r.pc.PIT.NextDeadline()
 		note("t=%v deadline %v %v pending %v out2 %v", now, dl, ok, r.pc.PIC.Pending(), r.pc.PIT.Output(2))
-		for r.pc.PIC.Pending() {
+		for n := 0; n < 16 && r.pc.PIC.Pending(); n++ { // bounded: a stuck level is an interrupt storm
 			v, ok := r.pc.PIC.Ack()
 			note("ack %#02x %v", v, ok)
 			irq := vectorIRQ(v)
@@ -322,5 +323,141 @@ func TestPCRestoreLaterClock(t *testing.T) {
 	a.clk.Set(later)
 	if d := cmp.Diff(script(a), script(b)); d != "" {
 		t.Errorf("restored PC behaves differently (-original +restored):\n%s", d)
+	}
+}
+
+// TestPCRestoreRefuses corrupts one field at a time of a busy PC's state:
+// the PC, and the device the field belongs to, refuse it and stay as they
+// were.
+func TestPCRestoreRefuses(t *testing.T) {
+	good := busyPC(t).pc.Save()
+	at := time.Duration(good.PIT.Clock)
+	pic := func(pc *PC, st *PCState) error { return pc.PIC.Restore(st.PIC) }
+	pit := func(pc *PC, st *PCState) error { return pc.PIT.Restore(st.PIT) }
+	uart := func(pc *PC, st *PCState) error { return pc.UART.Restore(st.UART) }
+	rtc := func(pc *PC, st *PCState) error { return pc.RTC.Restore(st.RTC) }
+	sys := func(pc *PC, st *PCState) error { return pc.Sys.Restore(st.Sys) }
+	kbd := func(pc *PC, st *PCState) error { return pc.KBD.Restore(st.KBD) }
+	c0 := func(st *PCState) *PITCounterState { return &st.PIT.Counters[0] }
+	c1 := func(st *PCState) *PITCounterState { return &st.PIT.Counters[1] }
+	c2 := func(st *PCState) *PITCounterState { return &st.PIT.Counters[2] }
+	for _, c := range []struct {
+		name    string
+		corrupt func(*PCState)
+		want    string
+		device  func(*PC, *PCState) error // nil: only the PC sees it
+	}{
+		{"ELCR bit of an edge-only IRQ", func(s *PCState) { s.PIC.Chips[0].ELCR = 0x01 }, "ELCR", pic},
+		{"slave ELCR bit of IRQ 8", func(s *PCState) { s.PIC.Chips[1].ELCR |= 0x01 }, "ELCR", pic},
+		{"vector base not a multiple of 8", func(s *PCState) { s.PIC.Chips[0].Base = 0x31 }, "multiple of 8", pic},
+		{"lowest priority input 8", func(s *PCState) { s.PIC.Chips[1].Lowest = 8 }, "lowest-priority", pic},
+		{"init step 1", func(s *PCState) { s.PIC.Chips[0].InitStep = 1 }, "initialization step", pic},
+		{"ICW3 in single mode", func(s *PCState) {
+			s.PIC.Chips[0].InitStep, s.PIC.Chips[0].Single, s.PIC.Chips[0].ISR = 3, true, 0
+		}, "single mode", pic},
+		{"ICW4 not asked for", func(s *PCState) {
+			s.PIC.Chips[1].InitStep, s.PIC.Chips[1].NeedICW4 = 4, false
+		}, "did not ask", pic},
+		{"AEOI without ICW4", func(s *PCState) {
+			s.PIC.Chips[1].NeedICW4, s.PIC.Chips[1].AEOI = false, true
+		}, "without ICW4", pic},
+		{"ISR while initializing", func(s *PCState) { s.PIC.Chips[0].InitStep = 2 }, "while initializing", pic},
+		{"ISR in automatic EOI", func(s *PCState) { s.PIC.Chips[0].AEOI = true }, "automatic-EOI", pic},
+
+		{"negative clock", func(s *PCState) { s.PIT.Clock = -1 }, "saved at clock", pit},
+		{"clock behind the save", func(s *PCState) { s.PIT.Clock = int64(at) + 1 }, "restore the VM clock first", pit},
+		{"delivered past the save", func(s *PCState) {
+			s.PIT.Last = pitTicks(at) + 1
+		}, "delivered through", pit},
+		{"delivered before tick 0", func(s *PCState) { s.PIT.Last = -1 }, "delivered through", pit},
+		{"mode 6", func(s *PCState) { c1(s).Mode = 6 }, "mode 6", pit},
+		{"access 0", func(s *PCState) { c1(s).Access = 0 }, "access format", pit},
+		{"phase 5", func(s *PCState) { c1(s).Phase = 5 }, "phase 5", pit},
+		{"paused in mode 2", func(s *PCState) { c0(s).Phase, c0(s).Pending = uint8(pitPaused), false }, "paused in mode 2", pit},
+		{"stopped in mode 0", func(s *PCState) { c2(s).Phase = uint8(pitStopped) }, "stopped in mode 0", pit},
+		{"armed in mode 3", func(s *PCState) { c1(s).Phase = uint8(pitArmed) }, "armed in mode 3", pit},
+		{"count register above 65536", func(s *PCState) { c2(s).CR = 0x10001 }, "count out of range", pit},
+		{"resume above 65536", func(s *PCState) { c2(s).Resume = 1 << 31 }, "count out of range", pit},
+		{"held count at the BCD modulus", func(s *PCState) { c1(s).Held = 10000 }, "modulus", pit},
+		{"start after the save", func(s *PCState) { c2(s).Start = pitTicks(at) + 1 }, "started at tick", pit},
+		{"start before tick 0", func(s *PCState) { c2(s).Start = -5 }, "started at tick", pit},
+		{"mode 2 counting with period 0", func(s *PCState) { c0(s).N, c0(s).Pending = 0, false }, "period 0", pit},
+		{"mode 3 counting with period 1", func(s *PCState) { c1(s).N = 1 }, "period 1", pit},
+		{"write toggle with LSB access", func(s *PCState) { c1(s).WriteHi = true }, "byte toggle", pit},
+		{"read toggle with LSB access", func(s *PCState) { c1(s).ReadHi = true }, "byte toggle", pit},
+		{"reload pending in mode 0", func(s *PCState) {
+			c2(s).Pending, c2(s).PendingN, c2(s).PendingAt = true, 10, c2(s).Start+10
+		}, "reload pending", pit},
+		{"reload pending while idle", func(s *PCState) { c0(s).Phase = uint8(pitIdle) }, "reload pending", pit},
+		{"pending period 1", func(s *PCState) { c0(s).PendingN = 1 }, "pending period", pit},
+		{"reload off the period", func(s *PCState) { c0(s).PendingAt++ }, "does not end a period", pit},
+		{"reload at the start", func(s *PCState) { c0(s).PendingAt = c0(s).Start }, "does not end a period", pit},
+		{"reload two periods ahead", func(s *PCState) { c0(s).PendingAt += int64(c0(s).N) }, "does not end a period", pit},
+		{"latched BCD count not BCD", func(s *PCState) { c1(s).Latched, c1(s).Latch = true, 0x00A0 }, "not BCD", pit},
+		{"latched status of another mode", func(s *PCState) { c1(s).Status ^= 1 << pitModeShift }, "latched status", pit},
+
+		{"receive queue over capacity", func(s *PCState) { s.UART.RX = make([]byte, UARTRxCapacity+1) }, "exceeds", uart},
+		{"IER bit 4", func(s *PCState) { s.UART.IER |= 0x10 }, "IER", uart},
+		{"MCR bit 5", func(s *PCState) { s.UART.MCR |= 0x20 }, "MCR", uart},
+		{"LSR data-ready error bit", func(s *PCState) { s.UART.LSRErrors = lsrDR }, "LSR errors", uart},
+		{"MSR state bit", func(s *PCState) { s.UART.MSRDeltas = msrCTS }, "MSR deltas", uart},
+		{"trigger level 3", func(s *PCState) { s.UART.Trigger = 3 }, "trigger level", uart},
+		{"trigger level 0", func(s *PCState) { s.UART.Trigger = 0 }, "trigger level", uart},
+		{"trigger 14 without FIFOs", func(s *PCState) { s.UART.FIFO = false }, "trigger level", uart},
+
+		{"RTC negative clock", func(s *PCState) { s.RTC.Clock = -1 }, "saved at clock", rtc},
+		{"RTC clock behind the save", func(s *PCState) { s.RTC.Clock = int64(at) + 1 }, "restore the VM clock first", rtc},
+		{"RTC a second of nanoseconds", func(s *PCState) { s.RTC.Nanos = 1e9 }, "ns in a second", rtc},
+		{"RTC index 0x80", func(s *PCState) { s.RTC.Index = 0x80 }, "index", rtc},
+		{"RTC register A UIP", func(s *PCState) { s.RTC.RAM[rtcRegA] |= regAUIP }, "UIP", rtc},
+		{"RTC update interrupt while SET", func(s *PCState) { s.RTC.RAM[rtcRegB] |= regBSET | regBUIE }, "while SET", rtc},
+		{"RTC register C set", func(s *PCState) { s.RTC.RAM[rtcRegC] = 0x80 }, "read-only", rtc},
+		{"RTC register D clear", func(s *PCState) { s.RTC.RAM[rtcRegD] = 0 }, "read-only", rtc},
+		{"RTC seconds in RAM", func(s *PCState) { s.RTC.RAM[rtcSeconds] = 1 }, "running clock", rtc},
+		{"RTC century in RAM", func(s *PCState) { s.RTC.RAM[rtcCentury] = 0x20 }, "running clock", rtc},
+		{"RTC frozen CMOS byte", func(s *PCState) { s.RTC.Frozen[0x40] = 1 }, "frozen byte", rtc},
+		{"RTC time beyond time.Time", func(s *PCState) { s.RTC.Seconds = 1<<63 - 1 }, "too far", rtc},
+		{"RTC time 400 years on", func(s *PCState) { s.RTC.Seconds += 400 * 366 * 86400 }, "too far", rtc},
+
+		{"port 0x61 refresh bit stored", func(s *PCState) { s.Sys.PortB |= portBRefresh }, "writable bits", sys},
+		{"keyboard command 0xAA pending", func(s *PCState) { s.KBD.Pending = 0xAA }, "command 0xaa", kbd},
+
+		{"counter 0 gate low", func(s *PCState) { c0(s).Gate = false }, "tied high", nil},
+		{"counter 2 gate against port 0x61", func(s *PCState) { c2(s).Gate = false }, "counter 2 gate", nil},
+		{"IRQ 0 level against the PIC", func(s *PCState) { s.PIT.IRQLevel = !s.PIT.IRQLevel }, "IRQ 0", nil},
+		{"COM1 level against the PIC", func(s *PCState) { s.PIC.Chips[0].Line &^= 1 << COM1IRQ }, "COM1 drives IRQ 4", nil},
+		{"COM1 interrupt gone, line still high", func(s *PCState) { s.UART.MCR &^= mcrOUT2 }, "COM1 drives IRQ 4", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, _ := gobRoundTrip(t, good)
+			c.corrupt(&st)
+			r := newPCRig(hostA, at)
+			before := r.pc.Save()
+			err := r.pc.Restore(st)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("PC.Restore = %v, want an error about %q", err, c.want)
+			}
+			if c.device != nil {
+				if err := c.device(r.pc, &st); err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("device Restore = %v, want an error about %q", err, c.want)
+				}
+			}
+			if d := cmp.Diff(before, r.pc.Save()); d != "" {
+				t.Errorf("refused restore changed the PC:\n%s", d)
+			}
+			if r.changes != 0 || r.reprograms != 0 {
+				t.Errorf("refused restore called OnChange %d and OnReprogram %d times", r.changes, r.reprograms)
+			}
+		})
+	}
+	// The uncorrupted state is accepted by the PC and by every device.
+	r := newPCRig(hostA, at)
+	for _, f := range []func(*PC, *PCState) error{pic, pit, uart, rtc, sys, kbd} {
+		if err := f(r.pc, &good); err != nil {
+			t.Errorf("device refuses a good state: %v", err)
+		}
+	}
+	if err := r.pc.Restore(good); err != nil {
+		t.Errorf("PC refuses a good state: %v", err)
 	}
 }

@@ -108,11 +108,7 @@ func (st *RTCState) check(now time.Duration, wall time.Time) (time.Duration, err
 			return 0, fmt.Errorf("emul: RTC frozen byte %#02x outside the clock is %#02x", i, st.Frozen[i])
 		}
 	}
-	saved := time.Unix(st.Seconds, int64(st.Nanos))
-	if saved.Unix() != st.Seconds {
-		return 0, fmt.Errorf("emul: RTC time of %d s since 1970 out of range", st.Seconds)
-	}
-	t := saved.Add(now - time.Duration(st.Clock))
+	t := time.Unix(st.Seconds, int64(st.Nanos)).Add(now - time.Duration(st.Clock))
 	off := t.Sub(wall)
 	if !wall.Add(off).Equal(t) {
 		return 0, fmt.Errorf("emul: RTC time %v is too far from the wall clock %v", t.UTC(), wall.UTC())
