@@ -184,7 +184,7 @@ func script(r *pcRig) []string {
 			case iirNone:
 				return
 			case iirRDA, iirTimeout:
-				for r.in(com1LSR)&lsrDR != 0 {
+				for n := 0; n < 32 && r.in(com1LSR)&lsrDR != 0; n++ {
 					note("uart rx %q", r.in(COM1Base+uartRBR))
 				}
 			case iirTHRE:
