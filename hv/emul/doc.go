@@ -13,6 +13,12 @@
 // a 32-bit displacement comes back zero-extended in Mem.Disp and is
 // sign-extended here.
 //
+// Each device, and the PC as a whole, has a Save/Restore pair (the
+// *_state.go files) whose state types hold every register, latch, queue
+// and counter; the PIT's and RTC's times are placed on the devices' Clock.
+// A saved state is operator input: Restore validates it and changes
+// nothing when it refuses.
+//
 // Trust boundary: instruction bytes and register values are the guest's and
 // hostile; a bad operand becomes a guest exception, never a host panic.
 package emul

@@ -64,6 +64,7 @@ func NewPC(bus *Bus, clk Clock, console io.Writer, wall func() time.Time) *PC {
 	pc.PIT = NewPIT(clk, pc.PIC)
 	pc.UART = NewUART(console, pc.PIC, COM1IRQ)
 	pc.RTC = NewRTC(wall)
+	pc.RTC.clk = clk
 	pc.Sys = NewSysCtl(pc.PIT)
 	pc.KBD = &I8042{}
 	pc.devices = []PCDevice{

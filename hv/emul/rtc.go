@@ -57,7 +57,8 @@ const (
 // so a guest polling for it sees it rise and fall. Setting the clock works
 // as on the chip: with register B's SET bit the registers hold still and
 // take writes; clearing SET restarts the clock from what was written (kept
-// as an offset from the wall clock, to the second).
+// as an offset from the wall clock, to the second; a restored RTC's offset
+// has the saved clock's phase, see Restore).
 //
 // Register C reads 0 and register D reads VRT: no periodic, alarm or
 // update-ended interrupts are generated and their enable bits in B are
@@ -66,10 +67,12 @@ const (
 // saving (B bit 0) is ignored. The other 114 bytes (0x0E-0x7F, less the
 // century byte at 0x32) are plain CMOS RAM.
 //
-// mu protects everything below it.
+// mu protects everything below it but clk, which is set before the RTC is
+// shared.
 type RTC struct {
 	mu     sync.Mutex
 	wall   func() time.Time
+	clk    Clock         // the devices' time, for Save and Restore; nil: none
 	offset time.Duration // guest RTC time minus wall time, whole seconds
 	index  uint8
 	nmiOff bool
@@ -200,7 +203,7 @@ func (r *RTC) writeB(v uint8) {
 // window before the next second begins.
 // Precondition: mu held.
 func (r *RTC) updateSoon() bool {
-	frac := time.Duration(r.wall().Nanosecond())
+	frac := time.Duration(r.wall().Add(r.offset).Nanosecond())
 	return frac >= time.Second-rtcUIPWindow
 }
 

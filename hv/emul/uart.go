@@ -384,7 +384,7 @@ func (u *UART) iir() uint8 {
 // forces inactive.
 // Precondition: mu held.
 func (u *UART) update() {
-	level := u.iir() != iirNone && u.mcr&mcrOUT2 != 0 && u.mcr&mcrLoop == 0
+	level := u.level()
 	if level == u.line {
 		return
 	}
@@ -392,4 +392,10 @@ func (u *UART) update() {
 	if u.pic != nil {
 		u.pic.SetLine(u.irq, level)
 	}
+}
+
+// level is the interrupt line's level as the registers make it.
+// Precondition: mu held.
+func (u *UART) level() bool {
+	return u.iir() != iirNone && u.mcr&mcrOUT2 != 0 && u.mcr&mcrLoop == 0
 }
