@@ -122,10 +122,13 @@ func (vm *VM) Resume() error {
 	p := &vm.pause
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if vm.Stopped() {
+		// Its memory may be gone (Run releases it once the vCPUs have
+		// left, after waiting for p.mu): touch nothing.
+		p.paused = false
+		return ErrVMStopped
+	}
 	if !p.paused {
-		if vm.Stopped() {
-			return ErrVMStopped
-		}
 		return nil
 	}
 	p.paused = false

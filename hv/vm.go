@@ -259,6 +259,10 @@ func (vm *VM) Run() ExitStatus {
 			t.FlushTrace()
 		}
 	}
+	// A Pause or Resume in progress finishes before the memory goes;
+	// later ones see the VM stopped and touch nothing.
+	vm.pause.mu.Lock()
+	vm.pause.mu.Unlock()
 	for _, v := range vm.vcpus {
 		v.stopTimer()
 	}
