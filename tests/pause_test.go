@@ -61,7 +61,7 @@ func pauseClock(t *testing.T, kernel []byte, mode cpu.Mode, policy vclock.Policy
 	wait := func(marker string) {
 		t.Helper()
 		if !waitConsoleFor(vm, out, marker, 2*time.Minute) {
-			t.Fatalf("no %q on the console; status %+v; console:\n%s", marker, vm.Stopped(), out.String())
+			t.Fatalf("no %q on the console; stopped %v; console:\n%s", marker, vm.Stopped(), out.String())
 		}
 	}
 	// pause pauses the VM for pauseSpan and returns the guest time it
