@@ -13,15 +13,10 @@ import (
 // and, for UART input, the console reader; PIT deadlines become host timers
 // that only kick the vCPU.
 
-// vmClock is the devices' time: host monotonic time since the VM started.
-type vmClock struct{ vm *VM }
-
-func (c vmClock) Now() time.Duration { return time.Since(c.vm.start) }
-
 type devices struct {
 	bus   emul.Bus
 	pc    *emul.PC
-	clk   vmClock
+	clk   emul.Clock // the VM's clock: the PIT stops while the VM is paused
 	timer *time.Timer
 	armed time.Duration // deadline the host timer is set for, 0 = none
 }
@@ -31,8 +26,10 @@ func (vm *VM) initDevices() {
 	if vm.cfg.Mode == cpu.ModePV {
 		return
 	}
-	d := &devices{clk: vmClock{vm}}
-	d.pc = emul.NewPC(&d.bus, d.clk, vm.cfg.Console, time.Now)
+	// The PIT counts guest time and the RTC shows the guest's wall clock
+	// (vclock.Clock.Wall: the host's date, taken again at every resume).
+	d := &devices{clk: vm.clock}
+	d.pc = emul.NewPC(&d.bus, d.clk, vm.cfg.Console, vm.clock.Wall)
 	kick := func() {
 		if len(vm.vcpus) > 0 {
 			vm.vcpus[0].notify()

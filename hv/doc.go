@@ -20,7 +20,13 @@
 //     then calls the engine's Memory.Invalidate, which is safe while vCPUs
 //     run. It touches nothing else: interrupts go through its transport's
 //     status bits and vcpu.notify, and the vCPU drives the PIC line or
-//     raises the event-channel ports.
+//     raises the event-channel ports. While the VM is paused no vCPU
+//     runs, and Pause and Resume stop and re-arm the vCPUs' timers and
+//     rewrite the shared-info wall clock themselves (pause.go).
+//   - Every guest-visible time (pvclock system time and its TSC, timer
+//     deadlines, the PIT, the RTC, the wall clock) is read from the VM's
+//     clock (hv/vclock), never from the host's: it stands still while
+//     the VM is paused.
 //
 // Concurrency: VM.mu protects the exit status and the stop flag; each
 // vcpu's state belongs to its goroutine except the atomic timer flag.

@@ -2,7 +2,6 @@ package hv
 
 import (
 	"encoding/binary"
-	"time"
 	"unsafe"
 
 	"github.com/pvisor/pvisor/hypercall"
@@ -181,11 +180,8 @@ func (vm *VM) registerShared(gpa uint64, vector uint8, v *vcpu) {
 		binary.LittleEndian.PutUint64(page[offPending+uint64(w)*8:], vm.ev.pending[w])
 		binary.LittleEndian.PutUint64(page[offMask+uint64(w)*8:], vm.ev.mask[w])
 	}
-	wall := vm.start
-	binary.LittleEndian.PutUint64(page[offWallclock:], uint64(wall.Unix()))
-	binary.LittleEndian.PutUint32(page[offWallclock+8:], uint32(wall.Nanosecond()))
-	binary.LittleEndian.PutUint32(page[offWallclock+12:], 2)
 	vm.mem.Invalidate(gpa, hypercall.PageSize)
+	vm.writeWallclock()
 	for _, c := range vm.vcpus {
 		vm.updatePvclock(c)
 	}
@@ -201,8 +197,32 @@ func (vm *VM) registerShared(gpa uint64, vector uint8, v *vcpu) {
 	}
 }
 
-// systemTime is pvclock system time: nanoseconds since the VM started.
-func (vm *VM) systemTime() uint64 { return uint64(time.Since(vm.start)) }
+// writeWallclock publishes the wall-clock time at pvclock time zero (the
+// clock's WallBase) in the shared-info page under its version counter:
+// odd while it changes, as pvclock's. The base changes at every resume, so
+// that wallclock + system time is the host's date again after one.
+func (vm *VM) writeWallclock() {
+	if !vm.ev.registered {
+		return
+	}
+	gpa := vm.ev.shared + offWallclock
+	b, ok := vm.guest(gpa, 16)
+	if !ok {
+		return
+	}
+	wall := vm.clock.WallBase()
+	ver := binary.LittleEndian.Uint32(b[12:])
+	ver += 1 + ver&1 // odd: update in progress (a hostile guest may have left it odd)
+	binary.LittleEndian.PutUint32(b[12:], ver)
+	binary.LittleEndian.PutUint64(b, uint64(wall.Unix()))
+	binary.LittleEndian.PutUint32(b[8:], uint32(wall.Nanosecond()))
+	binary.LittleEndian.PutUint32(b[12:], ver+1)
+	vm.mem.Invalidate(gpa, 16)
+}
+
+// systemTime is pvclock system time: the VM's clock (guest nanoseconds
+// since the VM started; it stops while the VM is paused).
+func (vm *VM) systemTime() uint64 { return uint64(vm.clock.Now()) }
 
 // updatePvclock writes vCPU v's pvclock record: time = system_time +
 // (tsc - tsc_timestamp) scaled by mul/shift. The interpreter's host-clock

@@ -21,7 +21,7 @@ type vcpu struct {
 	h   atomic.Pointer[sched.Handle] // set when the VM starts running
 
 	timer    *time.Timer // one host timer, re-armed with Reset: no allocation per timer_set
-	deadline uint64      // pvclock ns, 0 = none
+	deadline uint64      // pvclock ns (the VM's clock), 0 = none
 	fired    bool        // the timer expired, no unmasked port took its VIRQ, and no halt has consumed it
 	blocked  blockKind   // why the last slice ended Blocked; a wake-up is checked against it
 	preempt  atomic.Bool // the scheduler wants the worker back
@@ -136,10 +136,15 @@ func (v *vcpu) armTimer(deadline uint64) {
 	if deadline <= now {
 		return // pollEvents fires it before the next instruction
 	}
+	v.resetHostTimer(time.Duration(deadline - now))
+}
+
+// resetHostTimer makes the host timer notify the vCPU after d.
+func (v *vcpu) resetHostTimer(d time.Duration) {
 	if v.timer == nil {
-		v.timer = time.AfterFunc(time.Duration(deadline-now), v.notify)
+		v.timer = time.AfterFunc(d, v.notify)
 	} else {
-		v.timer.Reset(time.Duration(deadline - now))
+		v.timer.Reset(d)
 	}
 }
 

@@ -7,11 +7,11 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/interp"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/vclock"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -39,8 +39,15 @@ type Config struct {
 	// (the interpreter single-steps): for comparing with QEMU (cmd/tracediff).
 	Trace io.Writer
 	// DeterministicTSC runs the TSC from retired instructions instead of
-	// host time (reproducible runs; pvclock then measures instructions).
+	// the VM's clock (reproducible runs; pvclock then measures
+	// instructions).
 	DeterministicTSC bool
+	// Clock chooses what the guest's clock does over a pause (Pause,
+	// Resume): vclock.Frozen (the default, `--clock paused`) stops it, so
+	// the guest sees no jump; vclock.Live (`--clock host`) lets it catch
+	// up with host time at Resume. Either way the wall clock the guest is
+	// given reads the host's date after a resume (vclock).
+	Clock vclock.Policy
 
 	// Name identifies the VM in the scheduler's accounting and in messages.
 	Name string
@@ -88,7 +95,10 @@ type VM struct {
 	sched *sched.Scheduler
 	own   bool // the scheduler is the VM's own
 	svm   *sched.VM
-	start time.Time
+	// clock is the VM's time: every guest-visible time source (pvclock,
+	// the TSC, timer deadlines, the PIT, the RTC, the wall clock) reads
+	// it, and Pause stops it.
+	clock *vclock.Clock
 
 	kind      loader.Kind // how the kernel booted
 	bootRegs  cpu.Regs    // the vCPU's entry state, from the boot plan
@@ -110,6 +120,8 @@ type VM struct {
 	stopped bool // mu protects stopped and status
 	status  ExitStatus
 	done    chan struct{}
+
+	pause pauseState // Pause and Resume (pause.go)
 
 	stats Stats
 }
@@ -157,7 +169,11 @@ func New(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), start: time.Now()}
+	if cfg.Clock > vclock.Live {
+		res.Release()
+		return nil, fmt.Errorf("hv: clock policy %d: want vclock.Frozen or vclock.Live", cfg.Clock)
+	}
+	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), clock: vclock.New(cfg.Clock)}
 	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
 	cfg.Console = vm.out
 	vm.cfg = cfg
@@ -185,7 +201,11 @@ func New(cfg Config) (*VM, error) {
 	}
 	vm.ev.init()
 	for i := 0; i < cfg.VCPUs; i++ {
-		c, err := interp.New(interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i), TSCHostClock: !cfg.DeterministicTSC})
+		icfg := interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i)}
+		if !cfg.DeterministicTSC {
+			icfg.TSCClock = vm.clock
+		}
+		c, err := interp.New(icfg)
 		if err != nil {
 			return fail(err)
 		}
@@ -239,6 +259,10 @@ func (vm *VM) Run() ExitStatus {
 			t.FlushTrace()
 		}
 	}
+	// A Pause or Resume in progress finishes before the memory goes;
+	// later ones see the VM stopped and touch nothing.
+	vm.pause.mu.Lock()
+	vm.pause.mu.Unlock()
 	for _, v := range vm.vcpus {
 		v.stopTimer()
 	}
@@ -285,6 +309,11 @@ func (vm *VM) end(st ExitStatus) {
 	vm.status = st
 	vm.mu.Unlock()
 	close(vm.done)
+	// A paused VM's vCPUs must run once more to see the stop and leave
+	// (Run waits for them): the scheduler takes them back.
+	if vm.svm != nil {
+		vm.svm.Resume()
+	}
 	for _, v := range vm.vcpus {
 		v.notify()
 	}

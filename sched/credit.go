@@ -80,6 +80,7 @@ const (
 	hRunning               // on a worker
 	hBlocked               // halted, waiting for Wake
 	hStopped               // gone
+	hPaused                // its VM is paused (VM.Pause): off the run queue whatever it was doing
 )
 
 // Scheduler is a credit scheduler: it decides which vCPU each host worker
@@ -127,6 +128,12 @@ type VM struct {
 	// charged is host CPU time spent for the VM outside its vCPUs
 	// (device backends), from Charge.
 	charged time.Duration
+	// paused: Pause was called and Resume not since. quiet is closed
+	// once no vCPU of the paused VM is on a worker (or on Resume);
+	// quietClosed says whether it is.
+	paused      bool
+	quiet       chan struct{}
+	quietClosed bool
 }
 
 // Handle is one vCPU registered with a Scheduler.
@@ -141,9 +148,15 @@ type Handle struct {
 	credit      time.Duration
 	boost       bool
 	wakePending bool // Wake arrived while running
+	// resumeReady: a paused vCPU is runnable at Resume (it was queued or
+	// running when its VM paused, or a Wake came while paused);
+	// wokePaused: that Wake came while paused.
+	resumeReady bool
+	wokePaused  bool
 	periodRun   time.Duration
 	run, steal  time.Duration
 	blocked     time.Duration
+	paused      time.Duration // time in hPaused
 	slices      uint64
 	wakes       uint64
 	waking      bool
@@ -289,7 +302,8 @@ func (s *Scheduler) capLimit(pct int) time.Duration {
 // Precondition: s.mu held.
 func (vm *VM) parked() bool { return vm.cap > 0 && vm.capBal <= 0 }
 
-// AddVCPU registers v as the VM's next vCPU, ready to run.
+// AddVCPU registers v as the VM's next vCPU, ready to run (at Resume, if
+// the VM is paused).
 func (vm *VM) AddVCPU(v VCPU) *Handle {
 	s := vm.s
 	s.mu.Lock()
@@ -297,9 +311,132 @@ func (vm *VM) AddVCPU(v VCPU) *Handle {
 	now := s.clock.Now()
 	h := &Handle{vm: vm, v: v, id: len(vm.vcpus), state: hQueued, since: now, added: now}
 	vm.vcpus = append(vm.vcpus, h)
+	if vm.paused {
+		h.state, h.resumeReady = hPaused, true
+		return h
+	}
 	s.runq = append(s.runq, h)
 	s.notifyLocked()
 	return h
+}
+
+// Pause takes the VM's vCPUs off the run queue, whatever their state: a
+// queued vCPU leaves the queue, a running one is kicked and leaves its
+// worker when its RunFor returns, a blocked one stays blocked. Until
+// Resume they are never picked, use no CPU and accumulate neither steal
+// nor credit (the time counts as Paused in VCPUStats); a Wake meanwhile
+// is remembered and makes the vCPU runnable at Resume. A vCPU whose
+// RunFor ends Stopped stops as usual.
+//
+// The channel returned is closed once no vCPU of the VM is on a worker:
+// at once if none is, else when the last running one's Finish comes (or
+// at Resume, whichever is first). Pausing a paused VM returns the same
+// channel.
+func (vm *VM) Pause() <-chan struct{} {
+	s := vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.tickLocked(now)
+	if vm.paused {
+		return vm.quiet
+	}
+	vm.paused, vm.quiet, vm.quietClosed = true, make(chan struct{}), false
+	for _, h := range vm.vcpus {
+		switch h.state {
+		case hQueued:
+			s.dequeueLocked(h)
+			h.resumeReady = true
+			h.enter(hPaused, now)
+		case hBlocked:
+			h.resumeReady = false
+			h.enter(hPaused, now)
+		case hRunning:
+			for w := range s.workers {
+				if wk := &s.workers[w]; wk.cur == h && !wk.kicked {
+					wk.kicked = true
+					s.kick(w)
+				}
+			}
+		}
+	}
+	vm.checkQuietLocked()
+	return vm.quiet
+}
+
+// Resume ends a Pause: every paused vCPU that was runnable, or was woken
+// while paused, is queued again (a woken one with BOOST, as a Wake gives),
+// the others are blocked again. Resuming a VM that is not paused does
+// nothing.
+func (vm *VM) Resume() {
+	s := vm.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.tickLocked(now)
+	if !vm.paused {
+		return
+	}
+	vm.paused = false
+	if !vm.quietClosed {
+		vm.quietClosed = true
+		close(vm.quiet)
+	}
+	for _, h := range vm.vcpus {
+		if h.state != hPaused {
+			continue
+		}
+		if !h.resumeReady {
+			h.enter(hBlocked, now)
+			continue
+		}
+		h.enter(hQueued, now)
+		if h.wokePaused {
+			h.boost = s.mayBoost(h)
+			h.waking = true
+		}
+		if h.waking {
+			h.wokeAt = now // wake latency does not count the pause
+		}
+		h.resumeReady, h.wokePaused = false, false
+		s.runq = append(s.runq, h)
+		s.tickleLocked(h)
+	}
+	s.notifyLocked()
+}
+
+// Paused reports whether the VM is paused.
+func (vm *VM) Paused() bool {
+	vm.s.mu.Lock()
+	defer vm.s.mu.Unlock()
+	return vm.paused
+}
+
+// checkQuietLocked closes a paused VM's quiet channel once none of its
+// vCPUs is on a worker. Precondition: s.mu held.
+func (vm *VM) checkQuietLocked() {
+	if !vm.paused || vm.quietClosed {
+		return
+	}
+	for _, h := range vm.vcpus {
+		if h.state == hRunning {
+			return
+		}
+	}
+	vm.quietClosed = true
+	close(vm.quiet)
+}
+
+// dequeueLocked removes the queued h from the run queue.
+// Precondition: s.mu held; h.state == hQueued.
+func (s *Scheduler) dequeueLocked(h *Handle) {
+	for i, q := range s.runq {
+		if q == h {
+			s.runq = append(s.runq[:i], s.runq[i+1:]...)
+			return
+		}
+	}
+	panic("sched: a queued vCPU is not on the run queue")
 }
 
 // prio returns h's priority. Precondition: s.mu held.
@@ -322,6 +459,8 @@ func (h *Handle) enter(st hstate, now time.Duration) {
 		h.steal += d
 	case hBlocked:
 		h.blocked += d
+	case hPaused:
+		h.paused += d
 	case hRunning:
 		panic("sched: enter from running")
 	}
@@ -335,6 +474,7 @@ func (h *Handle) enter(st hstate, now time.Duration) {
 // preempts (kicks) a worker running a lower-priority vCPU. A Wake that
 // arrives while the vCPU runs is remembered: if that run ends Blocked the
 // vCPU is requeued at once. Waking a ready or stopped vCPU does nothing.
+// A Wake of a paused vCPU is remembered: it is runnable at Resume.
 // Wake may be called from any goroutine (an event or a timer).
 func (h *Handle) Wake() {
 	s := h.vm.s
@@ -352,6 +492,11 @@ func (h *Handle) Wake() {
 		s.tickleLocked(h)
 	case hRunning:
 		h.wakePending = true
+	case hPaused:
+		if !h.resumeReady {
+			h.resumeReady, h.wokePaused = true, true
+			h.wakes++
+		}
 	}
 }
 
@@ -472,11 +617,15 @@ func (s *Scheduler) finishLocked(w int, now, used time.Duration, st State) {
 		h.wakes++
 	}
 	h.wakePending = false
-	switch st {
-	case Blocked:
-		h.state = hBlocked
-	case Stopped:
+	switch {
+	case st == Stopped:
 		h.state = hStopped
+	case vm.paused:
+		// Off the run queue until Resume, runnable then if it was now.
+		h.state, h.resumeReady = hPaused, st != Blocked
+		h.wokePaused = false
+	case st == Blocked:
+		h.state = hBlocked
 	default:
 		h.state = hQueued
 		s.runq = append(s.runq, h)
@@ -484,6 +633,7 @@ func (s *Scheduler) finishLocked(w int, now, used time.Duration, st State) {
 			s.tickleLocked(h)
 		}
 	}
+	vm.checkQuietLocked()
 	s.tickLocked(now)
 }
 
@@ -610,20 +760,24 @@ type act struct {
 	done  bool
 }
 
-// active reports whether h competes for CPU in this period.
+// active reports whether h competes for CPU in this period. A paused
+// vCPU never does, even if it ran earlier in the period: it gains no
+// credit while paused.
 // Precondition: s.mu held.
 func (h *Handle) active() bool {
-	return h.state == hQueued || h.state == hRunning || h.periodRun > 0
+	return h.state == hQueued || h.state == hRunning || h.periodRun > 0 && h.state != hPaused
 }
 
-// VCPUStats is one vCPU's accounting. Run + Steal + Blocked = Elapsed.
+// VCPUStats is one vCPU's accounting. Run + Steal + Blocked + Paused =
+// Elapsed.
 type VCPUStats struct {
 	ID      int
-	State   string        // "queued", "running", "blocked" or "stopped"
+	State   string        // "queued", "running", "blocked", "stopped" or "paused"
 	Elapsed time.Duration // since AddVCPU (until it stopped)
 	Run     time.Duration // CPU time used (a slice in progress counts as run so far)
 	Steal   time.Duration // runnable but not running
 	Blocked time.Duration // halted, waiting for Wake
+	Paused  time.Duration // its VM paused (VM.Pause), off the run queue
 	Credit  time.Duration
 	Slices  uint64
 	Wakes   uint64
@@ -637,6 +791,7 @@ type VMStats struct {
 	Weight int
 	Cap    int
 	Parked bool          // out of cap budget until the next period
+	Paused bool          // VM.Pause, not resumed yet
 	CPU    time.Duration // sum of the vCPUs' Run
 	// Charged is host CPU time spent for the VM outside its vCPUs
 	// (Charge), counted against its cap and weight as CPU is.
@@ -644,7 +799,7 @@ type VMStats struct {
 	VCPUs   []VCPUStats
 }
 
-var stateNames = [...]string{hQueued: "queued", hRunning: "running", hBlocked: "blocked", hStopped: "stopped"}
+var stateNames = [...]string{hQueued: "queued", hRunning: "running", hBlocked: "blocked", hStopped: "stopped", hPaused: "paused"}
 
 // Stats returns every VM's accounting, in NewVM order, as of now.
 func (s *Scheduler) Stats() []VMStats {
@@ -670,7 +825,7 @@ func (vm *VM) Stats() VMStats {
 }
 
 func (vm *VM) statsLocked(now time.Duration) VMStats {
-	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked(), Charged: vm.charged}
+	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked(), Paused: vm.paused, Charged: vm.charged}
 	for _, h := range vm.vcpus {
 		hs := h.statsLocked(now)
 		st.CPU += hs.Run
@@ -694,7 +849,7 @@ func (h *Handle) Steal() time.Duration { return h.Stats().Steal }
 func (h *Handle) statsLocked(now time.Duration) VCPUStats {
 	st := VCPUStats{
 		ID: h.id, State: stateNames[h.state],
-		Run: h.run, Steal: h.steal, Blocked: h.blocked,
+		Run: h.run, Steal: h.steal, Blocked: h.blocked, Paused: h.paused,
 		Credit: h.credit, Slices: h.slices, Wakes: h.wakes, MaxWakeLatency: h.maxWake,
 	}
 	end := now
@@ -709,6 +864,8 @@ func (h *Handle) statsLocked(now time.Duration) VCPUStats {
 		st.Run += d
 	case hBlocked:
 		st.Blocked += d
+	case hPaused:
+		st.Paused += d
 	}
 	st.Elapsed = end - h.added
 	return st

@@ -30,22 +30,30 @@
 //     if none is idle. So a spinning VM delays another VM's wake by at most
 //     one slice (preemption makes it shorter still); a VM that wakes itself
 //     constantly to abuse BOOST falls into debt and gets only its weight.
+//   - A VM can be paused (VM.Pause): its vCPUs leave the run queue
+//     whatever their state (a running one is kicked and leaves at the end
+//     of its RunFor), are never picked, use no CPU and accumulate neither
+//     steal nor credit. A Wake while paused is remembered; VM.Resume
+//     queues again every vCPU that was runnable or was woken. Pause's
+//     channel tells when no vCPU of the VM is on a worker any more, so
+//     that its state can be read still.
 //
 // Accounting: per vCPU, Run (CPU time used, as reported by RunFor and
 // clamped to the wall time of the slice), Steal (runnable but not
 // running: queued, parked by the cap, or the part of a slice's wall time
-// not reported as used) and Blocked always add up to the time since
-// AddVCPU. Per VM, CPU is the sum of its vCPUs' Run. Stats reads them from
-// outside the guest; Handle.Steal is what a PV guest is told.
+// not reported as used), Blocked and Paused always add up to the time
+// since AddVCPU. Per VM, CPU is the sum of its vCPUs' Run. Stats reads
+// them from outside the guest; Handle.Steal is what a PV guest is told.
 //
 // Invariants: a vCPU is on at most one worker; a vCPU is in exactly one of
-// queued, running, blocked, stopped; a stopped vCPU never runs again; a
-// parked VM's vCPUs are not picked; the numbers above add up at every
-// instant.
+// queued, running, blocked, paused, stopped; a stopped vCPU never runs
+// again; a parked VM's vCPUs are not picked; a paused VM's vCPUs are not
+// queued and, once its Pause channel is closed, none is running; the
+// numbers above add up at every instant.
 //
 // Concurrency: one mutex (Scheduler.mu) protects all scheduler state.
-// Pick, Finish, Wake, SetWeight, SetCap, AddVCPU and Stats may be called
-// from any goroutine. VCPU.Kick is called with the mutex held and must not
+// Pick, Finish, Wake, SetWeight, SetCap, AddVCPU, Pause, Resume and
+// Stats may be called from any goroutine. VCPU.Kick is called with the mutex held and must not
 // call back into the Scheduler. The core never starts goroutines and reads
 // time only from its Clock: Sim drives it as a deterministic discrete-event
 // simulation on a FakeClock (RunFor returns at once with the time it would

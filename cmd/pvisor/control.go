@@ -19,10 +19,11 @@ import (
 // The control socket: `pvisor run --control PATH` listens on a Unix socket
 // and `pvisor ctl --control PATH ...` talks to it, one JSON request and one
 // JSON reply per line. It is how an operator looks at and changes running
-// VMs (as xl does for Xen): list, sched-credit, mem-set, stop.
+// VMs (as xl does for Xen): list, sched-credit, mem-set, pause, resume,
+// stop.
 
 func init() {
-	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, stop)", runCtl})
+	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, stop)", runCtl})
 }
 
 type ctlRequest struct {
@@ -172,10 +173,18 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 		if err := vm.SetMemTarget(req.Bytes); err != nil {
 			return err
 		}
+	case "pause":
+		if err := vm.Pause(); err != nil {
+			return fmt.Errorf("pause %s: %v", vm.Name(), err)
+		}
+	case "resume":
+		if err := vm.Resume(); err != nil {
+			return fmt.Errorf("resume %s: %v", vm.Name(), err)
+		}
 	case "stop":
 		vm.Stop(0, "stopped by the operator (pvisor ctl stop)")
 	default:
-		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set or stop", req.Op)
+		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume or stop", req.Op)
 	}
 	rep.VMs = []ctlVM{describe(vm)}
 	return nil
@@ -185,8 +194,11 @@ func describe(vm *hv.VM) ctlVM {
 	cs, ms := vm.CPUStats(), vm.MemStats()
 	d := ctlVM{Name: vm.Name(), State: "running", Weight: cs.Weight, Cap: cs.Cap, CPUSec: cs.CPU.Seconds(),
 		Reserved: ms.Reserved, Resident: ms.Resident, Ballooned: ms.Ballooned, Target: ms.Target}
-	if vm.Stopped() {
+	switch {
+	case vm.Stopped():
 		d.State = "stopped"
+	case vm.Paused():
+		d.State = "paused"
 	}
 	for _, v := range cs.VCPUs {
 		d.StealSec += v.Steal.Seconds()
@@ -206,7 +218,7 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pvisor ctl --control PATH list\n"+
 			"       pvisor ctl --control PATH [--weight N] [--cap PCT] sched-credit VM\n"+
 			"       pvisor ctl --control PATH mem-set VM SIZE\n"+
-			"       pvisor ctl --control PATH stop VM")
+			"       pvisor ctl --control PATH pause|resume|stop VM")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -239,7 +251,7 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			}
 			req.Bytes = n
 		}
-	case "stop":
+	case "pause", "resume", "stop":
 	default:
 		fmt.Fprintf(stderr, "pvisor ctl: unknown request %q\n", a[0])
 		fs.Usage()

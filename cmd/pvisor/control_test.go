@@ -85,8 +85,35 @@ func TestControlSocket(t *testing.T) {
 	if rep := call(ctlRequest{Op: "mem-set", VM: "a", Bytes: 32 << 20}); rep.Error == "" {
 		t.Error("mem-set above the reservation accepted")
 	}
+	// Pause a: it shows as paused, uses no CPU over a window in which b
+	// runs on, and runs again after resume.
+	if rep := call(ctlRequest{Op: "pause", VM: "a"}); rep.Error != "" || rep.VMs[0].State != "paused" {
+		t.Fatalf("pause: %+v", rep)
+	}
+	if rep := call(ctlRequest{Op: "pause", VM: "a"}); rep.Error != "" {
+		t.Fatalf("second pause: %s", rep.Error)
+	}
+	cpuA, cpuB := vms[0].CPUStats().CPU, vms[1].CPUStats().CPU
+	for vms[1].CPUStats().CPU < cpuB+50*time.Millisecond {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rep := call(ctlRequest{Op: "list"}); rep.VMs[0].State != "paused" || rep.VMs[1].State != "running" {
+		t.Errorf("list while a is paused: %+v", rep.VMs)
+	}
+	if got := vms[0].CPUStats(); got.CPU != cpuA || !got.Paused {
+		t.Errorf("paused VM used %v of CPU while the other used 50 ms (paused %v)", got.CPU-cpuA, got.Paused)
+	}
+	if rep := call(ctlRequest{Op: "resume", VM: "a"}); rep.Error != "" || rep.VMs[0].State != "running" {
+		t.Fatalf("resume: %+v", rep)
+	}
+	for vms[0].CPUStats().CPU < cpuA+20*time.Millisecond {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if rep := call(ctlRequest{Op: "stop", VM: "b"}); rep.Error != "" {
 		t.Fatalf("stop: %s", rep.Error)
+	}
+	if rep := call(ctlRequest{Op: "pause", VM: "b"}); rep.Error == "" {
+		t.Error("pause of a stopped VM accepted")
 	}
 	if !vms[1].Stopped() || vms[0].Stopped() {
 		t.Errorf("after stop b: a stopped %v, b stopped %v", vms[0].Stopped(), vms[1].Stopped())

@@ -22,6 +22,7 @@ import (
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/vclock"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -42,7 +43,8 @@ type runConfig struct {
 	accel         string
 	stats, strict bool
 	trace         string
-	guestCmd      []string // run in the guest by /init (after --)
+	guestCmd      []string      // run in the guest by /init (after --)
+	clock         vclock.Policy // what a paused guest's clock does (--clock)
 }
 
 // specList collects repeated --vm flags.
@@ -76,9 +78,14 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
 	stats := fs.Bool("stats", false, "print exit, hypercall, privileged-instruction and CPU-time counts when the VM stops")
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
+	clock := fs.String("clock", "paused", "guest clock over a pause (pvisor ctl pause): paused (it stops, no jump on resume) or host (it catches up with host time on resume)")
 	trace := fs.String("trace", "", "write one line of CPU state per guest instruction to this file (- for stderr); slow")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	clockPolicy, err := vclock.ParsePolicy(*clock)
+	if err != nil {
+		return nil, fmt.Errorf("--clock: %v", err)
 	}
 	var guestCmd []string
 	if rest := fs.Args(); len(rest) > 0 {
@@ -88,12 +95,11 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		guestCmd = rest
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
-		workers: *workers, duration: *duration, control: *control}
+		workers: *workers, duration: *duration, control: *control, clock: clockPolicy}
 	base := vmSpec{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, rng: *rng}
 	if err := base.set("name", *name); err != nil {
 		return nil, fmt.Errorf("--%v", err)
 	}
-	var err error
 	if base.mode, err = cpu.ParseMode(*mode); err != nil {
 		return nil, err
 	}
@@ -277,7 +283,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			CPUWeight: spec.weight, CPUCap: spec.cap,
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
-			Disks: spec.disks, RNG: spec.rng,
+			Disks: spec.disks, RNG: spec.rng, Clock: rc.clock,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)

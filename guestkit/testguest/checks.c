@@ -1368,6 +1368,58 @@ void steal(void)
 		;
 }
 
+/*
+ * clockpause: the guest's view of a pause (tests/pause_test.go), in two
+ * phases the host pauses the VM in. First it arms the one-shot timer 3 s
+ * of pvclock time ahead and sleeps in vcpu_block until it expires (port
+ * unbound, interrupts off: the expiry alone ends the block), then prints
+ * the time it woke at. Then it spins for 3 s of pvclock time reading
+ * pvclock and the TSC, and prints the largest step between two reads of
+ * each, how often time went backwards, and the wall clock.
+ */
+void clockpause(void)
+{
+	u64 t0, deadline, now = 0, prev, start, tprev, step = 0, tstep = 0, back = 0;
+
+	if (pvisor_shared_info_register((u64)&shinfo, UPCALL_VECTOR) != 0) {
+		printf("clock: shared_info_register failed\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	__asm__ volatile("cli" ::: "memory");
+	t0 = pvclock_now();
+	deadline = t0 + 3000000000UL;
+	pvisor_timer_set(deadline);
+	printf("clock: armed now=%lu deadline=%lu\n", t0, deadline);
+	for (int i = 0; i < 3 && now < deadline; i++) {
+		pvisor_vcpu_block();
+		now = pvclock_now();
+	}
+	printf("clock: fired now=%lu deadline=%lu\n", now, deadline);
+
+	printf("clock: spinning\n");
+	prev = start = pvclock_now();
+	tprev = rdtsc();
+	while (prev - start < 3000000000UL) {
+		u64 n = pvclock_now(), t = rdtsc();
+
+		if (n < prev || t < tprev)
+			back++;
+		else {
+			if (n - prev > step)
+				step = n - prev;
+			if (t - tprev > tstep)
+				tstep = t - tprev;
+		}
+		prev = n;
+		tprev = t;
+	}
+	printf("clock: maxstep pvclock=%lu tsc=%lu backwards=%lu wall=%lu\n", step, tstep, back,
+	       (u64)shinfo.wallclock_sec + (pvclock_now() + shinfo.wallclock_nsec) / 1000000000UL);
+	pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 0);
+	for (;;)
+		;
+}
+
 /* ---- isolation: fill and scan (tests/isolation_test.go) ---- */
 
 /*

@@ -1,5 +1,15 @@
 package cpu
 
+import "time"
+
+// Clock is a VM's time base as an engine sees it: guest nanoseconds since
+// the VM started, standing still while the VM is paused (hv/vclock). An
+// engine whose TSC follows time counts it from a Clock, never from the
+// host's clock, so that a paused VM's TSC stops with the rest of its time.
+type Clock interface {
+	Now() time.Duration
+}
+
 // VCPU is one virtual CPU of an engine.
 type VCPU interface {
 	// Run executes guest instructions until an exit and returns it. budget is

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"sync/atomic"
-	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 )
@@ -33,10 +32,11 @@ type Config struct {
 	// TSCScale: by default the TSC advances with retired instructions, one
 	// tick per instruction times TSCScale (default 1): deterministic.
 	TSCScale uint64
-	// TSCHostClock makes the TSC follow host monotonic time at exactly
-	// 1 GHz (one tick per nanosecond since New), for guests that measure
-	// time with it (pvclock).
-	TSCHostClock bool
+	// TSCClock, if set, makes the TSC follow it at exactly 1 GHz (one
+	// tick per nanosecond of its Now), for guests that measure time with
+	// it (pvclock). hv passes the VM's clock, so the TSC stops while the
+	// VM is paused.
+	TSCClock cpu.Clock
 }
 
 // segment indexes of CPU.seg.
@@ -107,8 +107,7 @@ type CPU struct {
 	msr      cpu.MSRs
 	tsc      uint64 // TSC value at retired == 0
 	tscScale uint64
-	tscHost  bool
-	tscStart time.Time
+	tscClock cpu.Clock // nil: the TSC counts retired instructions
 
 	fpu fpuState
 	dr  [8]uint64
@@ -195,8 +194,7 @@ func New(cfg Config) (*CPU, error) {
 		blocks:    make([]blockRef, blkSize),
 		irqVector: -1,
 		tscScale:  cfg.TSCScale,
-		tscHost:   cfg.TSCHostClock,
-		tscStart:  time.Now(),
+		tscClock:  cfg.TSCClock,
 	}
 	if c.tscScale == 0 {
 		c.tscScale = 1

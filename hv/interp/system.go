@@ -1,8 +1,6 @@
 package interp
 
 import (
-	"time"
-
 	"github.com/pvisor/pvisor/hv/cpu"
 )
 
@@ -40,10 +38,11 @@ func (c *CPU) sensitive(cl cpu.Class) bool {
 	return true
 }
 
-// tscNow is the virtual TSC: it advances with retired instructions.
+// tscNow is the virtual TSC: it advances with retired instructions, or
+// with the VM's clock (Config.TSCClock).
 func (c *CPU) tscNow() uint64 {
-	if c.tscHost {
-		return c.tsc + uint64(time.Since(c.tscStart))
+	if c.tscClock != nil {
+		return c.tsc + uint64(c.tscClock.Now())
 	}
 	return c.tsc + (c.retired+uint64(c.pc-c.blkStart))*c.tscScale
 }
