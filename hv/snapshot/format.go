@@ -127,7 +127,7 @@ type Metadata struct {
 	PatchLevel   uint64    // patch level the guest had declared (rollback guard)
 	GenerationID [16]byte  // VM generation ID at the time of the snapshot
 	LineageID    [16]byte  // lineage record the VM belongs to
-	Created      time.Time // host wall-clock time of the snapshot, stored in ns since 1970 UTC
+	Created      time.Time // host wall-clock time of the snapshot, stored in ns since 1970 UTC; zero means now (NewWriter)
 }
 
 // Header is a snapshot's whole header as the reader authenticated it.
@@ -184,6 +184,9 @@ func validateMetadata(m *Metadata) error {
 		if c := m.Mode[i]; c < 0x21 || c > 0x7e {
 			return fmt.Errorf("mode must be printable ASCII, not %q", m.Mode)
 		}
+	}
+	if y := m.Created.Year(); y < 1678 || y > 2261 {
+		return fmt.Errorf("creation time %v is not representable in ns since 1970", m.Created)
 	}
 	if m.MemorySize%PageSize != 0 {
 		return fmt.Errorf("memory size %d is not a multiple of %d", m.MemorySize, PageSize)

@@ -50,30 +50,41 @@ func tamperSample(t testing.TB, pc protCase, seed string) []byte {
 
 // expectRefused reads b and fails unless the reader refuses it and has
 // yielded nothing that is not part of the original.
-func expectRefused(t *testing.T, what string, b []byte, ropt ReaderOptions, orig []record) {
+func expectRefused(t *testing.T, what string, b []byte, ropt ReaderOptions, orig genuine) {
 	t.Helper()
-	recs, _, err := readAll(b, ropt)
+	recs, h, err := readAll(b, ropt)
 	if err == nil {
 		t.Fatalf("%s: accepted", what)
 	}
 	if !refused(err) {
 		t.Fatalf("%s: error %v is not a refusal", what, err)
 	}
-	if e := checkAuthenticPrefix(recs, orig); e != nil {
+	// The header is yielded too: if NewReader returned it, it must be the
+	// original's.
+	if h != nil && *h != orig.hdr {
+		t.Fatalf("%s: yielded a header that is not the original's", what)
+	}
+	if e := checkAuthenticPrefix(recs, orig.recs); e != nil {
 		t.Fatalf("%s: %v", what, e)
 	}
 }
 
-func original(t *testing.T, b []byte, ropt ReaderOptions) []record {
+// genuine is what a reader yields from an untouched snapshot.
+type genuine struct {
+	recs []record
+	hdr  Header
+}
+
+func original(t *testing.T, b []byte, ropt ReaderOptions) genuine {
 	t.Helper()
-	recs, _, err := readAll(b, ropt)
+	recs, h, err := readAll(b, ropt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 6 {
 		t.Fatalf("%d sections", len(recs))
 	}
-	return recs
+	return genuine{recs: recs, hdr: *h}
 }
 
 // TestSnapshotTamperFlip flips each byte of a snapshot in turn (every bit,
@@ -155,7 +166,12 @@ func TestSnapshotTamperChunks(t *testing.T) {
 				"other snapshot's body": join(hdr, ocs...),
 			}
 			for name, m := range cases {
-				expectRefused(t, name, m, ropt, orig)
+				want := orig
+				if name == "other header" {
+					// That header is genuine (the other snapshot's); A's chunks must then fail.
+					want.hdr = original(t, other, ropt).hdr
+				}
+				expectRefused(t, name, m, ropt, want)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 )
 
 // Options say how a Writer protects a snapshot.
@@ -61,6 +62,10 @@ type Writer struct {
 
 // NewWriter validates md, writes the header to dst and returns a Writer.
 func NewWriter(dst io.Writer, md Metadata, opt Options) (*Writer, error) {
+	if md.Created.IsZero() {
+		md.Created = time.Now()
+	}
+	md.Created = md.Created.UTC()
 	if err := validateMetadata(&md); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
