@@ -202,10 +202,19 @@ func (w *Writer) write(p []byte) error {
 	for len(p) > 0 {
 		if len(w.buf) == cap(w.buf) {
 			// Full, and more is coming: this chunk is not the last.
-			if err := w.emit(0); err != nil {
+			if err := w.emit(w.buf, 0); err != nil {
 				w.err = err
 				return err
 			}
+			w.buf = w.buf[:0]
+		}
+		// Whole chunks with more after them go out from p without a copy.
+		for len(w.buf) == 0 && len(p) > cap(w.buf) {
+			if err := w.emit(p[:cap(w.buf)], 0); err != nil {
+				w.err = err
+				return err
+			}
+			p = p[cap(w.buf):]
 		}
 		n := min(cap(w.buf)-len(w.buf), len(p))
 		w.buf = append(w.buf, p[:n]...)
@@ -214,9 +223,10 @@ func (w *Writer) write(p []byte) error {
 	return nil
 }
 
-// emit writes the buffered plaintext as chunk w.index.
-func (w *Writer) emit(flags byte) error {
-	binary.LittleEndian.PutUint32(w.frame[0:4], uint32(len(w.buf)))
+// emit writes plaintext (the buffer, or a whole chunk of the caller's) as
+// chunk w.index.
+func (w *Writer) emit(plain []byte, flags byte) error {
+	binary.LittleEndian.PutUint32(w.frame[0:4], uint32(len(plain)))
 	w.frame[4] = flags
 	if _, err := w.dst.Write(w.frame[:]); err != nil {
 		return err
@@ -224,16 +234,16 @@ func (w *Writer) emit(flags byte) error {
 	if w.aead != nil {
 		var nonce [12]byte
 		chunkNonce(&nonce, w.index, flags)
-		w.out = w.aead.Seal(w.out[:0], nonce[:], w.buf, chunkAAD(w.aad, w.index, flags))
+		w.out = w.aead.Seal(w.out[:0], nonce[:], plain, chunkAAD(w.aad, w.index, flags))
 		if _, err := w.dst.Write(w.out); err != nil {
 			return err
 		}
 	} else {
 		w.run.Write(w.frame[:])
-		w.run.Write(w.buf)
+		w.run.Write(plain)
 		w.tag = w.run.Sum(w.tag[:0])
 		w.run.Write(w.tag)
-		if _, err := w.dst.Write(w.buf); err != nil {
+		if _, err := w.dst.Write(plain); err != nil {
 			return err
 		}
 		if _, err := w.dst.Write(w.tag); err != nil {
@@ -241,7 +251,6 @@ func (w *Writer) emit(flags byte) error {
 		}
 	}
 	w.index++
-	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -316,7 +325,7 @@ func (w *Writer) Close() error {
 		return err
 	}
 	w.closed = true
-	if err := w.emit(chunkFinal); err != nil {
+	if err := w.emit(w.buf, chunkFinal); err != nil {
 		w.err = err
 		return err
 	}
