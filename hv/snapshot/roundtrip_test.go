@@ -36,12 +36,22 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				s := newSample(64, 3*cs+17)
 				opt := pc.opt(t)
 				opt.ChunkSize = cs
+				var out bytes.Buffer
+				w, err := NewWriter(&out, s.md, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				written := w.Header()
 				b := writeSample(t, s, opt)
 				r, err := NewReader(bytes.NewReader(b), pc.ropt(t))
 				if err != nil {
 					t.Fatal(err)
 				}
 				h := r.Header()
+				written.SnapshotID, written.Salt, written.keySeed, written.keyCheck = h.SnapshotID, h.Salt, h.keySeed, h.keyCheck // random per snapshot
+				if written != h {
+					t.Errorf("header read %+v, written %+v", h, written)
+				}
 				if diff := cmp.Diff(s.md, h.Metadata); diff != "" {
 					t.Errorf("metadata (-want +got):\n%s", diff)
 				}

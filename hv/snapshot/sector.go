@@ -76,7 +76,7 @@ func (c *SectorCipher) check(dst, src []byte, sector uint64) (uint64, error) {
 }
 
 // Encrypt encrypts the whole sectors in src, the first numbered sector,
-// into dst (which may be src).
+// into dst. Precondition: dst is src or does not overlap it.
 func (c *SectorCipher) Encrypt(dst, src []byte, sector uint64) error {
 	n, err := c.check(dst, src, sector)
 	if err != nil {

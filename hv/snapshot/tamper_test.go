@@ -251,7 +251,6 @@ func TestSnapshotDowngrade(t *testing.T) {
 // spend unbounded memory or time are refused before key derivation.
 func TestSnapshotHostileParameters(t *testing.T) {
 	b := tamperSample(t, protCases[3], "params") // argon2id
-	m := b[headerFixedLen:]
 	set := func(off int, v uint32) []byte {
 		c := append([]byte(nil), b...)
 		binary.LittleEndian.PutUint32(c[headerFixedLen+off:], v)
@@ -268,7 +267,6 @@ func TestSnapshotHostileParameters(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	_ = m
 	// A caller may lower the argon2id bound below what the file asks for.
 	if _, err := NewReader(bytes.NewReader(b), ReaderOptions{Key: testPassphrase(t), MaxArgon2MemoryKiB: 32}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("lowered bound: %v", err)
