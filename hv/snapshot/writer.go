@@ -43,8 +43,10 @@ func randOrDefault(r io.Reader) io.Reader {
 // Writer writes one snapshot as a stream: NewWriter writes the header,
 // each Write* call appends one section, Close writes the end marker and the
 // final chunk. Only one chunk of plaintext is buffered. Close does not close
-// the destination. After any error the Writer is unusable and the partial
-// output must be discarded.
+// the destination. After a write error, or a streamed section whose source
+// fell short, the Writer is unusable and the partial output must be
+// discarded; an argument refused before anything was written (a bad tag, a
+// memory buffer of the wrong size) leaves it usable.
 type Writer struct {
 	dst    io.Writer
 	hdr    Header
@@ -53,7 +55,7 @@ type Writer struct {
 	index  uint64
 	run    hash.Hash // digest and MAC forms: hash of every byte written
 	aead   cipher.AEAD
-	aad    []byte // snapshot ID, header hash, then index and flags
+	aad    []byte // snapshot ID and header hash; chunkAAD appends index and flags
 	frame  [chunkFrameLen]byte
 	tag    []byte
 	err    error
