@@ -90,6 +90,9 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 			more = true
 			break
 		}
+		if d.source != nil && !d.source.Ready(q.index) {
+			break // nothing to deliver: the backend wakes the queue when there is
+		}
 		ok, err := q.next()
 		if err != nil {
 			return false, err
@@ -109,7 +112,7 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 		}
 		published = false
 		n++
-		if d.limiter != nil {
+		if d.limiter != nil || d.throttle != nil {
 			if err := w.throttle(q); err != nil {
 				return false, err
 			}
@@ -127,14 +130,20 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 	return more, w.interrupt(q)
 }
 
-// throttle waits, on this goroutine, until the rate limiter admits the
-// request in q.chain. What was completed before is signalled first, so
-// that the driver is not kept waiting for it.
+// throttle waits, on this goroutine, until the rate limiter (or the
+// backend's QueueThrottler) admits the request in q.chain. What was
+// completed before is signalled first, so that the driver is not kept
+// waiting for it.
 func (w *worker) throttle(q *queue) error {
 	d := w.d
 	cost := q.chain.readLen + q.chain.writeLen
 	for {
-		wait := d.limiter.Take(cost)
+		var wait time.Duration
+		if d.limiter != nil {
+			wait = d.limiter.Take(cost)
+		} else {
+			wait = d.throttle.Admit(q.index, &q.chain)
+		}
 		if wait == 0 {
 			return nil
 		}
