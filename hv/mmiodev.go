@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/virtio"
 )
 
@@ -42,22 +43,27 @@ type mmioDev struct {
 	irq   int
 	t     *virtio.MMIO
 	block *virtio.Block
-	high  bool // the PIC line's level as last set (vCPU goroutine only)
+	port  *netswitch.Port // a NIC's switch port (netdev.go)
+	high  bool            // the PIC line's level as last set (vCPU goroutine only)
 }
 
-// checkDisks refuses disk configurations hv cannot place.
+// checkDisks refuses disk (and NIC) configurations hv cannot place.
 func checkDisks(cfg *Config) error {
-	if len(cfg.Disks) == 0 {
+	if err := checkNICs(cfg); err != nil {
+		return err
+	}
+	n := len(cfg.Disks) + len(cfg.NICs)
+	if n == 0 {
 		return nil
 	}
-	if cfg.Mode == cpu.ModePV {
+	if len(cfg.Disks) > 0 && cfg.Mode == cpu.ModePV {
 		return errors.New("hv: disks need trap or hwassist mode (virtio-mmio); pv mode's hypercall transport comes later")
 	}
-	if len(cfg.Disks) > len(MMIOIRQs) {
-		return fmt.Errorf("hv: %d disks: at most %d", len(cfg.Disks), len(MMIOIRQs))
+	if n > len(MMIOIRQs) {
+		return fmt.Errorf("hv: %d disks and %d NICs: at most %d devices", len(cfg.Disks), len(cfg.NICs), len(MMIOIRQs))
 	}
 	if cfg.MemBytes > MMIOBase {
-		return fmt.Errorf("hv: with disks, guest memory must end below the device windows at %#x: give --mem %dM or less", MMIOBase, MMIOBase>>20)
+		return fmt.Errorf("hv: with devices, guest memory must end below the device windows at %#x: give --mem %dM or less", MMIOBase, MMIOBase>>20)
 	}
 	return nil
 }
@@ -75,15 +81,16 @@ func (vm *VM) openDisks() error {
 		}
 		vm.addMMIO(fmt.Sprintf("virtio-blk %d", i), b, b)
 	}
-	return nil
+	return vm.openNICs()
 }
 
 // addMMIO places backend b in the next window.
-func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) {
+func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) *mmioDev {
 	i := len(vm.mmio)
 	d := &mmioDev{name: name, base: MMIOBase + uint64(i)*virtio.MMIOSize, irq: MMIOIRQs[i], block: block}
 	d.t = virtio.NewMMIO(b, guestMem{vm}, virtio.Options{}, vm.kickDevices)
 	vm.mmio = append(vm.mmio, d)
+	return d
 }
 
 // kickDevices is the transports' notify: a device's interrupt status
@@ -143,7 +150,8 @@ func (v *vcpu) syncMMIOLines() {
 }
 
 // closeMMIO resets every device (after which its goroutine touches no
-// guest memory) and closes the images. Called before guest memory is
+// guest memory), closes the images and detaches the NICs from their
+// segments. Called before guest memory is
 // released; calling it again does nothing more. vm.mmio stays as it is, so
 // listings still read the counters.
 func (vm *VM) closeMMIO() {
@@ -151,6 +159,9 @@ func (vm *VM) closeMMIO() {
 		d.t.Device().SetStatus(0)
 		if d.block != nil {
 			d.block.Close() // a second close only returns an error
+		}
+		if d.port != nil {
+			d.port.Detach()
 		}
 	}
 }
@@ -161,6 +172,7 @@ type MMIODevice struct {
 	Base uint64
 	IRQ  int
 	virtio.StatsSnapshot
+	Net *NICInfo // a NIC's segment, address and switch counters; nil for other devices
 }
 
 func (d MMIODevice) String() string {
@@ -171,7 +183,11 @@ func (d MMIODevice) String() string {
 func (vm *VM) MMIODevices() []MMIODevice {
 	var out []MMIODevice
 	for _, d := range vm.mmio {
-		out = append(out, MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats()})
+		md := MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats()}
+		if d.port != nil {
+			md.Net = &NICInfo{Segment: d.port.Segment(), MAC: d.port.MAC(), Stats: d.port.Stats()}
+		}
+		out = append(out, md)
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func TestDisks(t *testing.T) {
 		want string
 	}{
 		{"pv-mode", Config{Mode: cpu.ModePV, MemBytes: 16 << 20, Disks: []Disk{{Path: img}}}, "pv mode's hypercall transport comes later"},
-		{"too-many", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: six}, "6 disks: at most 5"},
+		{"too-many", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: six}, "6 disks and 0 NICs: at most 5 devices"},
 		{"memory-over-windows", Config{Mode: cpu.ModeTrap, MemBytes: 4 << 30, Disks: []Disk{{Path: img}}}, "--mem 3328M or less"},
 		{"missing-image", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: []Disk{{Path: img + ".none"}}}, "no such file"},
 		{"directory", Config{Mode: cpu.ModeTrap, MemBytes: 16 << 20, Disks: []Disk{{Path: filepath.Dir(img)}}}, "is a directory"},

@@ -12,6 +12,7 @@ import (
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/interp"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -56,6 +57,12 @@ type Config struct {
 	// Disks are virtio-blk devices on the virtio-mmio transport (trap and
 	// hwassist mode only; mmiodev.go).
 	Disks []Disk
+	// NICs are virtio-net devices on the same transport, after the disks,
+	// each a port of Switch on its segment (netdev.go).
+	NICs []NIC
+	// Switch carries the NICs' frames: VMs given the same Switch share
+	// its segments. Required with NICs.
+	Switch *netswitch.Switch
 }
 
 // ExitStatus is how a VM ended.
