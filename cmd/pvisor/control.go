@@ -190,7 +190,11 @@ func describe(vm *hv.VM) ctlVM {
 		d.StealSec += v.Steal.Seconds()
 	}
 	for _, dev := range vm.MMIODevices() {
-		d.Devices = append(d.Devices, dev.String())
+		desc := dev.String()
+		if dev.Net != nil {
+			desc += ": " + dev.Net.String()
+		}
+		d.Devices = append(d.Devices, desc)
 	}
 	return d
 }

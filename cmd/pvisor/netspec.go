@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/netswitch"
+)
+
+// netOptions are the options of a --net value after segment=; in a --vm
+// spec they follow net=segment=NAME as items of their own.
+var netOptions = []string{"mac", "bw", "ops"}
+
+// parseNIC parses a --net value: segment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s].
+// bw takes a size (K, M or G suffix) per second, the bytes of frames the
+// VM may send; ops the frames it may send per second; both optional
+// ("/s" may be left out).
+func parseNIC(v string) (hv.NIC, error) {
+	var n hv.NIC
+	seen := map[string]bool{}
+	for _, item := range strings.Split(v, ",") {
+		key, val, ok := strings.Cut(item, "=")
+		if !ok {
+			return n, fmt.Errorf("--net %s: %q is not key=value: want segment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s]", v, item)
+		}
+		if seen[key] {
+			return n, fmt.Errorf("--net %s: %s given twice", v, key)
+		}
+		seen[key] = true
+		switch key {
+		case "segment":
+			if err := netswitch.CheckSegmentName(val); err != nil {
+				return n, fmt.Errorf("--net %s: %v", v, err)
+			}
+			n.Segment = val
+		case "mac":
+			m, err := netswitch.ParseMAC(val)
+			if err != nil {
+				return n, fmt.Errorf("--net %s: %v", v, err)
+			}
+			n.MAC = m
+		case "bw":
+			b, err := parseSize(strings.TrimSuffix(val, "/s"))
+			if err != nil {
+				return n, fmt.Errorf("--net %s: bw: %v (bytes per second)", v, err)
+			}
+			n.Limits.BytesPerSec = b
+		case "ops":
+			o, err := strconv.ParseUint(strings.TrimSuffix(val, "/s"), 10, 64)
+			if err != nil || o == 0 {
+				return n, fmt.Errorf("--net %s: ops %q: want a positive number of frames per second, such as ops=10000/s", v, val)
+			}
+			n.Limits.OpsPerSec = o
+		default:
+			return n, fmt.Errorf("--net %s: unknown key %q: want segment, mac, bw or ops", v, key)
+		}
+	}
+	if n.Segment == "" {
+		return n, fmt.Errorf("--net %s: no segment: want segment=NAME first", v)
+	}
+	return n, nil
+}
+
+// checkNICs validates the NICs of all VMs together: NICs need a virtio-mmio
+// mode and a window each (with the disks), and two NICs of one segment
+// never share a MAC (given or derived).
+func checkNICs(specs []vmSpec) error {
+	type key struct {
+		seg string
+		mac netswitch.MAC
+	}
+	owner := map[key]string{}
+	for _, s := range specs {
+		if len(s.nics) == 0 {
+			continue
+		}
+		if s.mode == cpu.ModePV {
+			return fmt.Errorf("%s: --net needs --mode trap or hwassist: NICs reach the guest over virtio-mmio, and pv mode's hypercall transport comes later", s.name)
+		}
+		if n := len(s.disks) + len(s.nics); n > len(hv.MMIOIRQs) {
+			return fmt.Errorf("%s: %d disks and %d NICs: at most %d devices per VM", s.name, len(s.disks), len(s.nics), len(hv.MMIOIRQs))
+		}
+		for i, n := range s.nics {
+			m := n.MAC
+			if m.IsZero() {
+				m = netswitch.DeriveMAC(s.name, i)
+			}
+			k := key{n.Segment, m}
+			who := fmt.Sprintf("%s's NIC %d", s.name, i)
+			if o, ok := owner[k]; ok {
+				return fmt.Errorf("%s and %s both have MAC %s on segment %s: give one of them another mac=", o, who, m, n.Segment)
+			}
+			owner[k] = who
+		}
+	}
+	return nil
+}
+
+// printSegments prints each segment's counters (for --stats).
+func printSegments(w io.Writer, sw *netswitch.Switch) {
+	for _, s := range sw.Segments() {
+		ports := "no port attached now"
+		if len(s.Ports) > 0 {
+			ports = strings.Join(s.Ports, ", ")
+		}
+		fmt.Fprintf(w, "segment %s (%s): tx %d frames %d bytes, rx %d frames %d bytes, %d spoofed, %d queue-full, %d bad, %d throttled\n",
+			s.Name, ports, s.TxFrames, s.TxBytes, s.RxFrames, s.RxBytes, s.SpoofDrops, s.FullDrops, s.BadDrops, s.Throttled)
+	}
+}
