@@ -62,6 +62,19 @@ type QueueThrottler interface {
 	Admit(q int, c *Chain) time.Duration
 }
 
+// InterruptHoldoff is implemented by a backend that wants a queue's
+// used-buffer interrupts moderated: when a pass over queue q completed
+// requests, the device decides on the interrupt (and raises it if the
+// driver asked for one) Holdoff(q) later rather than at once, so that the
+// requests completed meanwhile share it. The specification lets a device
+// delay an interrupt; it never sends one the driver suppressed. Net holds
+// back its transmit queue's: a driver reaps sent frames as it sends more,
+// and an interrupt per frame is most of a flooding guest's cost.
+type InterruptHoldoff interface {
+	// Holdoff is how long queue q's interrupts wait; 0 is not at all.
+	Holdoff(q int) time.Duration
+}
+
 // Signaller is the transport's interrupt path.
 //
 // Its methods run on the device goroutine, or on the goroutine calling a
@@ -107,6 +120,7 @@ type Device struct {
 	limiter  *RateLimiter
 	source   Source         // the backend, if it feeds queues of its own
 	throttle QueueThrottler // the backend, if it limits queues itself
+	holdoff  InterruptHoldoff
 	stats    Stats
 
 	// sleep waits d on the device goroutine or until stop closes (false);
@@ -147,6 +161,9 @@ func NewDevice(b Backend, m Mem, s Signaller, o Options) *Device {
 	}
 	if t, ok := b.(QueueThrottler); ok {
 		d.throttle = t
+	}
+	if h, ok := b.(InterruptHoldoff); ok {
+		d.holdoff = h
 	}
 	d.st = d.initialState()
 	if src, ok := b.(Source); ok {

@@ -16,6 +16,11 @@ type worker struct {
 	kick    chan struct{} // capacity 1: a wake-up is never lost, never blocks
 	stop    chan struct{} // closed to end the goroutine
 	done    chan struct{} // closed when it has ended
+
+	// held marks queues to be served again, and decided on, when holdoff
+	// fires (InterruptHoldoff); the device goroutine alone uses them.
+	held    []bool
+	holdoff *time.Timer // nil until first needed; armed while any queue is held
 }
 
 // errStopped ends a pass because the device is being reset or failed.
@@ -30,6 +35,7 @@ func newWorker(d *Device) *worker {
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		held:    make([]bool, n),
 	}
 }
 
@@ -49,11 +55,26 @@ func (w *worker) notify(q int) {
 // again, so that every queue and a stop get their turn.
 func (w *worker) loop() {
 	defer close(w.done)
+	defer func() {
+		if w.holdoff != nil {
+			w.holdoff.Stop()
+		}
+	}()
 	for {
+		var fired <-chan time.Time
+		if w.holdoff != nil {
+			fired = w.holdoff.C
+		}
 		select {
 		case <-w.stop:
 			return
 		case <-w.kick:
+		case <-fired:
+			if err := w.releaseHeld(); err != nil {
+				w.d.fail(err)
+				return
+			}
+			continue
 		}
 		for i, q := range w.queues {
 			if q == nil || !w.pending[i].Swap(false) {
@@ -82,10 +103,21 @@ func (w *worker) loop() {
 // serve handles at most Size requests of q, each a chain of at most the
 // queue's maximum size of buffers, then interrupts the driver if it asked for it. It returns
 // true if requests may remain.
+//
+// A queue with a holdoff (InterruptHoldoff) that completed requests in this
+// pass is held instead: the interrupt decision, and the request for a
+// notification (avail_event), wait until the holdoff fires, when the queue
+// is served again. A driver that keeps adding requests meanwhile is polled,
+// not notified, and interrupted at most once per holdoff.
 func (w *worker) serve(q *queue) (more bool, err error) {
 	d := w.d
+	var holdoff time.Duration
+	if d.holdoff != nil {
+		holdoff = d.holdoff.Holdoff(q.index)
+	}
 	published := false
-	for n := 0; ; {
+	n := 0
+	for {
 		if n == int(q.Size) {
 			more = true
 			break
@@ -98,6 +130,9 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 			return false, err
 		}
 		if !ok {
+			if holdoff > 0 && n > 0 {
+				break // look again when the holdoff fires
+			}
 			if q.eventIdx && !published {
 				// Ask for a notification from the next entry on,
 				// then look once more: the driver may have added
@@ -127,7 +162,54 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 		d.stats.requests.Add(1)
 		d.stats.bytes.Add(q.chain.readLen + q.chain.writeLen)
 	}
+	if holdoff > 0 && n > 0 {
+		w.hold(q, holdoff)
+		return more, nil
+	}
 	return more, w.interrupt(q)
+}
+
+// hold defers q's interrupt decision by h, unless it is already deferred:
+// the requests completed meanwhile share the one interrupt.
+func (w *worker) hold(q *queue, h time.Duration) {
+	armed := false
+	for _, x := range w.held {
+		armed = armed || x
+	}
+	w.held[q.index] = true
+	switch {
+	case armed: // the timer runs for a queue held earlier: q joins it
+	case w.holdoff == nil:
+		w.holdoff = time.NewTimer(h)
+	default:
+		w.holdoff.Reset(h)
+	}
+}
+
+// releaseHeld makes the deferred interrupt decisions when the holdoff
+// timer fires, and serves the held queues again: one that has requests
+// again is held again, one that has none asks for a notification.
+func (w *worker) releaseHeld() error {
+	for i, h := range w.held {
+		if !h {
+			continue
+		}
+		q := w.queues[i]
+		w.held[i] = false
+		more, err := w.serve(q) // with nothing new: asks for a notification and decides on the interrupt
+		if err != nil {
+			return err
+		}
+		if w.held[i] { // held again: decide now all the same, once per holdoff
+			if err := w.interrupt(q); err != nil {
+				return err
+			}
+		}
+		if more {
+			w.notify(i)
+		}
+	}
+	return nil
 }
 
 // throttle waits, on this goroutine, until the rate limiter (or the

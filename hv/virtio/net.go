@@ -71,14 +71,15 @@ var (
 // goroutine waits, as block's does). Receive fills one writable chain per
 // waiting frame; the port holds frames in its bounded queue until then.
 type Net struct {
-	port NetPort
-	mac  [6]byte
-	tx   [netHdrSize + EthMaxFrame]byte // the frame being sent, copied from the guest
-	rx   [netHdrSize + EthMaxFrame]byte // the frame being received, header first
+	port      NetPort
+	mac       [6]byte
+	txHoldoff time.Duration                  // netTxHoldoff; tests change it
+	tx        [netHdrSize + EthMaxFrame]byte // the frame being sent, copied from the guest
+	rx        [netHdrSize + EthMaxFrame]byte // the frame being received, header first
 }
 
 // NewNet makes a net backend plugged into p.
-func NewNet(p NetPort) *Net { return &Net{port: p, mac: p.MAC()} }
+func NewNet(p NetPort) *Net { return &Net{port: p, mac: p.MAC(), txHoldoff: netTxHoldoff} }
 
 // Type implements Backend.Type.
 func (n *Net) Type() DeviceType { return TypeNet }
@@ -121,6 +122,20 @@ func (n *Net) Bind(wake func(q int)) { n.port.SetWake(func() { wake(netRxQueue) 
 // Ready implements Source.Ready: the receive queue has work only while a
 // frame waits.
 func (n *Net) Ready(q int) bool { return q != netRxQueue || n.port.Waiting() }
+
+// netTxHoldoff is how long the transmit queue's interrupts wait
+// (InterruptHoldoff). Linux reaps sent frames in its transmit path and
+// needs the interrupt only when its ring fills or to release a TCP
+// socket's small queue, so a short wait loses nothing but interrupts.
+const netTxHoldoff = 200 * time.Microsecond
+
+// Holdoff implements InterruptHoldoff.Holdoff.
+func (n *Net) Holdoff(q int) time.Duration {
+	if q == netTxQueue {
+		return n.txHoldoff
+	}
+	return 0
+}
 
 // Admit implements QueueThrottler.Admit: transmitted frames are charged to
 // the port, by their length after the header; received ones are not.
