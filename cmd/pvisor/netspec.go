@@ -65,6 +65,51 @@ func parseNIC(v string) (hv.NIC, error) {
 	return n, nil
 }
 
+// uplink is a --uplink value: a segment and the TAP interface that
+// connects it to the host.
+type uplink struct{ segment, tap string }
+
+// parseUplink parses a --uplink value: segment=NAME,tap=IFNAME.
+func parseUplink(v string) (uplink, error) {
+	var u uplink
+	for _, item := range strings.Split(v, ",") {
+		key, val, ok := strings.Cut(item, "=")
+		switch {
+		case !ok:
+			return u, fmt.Errorf("--uplink %s: %q is not key=value: want segment=NAME,tap=IFNAME", v, item)
+		case key == "segment" && u.segment == "":
+			if err := netswitch.CheckSegmentName(val); err != nil {
+				return u, fmt.Errorf("--uplink %s: %v", v, err)
+			}
+			u.segment = val
+		case key == "tap" && u.tap == "":
+			if err := checkIfname(val); err != nil {
+				return u, fmt.Errorf("--uplink %s: %v", v, err)
+			}
+			u.tap = val
+		default:
+			return u, fmt.Errorf("--uplink %s: unexpected %q: want segment=NAME,tap=IFNAME, each once", v, item)
+		}
+	}
+	if u.segment == "" || u.tap == "" {
+		return u, fmt.Errorf("--uplink %s: want segment=NAME,tap=IFNAME", v)
+	}
+	return u, nil
+}
+
+// checkIfname is the rule for a TAP interface's name: 1 to 15 letters,
+// digits, '.', '_' or '-' (Linux's IFNAMSIZ less the NUL), not "." or "..".
+func checkIfname(name string) error {
+	ok := name != "" && len(name) <= 15 && name != "." && name != ".."
+	for _, c := range name {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-", c))
+	}
+	if !ok {
+		return fmt.Errorf("tap %q: want an interface name of 1 to 15 letters, digits, '.', '_' or '-'", name)
+	}
+	return nil
+}
+
 // checkNICs validates the NICs of all VMs together: NICs need a virtio-mmio
 // mode and a window each (with the disks), and two NICs of one segment
 // never share a MAC (given or derived).

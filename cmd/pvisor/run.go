@@ -44,6 +44,7 @@ type runConfig struct {
 	stats, strict bool
 	trace         string
 	guestCmd      []string // run in the guest by /init (after --)
+	uplinks       []uplink // TAP interfaces connected to segments
 }
 
 // specList collects repeated --vm flags.
@@ -68,6 +69,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.Var(&diskFlags, "disk", "attach a raw image file as a virtio-blk disk (PATH or PATH,ro; trap and hwassist mode); repeatable")
 	var netFlags specList
 	fs.Var(&netFlags, "net", "attach a virtio-net NIC to a segment of pvisor's switch:\nsegment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s] (trap and hwassist mode); repeatable")
+	var uplinkFlags specList
+	fs.Var(&uplinkFlags, "uplink", "connect a segment to the host through a TAP interface (created if needed; needs CAP_NET_ADMIN):\nsegment=NAME,tap=IFNAME; repeatable")
 	var vmFlags specList
 	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, disk=PATH[,ro], net=segment=NAME[,mac=..][,bw=..][,ops=..], cmdline=REST); repeatable")
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
@@ -111,6 +114,13 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 			return nil, err
 		}
 		base.disks = append(base.disks, d)
+	}
+	for _, v := range uplinkFlags {
+		u, err := parseUplink(v)
+		if err != nil {
+			return nil, err
+		}
+		rc.uplinks = append(rc.uplinks, u)
 	}
 	for _, v := range netFlags {
 		n, err := parseNIC(v)
@@ -241,6 +251,14 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	budget := mm.NewBudget(rc.memBudget)
 	sc := sched.New(sched.Config{Workers: rc.workers})
 	sw := netswitch.New() // the VMs' NICs share its segments
+	for _, u := range rc.uplinks {
+		tap, err := sw.ConnectTAP(u.segment, u.tap)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: --uplink: %v\n", err)
+			return 2
+		}
+		defer tap.Close()
+	}
 	vms := make([]*hv.VM, len(rc.vms))
 	scans := make([]*exitScanner, len(rc.vms))
 	stopAll := func(code int, reason string) {

@@ -1,6 +1,8 @@
 // Package netswitch is pvisor's virtual switch: named segments, each a
-// learning Ethernet switch of its own, and ports that plug a VM's NIC (a
-// virtio-net device, hv/virtio's Net) into one segment.
+// learning Ethernet switch of its own, ports that plug a VM's NIC (a
+// virtio-net device, hv/virtio's Net) into one segment, and uplinks that
+// connect a segment to the host through a TAP interface (uplink.go,
+// tap_linux.go).
 //
 // Promises, each held by a test of switch_test.go:
 //   - Isolation: a segment delivers only to its own ports. Broadcast,
@@ -8,7 +10,9 @@
 //     beyond it. A VM sees only the segments its NICs are attached to.
 //   - No spoofing: a frame whose source MAC is not its port's is dropped
 //     and counted, and is neither delivered nor learned, so a VM cannot
-//     take over another's address.
+//     take over another's address. An uplink's frames may come from many
+//     addresses, but never from a VM port's of the segment, nor from a
+//     group address (TestUplinkRules).
 //   - Copies: a frame is copied into each destination port's queue, never
 //     shared between VMs or with the sender's buffer.
 //   - Bounds: each port's receive queue holds a bounded number of frames

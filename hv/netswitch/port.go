@@ -11,7 +11,8 @@ import (
 // Port is one NIC's place in a segment. It implements hv/virtio's NetPort.
 type Port struct {
 	owner   string
-	mac     MAC
+	mac     MAC                 // zero for an uplink
+	uplink  bool                // an uplink (uplink.go): many source addresses, none of its segment's ports
 	limiter *virtio.RateLimiter // nil: unlimited
 	stats   counters
 	wake    atomic.Pointer[func()]
@@ -75,7 +76,8 @@ func (p *Port) Send(frame []byte) {
 	case len(frame) < MinFrame || len(frame) > MaxFrame:
 		p.stats.badDrops.Add(1)
 		seg.stats.badDrops.Add(1)
-	case MAC(frame[6:12]) != p.mac:
+	case !p.uplink && MAC(frame[6:12]) != p.mac,
+		p.uplink && !seg.uplinkSourceOK(MAC(frame[6:12])):
 		p.stats.spoofDrops.Add(1)
 		seg.stats.spoofDrops.Add(1)
 	default:
