@@ -88,6 +88,12 @@ var netModes = []struct {
 // the pair still transfers, it stays within 10 % of the limit. Last, a2
 // changes its MAC inside the guest: its frames are dropped and counted,
 // and its ping gets no reply.
+//
+// The flood's sample is the first 5 s, during the transfer, in which the limit
+// held b1 back all along (throttled waits between every two samples,
+// about 100 ms apart): on a loaded host b1 may not always get the CPU to
+// reach its limit, and such time says nothing about the limit. A limit
+// that does not hold b1 back is never sampled, and fails the test.
 func TestVirtioNet(t *testing.T) {
 	vmlinux, initrd := linuxGuest(t)
 	for _, m := range netModes {
@@ -162,6 +168,8 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 		b1CPU     time.Duration
 	}
 	var s0, s1 *sample
+	var run []*sample // consecutive samples, each with throttled waits since the one before
+	longest := time.Duration(0)
 	take := func() *sample {
 		b, a := b1.nic(t), a2.nic(t)
 		return &sample{at: time.Now(), b1: b.TxBytes, a2: a.TxBytes, throttled: b.Throttled, b1CPU: b1.vm.CPUStats().CPU}
@@ -193,15 +201,23 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 			floodStart = now
 			t.Logf("%v: b1 floods from %v after boot", mode, now.Sub(start).Round(time.Millisecond))
 		}
-		// Sample b1's flood once it has run long enough to use up its
-		// burst (one second's worth), while the pair transfers.
-		if s0 == nil && !floodStart.IsZero() && now.Sub(floodStart) > 3*time.Second &&
+		// Sample b1's flood while the pair transfers, over the first
+		// netSample in which its limit held it back all along: every
+		// sample (about 100 ms apart) saw throttled waits. Time in which
+		// b1 could not even reach its limit (the host gave it no CPU)
+		// says nothing of the limit, and is not measured.
+		if s1 == nil && !b1.vm.Stopped() && !floodStart.IsZero() && now.Sub(floodStart) > time.Second &&
 			!txStart.IsZero() && txEnd.IsZero() && a2.nic(t).TxBytes > txStartBytes+1<<20 {
-			s0 = take()
-		}
-		if s0 != nil && s1 == nil && !b1.vm.Stopped() && now.Sub(s0.at) >= netSample {
-			s1 = take()
-			b1.vm.Stop(0, "flood sampled")
+			cur := take()
+			if len(run) > 0 && cur.throttled == run[len(run)-1].throttled {
+				run = run[:0]
+			}
+			run = append(run, cur)
+			longest = max(longest, cur.at.Sub(run[0].at))
+			if cur.at.Sub(run[0].at) >= netSample {
+				s0, s1 = run[0], cur
+				b1.vm.Stop(0, "flood sampled")
+			}
 		}
 		if s1 == nil && !txEnd.IsZero() && !b1.vm.Stopped() {
 			b1.vm.Stop(0, "the transfer ended before the flood was sampled")
@@ -281,17 +297,14 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 
 	// The flood's rate.
 	if s1 == nil {
-		t.Fatalf("%v: b1's flood was never sampled for %v while a2 transferred (flood from %v, transfer %v..%v after boot)",
-			mode, netSample, floodStart.Sub(start), txStart.Sub(start), txEnd.Sub(start))
+		t.Fatalf("%v: b1's flood was never held back by its limit for %v on end while a2 transferred (at most %v; flood from %v, transfer %v..%v after boot)",
+			mode, netSample, longest.Round(time.Millisecond), floodStart.Sub(start), txStart.Sub(start), txEnd.Sub(start))
 	}
 	dt := s1.at.Sub(s0.at).Seconds()
 	rate := float64(s1.b1-s0.b1) / dt
 	cpuShare := (s1.b1CPU - s0.b1CPU).Seconds() / dt
 	t.Logf("%v: b1 sent %.2f MiB/s over %.2f s (limit %d MiB/s, %d throttled waits, %.0f %% of a host CPU); a2 sent %.2f MiB/s meanwhile",
 		mode, rate/(1<<20), dt, netFloodRate>>20, s1.throttled-s0.throttled, 100*cpuShare, float64(s1.a2-s0.a2)/dt/(1<<20))
-	if s1.throttled == s0.throttled {
-		t.Errorf("b1 was never throttled over the sample: its flood (%.2f MiB/s) did not reach its limit, so the limit was not tested", rate/(1<<20))
-	}
 	if rate < 0.9*netFloodRate || rate > 1.1*netFloodRate {
 		t.Errorf("b1 sent %.2f MiB/s, outside 10 %% of its %d MiB/s limit (it ran %.0f %% of a host CPU meanwhile)",
 			rate/(1<<20), netFloodRate>>20, 100*cpuShare)
