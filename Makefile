@@ -95,27 +95,28 @@ build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit
 # The Linux guest (docs/guest.md): kernel built from Debian's linux-source-6.12
 # and linux-patches/, cached outside the checkout by input hash, plus the
 # busybox initramfs. Outputs in build/guest/.
-# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux).
+# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux) and
+# /bin/netflood (a frame generator for tests of the switch's limits).
 # The unprivileged attack programs of guestkit/tests go into a second
 # initramfs of their own, initramfs-attack.cpio.gz (tests/unpriv_test.go),
 # so that the default guest stays what `make run` boots.
 UNPRIV      := tlbalias int8 privinsn logl randcode cpuidloop mprotectloop
 UNPRIV_BINS := $(UNPRIV:%=build/guest/%)
-INITRD_ADD  := -add build/guest/pvbench:bin/pvbench
+INITRD_ADD  := -add build/guest/pvbench:bin/pvbench -add build/guest/netflood:bin/netflood
 ATTACK_ADD  := $(INITRD_ADD) $(foreach p,$(UNPRIV),-add build/guest/$(p):bin/$(p))
 
 # The patched PV kernel (linux-patches/ + config/pv.config), for pv mode.
-guest-pv: deps-guest build/guest/pvbench
+guest-pv: deps-guest build/guest/pvbench build/guest/netflood
 	scripts/build-guest.sh pv
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
-guest: deps-guest build/guest/pvbench
+guest: deps-guest build/guest/pvbench build/guest/netflood
 	scripts/build-guest.sh native
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
 # The initramfs with the attack programs (the kernels come from guest and
 # guest-pv).
-attack-initramfs: build/guest/pvbench $(UNPRIV_BINS)
+attack-initramfs: build/guest/pvbench build/guest/netflood $(UNPRIV_BINS)
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs-attack.cpio.gz $(ATTACK_ADD)
 
 # The kernel's scripts/checkpatch.pl over linux-patches/series, from the
@@ -125,6 +126,10 @@ checkpatch:
 	scripts/checkpatch.sh
 
 build/guest/pvbench: guestkit/pvbench/pvbench.c
+	@mkdir -p build/guest
+	gcc -O2 -static -Wall -Wextra -o $@ $<
+
+build/guest/netflood: guestkit/netflood/netflood.c
 	@mkdir -p build/guest
 	gcc -O2 -static -Wall -Wextra -o $@ $<
 

@@ -56,12 +56,20 @@ func (vm *VM) Inventory() []string {
 		out = append(out, "legacy-pc "+d+" (port I/O)")
 	}
 	for _, d := range vm.MMIODevices() {
-		out = append(out, d.String()+" (virtio-mmio)")
+		out = append(out, d.String()+" (virtio-mmio)"+nicSuffix(d.Net))
 	}
 	for _, d := range vm.SlotDevices() {
-		out = append(out, d.String()+" (hypercall transport)")
+		out = append(out, d.String()+" (hypercall transport)"+nicSuffix(d.Net))
 	}
 	return out
+}
+
+// nicSuffix is a NIC's segment, address and counters for Inventory.
+func nicSuffix(n *NICInfo) string {
+	if n == nil {
+		return ""
+	}
+	return ": " + n.String()
 }
 
 // DeviceList names the emulated devices and their ports ("opt-in and

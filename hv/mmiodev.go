@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/virtio"
 	"github.com/pvisor/pvisor/hypercall"
 )
@@ -44,14 +45,19 @@ type mmioDev struct {
 	irq   int
 	t     *virtio.MMIO
 	block *virtio.Block
-	high  bool // the PIC line's level as last set (vCPU goroutine only)
+	port  *netswitch.Port // a NIC's switch port (netdev.go)
+	high  bool            // the PIC line's level as last set (vCPU goroutine only)
 }
 
-// checkDisks refuses device configurations hv cannot place: in trap and
-// hwassist mode at most one window and line per device, below which
-// memory must end; in pv mode at most VIRTIO_SLOTS devices.
+// checkDisks refuses device configurations hv cannot place (disks, the
+// rng and NICs): in trap and hwassist mode at most one window and line per
+// device, below which memory must end; in pv mode at most VIRTIO_SLOTS
+// devices.
 func checkDisks(cfg *Config) error {
-	n := len(cfg.Disks)
+	if err := checkNICs(cfg); err != nil {
+		return err
+	}
+	n := len(cfg.Disks) + len(cfg.NICs)
 	if cfg.RNG {
 		n++
 	}
@@ -88,7 +94,7 @@ func (vm *VM) openDisks() error {
 		if block != nil {
 			closer = block
 		}
-		_, err := vm.attach(name, b, closer)
+		_, err := vm.attach(name, b, closer, nil)
 		return err
 	}
 	for i, d := range vm.cfg.Disks {
@@ -109,15 +115,16 @@ func (vm *VM) openDisks() error {
 			return fmt.Errorf("--rng: %w", err)
 		}
 	}
-	return nil
+	return vm.openNICs()
 }
 
 // addMMIO places backend b in the next window.
-func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) {
+func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) *mmioDev {
 	i := len(vm.mmio)
 	d := &mmioDev{name: name, base: MMIOBase + uint64(i)*virtio.MMIOSize, irq: MMIOIRQs[i], block: block}
 	d.t = virtio.NewMMIO(b, guestMem{vm}, virtio.Options{Charge: vm.chargeDevice}, vm.kickDevices)
 	vm.mmio = append(vm.mmio, d)
+	return d
 }
 
 // chargeDevice counts host CPU time a device goroutine used for the VM
@@ -186,7 +193,8 @@ func (v *vcpu) syncMMIOLines() {
 }
 
 // closeMMIO resets every device (after which its goroutine touches no
-// guest memory) and closes the images. Called before guest memory is
+// guest memory), closes the images and detaches the NICs from their
+// segments. Called before guest memory is
 // released; calling it again does nothing more. vm.mmio stays as it is, so
 // listings still read the counters.
 func (vm *VM) closeMMIO() {
@@ -194,6 +202,9 @@ func (vm *VM) closeMMIO() {
 		d.t.Device().SetStatus(0)
 		if d.block != nil {
 			d.block.Close() // a second close only returns an error
+		}
+		if d.port != nil {
+			d.port.Detach()
 		}
 	}
 }
@@ -204,6 +215,7 @@ type MMIODevice struct {
 	Base uint64
 	IRQ  int
 	virtio.StatsSnapshot
+	Net *NICInfo // a NIC's segment, address and switch counters; nil for other devices
 }
 
 func (d MMIODevice) String() string {
@@ -214,7 +226,11 @@ func (d MMIODevice) String() string {
 func (vm *VM) MMIODevices() []MMIODevice {
 	var out []MMIODevice
 	for _, d := range vm.mmio {
-		out = append(out, MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats()})
+		md := MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats()}
+		if d.port != nil {
+			md.Net = &NICInfo{Segment: d.port.Segment(), MAC: d.port.MAC(), Stats: d.port.Stats()}
+		}
+		out = append(out, md)
 	}
 	return out
 }

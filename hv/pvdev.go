@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/virtio"
 	"github.com/pvisor/pvisor/hypercall"
 )
@@ -32,7 +33,8 @@ type pvSlot struct {
 	index  int
 	gen    uint32
 	t      *virtio.Hcall
-	closer io.Closer // the backend's resources (an image file), or nil
+	closer io.Closer // the backend's resources (an image file, a switch port), or nil
+	port   *netswitch.Port // a NIC's switch port, for listings; nil for other devices
 
 	eject atomic.Bool // the operator asked for ejection
 
@@ -69,7 +71,7 @@ func (vm *VM) AttachDevice(name string, b virtio.Backend, closer io.Closer) (int
 	if vm.cfg.Mode != cpu.ModePV {
 		return 0, errors.New("hv: hot-plug needs pv mode (the hypercall transport)")
 	}
-	i, err := vm.attach(name, b, closer)
+	i, err := vm.attach(name, b, closer, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -77,8 +79,9 @@ func (vm *VM) AttachDevice(name string, b virtio.Backend, closer io.Closer) (int
 	return i, nil
 }
 
-// attach fills the first free slot.
-func (vm *VM) attach(name string, b virtio.Backend, closer io.Closer) (int, error) {
+// attach fills the first free slot; port is a NIC's switch port (nil for
+// other devices).
+func (vm *VM) attach(name string, b virtio.Backend, closer io.Closer, port *netswitch.Port) (int, error) {
 	pv := &vm.pv
 	pv.slotMu.Lock()
 	defer pv.slotMu.Unlock()
@@ -86,7 +89,7 @@ func (vm *VM) attach(name string, b virtio.Backend, closer io.Closer) (int, erro
 		if pv.slots[i].Load() != nil {
 			continue
 		}
-		s := &pvSlot{name: name, index: i, gen: pv.gens[i].Add(1), closer: closer}
+		s := &pvSlot{name: name, index: i, gen: pv.gens[i].Add(1), closer: closer, port: port}
 		s.t = virtio.NewHcall(b, guestMem{vm}, virtio.Options{Charge: vm.chargeDevice}, vm.pvKick)
 		pv.slots[i].Store(s)
 		return i, nil
@@ -210,6 +213,7 @@ type SlotDevice struct {
 	Slot           int
 	EjectRequested bool
 	virtio.StatsSnapshot
+	Net *NICInfo // a NIC's segment, address and switch counters; nil for other devices
 }
 
 func (d SlotDevice) String() string {
@@ -226,7 +230,11 @@ func (vm *VM) SlotDevices() []SlotDevice {
 	var out []SlotDevice
 	for i := range vm.pv.slots {
 		if s := vm.pv.slots[i].Load(); s != nil {
-			out = append(out, SlotDevice{Name: s.name, Slot: i, EjectRequested: s.eject.Load(), StatsSnapshot: s.t.Device().Stats()})
+			sd := SlotDevice{Name: s.name, Slot: i, EjectRequested: s.eject.Load(), StatsSnapshot: s.t.Device().Stats()}
+			if s.port != nil {
+				sd.Net = &NICInfo{Segment: s.port.Segment(), MAC: s.port.MAC(), Stats: s.port.Stats()}
+			}
+			out = append(out, sd)
 		}
 	}
 	return out

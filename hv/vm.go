@@ -11,6 +11,7 @@ import (
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/interp"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/vclock"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
@@ -66,6 +67,12 @@ type Config struct {
 	Disks []Disk
 	// RNG adds a virtio-rng device after the disks, on the same transport.
 	RNG bool
+	// NICs are virtio-net devices on the same transport, after the disks,
+	// each a port of Switch on its segment (netdev.go).
+	NICs []NIC
+	// Switch carries the NICs' frames: VMs given the same Switch share
+	// its segments. Required with NICs.
+	Switch *netswitch.Switch
 }
 
 // ExitStatus is how a VM ended.

@@ -9,9 +9,13 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/netswitch"
+	"github.com/pvisor/pvisor/hv/virtio"
 )
 
 // TestRunRefusesHostileOperatorInput: what a careless or hostile operator
@@ -62,6 +66,46 @@ func TestRunRefusesHostileOperatorInput(t *testing.T) {
 		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", ",ro"}, "no path"},
 		{[]string{"--kernel", "main.go", "--rng", "--vm", "name=a"}, "not with --vm or --config"},
 		{[]string{"--kernel", "main.go", "--mode", "trap", "--disk", "main.go", "--vm", "name=a"}, "not with --vm or --config"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a", "--vm", "name=a"}, "--net attaches to the single VM"},
+		{[]string{"--kernel", "main.go", "--net", "segment=a", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go",
+			"--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go",
+			"--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go", "--disk", "main.go"},
+			"17 virtio devices: at most 16 slots per VM in pv mode"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "a"}, `"a" is not key=value`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "mac=02:00:00:00:00:01"}, "no segment"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment="}, `segment "": want 1 to 64 letters`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a/b"}, `segment "a/b"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,segment=b"}, "segment given twice"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,mac=01:00:5e:00:00:01"}, "multicast"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,mac=00:00:00:00:00:00"}, "all zeros"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,mac=02:00:00:00:01"}, "six hex bytes"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,bw=0"}, `bw: bad size "0"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,bw=10X/s"}, `bw: bad size "10X"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,bw=17179869185G/s"}, "more than 2^64 bytes"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,ops=-1"}, `ops "-1": want a positive number`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,ops=0/s"}, `ops "0/s"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,speed=1"}, `unknown key "speed"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a", "--net", "segment=b", "--net", "segment=c",
+			"--net", "segment=d", "--net", "segment=e", "--net", "segment=f"}, "6 virtio devices: at most 5 per VM in trap mode"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--net", "segment=a,mac=02:00:00:00:00:01", "--net", "segment=a,mac=02:00:00:00:00:01"},
+			"both have MAC 02:00:00:00:00:01 on segment a"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--vm", "name=x,net=segment=s,mac=02:00:00:00:00:07", "--vm", "name=y,net=segment=s,mac=02:00:00:00:00:07"},
+			"x's NIC 0 and y's NIC 0 both have MAC 02:00:00:00:00:07 on segment s"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--vm", "name=x,net=segment=s,ro"}, `"ro" is not key=value`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--vm", "name=x,disk=main.go,mac=02:00:00:00:00:07"}, `unknown key "mac"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--vm", "name=x,disk=" + fifo}, "is a FIFO"},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=lan"}, "--uplink segment=lan: want segment=NAME,tap=IFNAME"},
+		{[]string{"--kernel", "main.go", "--uplink", "tap=pvtap0"}, "want segment=NAME,tap=IFNAME"},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=lan,tap=a/b"}, `tap "a/b": want an interface name`},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=lan,tap=" + strings.Repeat("t", 16)}, "1 to 15 letters"},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=lan,tap=.."}, `tap ".."`},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=lan,tap=t0,tap=t1"}, `unexpected "tap=t1"`},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=a b,tap=t0"}, `segment "a b"`},
+		{[]string{"--kernel", "main.go", "--uplink", "segment=lan,tap=t0,mac=02:00:00:00:00:01"}, `unexpected "mac=02:00:00:00:00:01"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--config", cfg("# net-1\n[[vm]]\nnet = [\"segment=a\", 3]\n")}, "net: want a list of strings"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--config", cfg("# net-2\n[[vm]]\nmem = [\"1M\"]\n")}, "only disk and net take lists"},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--config", cfg("# net-3\n[[vm]]\nnet = \"segment=a,bw=fast\"\n")}, `bw: bad size "fast"`},
+		{[]string{"--kernel", "main.go", "--mode", "trap", "--config", cfg("# net-4\n[[vm]]\ndisk = [\"/dev/zero\"]\n")}, "disk /dev/zero is a character device"},
 	} {
 		var out, errb bytes.Buffer
 		code := dispatch(append([]string{"run"}, tc.args...), &out, &errb)
@@ -147,5 +191,57 @@ func TestStoppedFromOutsideIsReported(t *testing.T) {
 	code := vmExitCode(&errb, "pvisor: ", hv.ExitStatus{Code: 0, Reason: "stopped by --duration 1s", External: true}, nil)
 	if code != 0 || !strings.Contains(errb.String(), "VM stopped: stopped by --duration 1s (status 0)") {
 		t.Errorf("code %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestVMSpecDevices: disks and NICs in --vm specs and config files, with
+// their options as items after them, parse as --disk and --net do.
+func TestVMSpecDevices(t *testing.T) {
+	dir := t.TempDir()
+	base := vmSpec{name: "base", mode: cpu.ModeTrap}
+	mac := func(s string) netswitch.MAC {
+		m, err := netswitch.ParseMAC(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	want := vmSpec{name: "a", mode: cpu.ModeTrap,
+		disks: []hv.Disk{{Path: "x.img", ReadOnly: true}, {Path: "y.img"}},
+		nics: []hv.NIC{
+			{Segment: "front", MAC: mac("02:00:00:00:00:01"), Limits: virtio.Limits{BytesPerSec: 10 << 20, OpsPerSec: 5000}},
+			{Segment: "back"},
+		},
+		cmdline: "console=ttyS0,115200 quiet"}
+	got, err := parseVMSpec("name=a,disk=x.img,ro,net=segment=front,mac=02:00:00:00:00:01,bw=10M/s,ops=5000/s,disk=y.img,net=segment=back,cmdline=console=ttyS0,115200 quiet", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := cmp.AllowUnexported(vmSpec{})
+	if d := cmp.Diff(want, got, opts); d != "" {
+		t.Errorf("--vm spec (-want +got):\n%s", d)
+	}
+	p := filepath.Join(dir, "vms.toml")
+	os.WriteFile(p, []byte(`[[vm]]
+name = "a"
+disk = ["x.img,ro", "y.img"]
+net = ["segment=front,mac=02:00:00:00:00:01,bw=10M,ops=5000", "segment=back"]
+cmdline = "console=ttyS0,115200 quiet"
+[[vm]]
+name = "b"
+net = "segment=back"
+`), 0o644)
+	_, specs, err := loadConfig(p, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 2 {
+		t.Fatalf("%d VMs from the config file, want 2", len(specs))
+	}
+	if d := cmp.Diff(want, specs[0], opts); d != "" {
+		t.Errorf("config file VM a (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]hv.NIC{{Segment: "back"}}, specs[1].nics); d != "" || len(specs[1].disks) != 0 {
+		t.Errorf("config file VM b: disks %v, NICs (-want +got):\n%s", specs[1].disks, d)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/vclock"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
@@ -45,6 +46,7 @@ type runConfig struct {
 	trace         string
 	guestCmd      []string      // run in the guest by /init (after --)
 	clock         vclock.Policy // what a paused guest's clock does (--clock)
+	uplinks       []uplink      // TAP interfaces connected to segments
 }
 
 // specList collects repeated --vm flags.
@@ -68,8 +70,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var diskFlags specList
 	fs.Var(&diskFlags, "disk", "attach a raw image file as a virtio-blk disk (PATH or PATH,ro): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode; repeatable")
 	rng := fs.Bool("rng", false, "attach a virtio-rng device (after the disks, on the same transport)")
+	var netFlags specList
+	fs.Var(&netFlags, "net", "attach a virtio-net NIC to a segment of pvisor's switch, on the same transport as disks:\nsegment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s]; repeatable")
+	var uplinkFlags specList
+	fs.Var(&uplinkFlags, "uplink", "connect a segment to the host through a TAP interface (created if needed; needs CAP_NET_ADMIN):\nsegment=NAME,tap=IFNAME; repeatable")
 	var vmFlags specList
-	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, cmdline=REST); repeatable")
+	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, disk=PATH[,ro], net=segment=NAME[,mac=..][,bw=..][,ops=..], cmdline=REST); repeatable")
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
 	workers := fs.Int("workers", 0, "scheduler workers (host threads running vCPUs; 0 = one per host CPU)")
 	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")
@@ -115,6 +121,20 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 			return nil, err
 		}
 		base.disks = append(base.disks, d)
+	}
+	for _, v := range uplinkFlags {
+		u, err := parseUplink(v)
+		if err != nil {
+			return nil, err
+		}
+		rc.uplinks = append(rc.uplinks, u)
+	}
+	for _, v := range netFlags {
+		n, err := parseNIC(v)
+		if err != nil {
+			return nil, err
+		}
+		base.nics = append(base.nics, n)
 	}
 	if *weight != 0 {
 		if err := base.set("cpu-weight", strconv.Itoa(*weight)); err != nil {
@@ -162,8 +182,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if !rc.multi {
 		rc.vms = []vmSpec{base}
-	} else if len(base.disks) > 0 || base.rng {
-		return nil, errors.New("--disk and --rng attach to the single VM of --kernel: not with --vm or --config")
+	} else if len(base.disks) > 0 {
+		return nil, errors.New("--disk attaches to the single VM of --kernel: not with --vm or --config (give disk= in each VM's spec)")
+	} else if base.rng {
+		return nil, errors.New("--rng attaches to the single VM of --kernel: not with --vm or --config")
+	} else if len(base.nics) > 0 {
+		return nil, errors.New("--net attaches to the single VM of --kernel: not with --vm or --config (give net= in each VM's spec)")
 	}
 	if rc.multi && rc.trace != "" {
 		return nil, errors.New("--trace follows one VM: not with --vm or --config")
@@ -235,6 +259,15 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	// Every VM shares one memory budget and one scheduler.
 	budget := mm.NewBudget(rc.memBudget)
 	sc := sched.New(sched.Config{Workers: rc.workers})
+	sw := netswitch.New() // the VMs' NICs share its segments
+	for _, u := range rc.uplinks {
+		tap, err := sw.ConnectTAP(u.segment, u.tap)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: --uplink: %v\n", err)
+			return 2
+		}
+		defer tap.Close()
+	}
 	vms := make([]*hv.VM, len(rc.vms))
 	scans := make([]*exitScanner, len(rc.vms))
 	stopAll := func(code int, reason string) {
@@ -283,7 +316,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			CPUWeight: spec.weight, CPUCap: spec.cap,
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
-			Disks: spec.disks, RNG: spec.rng, Clock: rc.clock,
+			Disks: spec.disks, RNG: spec.rng, Clock: rc.clock, NICs: spec.nics, Switch: sw,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
@@ -333,6 +366,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "== %s\n", vm.Name())
 			}
 			printStats(stderr, vm, wall)
+		}
+		if rc.stats && i == len(vms)-1 {
+			printSegments(stderr, sw)
 		}
 		if n := statuses[i].ConsoleDropped; n > 0 {
 			fmt.Fprintf(stderr, "%s%d bytes of console output dropped: nothing read pvisor's output fast enough (a full pipe?): read or redirect it\n", who, n)
@@ -501,10 +537,16 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	for _, d := range vm.MMIODevices() {
 		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
 			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
+		if d.Net != nil {
+			fmt.Fprintf(w, "device %s: %v\n", d.Name, *d.Net)
+		}
 	}
 	for _, d := range vm.SlotDevices() {
 		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
 			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
+		if d.Net != nil {
+			fmt.Fprintf(w, "device %s: %v\n", d.Name, *d.Net)
+		}
 	}
 	fmt.Fprintf(w, "privileged exits before pv start: %d\n", before)
 	var after uint64

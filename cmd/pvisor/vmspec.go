@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -24,6 +26,7 @@ type vmSpec struct {
 	weight, cap                   int // 0 = default weight / no cap
 	disks                         []hv.Disk
 	rng                           bool
+	nics                          []hv.NIC
 }
 
 // vmKeys are the keys of a --vm spec and of a [[vm]] table of a config
@@ -37,6 +40,8 @@ var vmKeys = []struct{ key, doc string }{
 	{"mode", "pv, trap or hwassist"},
 	{"cpu-weight", "share under contention (default 256)"},
 	{"cpu-cap", "ceiling, percent of one host CPU (0 = none)"},
+	{"disk", "a virtio-blk disk, PATH or PATH,ro, as --disk; repeatable"},
+	{"net", "a NIC, segment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s], as --net; repeatable"},
 	{"cmdline", "kernel command line; must come last, takes the rest of the spec, commas included"},
 }
 
@@ -94,6 +99,18 @@ func (s *vmSpec) set(key, val string) error {
 		if s.cap, err = strconv.Atoi(strings.TrimSuffix(val, "%")); err != nil || s.cap < 0 {
 			return fmt.Errorf("cpu-cap %q: want a percentage of one host CPU, 0 for none", val)
 		}
+	case "disk":
+		d, err := parseDisk(val)
+		if err != nil {
+			return err
+		}
+		s.disks = append(append([]hv.Disk(nil), s.disks...), d)
+	case "net":
+		n, err := parseNIC(val)
+		if err != nil {
+			return err
+		}
+		s.nics = append(append([]hv.NIC(nil), s.nics...), n)
 	default:
 		keys := make([]string, len(vmKeys))
 		for i, k := range vmKeys {
@@ -105,9 +122,20 @@ func (s *vmSpec) set(key, val string) error {
 }
 
 // parseVMSpec reads a --vm value, key=value pairs separated by commas, over
-// the defaults in base. cmdline= takes the rest of the value.
+// the defaults in base. cmdline= takes the rest of the value. A disk's and
+// a NIC's options follow it as items of their own, as in --disk and --net:
+// disk=PATH,ro and net=segment=NAME,mac=MAC,bw=BYTES/s,ops=N/s.
 func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 	s := base
+	var pendKey, pendVal string // a disk= or net= item and the options after it
+	flush := func() error {
+		if pendKey == "" {
+			return nil
+		}
+		k, v := pendKey, pendVal
+		pendKey, pendVal = "", ""
+		return s.set(k, v)
+	}
 	for rest := spec; rest != ""; {
 		var item string
 		if strings.HasPrefix(rest, "cmdline=") {
@@ -116,19 +144,35 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 			item, rest, _ = strings.Cut(rest, ",")
 		}
 		key, val, ok := strings.Cut(item, "=")
+		switch {
+		case pendKey == "disk" && item == "ro", pendKey == "net" && ok && slices.Contains(netOptions, key):
+			pendVal += "," + item
+			continue
+		}
+		if err := flush(); err != nil {
+			return s, fmt.Errorf("--vm %q: %v", spec, err)
+		}
 		if !ok {
 			return s, fmt.Errorf("--vm %q: %q is not key=value", spec, item)
+		}
+		if key == "disk" || key == "net" {
+			pendKey, pendVal = key, val
+			continue
 		}
 		if err := s.set(key, val); err != nil {
 			return s, fmt.Errorf("--vm %q: %v", spec, err)
 		}
+	}
+	if err := flush(); err != nil {
+		return s, fmt.Errorf("--vm %q: %v", spec, err)
 	}
 	return s, nil
 }
 
 // fileConfig is a config file: host settings and a [[vm]] table per VM,
 // with the keys of a --vm spec (cpu_weight and cpu_cap may be spelled with
-// either - or _). Example:
+// either - or _); disk and net take a string or a list of strings, each
+// as --disk and --net. Example:
 //
 //	workers = 1
 //	[[vm]]
@@ -136,6 +180,8 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 //	kernel = "build/testguest.elf"
 //	cmdline = "spin"
 //	cpu-weight = 512
+//	disk = ["a.img", "shared.img,ro"]
+//	net = "segment=front,bw=10M/s"
 type fileConfig struct {
 	Workers int              `toml:"workers"`
 	VM      []map[string]any `toml:"vm"`
@@ -161,18 +207,36 @@ func loadConfig(path string, base vmSpec) (workers int, specs []vmSpec, err erro
 	for i, t := range fc.VM {
 		s := base
 		s.name = fmt.Sprintf("vm%d", i)
-		for k, v := range t {
-			var val string
-			switch v := v.(type) {
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // a map's order is random; messages and device order should not be
+		for _, k := range keys {
+			var vals []string
+			switch v := t[k].(type) {
 			case string:
-				val = v
+				vals = []string{v}
 			case int64:
-				val = strconv.FormatInt(v, 10)
+				vals = []string{strconv.FormatInt(v, 10)}
+			case []any:
+				if k != "disk" && k != "net" {
+					return 0, nil, fmt.Errorf("%s: vm %d: %s: want a string or an integer, not a list (only disk and net take lists)", path, i, k)
+				}
+				for _, e := range v {
+					str, ok := e.(string)
+					if !ok {
+						return 0, nil, fmt.Errorf("%s: vm %d: %s: want a list of strings, not one holding %T", path, i, k, e)
+					}
+					vals = append(vals, str)
+				}
 			default:
 				return 0, nil, fmt.Errorf("%s: vm %d: %s: want a string or an integer, not %T", path, i, k, v)
 			}
-			if err := s.set(k, val); err != nil {
-				return 0, nil, fmt.Errorf("%s: vm %d: %v", path, i, err)
+			for _, val := range vals {
+				if err := s.set(k, val); err != nil {
+					return 0, nil, fmt.Errorf("%s: vm %d: %v", path, i, err)
+				}
 			}
 		}
 		specs = append(specs, s)
@@ -213,7 +277,7 @@ func checkSpecs(specs []vmSpec) error {
 			}
 		}
 	}
-	return nil
+	return checkNICs(specs)
 }
 
 // parseDisk parses a --disk value: PATH or PATH,ro.

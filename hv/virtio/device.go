@@ -37,6 +37,44 @@ type Backend interface {
 	Reset()
 }
 
+// Source is implemented by a backend that feeds some of its queues from an
+// input of its own (net's receive queue: frames from the switch). The
+// device serves such a queue only while Ready says input waits, and the
+// backend calls the wake function it was bound to, from any goroutine and
+// without blocking, when input arrives. Ready is true for the queues the
+// backend does not feed.
+type Source interface {
+	// Bind gives the backend the function that wakes queue q of a
+	// running device; NewDevice calls it once.
+	Bind(wake func(q int))
+	// Ready says whether queue q has input for the device to deliver.
+	// It runs on the device goroutine.
+	Ready(q int) bool
+}
+
+// QueueThrottler is implemented by a backend that rate-limits requests
+// per queue itself (net bounds what a VM sends, not what it receives), in
+// place of Options.Limits, which bound every queue.
+type QueueThrottler interface {
+	// Admit charges the request in c of queue q and returns 0, or returns
+	// how long to wait before asking again, charging nothing. It runs on
+	// the device goroutine, which waits as it does for Options.Limits.
+	Admit(q int, c *Chain) time.Duration
+}
+
+// InterruptHoldoff is implemented by a backend that wants a queue's
+// used-buffer interrupts moderated: when a pass over queue q completed
+// requests, the device decides on the interrupt (and raises it if the
+// driver asked for one) Holdoff(q) later rather than at once, so that the
+// requests completed meanwhile share it. The specification lets a device
+// delay an interrupt; it never sends one the driver suppressed. Net holds
+// back its transmit queue's: a driver reaps sent frames as it sends more,
+// and an interrupt per frame is most of a flooding guest's cost.
+type InterruptHoldoff interface {
+	// Holdoff is how long queue q's interrupts wait; 0 is not at all.
+	Holdoff(q int) time.Duration
+}
+
 // Signaller is the transport's interrupt path.
 //
 // Its methods run on the device goroutine, or on the goroutine calling a
@@ -85,6 +123,9 @@ type Device struct {
 	signal   Signaller
 	queueMax []uint16
 	limiter  *RateLimiter
+	source   Source         // the backend, if it feeds queues of its own
+	throttle QueueThrottler // the backend, if it limits queues itself
+	holdoff  InterruptHoldoff
 	stats    Stats
 	charge   func(time.Duration)
 
@@ -125,8 +166,27 @@ func NewDevice(b Backend, m Mem, s Signaller, o Options) *Device {
 	if !o.Limits.unlimited() {
 		d.limiter = NewRateLimiter(o.Limits, o.Clock)
 	}
+	if t, ok := b.(QueueThrottler); ok {
+		d.throttle = t
+	}
+	if h, ok := b.(InterruptHoldoff); ok {
+		d.holdoff = h
+	}
 	d.st = d.initialState()
+	if src, ok := b.(Source); ok {
+		d.source = src
+		src.Bind(d.wake)
+	}
 	return d
+}
+
+// wake is a Source's way to have queue q served: like Notify, it never
+// blocks and is ignored unless the device runs, but it is not counted as
+// a driver notification.
+func (d *Device) wake(q int) {
+	if w := d.run.Load(); w != nil {
+		w.notify(q)
+	}
 }
 
 func (d *Device) initialState() State {

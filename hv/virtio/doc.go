@@ -2,8 +2,9 @@
 // both transports (virtio-mmio in trap and hwassist mode, the hypercall
 // transport in pv mode): split virtqueues, feature
 // negotiation, the device status state machine, config space, reset, and
-// the device backends (block over a raw image file, rng over crypto/rand),
-// with a token-bucket rate limiter for block (and later net).
+// the device backends (block over a raw image file, rng over crypto/rand,
+// net over a port of pvisor's switch), with a token-bucket rate limiter
+// for block and for what a net device sends.
 //
 // Files, one per role:
 //
@@ -17,7 +18,7 @@
 //	event_handler.go  the device goroutine: serving notified queues, throttling, interrupts
 //	ratelimit.go      token buckets (bytes/s and ops/s)
 //	metrics.go        per-device counters
-//	block.go, block_request.go, rng.go  the backends
+//	block.go, block_request.go, rng.go, net.go  the backends
 //
 // Trust boundary: everything read from guest memory is hostile. That is
 // the rings, the descriptors, the request headers and the data, and they
@@ -46,7 +47,7 @@
 //     most Size requests of at most the maximum size's buffers each, then
 //     yields; a
 //     block request moves at most the image's size, an rng request at
-//     most 64 KiB.
+//     most 64 KiB, a net request one frame of at most 1514 bytes.
 //
 // Concurrency rule: device work runs on the device's own goroutine, never
 // on a vCPU's, and that goroutine never touches vCPU state. It reaches

@@ -19,6 +19,11 @@ type worker struct {
 	stop    chan struct{} // closed to end the goroutine
 	done    chan struct{} // closed when it has ended
 	slept   time.Duration // rate-limit waits in the current pass
+
+	// held marks queues to be served again, and decided on, when holdoff
+	// fires (InterruptHoldoff); the device goroutine alone uses them.
+	held    []bool
+	holdoff *time.Timer // nil until first needed; armed while any queue is held
 }
 
 // errStopped ends a pass because the device is being reset or failed.
@@ -33,6 +38,7 @@ func newWorker(d *Device) *worker {
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		held:    make([]bool, n),
 	}
 }
 
@@ -57,30 +63,58 @@ func (w *worker) notify(q int) {
 // rate-limit waits, which use no CPU.
 func (w *worker) loop() {
 	defer close(w.done)
+	defer func() {
+		if w.holdoff != nil {
+			w.holdoff.Stop()
+		}
+	}()
 	for {
+		var fired <-chan time.Time
+		if w.holdoff != nil {
+			fired = w.holdoff.C
+		}
 		select {
 		case <-w.stop:
 			return
 		case <-w.kick:
-		}
-		if w.d.charge == nil {
-			if w.pass() {
+		case <-fired:
+			if w.measure(w.release) {
 				return
 			}
 			continue
 		}
-		tid, cpu, wall := unix.Gettid(), threadCPU(), time.Now()
-		w.slept = 0
-		stop := w.pass()
-		used := threadCPU() - cpu
-		if unix.Gettid() != tid || used < 0 {
-			used = max(time.Since(wall)-w.slept, 0)
-		}
-		w.d.charge(used)
-		if stop {
+		if w.measure(w.pass) {
 			return
 		}
 	}
+}
+
+// measure runs one piece of the goroutine's work (a pass, a held
+// interrupt's release) and charges its CPU time (Options.Charge); it
+// returns f's result: true when the goroutine must end.
+func (w *worker) measure(f func() bool) bool {
+	if w.d.charge == nil {
+		return f()
+	}
+	tid, cpu, wall := unix.Gettid(), threadCPU(), time.Now()
+	w.slept = 0
+	stop := f()
+	used := threadCPU() - cpu
+	if unix.Gettid() != tid || used < 0 {
+		used = max(time.Since(wall)-w.slept, 0)
+	}
+	w.d.charge(used)
+	return stop
+}
+
+// release signals the queues whose interrupts were held back
+// (InterruptHoldoff); true when the device broke.
+func (w *worker) release() bool {
+	if err := w.releaseHeld(); err != nil {
+		w.d.fail(err)
+		return true
+	}
+	return false
 }
 
 // pass serves each notified queue once; it returns true when the
@@ -122,19 +156,36 @@ func threadCPU() time.Duration {
 // serve handles at most Size requests of q, each a chain of at most the
 // queue's maximum size of buffers, then interrupts the driver if it asked for it. It returns
 // true if requests may remain.
+//
+// A queue with a holdoff (InterruptHoldoff) that completed requests in this
+// pass is held instead: the interrupt decision, and the request for a
+// notification (avail_event), wait until the holdoff fires, when the queue
+// is served again. A driver that keeps adding requests meanwhile is polled,
+// not notified, and interrupted at most once per holdoff.
 func (w *worker) serve(q *queue) (more bool, err error) {
 	d := w.d
+	var holdoff time.Duration
+	if d.holdoff != nil {
+		holdoff = d.holdoff.Holdoff(q.index)
+	}
 	published := false
-	for n := 0; ; {
+	n := 0
+	for {
 		if n == int(q.Size) {
 			more = true
 			break
+		}
+		if d.source != nil && !d.source.Ready(q.index) {
+			break // nothing to deliver: the backend wakes the queue when there is
 		}
 		ok, err := q.next()
 		if err != nil {
 			return false, err
 		}
 		if !ok {
+			if holdoff > 0 && n > 0 {
+				break // look again when the holdoff fires
+			}
 			if q.eventIdx && !published {
 				// Ask for a notification from the next entry on,
 				// then look once more: the driver may have added
@@ -149,7 +200,7 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 		}
 		published = false
 		n++
-		if d.limiter != nil {
+		if d.limiter != nil || d.throttle != nil {
 			if err := w.throttle(q); err != nil {
 				return false, err
 			}
@@ -164,17 +215,70 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 		d.stats.requests.Add(1)
 		d.stats.bytes.Add(q.chain.readLen + q.chain.writeLen)
 	}
+	if holdoff > 0 && n > 0 {
+		w.hold(q, holdoff)
+		return more, nil
+	}
 	return more, w.interrupt(q)
 }
 
-// throttle waits, on this goroutine, until the rate limiter admits the
-// request in q.chain. What was completed before is signalled first, so
-// that the driver is not kept waiting for it.
+// hold defers q's interrupt decision by h, unless it is already deferred:
+// the requests completed meanwhile share the one interrupt.
+func (w *worker) hold(q *queue, h time.Duration) {
+	armed := false
+	for _, x := range w.held {
+		armed = armed || x
+	}
+	w.held[q.index] = true
+	switch {
+	case armed: // the timer runs for a queue held earlier: q joins it
+	case w.holdoff == nil:
+		w.holdoff = time.NewTimer(h)
+	default:
+		w.holdoff.Reset(h)
+	}
+}
+
+// releaseHeld makes the deferred interrupt decisions when the holdoff
+// timer fires, and serves the held queues again: one that has requests
+// again is held again, one that has none asks for a notification.
+func (w *worker) releaseHeld() error {
+	for i, h := range w.held {
+		if !h {
+			continue
+		}
+		q := w.queues[i]
+		w.held[i] = false
+		more, err := w.serve(q) // with nothing new: asks for a notification and decides on the interrupt
+		if err != nil {
+			return err
+		}
+		if w.held[i] { // held again: decide now all the same, once per holdoff
+			if err := w.interrupt(q); err != nil {
+				return err
+			}
+		}
+		if more {
+			w.notify(i)
+		}
+	}
+	return nil
+}
+
+// throttle waits, on this goroutine, until the rate limiter (or the
+// backend's QueueThrottler) admits the request in q.chain. What was
+// completed before is signalled first, so that the driver is not kept
+// waiting for it.
 func (w *worker) throttle(q *queue) error {
 	d := w.d
 	cost := q.chain.readLen + q.chain.writeLen
 	for {
-		wait := d.limiter.Take(cost)
+		var wait time.Duration
+		if d.limiter != nil {
+			wait = d.limiter.Take(cost)
+		} else {
+			wait = d.throttle.Admit(q.index, &q.chain)
+		}
 		if wait == 0 {
 			return nil
 		}

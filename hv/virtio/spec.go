@@ -94,3 +94,30 @@ const (
 	blockHeaderSize = 16  // struct virtio_blk_req: type le32, reserved le32, sector le64
 	blockIDSize     = 20  // VIRTIO_BLK_ID_BYTES
 )
+
+// Net device (section 5.1). pvisor offers no offloads: the guest computes
+// checksums and segments, so every frame fits the MTU.
+const (
+	NetFeatureMTU    uint64 = 1 << 3  // VIRTIO_NET_F_MTU
+	NetFeatureMAC    uint64 = 1 << 5  // VIRTIO_NET_F_MAC
+	NetFeatureStatus uint64 = 1 << 16 // VIRTIO_NET_F_STATUS
+
+	netStatusLinkUp = 1 // VIRTIO_NET_S_LINK_UP
+
+	// netHdrSize is struct virtio_net_hdr_v1 (section 5.1.6): flags u8,
+	// gso_type u8, hdr_len le16, gso_size le16, csum_start le16,
+	// csum_offset le16, num_buffers le16. With VERSION_1 the header is
+	// always this long, MRG_RXBUF or not.
+	netHdrSize = 12
+
+	netHdrGSONone = 0 // VIRTIO_NET_HDR_GSO_NONE
+
+	netRxQueue = 0 // receiveq1
+	netTxQueue = 1 // transmitq1
+
+	// Ethernet frames as the guest sends them (no FCS): a 14-byte header
+	// (destination, source, EtherType) and at most NetMTU bytes of payload.
+	EthHeaderSize = 14
+	NetMTU        = 1500
+	EthMaxFrame   = EthHeaderSize + NetMTU
+)
