@@ -33,7 +33,7 @@ type pvSlot struct {
 	index  int
 	gen    uint32
 	t      *virtio.Hcall
-	closer io.Closer // the backend's resources (an image file, a switch port), or nil
+	closer io.Closer       // the backend's resources (an image file, a switch port), or nil
 	port   *netswitch.Port // a NIC's switch port, for listings; nil for other devices
 
 	eject atomic.Bool // the operator asked for ejection
