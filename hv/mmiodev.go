@@ -36,6 +36,10 @@ var MMIOIRQs = [...]int{5, 6, 10, 11, 14}
 type Disk struct {
 	Path     string
 	ReadOnly bool
+	// Limits bound the guest's requests (bytes/s and requests/s, each
+	// with a burst of one second's worth unless given); zero values are
+	// unlimited. SetDeviceLimits changes them at run time.
+	Limits virtio.Limits
 }
 
 // mmioDev is one device with its window and line.
@@ -85,22 +89,24 @@ func checkDisks(cfg *Config) error {
 // through guestMem) and before the kernel is loaded (MMIO windows go on
 // the command line).
 func (vm *VM) openDisks() error {
-	add := func(name string, b virtio.Backend, block *virtio.Block) error {
+	add := func(name string, b virtio.Backend, block *virtio.Block, lim virtio.Limits) error {
 		if vm.cfg.Mode != cpu.ModePV {
-			vm.addMMIO(name, b, block)
-			return nil
+			return vm.addMMIO(name, b, block).t.Device().SetLimits(lim)
 		}
 		var closer io.Closer
 		if block != nil {
 			closer = block
 		}
-		_, err := vm.attach(name, b, closer, nil)
-		return err
+		i, err := vm.attach(name, b, closer, nil)
+		if err != nil {
+			return err
+		}
+		return vm.pv.slots[i].Load().t.Device().SetLimits(lim)
 	}
 	for i, d := range vm.cfg.Disks {
 		b, err := virtio.OpenBlock(d.Path, virtio.BlockOptions{ReadOnly: d.ReadOnly, ID: fmt.Sprintf("pvisor-disk%d", i)})
 		if err == nil {
-			err = add(fmt.Sprintf("virtio-blk %d", i), b, b)
+			err = add(fmt.Sprintf("virtio-blk %d", i), b, b, d.Limits)
 		}
 		if err != nil {
 			vm.closeMMIO()
@@ -109,7 +115,7 @@ func (vm *VM) openDisks() error {
 		}
 	}
 	if vm.cfg.RNG {
-		if err := add("virtio-rng 0", virtio.Rng{}, nil); err != nil {
+		if err := add("virtio-rng 0", virtio.Rng{}, nil, virtio.Limits{}); err != nil {
 			vm.closeMMIO()
 			vm.closeSlots()
 			return fmt.Errorf("--rng: %w", err)

@@ -117,11 +117,12 @@ type VM struct {
 	in  consoleIn
 	out *consoleOut // carries cfg.Console's output
 
-	balloonChanged atomic.Bool // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
-	declared       atomic.Bool // declare_version succeeded: every call is open
-	dev            *devices    // legacy PC; nil in pv mode
-	mmio           []*mmioDev  // virtio-mmio devices (mmiodev.go)
-	pv             pvDevices   // hypercall-transport slots (pvdev.go)
+	balloonChanged atomic.Bool  // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
+	declared       atomic.Bool  // declare_version succeeded: every call is open
+	dev            *devices     // legacy PC; nil in pv mode
+	mmio           []*mmioDev   // virtio-mmio devices (mmiodev.go)
+	pv             pvDevices    // hypercall-transport slots (pvdev.go)
+	hotNICs        atomic.Int32 // NICs hot-plugged so far, for their derived MACs (hotplug.go)
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status

@@ -119,6 +119,11 @@ func (g *netGuest) nic(t *testing.T) hv.NICInfo {
 			return *d.Net
 		}
 	}
+	for _, d := range g.vm.SlotDevices() {
+		if d.Net != nil {
+			return *d.Net
+		}
+	}
 	t.Fatalf("%s has no NIC", g.name)
 	return hv.NICInfo{}
 }
@@ -231,6 +236,12 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 	for i, g := range guests {
 		t.Logf("%s: %+v", g.name, statuses[i])
 		for _, d := range g.vm.MMIODevices() {
+			t.Logf("%s: %v (%d requests, %d interrupts, %d breaks)", g.name, d, d.Requests, d.Interrupts, d.Broken)
+			if d.Net != nil {
+				t.Logf("%s: %v", g.name, *d.Net)
+			}
+		}
+		for _, d := range g.vm.SlotDevices() {
 			t.Logf("%s: %v (%d requests, %d interrupts, %d breaks)", g.name, d, d.Requests, d.Interrupts, d.Broken)
 			if d.Net != nil {
 				t.Logf("%s: %v", g.name, *d.Net)

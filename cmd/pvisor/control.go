@@ -7,13 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/virtio"
 )
 
 // The control socket: `pvisor run --control PATH` listens on a Unix socket
@@ -32,6 +35,15 @@ type ctlRequest struct {
 	Weight *int   `json:"weight,omitempty"`
 	Cap    *int   `json:"cap,omitempty"`
 	Bytes  uint64 `json:"bytes,omitempty"`
+	// device-attach: one of Disk (a --disk value), Net (a --net value) or
+	// RNG. device-detach and device-limits: Device (a slot in pv mode, a
+	// virtio-mmio window index otherwise), Force, Limits (bw=, iops=, ops=).
+	Disk   string `json:"disk,omitempty"`
+	Net    string `json:"net,omitempty"`
+	RNG    bool   `json:"rng,omitempty"`
+	Device *int   `json:"device,omitempty"`
+	Force  bool   `json:"force,omitempty"`
+	Limits string `json:"limits,omitempty"`
 }
 
 type ctlVM struct {
@@ -54,6 +66,8 @@ type ctlVM struct {
 type ctlReply struct {
 	Error string  `json:"error,omitempty"`
 	VMs   []ctlVM `json:"vms,omitempty"`
+	// Slot is where device-attach put the device.
+	Slot *int `json:"slot,omitempty"`
 }
 
 // controlServer answers requests about a fixed set of VMs.
@@ -181,6 +195,30 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 		if err := vm.Resume(); err != nil {
 			return fmt.Errorf("resume %s: %v", vm.Name(), err)
 		}
+	case "device-attach":
+		slot, err := attachDevice(vm, req)
+		if err != nil {
+			return fmt.Errorf("device-attach %s: %v", vm.Name(), err)
+		}
+		rep.Slot = &slot
+	case "device-detach":
+		if req.Device == nil {
+			return errors.New("device-detach: give the device's slot")
+		}
+		if err := vm.EjectDevice(*req.Device, req.Force); err != nil {
+			return fmt.Errorf("device-detach %s: %v", vm.Name(), err)
+		}
+	case "device-limits":
+		if req.Device == nil {
+			return errors.New("device-limits: give the device")
+		}
+		l, err := parseLimits(req.Limits)
+		if err != nil {
+			return fmt.Errorf("device-limits: %v", err)
+		}
+		if err := vm.SetDeviceLimits(*req.Device, l); err != nil {
+			return fmt.Errorf("device-limits %s: %v", vm.Name(), err)
+		}
 	case "stop":
 		vm.Stop(0, "stopped by the operator (pvisor ctl stop)")
 	default:
@@ -214,11 +252,15 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("control", "", "the control socket of a `pvisor run --control PATH`")
 	weight := fs.Int("weight", -1, "sched-credit: new CPU weight")
 	capPct := fs.Int("cap", -1, "sched-credit: new CPU cap, percent of one host CPU (0 = none)")
+	force := fs.Bool("force", false, "device-detach: remove the device at once instead of asking the guest to give it up")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pvisor ctl --control PATH list\n"+
 			"       pvisor ctl --control PATH [--weight N] [--cap PCT] sched-credit VM\n"+
 			"       pvisor ctl --control PATH mem-set VM SIZE\n"+
-			"       pvisor ctl --control PATH pause|resume|stop VM")
+			"       pvisor ctl --control PATH pause|resume|stop VM\n"+
+			"       pvisor ctl --control PATH device-attach VM disk=PATH[,ro][,bw=..][,iops=..] | net=segment=NAME[,mac=..][,bw=..][,ops=..] | rng\n"+
+			"       pvisor ctl --control PATH [--force] device-detach VM SLOT\n"+
+			"       pvisor ctl --control PATH device-limits VM DEVICE [bw=SIZE/s][,iops=N/s][,ops=N/s]   (none: unlimited)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -252,6 +294,36 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			req.Bytes = n
 		}
 	case "pause", "resume", "stop":
+	case "device-attach":
+		want = 3
+		if len(a) == 3 {
+			switch v := a[2]; {
+			case v == "rng":
+				req.RNG = true
+			case strings.HasPrefix(v, "disk="):
+				req.Disk = strings.TrimPrefix(v, "disk=")
+			case strings.HasPrefix(v, "net="):
+				req.Net = strings.TrimPrefix(v, "net=")
+			default:
+				fmt.Fprintf(stderr, "pvisor ctl: device-attach %q: want disk=..., net=... or rng\n", v)
+				return 2
+			}
+		}
+	case "device-detach", "device-limits":
+		want = 3
+		if a[0] == "device-limits" && len(a) == 4 {
+			want = 4
+			req.Limits = a[3]
+		}
+		if len(a) >= 3 {
+			n, err := strconv.Atoi(a[2])
+			if err != nil || n < 0 {
+				fmt.Fprintf(stderr, "pvisor ctl: %s: device %q: want a slot or window number\n", a[0], a[2])
+				return 2
+			}
+			req.Device = &n
+		}
+		req.Force = *force
 	default:
 		fmt.Fprintf(stderr, "pvisor ctl: unknown request %q\n", a[0])
 		fs.Usage()
@@ -273,6 +345,13 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pvisor ctl: %s\n", rep.Error)
 		return 1
 	}
+	if rep.Slot != nil {
+		fmt.Fprintf(stdout, "%s: slot %d\n", req.VM, *rep.Slot)
+		return 0
+	}
+	if req.Op != "list" {
+		return 0
+	}
 	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "name\tstate\tweight\tcap\tcpu s\tsteal s\tmem MiB\tresident MiB\tballooned MiB\ttarget MiB\t")
 	for _, v := range rep.VMs {
@@ -290,6 +369,81 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// attachDevice hot-plugs the device req names into vm, checking the
+// operator's values as pvisor run does.
+func attachDevice(vm *hv.VM, req *ctlRequest) (int, error) {
+	n := 0
+	for _, b := range []bool{req.Disk != "", req.Net != "", req.RNG} {
+		if b {
+			n++
+		}
+	}
+	if n != 1 {
+		return 0, errors.New("give exactly one of disk=, net= or rng")
+	}
+	switch {
+	case req.Disk != "":
+		d, err := parseDisk(req.Disk)
+		if err != nil {
+			return 0, err
+		}
+		fi, err := os.Stat(d.Path)
+		if err != nil {
+			return 0, err
+		}
+		if err := checkFile("disk", d.Path, fi, math.MaxUint64); err != nil {
+			return 0, err
+		}
+		return vm.AttachDisk(d)
+	case req.Net != "":
+		nic, err := parseNIC(req.Net)
+		if err != nil {
+			return 0, err
+		}
+		return vm.AttachNIC(nic)
+	}
+	return vm.AttachDevice("virtio-rng (hot-plugged)", virtio.Rng{}, nil)
+}
+
+// parseLimits reads device-limits' value: bw=SIZE/s, iops=N/s (a disk's
+// requests) and ops=N/s (a NIC's frames), comma-separated, each optional;
+// empty is unlimited.
+func parseLimits(v string) (virtio.Limits, error) {
+	var l virtio.Limits
+	if v == "" {
+		return l, nil
+	}
+	seen := map[string]bool{}
+	for _, item := range strings.Split(v, ",") {
+		key, val, _ := strings.Cut(item, "=")
+		if seen[key] {
+			return l, fmt.Errorf("%s given twice", key)
+		}
+		seen[key] = true
+		val = strings.TrimSuffix(val, "/s")
+		switch key {
+		case "bw":
+			b, err := parseSize(val)
+			if err != nil || b == 0 {
+				return l, fmt.Errorf("bw %q: want a positive size per second, such as bw=10M/s", val)
+			}
+			l.BytesPerSec = b
+		case "iops", "ops":
+			if seen["iops"] && seen["ops"] {
+				return l, errors.New("iops and ops are the same limit: give one")
+			}
+			o, err := strconv.ParseUint(val, 10, 64)
+			if err != nil || o == 0 {
+				return l, fmt.Errorf("%s %q: want a positive number per second", key, val)
+			}
+			l.OpsPerSec = o
+		default:
+			return l, fmt.Errorf("unknown limit %q: want bw=, iops= or ops=", item)
+		}
+	}
+	return l, nil
 }
 
 // ctlCall sends one request and reads its reply.

@@ -280,18 +280,40 @@ func checkSpecs(specs []vmSpec) error {
 	return checkNICs(specs)
 }
 
-// parseDisk parses a --disk value: PATH or PATH,ro.
+// parseDisk parses a --disk value: PATH[,ro][,bw=BYTES/s][,iops=N/s]. bw
+// bounds the bytes the guest moves per second (a K, M or G suffix), iops
+// its requests per second; both optional ("/s" may be left out).
 func parseDisk(v string) (hv.Disk, error) {
-	path, opt, _ := strings.Cut(v, ",")
-	d := hv.Disk{Path: path}
-	switch opt {
-	case "":
-	case "ro":
-		d.ReadOnly = true
-	default:
-		return d, fmt.Errorf("--disk %s: unknown option %q: want PATH or PATH,ro", v, opt)
+	items := strings.Split(v, ",")
+	d := hv.Disk{Path: items[0]}
+	const want = "want PATH[,ro][,bw=BYTES/s][,iops=N/s]"
+	seen := map[string]bool{}
+	for _, item := range items[1:] {
+		key, val, hasVal := strings.Cut(item, "=")
+		if seen[key] {
+			return d, fmt.Errorf("--disk %s: %s given twice", v, key)
+		}
+		seen[key] = true
+		switch {
+		case key == "ro" && !hasVal:
+			d.ReadOnly = true
+		case key == "bw" && hasVal:
+			b, err := parseSize(strings.TrimSuffix(val, "/s"))
+			if err != nil || b == 0 {
+				return d, fmt.Errorf("--disk %s: bw %q: want a positive size per second, such as bw=10M/s", v, val)
+			}
+			d.Limits.BytesPerSec = b
+		case key == "iops" && hasVal:
+			o, err := strconv.ParseUint(strings.TrimSuffix(val, "/s"), 10, 64)
+			if err != nil || o == 0 {
+				return d, fmt.Errorf("--disk %s: iops %q: want a positive number of requests per second, such as iops=1000/s", v, val)
+			}
+			d.Limits.OpsPerSec = o
+		default:
+			return d, fmt.Errorf("--disk %s: unknown option %q: %s", v, item, want)
+		}
 	}
-	if path == "" {
+	if d.Path == "" {
 		return d, fmt.Errorf("--disk %q: no path", v)
 	}
 	return d, nil

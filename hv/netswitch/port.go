@@ -13,7 +13,7 @@ type Port struct {
 	owner   string
 	mac     MAC                 // zero for an uplink
 	uplink  bool                // an uplink (uplink.go): many source addresses, none of its segment's ports
-	limiter *virtio.RateLimiter // nil: unlimited
+	limiter *virtio.RateLimiter // nil: unlimited (only ports made outside Attach)
 	stats   counters
 	wake    atomic.Pointer[func()]
 
@@ -65,6 +65,23 @@ func (p *Port) Admit(n uint64) time.Duration {
 		p.seg.stats.throttled.Add(1)
 	}
 	return wait
+}
+
+// SetLimits changes what the port's VM may send from now on (frame
+// bytes/s, frames/s; zero is unlimited), keeping held tokens up to the new
+// burst and any debt.
+func (p *Port) SetLimits(l virtio.Limits) {
+	if p.limiter != nil {
+		p.limiter.SetLimits(l)
+	}
+}
+
+// Limits returns the port's limits.
+func (p *Port) Limits() virtio.Limits {
+	if p.limiter == nil {
+		return virtio.Limits{}
+	}
+	return p.limiter.Limits()
 }
 
 // Send implements virtio.NetPort.Send: it checks the frame's length and

@@ -99,9 +99,8 @@ func (s *Switch) Attach(segment string, c PortConfig) (*Port, error) {
 		return nil, fmt.Errorf("segment %s: receive queue of %d frames: want 1..%d", segment, c.QueueLen, maxQueueLen)
 	}
 	p := &Port{owner: c.Owner, mac: c.MAC, slots: make([][MaxFrame]byte, n), lens: make([]uint16, n)}
-	if c.Limits != (virtio.Limits{}) {
-		p.limiter = virtio.NewRateLimiter(c.Limits, c.Clock)
-	}
+	// Even unlimited, so that SetLimits can bound it later.
+	p.limiter = virtio.NewRateLimiter(c.Limits, c.Clock)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seg := s.segments[segment]

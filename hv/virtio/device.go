@@ -163,11 +163,11 @@ func NewDevice(b Backend, m Mem, s Signaller, o Options) *Device {
 			panic(fmt.Sprintf("virtio: backend queue %d maximum %d is not a power of two in [1, %d]", i, n, MaxQueueSize))
 		}
 	}
-	if !o.Limits.unlimited() {
-		d.limiter = NewRateLimiter(o.Limits, o.Clock)
-	}
 	if t, ok := b.(QueueThrottler); ok {
 		d.throttle = t
+	} else {
+		// Even unlimited, so that SetLimits can bound it later.
+		d.limiter = NewRateLimiter(o.Limits, o.Clock)
 	}
 	if h, ok := b.(InterruptHoldoff); ok {
 		d.holdoff = h
@@ -351,9 +351,8 @@ func (d *Device) breakLocked(err error) error {
 func (d *Device) reset() {
 	d.stopWorker()
 	d.backend.Reset()
-	if d.limiter != nil {
-		d.limiter.Reset()
-	}
+	// The limiter keeps its buckets: a guest cannot buy a fresh burst
+	// by resetting its device.
 	d.mu.Lock()
 	d.st = d.initialState()
 	d.lastErr = nil

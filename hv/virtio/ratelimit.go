@@ -53,6 +53,37 @@ func NewRateLimiter(l Limits, c Clock) *RateLimiter {
 	return r
 }
 
+// SetLimits changes the limits from now on. Tokens already in a bucket
+// are kept up to the new burst, and a debt is kept: changing the limits
+// never hands out a fresh burst.
+func (r *RateLimiter) SetLimits(l Limits) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	r.bytes.refill(now)
+	r.ops.refill(now)
+	for _, x := range []struct {
+		b           *bucket
+		rate, burst uint64
+	}{{&r.bytes, l.BytesPerSec, l.BytesBurst}, {&r.ops, l.OpsPerSec, l.OpsBurst}} {
+		was := x.b.rate
+		x.b.init(x.rate, x.burst)
+		x.b.last = now
+		if was == 0 {
+			// From unlimited: start from a full bucket, as a new limiter.
+			x.b.tokens, x.b.frac = int64(x.b.burst), 0
+		}
+		x.b.tokens = min(x.b.tokens, int64(x.b.burst))
+	}
+}
+
+// Limits returns the limits in force.
+func (r *RateLimiter) Limits() Limits {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Limits{BytesPerSec: r.bytes.rate, BytesBurst: r.bytes.burst, OpsPerSec: r.ops.rate, OpsBurst: r.ops.burst}
+}
+
 // Reset fills both buckets.
 func (r *RateLimiter) Reset() {
 	r.mu.Lock()
