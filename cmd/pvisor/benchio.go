@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +15,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/netswitch"
+	"github.com/pvisor/pvisor/mm"
 )
 
 // `pvisor bench io`: the same disk workload (guestkit/pvbench's blk-*
@@ -36,7 +40,10 @@ const ioBenchDisk = 64 << 20
 
 var pvisorExitRE = regexp.MustCompile(`^pvisor-exit: (\d+)$`)
 
-var ioBenches = []string{"blk-seqwrite", "blk-seqread", "blk-randread"}
+var ioBenches = []string{"blk-seqwrite", "blk-seqread", "blk-randread", "net-stream", "net-rr"}
+
+// isNetBench tells the benchmarks that need a peer VM on a segment.
+func isNetBench(op string) bool { return strings.HasPrefix(op, "net-") }
 
 // ioBenchUnit says how an operation's rate is shown: 1 MiB operations as
 // MiB/s, the others as operations per second.
@@ -44,8 +51,11 @@ func ioBenchRate(op string, nsPerOp float64) string {
 	if nsPerOp <= 0 {
 		return "-"
 	}
-	if strings.HasPrefix(op, "blk-seq") {
+	if strings.HasPrefix(op, "blk-seq") || op == "net-stream" {
 		return fmt.Sprintf("%.1f MiB/s", 1e9/nsPerOp)
+	}
+	if op == "net-rr" {
+		return fmt.Sprintf("%.0f µs RTT", nsPerOp/1e3)
 	}
 	return fmt.Sprintf("%.0f IOPS", 1e9/nsPerOp)
 }
@@ -135,15 +145,31 @@ func runBenchIO(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			var res []opResult
+			blk, nets := splitIOBenches(only)
 			if i >= len(modes) {
 				fmt.Fprintf(stderr, "pvisor bench io: round %d/%d, QEMU TCG ...\n", r+1, *rounds)
-				var clock string
-				res, clock, err = runQEMUIO(qemuBin, *bzImage, *initrd, img, only)
-				qemuClocks = append(qemuClocks, clock)
+				if len(blk) > 0 {
+					var clock string
+					res, clock, err = runQEMUIO(qemuBin, *bzImage, *initrd, img, blk)
+					qemuClocks = append(qemuClocks, clock)
+				}
+				if err == nil && len(nets) > 0 {
+					var nr []opResult
+					nr, err = runQEMUNet(qemuBin, *bzImage, *initrd, nets)
+					res = append(res, nr...)
+				}
 			} else {
 				fmt.Fprintf(stderr, "pvisor bench io: round %d/%d, %v ...\n", r+1, *rounds, bm.mode)
-				bm.disks = []hv.Disk{{Path: img}}
-				res, err = runLinuxBench(bm, rd, only)
+				if len(blk) > 0 {
+					bm.disks = []hv.Disk{{Path: img}}
+					res, err = runLinuxBench(bm, rd, blk)
+					bm.disks = nil
+				}
+				if err == nil && len(nets) > 0 {
+					var nr []opResult
+					nr, err = runNetBench(bm, rd, nets)
+					res = append(res, nr...)
+				}
 			}
 			if err != nil {
 				fmt.Fprintf(stderr, "pvisor bench io: %v\n", err)
@@ -157,10 +183,148 @@ func runBenchIO(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	printIOBench(stdout, modes, results, only, *rounds)
-	if *qemu {
-		fmt.Fprintf(stdout, "\nQEMU guest clock source per round: %s\n", strings.Join(qemuClocks, ", "))
+	if len(qemuClocks) > 0 {
+		fmt.Fprintf(stdout, "\nQEMU guest clock source per round (disk runs): %s\n", strings.Join(qemuClocks, ", "))
 	}
 	return 0
+}
+
+func splitIOBenches(only []string) (blk, nets []string) {
+	for _, o := range only {
+		if isNetBench(o) {
+			nets = append(nets, o)
+		} else {
+			blk = append(blk, o)
+		}
+	}
+	return blk, nets
+}
+
+// The net benchmarks' two VMs on one segment: the server at netServerIP
+// runs `pvbench net-server`, the client at netClientIP the benchmarks.
+const (
+	netServerIP = "10.0.0.1"
+	netClientIP = "10.0.0.2"
+)
+
+func netSetup(ip string) string {
+	return "ip link set eth0 up && ip addr add " + ip + "/24 dev eth0 && "
+}
+
+// runNetBench boots a server VM and a client VM of one mode on one segment
+// of a switch and runs the net benchmarks from the client; the exits and
+// hypercalls per operation are the client VM's.
+func runNetBench(bm linuxBenchMode, initrd []byte, only []string) ([]opResult, error) {
+	k, err := readFile("kernel", bm.kernel, linuxBenchMem)
+	if err != nil {
+		return nil, err
+	}
+	sw := netswitch.New()
+	mk := func(name, cmd string, console io.Writer) (*hv.VM, error) {
+		cmdline := fmt.Sprintf("console=%s panic=-1 quiet pvisor.cmd=%s", bm.console, base64.StdEncoding.EncodeToString([]byte(cmd)))
+		return hv.New(hv.Config{Kernel: k, Initrd: initrd, Cmdline: cmdline, MemBytes: linuxBenchMem, Mode: bm.mode,
+			Budget: mm.NewBudget(1 << 30), Console: console, Name: name, Switch: sw, NICs: []hv.NIC{{Segment: "bench"}}})
+	}
+	var srvOut tailWriter
+	srv, err := mk("server", netSetup(netServerIP)+"/bin/pvbench net-server", &srvOut)
+	if err != nil {
+		return nil, err
+	}
+	mw := &markerWriter{}
+	cli, err := mk("client", netSetup(netClientIP)+"PVBENCH_PEER="+netServerIP+" /bin/pvbench "+strings.Join(only, " "), mw)
+	if err != nil {
+		return nil, err
+	}
+	mw.vm, mw.start = cli, time.Now()
+	srvDone := make(chan hv.ExitStatus, 1)
+	go func() { srvDone <- srv.Run() }()
+	timer := time.AfterFunc(10*time.Minute, func() { cli.Stop(124, "benchmark took over 10 minutes") })
+	st := cli.Run()
+	timer.Stop()
+	srv.Stop(0, "benchmark done")
+	<-srvDone
+	tail := string(mw.tail)
+	if st.Code != 0 || !strings.Contains(tail, "pvisor-exit: 0") {
+		return nil, fmt.Errorf("%v: net client failed (status %d: %s); console ends:\n%s\nserver console ends:\n%s", bm.mode, st.Code, st.Reason, tail, srvOut.String())
+	}
+	var res []opResult
+	for _, r := range mw.results {
+		if r.name != "boot" {
+			res = append(res, r)
+		}
+	}
+	return res, nil
+}
+
+// tailWriter keeps the last 4 KiB written, for error messages.
+type tailWriter struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > 4096 {
+		w.b = w.b[len(w.b)-4096:]
+	}
+	return len(p), nil
+}
+
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
+}
+
+// runQEMUNet runs the net benchmarks between two QEMU TCG microvm guests
+// joined by QEMU's socket netdev (a TCP connection on loopback carrying the
+// frames), each with a virtio-net-device.
+func runQEMUNet(qemu, bzImage, initrd string, only []string) ([]opResult, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	mk := func(cmd, netdev, mac string) *exec.Cmd {
+		q := exec.CommandContext(ctx, qemu,
+			"-M", "microvm,x-option-roms=off,rtc=on,acpi=off,pic=on,pit=on", "-accel", "tcg",
+			"-m", strconv.Itoa(linuxBenchMem>>20), "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+			"-kernel", bzImage, "-initrd", initrd,
+			"-append", "console=ttyS0 panic=-1 quiet tsc=reliable pvisor.cmd="+base64.StdEncoding.EncodeToString([]byte(cmd)),
+			"-netdev", netdev, "-device", "virtio-net-device,netdev=n0,mac="+mac)
+		q.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		return q
+	}
+	srv := mk(netSetup(netServerIP)+"/bin/pvbench net-server", fmt.Sprintf("socket,id=n0,listen=127.0.0.1:%d", port), "52:54:00:00:00:01")
+	var srvOut tailWriter
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("QEMU: %v", err)
+	}
+	defer func() {
+		srv.Process.Kill()
+		srv.Wait()
+	}()
+	// The listening side must be up before the other connects (a probe
+	// connection would be taken for the peer): retry a refused connect.
+	for i := 0; ; i++ {
+		cli := mk(netSetup(netClientIP)+"PVBENCH_PEER="+netServerIP+" /bin/pvbench "+strings.Join(only, " "),
+			fmt.Sprintf("socket,id=n0,connect=127.0.0.1:%d", port), "52:54:00:00:00:02")
+		res, _, err := scanQEMU(cli)
+		if err != nil && strings.Contains(err.Error(), "refused") && i < 50 {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("%v\nserver console ends:\n%s", err, srvOut.String())
+		}
+		return res, err
+	}
 }
 
 func freshImage(p string) error {
@@ -207,6 +371,12 @@ func runQEMUIOOnce(qemu, bzImage, initrd, img string, only []string) ([]opResult
 		"-append", "console=ttyS0 panic=-1 quiet tsc=reliable pvisor.cmd="+base64.StdEncoding.EncodeToString([]byte(cmd)),
 		"-drive", "id=d0,file="+img+",format=raw,if=none", "-device", "virtio-blk-device,drive=d0")
 	q.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return scanQEMU(q)
+}
+
+// scanQEMU runs q, reads the pvbench results and the clock source from its
+// console, and stops it at the pvisor-exit line.
+func scanQEMU(q *exec.Cmd) ([]opResult, string, error) {
 	out, err := q.StdoutPipe()
 	if err != nil {
 		return nil, "", err
@@ -250,7 +420,8 @@ func runQEMUIOOnce(qemu, bzImage, initrd, img string, only []string) ([]opResult
 }
 
 func printIOBench(w io.Writer, modes []linuxBenchMode, results []map[string][]opResult, order []string, rounds int) {
-	fmt.Fprintf(w, "virtio-blk under pvisor (engine interp) and QEMU TCG: guestkit/pvbench, O_DIRECT on /dev/vda, median of %d round(s)\n", rounds)
+	fmt.Fprintf(w, "virtio-blk and virtio-net under pvisor (engine interp) and QEMU TCG: guestkit/pvbench, median of %d round(s)\n", rounds)
+	fmt.Fprintf(w, "blk-*: O_DIRECT on /dev/vda; net-*: TCP between two VMs of the mode on one segment (QEMU: two guests on a socket netdev), counters of the client VM\n")
 	fmt.Fprintf(w, "rate and time per operation by the guest's clock; exits and hypercalls per operation from pvisor's counters\n")
 	fmt.Fprintf(w, "transports: pv = hypercalls and event channels, hwassist and trap = virtio-mmio, qemu = QEMU's virtio-mmio\n\n")
 	fmt.Fprintf(w, "%-13s %-9s %13s %12s %10s %12s %9s %10s  %s\n", "operation", "mode", "rate", "time/op", "vs "+modes[0].mode.String(), "host time/op", "exits/op", "hcalls/op", "exits by reason")
