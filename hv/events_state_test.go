@@ -102,7 +102,7 @@ func TestEventsRestoreRefuses(t *testing.T) {
 	}{
 		{"short bitmaps", func(s *EventsState) { s.Pending = s.Pending[:1] }, "pending and"},
 		{"misaligned page", func(s *EventsState) { s.Registered, s.SharedInfo, s.Vector = true, 0x10010, 0xf3 }, "page-aligned"},
-		{"page outside memory", func(s *EventsState) { s.Registered, s.SharedInfo, s.Vector = true, 1 << 40, 0xf3 }, "not in the VM's memory"},
+		{"page outside memory", func(s *EventsState) { s.Registered, s.SharedInfo, s.Vector = true, 1<<40, 0xf3 }, "not in the VM's memory"},
 		{"low vector", func(s *EventsState) { s.Registered, s.SharedInfo, s.Vector = true, 0x10000, 14 }, "upcall vector"},
 		{"page without registration", func(s *EventsState) { s.SharedInfo = 0x10000 }, "without registration"},
 		{"port 0", func(s *EventsState) { s.Ports = []PortState{{Port: 0, VIRQ: 0, Slot: -1}} }, "out of order"},
