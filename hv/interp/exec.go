@@ -148,6 +148,9 @@ func (c *CPU) recovered(r any) bool {
 	if c.budget >= done {
 		c.budget -= done
 	}
+	// What ran of the block is counted: a fault while delivering the
+	// exception, and the TSC between Run calls, must not count it again.
+	c.blkStart = c.pc
 	switch r {
 	case faultSentinel:
 		e := c.pendExc
