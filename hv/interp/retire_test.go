@@ -24,6 +24,9 @@ func testTSCAfterMMIOExit(t *testing.T) {
 	if st := m.cpu.Stats(); st.Instructions != 3 || m.cpu.TSC() != 3 {
 		t.Fatalf("after an MMIO exit at the 4th instruction: %d retired, TSC %d; want 3 and 3", st.Instructions, m.cpu.TSC())
 	}
+	if s := m.saveState(); s.TSC != 3 || s.Retired != 3 {
+		t.Fatalf("saved TSC %d retired %d, want 3 and 3", s.TSC, s.Retired)
+	}
 	e.MMIO.Data = 0
 	m.runToHLT(100)
 	if got := m.reg(cpu.RAX); got != 5 {
