@@ -126,9 +126,10 @@ type Completion struct {
 }
 
 // InternalState is the interpreter's (hv/interp) instruction-restart
-// state. An instruction that exits for an MMIO read, an INS or a shadow
-// page-table write is run again from its start; what it learnt before is
-// kept here, keyed by its address and the retire count it started at.
+// state. An instruction (or an event delivery) that exits for an MMIO
+// read, an INS or a shadow page-table write is run again from its start;
+// what it learnt before is kept here, keyed by its address and the retire
+// count it started at.
 type InternalState struct {
 	// StepOne: the next block is one instruction long (an interrupt
 	// shadow was consumed before the instruction it covers ran).
@@ -153,14 +154,6 @@ type InternalState struct {
 	ShadowFault bool
 	ShadowRIP   uint64
 	ShadowSeq   uint64
-	// Delivering: an event delivery was stopped by an MMIO exit (the IDT
-	// or TSS outside RAM). DeliverVector, DeliverException, DeliverCPL and
-	// DeliverRIP are what a fault that follows it is judged by.
-	Delivering       bool
-	DeliverVector    uint8
-	DeliverException bool
-	DeliverCPL       uint8
-	DeliverRIP       uint64
 }
 
 // MMIORead is one answered MMIO read.

@@ -9,11 +9,12 @@ import (
 
 // Saved state (cpu.EngineState). Between two Run calls the vCPU's state is
 // its registers plus a little hidden state: pending events, an answered
-// exit, and what an instruction that is run again after an exit learnt the
-// first time (the MMIO answers, an INS's data, a shadow-fault pass). The
-// position inside a block is not state there: every Run starts a new block
-// at RIP. Caches (soft TLB, decoded blocks) are not saved; RestoreState
-// flushes them.
+// exit, and what an instruction or event delivery that is run again after
+// an exit learnt the first time (the MMIO answers, an INS's data, a
+// shadow-fault pass). A position inside a block or a delivery is not state
+// there: every Run starts a new block at RIP, and a delivery stopped by an
+// exit is queued again. Caches (soft TLB, decoded blocks) are not saved;
+// RestoreState flushes them.
 
 // EngineName is the name this engine gives cpu.EngineState.Engine.
 const EngineName = "interp"
@@ -22,6 +23,11 @@ const EngineName = "interp"
 func (c *CPU) SaveState() (cpu.EngineState, error) {
 	if c.pendExc.valid || c.pc != c.blkStart {
 		return cpu.EngineState{}, errors.New("interp: SaveState inside an instruction (called during Run?)")
+	}
+	if c.delivering != 0 {
+		// Only an engine failure (ExitInternal) leaves a delivery half
+		// done; an MMIO exit puts the event back (undeliver).
+		return cpu.EngineState{}, errors.New("interp: SaveState: the vCPU stopped inside an event delivery (engine failure)")
 	}
 	if c.irqVector > 255 {
 		return cpu.EngineState{}, fmt.Errorf("interp: SaveState: IRQ vector %d given to SetIRQ is not 0-255", c.irqVector)
@@ -85,10 +91,6 @@ func (c *CPU) SaveState() (cpu.EngineState, error) {
 	}
 	if c.shadowOK && c.shadowSeq == c.retired {
 		in.ShadowFault, in.ShadowRIP, in.ShadowSeq = true, c.shadowRIP, c.shadowSeq
-	}
-	if c.delivering != 0 {
-		in.Delivering, in.DeliverVector = true, uint8(c.delivering-1)
-		in.DeliverException, in.DeliverCPL, in.DeliverRIP = c.deliverExc, c.deliverCPL, c.deliverRIP
 	}
 	return s, nil
 }
@@ -205,10 +207,6 @@ func (c *CPU) RestoreState(s cpu.EngineState) error {
 	c.insReady, c.insRIP, c.insPort, c.insData = in.INSReady, in.INSRIP, in.INSPort, in.INSData
 	c.shadowOK, c.shadowRIP, c.shadowSeq = in.ShadowFault, in.ShadowRIP, in.ShadowSeq
 	c.delivering = 0
-	if in.Delivering {
-		c.delivering = int(in.DeliverVector) + 1
-	}
-	c.deliverExc, c.deliverCPL, c.deliverRIP = in.DeliverException, in.DeliverCPL, in.DeliverRIP
 
 	c.stats = cpu.Stats{}
 	c.flushCaches()
@@ -323,13 +321,6 @@ func (c *CPU) checkInternal(s *cpu.EngineState) error {
 		}
 	} else if in.ShadowRIP != 0 || in.ShadowSeq != 0 {
 		return errors.New("shadow-fault fields set without ShadowFault")
-	}
-	if in.Delivering {
-		if in.DeliverCPL > 3 || !cpu.Canonical(in.DeliverRIP) {
-			return fmt.Errorf("delivery from CPL %d at %#x", in.DeliverCPL, in.DeliverRIP)
-		}
-	} else if in.DeliverVector != 0 || in.DeliverException || in.DeliverCPL != 0 || in.DeliverRIP != 0 {
-		return errors.New("delivery fields set without Delivering")
 	}
 	return nil
 }

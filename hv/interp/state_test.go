@@ -613,10 +613,6 @@ func TestEngineStateRestoreRefuses(t *testing.T) {
 			s.Internal.ShadowFault, s.Internal.ShadowRIP, s.Internal.ShadowSeq = true, s.Regs.RIP, s.Retired
 		}},
 		{"shadow-fault fields without ShadowFault", func(s *cpu.EngineState) { s.Internal.ShadowRIP = s.Regs.RIP }},
-		{"delivery from CPL 4", func(s *cpu.EngineState) {
-			s.Internal.Delivering, s.Internal.DeliverCPL, s.Internal.DeliverRIP = true, 4, s.Regs.RIP
-		}},
-		{"delivery fields without Delivering", func(s *cpu.EngineState) { s.Internal.DeliverVector = 14 }},
 	}
 	target, _ := newStateMachine(t, cpu.ModeHWAssist)
 	before := target.saveState()
