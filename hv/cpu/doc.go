@@ -9,6 +9,10 @@
 //     call to Run. Exits that need the hypervisor's answer (IN, MMIO read,
 //     CPUID, RDMSR, hypercall) are completed by filling the named fields of the
 //     Exit before calling Run again; Run finishes the instruction first.
+//   - Between Run calls a vCPU's whole state is an EngineState
+//     (enginestate.go): SaveState returns it, RestoreState takes it back
+//     after CheckEngineState and the engine's own checks, so a snapshot
+//     (operator input) cannot put a vCPU in a state it could not reach.
 //
 // Concurrency: a VCPU is driven by one goroutine at a time. Kick is the only
 // method that may be called concurrently with Run.

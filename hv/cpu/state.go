@@ -44,6 +44,9 @@ const (
 	FlagsArith = FlagCF | FlagPF | FlagAF | FlagZF | FlagSF | FlagOF
 	// FlagsFixed is the reserved bit 1, always set.
 	FlagsFixed = 1 << 1
+	// FlagsLongMode are the RFLAGS bits that can be set in 64-bit mode
+	// (besides FlagsFixed); the rest are reserved, and VM is clear.
+	FlagsLongMode = FlagsArith | FlagTF | FlagIF | FlagDF | FlagIOPL | FlagNT | FlagRF | FlagAC | FlagVIF | FlagVIP | FlagID
 )
 
 // Control register bits used by engines and loaders.

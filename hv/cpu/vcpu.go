@@ -61,6 +61,16 @@ type VCPU interface {
 
 	// Stats returns engine counters.
 	Stats() Stats
+
+	// SaveState returns the vCPU's whole state (EngineState). It is
+	// called between Run calls only, after the hypervisor has answered
+	// the last exit; SaveState does not change the vCPU.
+	SaveState() (EngineState, error)
+	// RestoreState replaces the vCPU's state with s, saved by SaveState
+	// of a vCPU of the same engine, and drops the vCPU's caches. It
+	// refuses (with an error, leaving the vCPU unchanged) a state no vCPU
+	// could have been in. Between Run calls only.
+	RestoreState(s EngineState) error
 }
 
 // Stats are counters an engine keeps per vCPU.

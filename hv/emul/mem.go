@@ -316,6 +316,9 @@ func loadSystemSegment(v cpu.VCPU, m Mem, s *cpu.SRegs, sel uint16, tss bool) *f
 		Limit:    uint32(lo&0xffff | (lo>>48&0xf)<<16),
 		Attr:     uint16(lo>>40&0xff) | uint16(lo>>52&0xf)<<12,
 	}
+	if !cpu.Canonical(seg.Base) {
+		return gp // the base of a 64-bit system segment must be canonical
+	}
 	if tss {
 		seg.Attr |= 2 // busy
 		binary.LittleEndian.PutUint64(d[:], lo|1<<41)

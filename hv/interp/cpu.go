@@ -124,6 +124,7 @@ type CPU struct {
 	deliverExc bool    // the event being delivered is an exception (not INT n or an interrupt)
 	deliverCPL uint8
 	deliverRIP uint64
+	deliverEv  excInfo // the event being delivered, to queue again (undeliver)
 	halted     bool
 
 	// Exit state.
@@ -148,6 +149,7 @@ type excInfo struct {
 	cr2    uint64
 	soft   bool // INT n / INT3 / INTO: privilege check on the gate, RIP after
 	irq    bool // an external interrupt
+	inj    bool // injected by the hypervisor (InjectException)
 }
 
 // completion is what Run must do with the hypervisor's answer first.

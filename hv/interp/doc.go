@@ -41,6 +41,12 @@
 //   - Control-register and MSR rules (reserved bits, the MSR set) are
 //     hv/cpu's (rules.go, msr.go), shared with hv/emul, so every mode
 //     applies the same ones.
+//   - Between Run calls no block is in progress (pc == blkStart): the
+//     retire count and the TSC count exactly the instructions that
+//     retired, and the next Run starts a new block at RIP. So the state
+//     SaveState returns (state.go) is the registers plus the hidden state
+//     it lists (pending events, an answered exit, the restart state of an
+//     instruction that exited), never a position inside a block.
 //
 // Concurrency: a CPU is driven by one goroutine; Kick may be called from any
 // goroutine. The code map of a Memory is shared by the vCPUs of a VM; for

@@ -15,13 +15,16 @@ func contributory(v uint8) bool {
 // deliver delivers an exception or interrupt through the 64-bit IDT. A
 // fault during delivery unwinds to recovered, which turns it into #DF or a
 // triple fault where the first event was an exception (deliverExc); after
-// a software or external interrupt it is delivered as it is.
+// a software or external interrupt it is delivered as it is. An MMIO read
+// exit during delivery puts the event back to be delivered again
+// (undeliver).
 //
 // Error codes of faults found here carry the EXT bit (bit 0) for events
 // external to the program (exceptions, interrupts, INT1) and not for INT n
 // and INT3, whose gate DPL check (the only one) raises #GP(vector<<3|2).
 func (c *CPU) deliver(e excInfo) {
 	c.commitFlags()
+	c.deliverEv = e
 	c.delivering = int(e.vector) + 1
 	c.deliverExc = !e.soft && !e.irq
 	c.deliverCPL = c.cpl
@@ -119,6 +122,31 @@ func (c *CPU) deliver(e excInfo) {
 	c.halted = false
 	c.shadow = false // delivery ends an STI / MOV SS shadow
 	c.delivering = 0
+	c.updateEvents()
+}
+
+// undeliver puts back the event whose delivery an MMIO read exit stopped
+// (its gate, the TSS or a descriptor outside RAM): nothing was committed
+// (the reads come before the CPL changes and the frame is written), and
+// the delivery runs again from its start on the next Run, its earlier
+// reads answered from the MMIO log (access.go) as an instruction's are.
+func (c *CPU) undeliver() {
+	e := c.deliverEv
+	c.delivering = 0
+	c.setCPL(c.deliverCPL)
+	c.rip = c.instStart // deliver set instStart to the RIP it started at
+	if e.soft {
+		c.instStart = c.deliverRIP // the INT n, for a fault in the next try
+	}
+	switch {
+	case e.irq:
+		c.irqVector = int(e.vector)
+		c.stats.Interrupts--
+	case e.inj:
+		c.injExc = e
+	default:
+		c.excQueue = e
+	}
 	c.updateEvents()
 }
 

@@ -148,6 +148,9 @@ func (c *CPU) recovered(r any) bool {
 	if c.budget >= done {
 		c.budget -= done
 	}
+	// What ran of the block is counted: a fault while delivering the
+	// exception, and the TSC between Run calls, must not count it again.
+	c.blkStart = c.pc
 	switch r {
 	case faultSentinel:
 		e := c.pendExc
@@ -183,6 +186,11 @@ func (c *CPU) recovered(r any) bool {
 		c.updateEvents()
 		return false
 	case mmioSentinel, internalSentinel:
+		if c.delivering != 0 && r == mmioSentinel {
+			c.undeliver()
+			c.exit.RIP = c.rip
+			return true
+		}
 		c.rip = c.instStart
 		c.exit.RIP = c.instStart
 		return true
@@ -216,6 +224,7 @@ func (c *CPU) handleEvents() bool {
 		c.deliver(e)
 	} else if c.injExc.valid {
 		e := c.injExc
+		e.inj = true
 		c.injExc = excInfo{}
 		if e.vector == cpu.ExcPF {
 			e.cr2 = c.cr2

@@ -163,8 +163,7 @@ func (c *CPU) commitFlags() {
 }
 
 // rflagsWritable are the bits software can ever set in RFLAGS (in 64-bit mode).
-const rflagsWritable = cpu.FlagsArith | cpu.FlagTF | cpu.FlagIF | cpu.FlagDF | cpu.FlagIOPL |
-	cpu.FlagNT | cpu.FlagRF | cpu.FlagAC | cpu.FlagVIF | cpu.FlagVIP | cpu.FlagID
+const rflagsWritable = cpu.FlagsLongMode
 
 // setFlagsAll replaces RFLAGS (the caller applies privilege masking).
 func (c *CPU) setFlagsAll(v uint64) {

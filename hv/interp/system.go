@@ -316,7 +316,8 @@ func (c *CPU) loadDT(in *Inst, t *cpu.DTable) {
 	t.Limit, t.Base = limit, base
 }
 
-// systemDescriptor reads a 16-byte system descriptor (LDT, TSS) from the GDT.
+// systemDescriptor reads a 16-byte system descriptor (LDT, TSS) from the
+// GDT; a non-canonical base raises #GP(selector).
 func (c *CPU) systemDescriptor(sel uint16) (cpu.Segment, uint64) {
 	if sel&4 != 0 {
 		c.raise(cpu.ExcGP, uint32(sel&^3))
@@ -329,6 +330,9 @@ func (c *CPU) systemDescriptor(sel uint16) (cpu.Segment, uint64) {
 	hi := c.sysRead64(c.gdt.Base + idx + 8)
 	s := segFromDesc(sel, lo)
 	s.Base |= (hi & 0xffffffff) << 32
+	if !cpu.Canonical(s.Base) {
+		c.raise(cpu.ExcGP, uint32(sel&^3)) // the base of a 64-bit system segment must be canonical
+	}
 	return s, c.gdt.Base + idx
 }
 
