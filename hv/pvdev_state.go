@@ -1,0 +1,219 @@
+package hv
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pvisor/pvisor/hv/virtio"
+	"github.com/pvisor/pvisor/hypercall"
+)
+
+// SlotsState is the hypercall transport's slot table (VM.SaveSlots): which
+// slot holds which device, their generations, the event-channel ports
+// bound to them and each device's state. The backends themselves (images,
+// switch ports) are the caller's: the VM restored into holds the same
+// devices in the same slots (its configuration, and the hot-plugged
+// devices attached again in order), and RestoreSlots checks that it does.
+type SlotsState struct {
+	// Generations are the slots' generation counters, bumped on every
+	// attach (virtio_info's generation); an occupied slot's is at least 1.
+	Generations [hypercall.VirtioSlots]uint32
+	// Changed says VIRQ_VIRTIO is yet to be raised (a slot was filled,
+	// emptied or asked to eject since vCPU 0 last looked).
+	Changed bool
+	// Slots are the occupied slots, in increasing slot order.
+	Slots []SlotState
+}
+
+// SlotState is one occupied slot.
+type SlotState struct {
+	// Index is the slot number, below VIRTIO_SLOTS.
+	Index uint32
+	// Name is the device's name in listings ("virtio-blk 0"); the
+	// restored VM's device in the slot must have the same.
+	Name string
+	// EjectRequested says the operator asked for the device's ejection.
+	EjectRequested bool
+	// Ports are the event-channel ports bound with virtio_bind, by
+	// VIRTIO_BIND_* kind (queues, config).
+	Ports [2]SlotPort
+	// Device is the device's and its transport's state.
+	Device virtio.HcallState
+}
+
+// SlotPort is one event-channel port bound to a slot's interrupt. The
+// port's pending and mask bits are the event channels' state (the
+// shared-info page once registered), not the slot's.
+type SlotPort struct {
+	// Port is the port number, 1..MaxPorts-1; 0 is none bound.
+	Port uint32
+	// VCPU is the vCPU the port was bound to (0 when none is bound).
+	VCPU uint32
+}
+
+// SaveSlots returns the slot table's state. Precondition: the VM is
+// paused (its devices quiesced: the devices' Save refuses otherwise).
+func (vm *VM) SaveSlots() (SlotsState, error) {
+	pv := &vm.pv
+	pv.slotMu.Lock()
+	defer pv.slotMu.Unlock()
+	var st SlotsState
+	for i := range pv.gens {
+		st.Generations[i] = pv.gens[i].Load()
+	}
+	st.Changed = pv.changed.Load()
+	for i := range pv.slots {
+		s := pv.slots[i].Load()
+		if s == nil {
+			continue
+		}
+		ss, err := vm.saveSlot(s)
+		if err != nil {
+			return SlotsState{}, fmt.Errorf("hv: slot %d (%s): %w", i, s.name, err)
+		}
+		st.Slots = append(st.Slots, ss)
+	}
+	return st, nil
+}
+
+func (vm *VM) saveSlot(s *pvSlot) (SlotState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed {
+		return SlotState{}, errors.New("the device was removed (the VM has stopped)")
+	}
+	hs, err := s.t.Save()
+	if err != nil {
+		return SlotState{}, err
+	}
+	ss := SlotState{Index: uint32(s.index), Name: s.name, EjectRequested: s.eject.Load(), Device: hs}
+	for k, p := range s.ports {
+		if p > 0 {
+			ss.Ports[k] = SlotPort{Port: uint32(p), VCPU: uint32(vm.ev.ports[p].vcpu)}
+		}
+	}
+	return ss, nil
+}
+
+// RestoreSlots puts back a state from SaveSlots into a paused VM that
+// holds the same devices in the same slots, or refuses it, changing
+// nothing: slots out of range or out of order, a device missing or of
+// another name, a device the snapshot lacks, generations an occupied slot
+// cannot have, ports out of range, bound twice or to a vCPU the VM lacks,
+// or taken by another event source, and every device's state as
+// virtio.Device.Restore checks it. The ports are bound again to their
+// slots in the event-channel table.
+func (vm *VM) RestoreSlots(st SlotsState) error {
+	pv := &vm.pv
+	pv.slotMu.Lock()
+	defer pv.slotMu.Unlock()
+	if err := vm.checkSlots(&st); err != nil {
+		return fmt.Errorf("hv: restore slots: %w", err)
+	}
+	// Device states are checked as they are restored: on a refusal the
+	// devices already restored get their former state back.
+	type undo struct {
+		s  *pvSlot
+		hs virtio.HcallState
+	}
+	var done []undo
+	for _, ss := range st.Slots {
+		s := pv.slots[ss.Index].Load()
+		before, err := s.t.Save()
+		if err == nil {
+			err = s.t.Restore(ss.Device)
+		}
+		if err != nil {
+			for _, u := range done {
+				u.s.t.Restore(u.hs) // a state Save made: taken back
+			}
+			return fmt.Errorf("hv: restore slot %d (%s): %w", ss.Index, ss.Name, err)
+		}
+		done = append(done, undo{s, before})
+	}
+	for i := range pv.gens {
+		pv.gens[i].Store(st.Generations[i])
+	}
+	irq := false
+	for _, ss := range st.Slots {
+		s := pv.slots[ss.Index].Load()
+		s.gen = st.Generations[ss.Index]
+		s.eject.Store(ss.EjectRequested)
+		for k, old := range s.ports {
+			if old > 0 && vm.ev.ports[old].dev == s {
+				vm.ev.ports[old] = port{}
+			}
+			s.ports[k] = 0
+		}
+		for k, p := range ss.Ports {
+			if p.Port > 0 {
+				s.ports[k] = int(p.Port)
+				vm.ev.ports[p.Port] = port{bound: true, vcpu: int(p.VCPU), dev: s, kind: k}
+			}
+		}
+		irq = irq || ss.Device.Pending != 0
+	}
+	pv.changed.Store(st.Changed)
+	pv.irq.Store(irq)
+	if irq || st.Changed {
+		vm.kickDevices()
+	}
+	return nil
+}
+
+// checkSlots refuses a slot table this VM could not have produced, apart
+// from the devices' own states. Precondition: slotMu held.
+func (vm *VM) checkSlots(st *SlotsState) error {
+	pv := &vm.pv
+	seen := make(map[uint32]bool)
+	next := 0
+	for _, ss := range st.Slots {
+		i := int(ss.Index)
+		if ss.Index >= hypercall.VirtioSlots || i < next {
+			return fmt.Errorf("slot %d: out of range or order (want %d..%d, increasing)", ss.Index, next, hypercall.VirtioSlots-1)
+		}
+		for j := next; j < i; j++ {
+			if s := pv.slots[j].Load(); s != nil {
+				return fmt.Errorf("slot %d holds %s, which the snapshot has not", j, s.name)
+			}
+		}
+		next = i + 1
+		s := pv.slots[i].Load()
+		switch {
+		case s == nil:
+			return fmt.Errorf("slot %d: the snapshot has %s there, the VM nothing: attach it first", i, ss.Name)
+		case s.name != ss.Name:
+			return fmt.Errorf("slot %d: the snapshot has %s there, the VM %s", i, ss.Name, s.name)
+		case s.removed:
+			return fmt.Errorf("slot %d: %s was removed (the VM has stopped)", i, s.name)
+		case st.Generations[i] == 0:
+			return fmt.Errorf("slot %d: occupied with generation 0 (every attach bumps it)", i)
+		}
+		for k, p := range ss.Ports {
+			if p.Port == 0 {
+				if p.VCPU != 0 {
+					return fmt.Errorf("slot %d: no port of kind %d, but vCPU %d", i, k, p.VCPU)
+				}
+				continue
+			}
+			switch {
+			case p.Port >= hypercall.MaxPorts:
+				return fmt.Errorf("slot %d: port %d beyond %d", i, p.Port, hypercall.MaxPorts-1)
+			case p.VCPU >= uint32(len(vm.vcpus)):
+				return fmt.Errorf("slot %d: port %d bound to vCPU %d of %d", i, p.Port, p.VCPU, len(vm.vcpus))
+			case seen[p.Port]:
+				return fmt.Errorf("slot %d: port %d bound twice", i, p.Port)
+			}
+			seen[p.Port] = true
+			if cur := vm.ev.ports[p.Port]; cur.bound && cur.dev != s {
+				return fmt.Errorf("slot %d: port %d is bound to another event source", i, p.Port)
+			}
+		}
+	}
+	for j := next; j < hypercall.VirtioSlots; j++ {
+		if s := pv.slots[j].Load(); s != nil {
+			return fmt.Errorf("slot %d holds %s, which the snapshot has not", j, s.name)
+		}
+	}
+	return nil
+}
