@@ -488,8 +488,8 @@ func (d *Device) QueueMax(q int) uint16 {
 // NumQueues is the number of queues.
 func (d *Device) NumQueues() int { return len(d.queueMax) }
 
-// Queue returns queue q's configuration and positions. The positions are
-// those at activation while the device runs.
+// Queue returns queue q's configuration and positions. While the device
+// goroutine runs, the positions are those it started from.
 func (d *Device) Queue(q int) (QueueState, bool) {
 	if q < 0 || q >= len(d.queueMax) {
 		return QueueState{}, false

@@ -895,3 +895,46 @@ func TestHcallRoundTrip(t *testing.T) {
 		t.Fatalf("Restore with pending %#x: %v", bad.Pending, err)
 	}
 }
+
+// BenchmarkQuiesceUnquiesce is a pause's cost per idle running device:
+// ending its goroutine and starting another.
+func BenchmarkQuiesceUnquiesce(b *testing.B) {
+	r := newRig(b, Rng{}, allRing, 8, Options{})
+	for b.Loop() {
+		r.dev.Quiesce()
+		r.dev.Unquiesce()
+	}
+}
+
+// BenchmarkSaveRestore is the cost of saving a quiesced block device,
+// encoding the state with gob, decoding it and restoring it; it reports
+// the encoding's size.
+func BenchmarkSaveRestore(b *testing.B) {
+	blk, err := OpenBlock(newImage(b), BlockOptions{ID: "disk0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer blk.Close()
+	r := newRig(b, blk, allRing, 16, Options{})
+	r.dev.Quiesce()
+	var size int
+	for b.Loop() {
+		st, err := r.dev.Save()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(st); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+		var dec DeviceState
+		if err := gob.NewDecoder(&buf).Decode(&dec); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.dev.Restore(dec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size), "state-bytes")
+}
