@@ -45,6 +45,9 @@ func (vm *VM) SaveMMIO() (MMIODevicesState, error) {
 // device missing, extra or of another name, and every device's state as
 // virtio.MMIO.Restore checks it.
 func (vm *VM) RestoreMMIO(st MMIODevicesState) error {
+	if vm.Stopped() {
+		return ErrVMStopped // its devices are closed
+	}
 	if len(st.Devices) != len(vm.mmio) {
 		return fmt.Errorf("hv: restore virtio-mmio: %d devices, the VM has %d", len(st.Devices), len(vm.mmio))
 	}

@@ -55,21 +55,23 @@ type SlotPort struct {
 // paused (its devices quiesced: the devices' Save refuses otherwise).
 func (vm *VM) SaveSlots() (SlotsState, error) {
 	pv := &vm.pv
-	pv.slotMu.Lock()
-	defer pv.slotMu.Unlock()
 	var st SlotsState
+	var occupied []*pvSlot
+	// The table is read under slotMu, the slots then each under its mu
+	// (the order removal takes them in is mu, then slotMu).
+	pv.slotMu.Lock()
 	for i := range pv.gens {
 		st.Generations[i] = pv.gens[i].Load()
+		if s := pv.slots[i].Load(); s != nil {
+			occupied = append(occupied, s)
+		}
 	}
 	st.Changed = pv.changed.Load()
-	for i := range pv.slots {
-		s := pv.slots[i].Load()
-		if s == nil {
-			continue
-		}
+	pv.slotMu.Unlock()
+	for _, s := range occupied {
 		ss, err := vm.saveSlot(s)
 		if err != nil {
-			return SlotsState{}, fmt.Errorf("hv: slot %d (%s): %w", i, s.name, err)
+			return SlotsState{}, fmt.Errorf("hv: slot %d (%s): %w", s.index, s.name, err)
 		}
 		st.Slots = append(st.Slots, ss)
 	}
@@ -104,6 +106,9 @@ func (vm *VM) saveSlot(s *pvSlot) (SlotState, error) {
 // virtio.Device.Restore checks it. The ports are bound again to their
 // slots in the event-channel table.
 func (vm *VM) RestoreSlots(st SlotsState) error {
+	if vm.Stopped() {
+		return ErrVMStopped // its devices are closed
+	}
 	pv := &vm.pv
 	pv.slotMu.Lock()
 	defer pv.slotMu.Unlock()
@@ -184,8 +189,6 @@ func (vm *VM) checkSlots(st *SlotsState) error {
 			return fmt.Errorf("slot %d: the snapshot has %s there, the VM nothing: attach it first", i, ss.Name)
 		case s.name != ss.Name:
 			return fmt.Errorf("slot %d: the snapshot has %s there, the VM %s", i, ss.Name, s.name)
-		case s.removed:
-			return fmt.Errorf("slot %d: %s was removed (the VM has stopped)", i, s.name)
 		case st.Generations[i] == 0:
 			return fmt.Errorf("slot %d: occupied with generation 0 (every attach bumps it)", i)
 		}
