@@ -45,7 +45,8 @@ type Backend interface {
 // backend does not feed.
 type Source interface {
 	// Bind gives the backend the function that wakes queue q of a
-	// running device; NewDevice calls it once.
+	// running device (a quiesced one serves it at Unquiesce); NewDevice
+	// calls it once.
 	Bind(wake func(q int))
 	// Ready says whether queue q has input for the device to deliver.
 	// It runs on the device goroutine.
