@@ -14,6 +14,9 @@ import (
 // switch ports) are the caller's: the VM restored into holds the same
 // devices in the same slots (its configuration, and the hot-plugged
 // devices attached again in order), and RestoreSlots checks that it does.
+// The ports' own state (bound to which slot and vCPU, pending and masked)
+// is the event channels' (events_state.go): they are restored first, and
+// RestoreSlots checks that the two agree.
 type SlotsState struct {
 	// Generations are the slots' generation counters, bumped on every
 	// attach (virtio_info's generation); an occupied slot's is at least 1.
@@ -35,20 +38,11 @@ type SlotState struct {
 	// EjectRequested says the operator asked for the device's ejection.
 	EjectRequested bool
 	// Ports are the event-channel ports bound with virtio_bind, by
-	// VIRTIO_BIND_* kind (queues, config).
-	Ports [2]SlotPort
+	// VIRTIO_BIND_* kind (queues, config): 1..MaxPorts-1, or 0 for
+	// none.
+	Ports [2]uint32
 	// Device is the device's and its transport's state.
 	Device virtio.HcallState
-}
-
-// SlotPort is one event-channel port bound to a slot's interrupt. The
-// port's pending and mask bits are the event channels' state (the
-// shared-info page once registered), not the slot's.
-type SlotPort struct {
-	// Port is the port number, 1..MaxPorts-1; 0 is none bound.
-	Port uint32
-	// VCPU is the vCPU the port was bound to (0 when none is bound).
-	VCPU uint32
 }
 
 // SaveSlots returns the slot table's state. Precondition: the VM is
@@ -90,21 +84,20 @@ func (vm *VM) saveSlot(s *pvSlot) (SlotState, error) {
 	}
 	ss := SlotState{Index: uint32(s.index), Name: s.name, EjectRequested: s.eject.Load(), Device: hs}
 	for k, p := range s.ports {
-		if p > 0 {
-			ss.Ports[k] = SlotPort{Port: uint32(p), VCPU: uint32(vm.ev.ports[p].vcpu)}
-		}
+		ss.Ports[k] = uint32(max(p, 0))
 	}
 	return ss, nil
 }
 
 // RestoreSlots puts back a state from SaveSlots into a paused VM that
-// holds the same devices in the same slots, or refuses it, changing
-// nothing: slots out of range or out of order, a device missing or of
-// another name, a device the snapshot lacks, generations an occupied slot
-// cannot have, ports out of range, bound twice or to a vCPU the VM lacks,
-// or taken by another event source, and every device's state as
-// virtio.Device.Restore checks it. The ports are bound again to their
-// slots in the event-channel table.
+// holds the same devices in the same slots, with its event channels
+// restored, or refuses it, changing nothing: slots out of range or out of
+// order, a device missing or of another name, a device the snapshot
+// lacks, generations an occupied slot cannot have, ports out of range or
+// that the event channels do not bind to the slot's interrupt of that
+// kind (and event-channel ports bound to a slot's interrupt that the slot
+// does not name), and every device's state as virtio.Device.Restore
+// checks it.
 func (vm *VM) RestoreSlots(st SlotsState) error {
 	if vm.Stopped() {
 		return ErrVMStopped // its devices are closed
@@ -144,17 +137,8 @@ func (vm *VM) RestoreSlots(st SlotsState) error {
 		s := pv.slots[ss.Index].Load()
 		s.gen = st.Generations[ss.Index]
 		s.eject.Store(ss.EjectRequested)
-		for k, old := range s.ports {
-			if old > 0 && vm.ev.ports[old].dev == s {
-				vm.ev.ports[old] = port{}
-			}
-			s.ports[k] = 0
-		}
 		for k, p := range ss.Ports {
-			if p.Port > 0 {
-				s.ports[k] = int(p.Port)
-				vm.ev.ports[p.Port] = port{bound: true, vcpu: int(p.VCPU), dev: s, kind: k}
-			}
+			s.ports[k] = int(p)
 		}
 		irq = irq || ss.Device.Pending != 0
 	}
@@ -170,7 +154,6 @@ func (vm *VM) RestoreSlots(st SlotsState) error {
 // from the devices' own states. Precondition: slotMu held.
 func (vm *VM) checkSlots(st *SlotsState) error {
 	pv := &vm.pv
-	seen := make(map[uint32]bool)
 	next := 0
 	for _, ss := range st.Slots {
 		i := int(ss.Index)
@@ -193,29 +176,40 @@ func (vm *VM) checkSlots(st *SlotsState) error {
 			return fmt.Errorf("slot %d: occupied with generation 0 (every attach bumps it)", i)
 		}
 		for k, p := range ss.Ports {
-			if p.Port == 0 {
-				if p.VCPU != 0 {
-					return fmt.Errorf("slot %d: no port of kind %d, but vCPU %d", i, k, p.VCPU)
-				}
+			if p == 0 {
 				continue
 			}
-			switch {
-			case p.Port >= hypercall.MaxPorts:
-				return fmt.Errorf("slot %d: port %d beyond %d", i, p.Port, hypercall.MaxPorts-1)
-			case p.VCPU >= uint32(len(vm.vcpus)):
-				return fmt.Errorf("slot %d: port %d bound to vCPU %d of %d", i, p.Port, p.VCPU, len(vm.vcpus))
-			case seen[p.Port]:
-				return fmt.Errorf("slot %d: port %d bound twice", i, p.Port)
+			if p >= hypercall.MaxPorts {
+				return fmt.Errorf("slot %d: port %d beyond %d", i, p, hypercall.MaxPorts-1)
 			}
-			seen[p.Port] = true
-			if cur := vm.ev.ports[p.Port]; cur.bound && cur.dev != s {
-				return fmt.Errorf("slot %d: port %d is bound to another event source", i, p.Port)
+			if pt := vm.ev.ports[p]; !pt.bound || pt.dev != s || pt.kind != k {
+				return fmt.Errorf("slot %d: the event channels do not bind port %d to its interrupt of kind %d (restore them first)", i, p, k)
 			}
 		}
 	}
 	for j := next; j < hypercall.VirtioSlots; j++ {
 		if s := pv.slots[j].Load(); s != nil {
 			return fmt.Errorf("slot %d holds %s, which the snapshot has not", j, s.name)
+		}
+	}
+	// The other way round: each port the event channels bind to a
+	// slot's interrupt is the one the slot names.
+	for p := 1; p < hypercall.MaxPorts; p++ {
+		pt := vm.ev.ports[p]
+		if !pt.bound || pt.dev == nil {
+			continue
+		}
+		if pt.kind < 0 || pt.kind >= len(SlotState{}.Ports) {
+			return fmt.Errorf("event-channel port %d: interrupt kind %d", p, pt.kind)
+		}
+		named := false
+		for _, ss := range st.Slots {
+			if pv.slots[ss.Index].Load() == pt.dev {
+				named = ss.Ports[pt.kind] == uint32(p)
+			}
+		}
+		if !named {
+			return fmt.Errorf("event-channel port %d is bound to slot %d's interrupt of kind %d, which the slot does not name", p, pt.dev.index, pt.kind)
 		}
 	}
 	return nil

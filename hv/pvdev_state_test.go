@@ -94,6 +94,19 @@ func diskImage(t *testing.T) string {
 	return img
 }
 
+// copyEventPorts binds to's event-channel ports as from's, each virtio
+// interrupt to to's device in the same slot, as restoring from's event
+// channels into to does.
+func copyEventPorts(from, to *VM) {
+	for p := range from.ev.ports {
+		pt := from.ev.ports[p]
+		if pt.dev != nil {
+			pt.dev = to.pv.slots[pt.dev.index].Load()
+		}
+		to.ev.ports[p] = pt
+	}
+}
+
 // TestPauseQuiescesDevices: Pause quiesces every slot device, one
 // attached while paused too, and Resume lets them go; likewise the
 // virtio-mmio devices.
@@ -170,7 +183,7 @@ func TestSlotsRoundTrip(t *testing.T) {
 	if err := gob.NewDecoder(bytes.NewReader(enc.Bytes())).Decode(&dec); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Slots) != 3 || !st.Changed || !st.Slots[0].EjectRequested || st.Slots[1].Ports[0].Port != uint32(qport) || st.Slots[1].Device.Pending != 0 {
+	if len(st.Slots) != 3 || !st.Changed || !st.Slots[0].EjectRequested || st.Slots[1].Ports[0] != uint32(qport) || st.Slots[1].Device.Pending != 0 {
 		t.Fatalf("saved slots %+v", st)
 	}
 	if q := st.Slots[1].Device.Device.Queues[0]; q.NextUsed != 1 || !q.Notified {
@@ -184,6 +197,7 @@ func TestSlotsRoundTrip(t *testing.T) {
 	if err := vm2.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	copyEventPorts(vm, vm2)
 	if err := vm2.RestoreSlots(dec); err != nil {
 		t.Fatalf("RestoreSlots: %v", err)
 	}
@@ -206,8 +220,8 @@ func TestSlotsRoundTrip(t *testing.T) {
 			t.Errorf("slot %d: virtio_info %+v, restored %+v", slot, a, b)
 		}
 	}
-	if p := vm2.ev.ports[qport]; !p.bound || p.dev != vm2.pv.slots[1].Load() || p.kind != hypercall.VirtioBindQueues {
-		t.Fatalf("port %d after restore: %+v", qport, p)
+	if p := vm2.pv.slots[1].Load().ports; p != vm.pv.slots[1].Load().ports || p[hypercall.VirtioBindQueues] != int(qport) {
+		t.Fatalf("ports %v after restore, want %v", p, vm.pv.slots[1].Load().ports)
 	}
 	// Both go on: the pending request is served alike, and its interrupt
 	// raises the same port.
@@ -264,11 +278,14 @@ func TestSlotsRestoreRefuses(t *testing.T) {
 		{"device missing from the VM", func(st *SlotsState) { st.Slots = append(st.Slots, SlotState{Index: 5, Name: "virtio-blk 9"}) }, "attach it first"},
 		{"another device", func(st *SlotsState) { st.Slots[0].Name = "virtio-blk 7" }, "the VM virtio-blk 0"},
 		{"generation 0", func(st *SlotsState) { st.Generations[1] = 0 }, "generation 0"},
-		{"port beyond the table", func(st *SlotsState) { st.Slots[1].Ports[0].Port = hypercall.MaxPorts }, "beyond"},
-		{"port bound twice", func(st *SlotsState) { st.Slots[1].Ports[1] = st.Slots[1].Ports[0] }, "bound twice"},
-		{"port on a missing vCPU", func(st *SlotsState) { st.Slots[1].Ports[0].VCPU = 1 }, "vCPU 1"},
-		{"vCPU without a port", func(st *SlotsState) { st.Slots[0].Ports[0] = SlotPort{VCPU: 1} }, "no port"},
-		{"port of another source", func(st *SlotsState) { st.Slots[0].Ports[0] = SlotPort{Port: 3} }, "another event source"},
+		{"port beyond the table", func(st *SlotsState) { st.Slots[1].Ports[0] = hypercall.MaxPorts }, "beyond"},
+		{"port not bound", func(st *SlotsState) { st.Slots[0].Ports[0] = 7 }, "do not bind port 7"},
+		{"port of a VIRQ", func(st *SlotsState) { st.Slots[0].Ports[0] = 3 }, "do not bind port 3"},
+		{"port of another slot", func(st *SlotsState) { st.Slots[0].Ports[1] = st.Slots[1].Ports[1] }, "do not bind"},
+		{"port of the other kind", func(st *SlotsState) {
+			st.Slots[1].Ports[0], st.Slots[1].Ports[1] = st.Slots[1].Ports[1], st.Slots[1].Ports[0]
+		}, "do not bind"},
+		{"bound port not named", func(st *SlotsState) { st.Slots[1].Ports[1] = 0 }, "does not name"},
 		{"bad device state after a good one", func(st *SlotsState) {
 			st.Slots[1].Device.Pending = 4
 			st.Slots[0].Device.Device.Status = virtio.StatusAcknowledge // valid: restored, then taken back
