@@ -11,9 +11,10 @@ import (
 // is assembled from their doc comments). Host resources are not state: the
 // caller builds the restored device over a backend it opened itself (the
 // same image, a port with the same address), and Restore checks that the
-// backend matches what was saved. The rate limiter's buckets are not
-// saved either: they count host time, and a restored device starts with
-// full buckets, as after a reset.
+// backend matches what was saved. The rate limiter is not saved either:
+// its limits are the operator's and its buckets count host time; a
+// device keeps the buckets it has through Restore (a new device's are
+// full).
 
 // ErrNotQuiesced is returned by Save and Restore of a device that is not
 // quiesced.
@@ -143,9 +144,6 @@ func (d *Device) Restore(st DeviceState) error {
 		return fmt.Errorf("virtio: restore: %w", err)
 	}
 	d.backend.Reset()
-	if d.limiter != nil {
-		d.limiter.Reset()
-	}
 	d.mu.Lock()
 	d.st = State{
 		Status:           st.Status,
