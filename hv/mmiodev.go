@@ -226,6 +226,9 @@ type MMIODevice struct {
 	IRQ  int
 	virtio.StatsSnapshot
 	Net *NICInfo // a NIC's segment, address and switch counters; nil for other devices
+	// Err is why the device needs reset (the ring rule the driver broke),
+	// or nil.
+	Err error
 }
 
 func (d MMIODevice) String() string {
@@ -236,7 +239,7 @@ func (d MMIODevice) String() string {
 func (vm *VM) MMIODevices() []MMIODevice {
 	var out []MMIODevice
 	for _, d := range vm.mmio {
-		md := MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats()}
+		md := MMIODevice{Name: d.name, Base: d.base, IRQ: d.irq, StatsSnapshot: d.t.Device().Stats(), Err: d.t.Device().Err()}
 		if d.port != nil {
 			md.Net = &NICInfo{Segment: d.port.Segment(), MAC: d.port.MAC(), Stats: d.port.Stats()}
 		}

@@ -245,6 +245,8 @@ type SlotDevice struct {
 	EjectRequested bool
 	virtio.StatsSnapshot
 	Net *NICInfo // a NIC's segment, address and switch counters; nil for other devices
+	// Err is why the device needs reset, or nil.
+	Err error
 }
 
 func (d SlotDevice) String() string {
@@ -261,7 +263,7 @@ func (vm *VM) SlotDevices() []SlotDevice {
 	var out []SlotDevice
 	for i := range vm.pv.slots {
 		if s := vm.pv.slots[i].Load(); s != nil {
-			sd := SlotDevice{Name: s.name, Slot: i, EjectRequested: s.eject.Load(), StatsSnapshot: s.t.Device().Stats()}
+			sd := SlotDevice{Name: s.name, Slot: i, EjectRequested: s.eject.Load(), StatsSnapshot: s.t.Device().Stats(), Err: s.t.Device().Err()}
 			if s.port != nil {
 				sd.Net = &NICInfo{Segment: s.port.Segment(), MAC: s.port.MAC(), Stats: s.port.Stats()}
 			}

@@ -236,13 +236,13 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 	for i, g := range guests {
 		t.Logf("%s: %+v", g.name, statuses[i])
 		for _, d := range g.vm.MMIODevices() {
-			t.Logf("%s: %v (%d requests, %d interrupts, %d breaks)", g.name, d, d.Requests, d.Interrupts, d.Broken)
+			t.Logf("%s: %v (%d requests, %d interrupts, %d breaks, error %v)", g.name, d, d.Requests, d.Interrupts, d.Broken, d.Err)
 			if d.Net != nil {
 				t.Logf("%s: %v", g.name, *d.Net)
 			}
 		}
 		for _, d := range g.vm.SlotDevices() {
-			t.Logf("%s: %v (%d requests, %d interrupts, %d breaks)", g.name, d, d.Requests, d.Interrupts, d.Broken)
+			t.Logf("%s: %v (%d requests, %d interrupts, %d breaks, error %v)", g.name, d, d.Requests, d.Interrupts, d.Broken, d.Err)
 			if d.Net != nil {
 				t.Logf("%s: %v", g.name, *d.Net)
 			}

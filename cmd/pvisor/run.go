@@ -540,12 +540,18 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 		if d.Net != nil {
 			fmt.Fprintf(w, "device %s: %v\n", d.Name, *d.Net)
 		}
+		if d.Err != nil {
+			fmt.Fprintf(w, "device %s: needs reset: %v\n", d.Name, d.Err)
+		}
 	}
 	for _, d := range vm.SlotDevices() {
 		fmt.Fprintf(w, "device %s: %d notifies, %d requests, %d bytes, %d interrupts, %d breaks\n",
 			d, d.Notifies, d.Requests, d.Bytes, d.Interrupts, d.Broken)
 		if d.Net != nil {
 			fmt.Fprintf(w, "device %s: %v\n", d.Name, *d.Net)
+		}
+		if d.Err != nil {
+			fmt.Fprintf(w, "device %s: needs reset: %v\n", d.Name, d.Err)
 		}
 	}
 	fmt.Fprintf(w, "privileged exits before pv start: %d\n", before)
