@@ -446,3 +446,6 @@ func (vm *VM) guestWrite(gpa uint64, b []byte) bool {
 	vm.mem.Invalidate(gpa, uint64(len(b)))
 	return true
 }
+
+// Mode returns the VM's virtualization mode.
+func (vm *VM) Mode() cpu.Mode { return vm.cfg.Mode }
