@@ -183,6 +183,14 @@ type restoreParts struct {
 // VM generation ID; it keeps the snapshot's lineage. It is ready to Run,
 // which resumes it where it was (unless cfg.Paused).
 func Restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
+	vm, err := restore(r, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	return vm, nil
+}
+
+func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	if cfg.Budget == nil {
 		return nil, errors.New("hv: no memory budget")
 	}
@@ -193,7 +201,7 @@ func Restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	hdr := sr.Header()
 	mode, err := cpu.ParseMode(hdr.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("restore: the snapshot's mode: %v", err)
+		return nil, fmt.Errorf("the snapshot's mode: %v", err)
 	}
 	var parts restoreParts
 	sec, err := nextSection(sr, snapshot.TagVM)
@@ -205,15 +213,15 @@ func Restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	}
 	st := &parts.vm
 	if err := checkVMState(st); err != nil {
-		return nil, fmt.Errorf("restore: %v", err)
+		return nil, err
 	}
 	switch {
 	case cpu.Mode(st.Mode) != mode:
-		return nil, fmt.Errorf("restore: the VM section's mode %v is not the header's %v", cpu.Mode(st.Mode), mode)
+		return nil, fmt.Errorf("the VM section's mode %v is not the header's %v", cpu.Mode(st.Mode), mode)
 	case st.MemBytes != hdr.MemorySize:
-		return nil, fmt.Errorf("restore: the VM section's memory size %d is not the header's %d", st.MemBytes, hdr.MemorySize)
+		return nil, fmt.Errorf("the VM section's memory size %d is not the header's %d", st.MemBytes, hdr.MemorySize)
 	case st.Measured.Kernel != hdr.KernelDigest:
-		return nil, errors.New("restore: the VM section's kernel digest is not the header's")
+		return nil, errors.New("the VM section's kernel digest is not the header's")
 	}
 	if cfg.Name == "" {
 		cfg.Name = hdr.Name
@@ -225,7 +233,7 @@ func Restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	vm.lineage = hdr.LineageID
 	fail := func(err error) (*VM, error) {
 		vm.discard()
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, err
 	}
 	for i := 0; i < int(st.VCPUs); i++ {
 		sec, err := nextSection(sr, snapshot.TagVCPU)
@@ -282,13 +290,13 @@ func Restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 func nextSection(sr *snapshot.Reader, t snapshot.Tag) (*snapshot.Section, error) {
 	s, err := sr.Next()
 	if err == io.EOF {
-		return nil, fmt.Errorf("restore: the snapshot ends where a %v section should be", t)
+		return nil, fmt.Errorf("the snapshot ends where a %v section should be", t)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if s.Tag != t {
-		return nil, fmt.Errorf("restore: a %v section where a %v section should be", s.Tag, t)
+		return nil, fmt.Errorf("a %v section where a %v section should be", s.Tag, t)
 	}
 	return s, nil
 }
@@ -315,7 +323,7 @@ func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
 	}
 	res, err := cfg.Budget.Reserve(cfg.MemBytes)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, err
 	}
 	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), clock: vclock.New(cfg.Clock), genID: gen}
 	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
