@@ -67,6 +67,11 @@ func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
 		return err
 	}
 	err := vm.writeSnapshot(w, opt.File)
+	if err == nil && vm.Stopped() {
+		// Stopped meanwhile (Stop lets the vCPUs run to leave): what was
+		// read may not be one instant's state.
+		err = ErrVMStopped
+	}
 	if !was && !opt.LeavePaused {
 		if rerr := vm.resumeLocked(); err == nil {
 			err = rerr
