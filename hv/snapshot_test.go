@@ -260,3 +260,78 @@ func cutGeneration(t *testing.T, s *string) string {
 	*s = (*s)[:i] + (*s)[i+j+1:]
 	return id
 }
+
+// TestSnapshotRefusesVirtio: a VM with a virtio device (here virtio-rng,
+// in pv mode on the hypercall transport and in trap mode on virtio-mmio)
+// is not snapshotted, and is left running as it was.
+func TestSnapshotRefusesVirtio(t *testing.T) {
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap} {
+		vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: 16 << 20, Mode: mode, Budget: mm.NewBudget(1 << 30), RNG: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := vm.Snapshot(&b, SnapshotOptions{}); !errors.Is(err, ErrSnapshotDevices) {
+			t.Errorf("%v: Snapshot of a VM with virtio-rng: %v", mode, err)
+		}
+		if b.Len() != 0 || vm.Paused() {
+			t.Errorf("%v: the refused snapshot wrote %d bytes, paused %v", mode, b.Len(), vm.Paused())
+		}
+		if st := vm.Run(); st.Code != 42 {
+			t.Errorf("%v: status %+v", mode, st)
+		}
+	}
+}
+
+// TestVMSnapshotKeyed: an encrypted and an HMAC snapshot restore with
+// their key; without it, with another key, or keyed when the file is
+// digest-only, the restore is refused and nothing stays reserved.
+func TestVMSnapshotKeyed(t *testing.T) {
+	key, _ := snapshot.KeyFromBytes(bytes.Repeat([]byte{1}, 32))
+	other, _ := snapshot.KeyFromBytes(bytes.Repeat([]byte{2}, 32))
+	vm, err := New(Config{Kernel: testGuest(t), Cmdline: "count=10", MemBytes: 16 << 20, Mode: cpu.ModePV, Budget: mm.NewBudget(1 << 30)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		vm.Stop(0, "end of test")
+		vm.Run()
+	}()
+	for _, c := range []struct {
+		prot  snapshot.Protection
+		key   *snapshot.Key
+		err   error // restoring without the key
+		wrong *snapshot.Key
+	}{
+		{snapshot.Encrypted, key, snapshot.ErrKeyRequired, other},
+		{snapshot.MAC, key, snapshot.ErrKeyRequired, other},
+		{snapshot.Digest, nil, nil, key},
+	} {
+		var b bytes.Buffer
+		if err := vm.Snapshot(&b, SnapshotOptions{File: snapshot.Options{Protection: c.prot, Key: c.key}}); err != nil {
+			t.Fatal(err)
+		}
+		budget := mm.NewBudget(1 << 30)
+		r, err := Restore(bytes.NewReader(b.Bytes()), RestoreConfig{Budget: budget, Key: c.key})
+		if err != nil {
+			t.Fatalf("%v: %v", c.prot, err)
+		}
+		r.Stop(0, "end of test")
+		r.Run()
+		if c.err != nil {
+			if _, err := Restore(bytes.NewReader(b.Bytes()), RestoreConfig{Budget: budget}); !errors.Is(err, c.err) {
+				t.Errorf("%v without a key: %v", c.prot, err)
+			}
+		}
+		want := snapshot.ErrWrongKey
+		if c.prot == snapshot.Digest {
+			want = snapshot.ErrUnauthenticated
+		}
+		if _, err := Restore(bytes.NewReader(b.Bytes()), RestoreConfig{Budget: budget, Key: c.wrong}); !errors.Is(err, want) {
+			t.Errorf("%v with another key: %v, want %v", c.prot, err, want)
+		}
+		if budget.Reserved() != 0 {
+			t.Errorf("%v: %d bytes reserved", c.prot, budget.Reserved())
+		}
+	}
+}

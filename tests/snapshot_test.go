@@ -86,7 +86,9 @@ type snapshotCase struct {
 	keep *regexp.Regexp
 	// gen matches the guest's report of its VM generation ID, if it
 	// makes one.
-	gen      *regexp.Regexp
+	gen *regexp.Regexp
+	// last is the computation's last line, in the kept output.
+	last     string
 	deadline time.Duration
 }
 
@@ -97,8 +99,8 @@ type snapshotCase struct {
 // with exactly the lines an uninterrupted run prints after the snapshot
 // point; restored twice at once, it gives two running VMs with different
 // generation IDs (in the guest, and in ctl list), both finishing correctly.
-// The test guest runs in every mode; Linux (initramfs only) in pv and
-// hwassist mode.
+// The test guest and Linux (initramfs only: the patched kernel in pv mode,
+// the unmodified one in hwassist and trap mode) run in every mode.
 func TestSnapshotRestore(t *testing.T) {
 	tg := testguest(t)
 	var cases []snapshotCase
@@ -109,6 +111,7 @@ func TestSnapshotRestore(t *testing.T) {
 			at:   regexp.MustCompile(`(?m)^count: 300 `),
 			keep: regexp.MustCompile(`^count: `),
 			gen:  regexp.MustCompile(`(?m)^count: generation ([0-9a-f]{32})$`),
+			last: "count: done\n",
 			// The interpreter runs it in a few seconds; the rest is margin
 			// for a loaded host.
 			deadline: 5 * time.Minute,
@@ -125,14 +128,13 @@ func TestSnapshotRestore(t *testing.T) {
 				"--mem", "256M", "--cmdline", linuxCmdline(con, loop)},
 			at:       regexp.MustCompile(`(?m)^step 30 `),
 			keep:     regexp.MustCompile(`^(step \d+ [0-9a-f]{16}|loop-done|pvisor-exit: \d+)\r?$`),
+			last:     "step 119 ",
 			deadline: 15 * time.Minute,
 		}
 	}
-	if !testing.Short() {
-		vmlinuxPV, _, _ := pvGuest(t)
-		vmlinux, _ := linuxGuest(t)
-		cases = append(cases, linuxCase("pv", vmlinuxPV, "hvc0"), linuxCase("hwassist", vmlinux, "ttyS0"))
-	}
+	vmlinuxPV, _, _ := pvGuest(t)
+	vmlinux, _ := linuxGuest(t)
+	cases = append(cases, linuxCase("pv", vmlinuxPV, "hvc0"), linuxCase("hwassist", vmlinux, "ttyS0"), linuxCase("trap", vmlinux, "ttyS0"))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { snapshotRestore(t, c) })
 	}
@@ -193,6 +195,9 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 		t.Fatalf("uninterrupted run: exit status %d; stderr:\n%s", code, full.errs.String())
 	}
 	want := filterLines(full.out.String(), c.keep, c.gen)
+	if !strings.Contains(want, c.last) {
+		t.Fatalf("the uninterrupted run has no %q line:\n%s", c.last, tail(full.out.String(), 2000))
+	}
 	var gens []string
 	for i, r := range clones {
 		got := filterLines(before+r.out.String(), c.keep, c.gen)
