@@ -232,7 +232,11 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 	if fs.NArg() > 0 {
 		return nil, errors.New("--restore: a guest command runs only in a VM that boots")
 	}
-	if err := statFile("snapshot", path, math.MaxInt64); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--restore: no snapshot at %s (%v): pass the path pvisor ctl snapshot wrote", path, err)
+	}
+	if err := checkFile("snapshot", path, fi, math.MaxInt64); err != nil {
 		return nil, fmt.Errorf("--restore: %v", err)
 	}
 	get := func(n string) string { return fs.Lookup(n).Value.String() }
@@ -246,7 +250,6 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 			return nil, fmt.Errorf("--%v", err)
 		}
 	}
-	var err error
 	for _, k := range []string{"cpu-weight", "cpu-cap"} {
 		if v := get(k); v != "0" {
 			if err := spec.set(k, v); err != nil {
