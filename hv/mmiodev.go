@@ -89,6 +89,9 @@ func checkDisks(cfg *Config) error {
 // through guestMem) and before the kernel is loaded (MMIO windows go on
 // the command line).
 func (vm *VM) openDisks() error {
+	if vm.cfg.Mode == cpu.ModePV {
+		vm.AddQuiescer(&vm.pv)
+	}
 	add := func(name string, b virtio.Backend, block *virtio.Block, lim virtio.Limits) error {
 		if vm.cfg.Mode != cpu.ModePV {
 			return vm.addMMIO(name, b, block).t.Device().SetLimits(lim)
@@ -130,6 +133,7 @@ func (vm *VM) addMMIO(name string, b virtio.Backend, block *virtio.Block) *mmioD
 	d := &mmioDev{name: name, base: MMIOBase + uint64(i)*virtio.MMIOSize, irq: MMIOIRQs[i], block: block}
 	d.t = virtio.NewMMIO(b, guestMem{vm}, virtio.Options{Charge: vm.chargeDevice}, vm.kickDevices)
 	vm.mmio = append(vm.mmio, d)
+	vm.AddQuiescer(d.t.Device())
 	return d
 }
 

@@ -54,10 +54,38 @@ type pvDevices struct {
 	slots [hypercall.VirtioSlots]atomic.Pointer[pvSlot]
 	gens  [hypercall.VirtioSlots]atomic.Uint32 // bumped on every attach
 
-	slotMu sync.Mutex // serialises attach and removal choosing or clearing slots
+	slotMu sync.Mutex // serialises attach and removal choosing or clearing slots, and quiescing
+	quiet  bool       // the slots are quiesced (Quiesce); slotMu protects it
 
 	irq     atomic.Bool // a device's pending bits gained one: vCPU 0 polls the slots
 	changed atomic.Bool // a slot was filled, emptied or asked to eject: raise VIRQ_VIRTIO
+}
+
+// Quiesce implements Quiescer for every device in a slot, and for those
+// attached until Unquiesce. It runs with the vCPUs stopped (VM.Pause), so
+// no virtio_* call is under way; a slot emptied meanwhile keeps its
+// device quiesced, reset.
+func (pv *pvDevices) Quiesce() {
+	pv.slotMu.Lock()
+	defer pv.slotMu.Unlock()
+	pv.quiet = true
+	for i := range pv.slots {
+		if s := pv.slots[i].Load(); s != nil {
+			s.t.Device().Quiesce()
+		}
+	}
+}
+
+// Unquiesce implements Quiescer.
+func (pv *pvDevices) Unquiesce() {
+	pv.slotMu.Lock()
+	defer pv.slotMu.Unlock()
+	pv.quiet = false
+	for i := range pv.slots {
+		if s := pv.slots[i].Load(); s != nil {
+			s.t.Device().Unquiesce()
+		}
+	}
 }
 
 // ErrNoSlot is returned by AttachDevice when every slot is occupied.
@@ -91,6 +119,9 @@ func (vm *VM) attach(name string, b virtio.Backend, closer io.Closer, port *nets
 		}
 		s := &pvSlot{name: name, index: i, gen: pv.gens[i].Add(1), closer: closer, port: port}
 		s.t = virtio.NewHcall(b, guestMem{vm}, virtio.Options{Charge: vm.chargeDevice}, vm.pvKick)
+		if pv.quiet {
+			s.t.Device().Quiesce() // attached while the VM is paused
+		}
 		pv.slots[i].Store(s)
 		return i, nil
 	}

@@ -45,7 +45,8 @@ type Backend interface {
 // backend does not feed.
 type Source interface {
 	// Bind gives the backend the function that wakes queue q of a
-	// running device; NewDevice calls it once.
+	// running device (a quiesced one serves it at Unquiesce); NewDevice
+	// calls it once.
 	Bind(wake func(q int))
 	// Ready says whether queue q has input for the device to deliver.
 	// It runs on the device goroutine.
@@ -102,9 +103,11 @@ type Options struct {
 	Charge func(time.Duration)
 }
 
-// State is a device's state as a plain value (for save and restore, a
-// later step). While the device runs, the queues' positions live with the
-// device goroutine (queue.go) and Queues holds them as at DRIVER_OK.
+// State is a device's state as a plain value. While the device goroutine
+// runs, the queues' positions live with it (queue.go) and Queues holds
+// them as when it started; once it has stopped (Quiesce, FAILED, a
+// break) Queues holds them as it left them. DeviceState (persist.go) is
+// what Save makes of it.
 type State struct {
 	Status           uint8
 	DriverFeatures   uint64
@@ -138,10 +141,20 @@ type Device struct {
 	// device goroutine is not overtaken by another call.
 	ctl sync.Mutex
 
+	// quiet is true from Quiesce to Unquiesce: no device goroutine runs.
+	// ctl protects quiet.
+	quiet bool
+
 	// mu protects st and lastErr. Lock order: ctl, then mu.
 	mu      sync.Mutex
 	st      State
 	lastErr error
+
+	// notified marks the queues notified (Notify, or a Source's wake-up)
+	// and not yet served. It outlives the device goroutine, so that
+	// notifications while quiesced are kept; reset and activation clear
+	// it. Lock-free: Notify never blocks.
+	notified []atomic.Bool
 
 	// run is the device goroutine while the device is live (DRIVER_OK
 	// and not broken), for Notify to find without a lock.
@@ -158,6 +171,7 @@ func NewDevice(b Backend, m Mem, s Signaller, o Options) *Device {
 		sleep:    sleepTimer,
 		charge:   o.Charge,
 	}
+	d.notified = make([]atomic.Bool, len(d.queueMax))
 	for i, n := range d.queueMax {
 		if n == 0 || n > MaxQueueSize || n&(n-1) != 0 {
 			panic(fmt.Sprintf("virtio: backend queue %d maximum %d is not a power of two in [1, %d]", i, n, MaxQueueSize))
@@ -181,11 +195,14 @@ func NewDevice(b Backend, m Mem, s Signaller, o Options) *Device {
 }
 
 // wake is a Source's way to have queue q served: like Notify, it never
-// blocks and is ignored unless the device runs, but it is not counted as
-// a driver notification.
+// blocks, but it is not counted as a driver notification.
 func (d *Device) wake(q int) {
+	if q < 0 || q >= len(d.notified) {
+		return
+	}
+	d.notified[q].Store(true)
 	if w := d.run.Load(); w != nil {
-		w.notify(q)
+		w.kick()
 	}
 }
 
@@ -316,12 +333,12 @@ func statusOrderOK(old, add uint8) bool {
 	return true
 }
 
-// activateLocked starts the device goroutine over the ready queues. A
-// ready queue whose rings are no longer RAM breaks the device.
-// Precondition: mu held.
+// activateLocked starts the backend and, unless the device is quiesced,
+// the device goroutine over the ready queues. A ready queue whose rings
+// are no longer RAM breaks the device. Notifications before DRIVER_OK are
+// forgotten. Precondition: ctl and mu held.
 func (d *Device) activateLocked() error {
 	f := d.st.DriverFeatures
-	w := newWorker(d)
 	for i, qs := range d.st.Queues {
 		if !qs.Ready {
 			continue
@@ -329,12 +346,39 @@ func (d *Device) activateLocked() error {
 		if why := qs.checkLayout(d.queueMax[i], d.mem, f&FeatureEventIdx != 0); why != "" {
 			return d.breakLocked(&RingError{Queue: i, Reason: why})
 		}
-		w.queues[i] = newQueue(i, qs, d.queueMax[i], d.mem, f)
 	}
 	d.backend.Activate(f)
+	for i := range d.notified {
+		d.notified[i].Store(false)
+	}
+	if !d.quiet {
+		d.startLocked()
+	}
+	return nil
+}
+
+// liveLocked says whether the device serves its queues: DRIVER_OK, not
+// failed and not broken. Precondition: mu held.
+func (d *Device) liveLocked() bool {
+	st := d.st.Status
+	return st&StatusDriverOK != 0 && st&(StatusFailed|StatusDeviceNeedsReset) == 0
+}
+
+// startLocked starts the device goroutine over the ready queues from
+// their positions in st, with the notifications recorded meanwhile.
+// Precondition: ctl and mu held, the device live and not quiesced, no
+// device goroutine.
+func (d *Device) startLocked() {
+	w := newWorker(d)
+	for i, qs := range d.st.Queues {
+		if qs.Ready {
+			w.queues[i] = newQueue(i, qs, d.queueMax[i], d.mem, d.st.DriverFeatures)
+		}
+	}
+	w.armHeld()
 	d.run.Store(w)
 	go w.loop()
-	return nil
+	w.kick() // for the queues notified before the goroutine could be found
 }
 
 // breakLocked marks the device as needing reset because of err. The caller
@@ -347,7 +391,8 @@ func (d *Device) breakLocked(err error) error {
 }
 
 // reset stops the device goroutine, waiting for the request it is serving,
-// and returns everything to its initial state. Precondition: ctl held.
+// and returns everything to its initial state. A quiesced device stays
+// quiesced. Precondition: ctl held.
 func (d *Device) reset() {
 	d.stopWorker()
 	d.backend.Reset()
@@ -357,15 +402,71 @@ func (d *Device) reset() {
 	d.st = d.initialState()
 	d.lastErr = nil
 	d.mu.Unlock()
+	for i := range d.notified {
+		d.notified[i].Store(false)
+	}
 }
 
-// stopWorker ends the device goroutine, if any, and waits for it.
-// Precondition: ctl held.
+// stopWorker ends the device goroutine, if any, waits for it, and keeps
+// the queues' positions it leaves (a request it was holding back for the
+// rate limiter is put back, event_handler.go). Precondition: ctl held.
 func (d *Device) stopWorker() {
-	if w := d.run.Swap(nil); w != nil {
-		close(w.stop)
-		<-w.done
+	w := d.run.Swap(nil)
+	if w == nil {
+		return
 	}
+	close(w.stop)
+	<-w.done
+	d.mu.Lock()
+	for i, q := range w.queues {
+		if q != nil {
+			d.st.Queues[i] = q.QueueState
+		}
+	}
+	d.mu.Unlock()
+}
+
+// Quiesce parks the device: when it returns, the device goroutine has
+// ended, so no request is in progress or will start, no guest memory is
+// touched and no interrupt is signalled. It waits for the request in
+// progress to complete, except one the rate limiter is holding back,
+// which is put back on its ring (the device has not consumed it: the
+// device served after Unquiesce, or a restored one, takes it again). An
+// interrupt held back by the backend's holdoff stays held (QueueState.Held),
+// and notifications that arrive meanwhile are kept. Status, feature,
+// config and queue calls still work; a reset while quiesced resets, and a
+// device that reaches DRIVER_OK meanwhile starts at Unquiesce. Quiescing
+// a quiesced device does nothing more.
+func (d *Device) Quiesce() {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	d.quiet = true
+	d.stopWorker()
+}
+
+// Unquiesce lets a quiesced device go on: a live one starts its goroutine
+// again from the positions it kept (or Restore put back), serves the
+// queues notified meanwhile, and decides on held interrupts one holdoff
+// later. Unquiescing a device that is not quiesced does nothing.
+func (d *Device) Unquiesce() {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if !d.quiet {
+		return
+	}
+	d.quiet = false
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.liveLocked() {
+		d.startLocked()
+	}
+}
+
+// Quiesced reports whether the device is quiesced.
+func (d *Device) Quiesced() bool {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	return d.quiet
 }
 
 // Queue configuration errors, returned to the transport (which ignores or
@@ -387,8 +488,8 @@ func (d *Device) QueueMax(q int) uint16 {
 // NumQueues is the number of queues.
 func (d *Device) NumQueues() int { return len(d.queueMax) }
 
-// Queue returns queue q's configuration and positions. The positions are
-// those at activation while the device runs.
+// Queue returns queue q's configuration and positions. While the device
+// goroutine runs, the positions are those it started from.
 func (d *Device) Queue(q int) (QueueState, bool) {
 	if q < 0 || q >= len(d.queueMax) {
 		return QueueState{}, false
@@ -419,7 +520,7 @@ func (d *Device) SetQueue(q int, s QueueState) error {
 		d.mu.Unlock()
 		return ErrQueueReady
 	}
-	s.NextAvail, s.NextUsed, s.SignalledUsed = 0, 0, 0
+	s.clearPositions()
 	if s.Ready {
 		if why := s.checkLayout(d.queueMax[q], d.mem, d.st.DriverFeatures&FeatureEventIdx != 0); why != "" {
 			err := d.breakLocked(&RingError{Queue: q, Reason: why})
@@ -459,10 +560,9 @@ func (d *Device) config(off uint64, p []byte, access func(int, []byte)) bool {
 // Notify tells the device that the driver made buffers available on queue
 // q. It never blocks: it records the queue and wakes the device goroutine.
 // A notification for a queue that does not exist or is not ready, or to a
-// device that is not running, is ignored.
+// device before DRIVER_OK, is ignored; one to a quiesced device is kept
+// for Unquiesce.
 func (d *Device) Notify(q int) {
 	d.stats.notifies.Add(1)
-	if w := d.run.Load(); w != nil {
-		w.notify(q)
-	}
+	d.wake(q)
 }

@@ -16,6 +16,7 @@
 //	mmio.go           transport A: the virtio-mmio register file
 //	hcall.go          transport B: what the virtio_* hypercalls do to a device, and its interrupt bits
 //	event_handler.go  the device goroutine: serving notified queues, throttling, interrupts
+//	persist.go        save and restore of a device, its backend and both transports
 //	ratelimit.go      token buckets (bytes/s and ops/s)
 //	metrics.go        per-device counters
 //	block.go, block_request.go, rng.go, net.go  the backends
@@ -56,8 +57,9 @@
 // interrupts). vCPUs reach the device only through the Device's methods:
 // Notify records the queue and wakes the goroutine without blocking;
 // status, feature, config and queue calls take the device's locks; a
-// reset (status 0) waits for the request in progress to finish, so that
-// after SetStatus(0) returns the device touches no guest memory. Mem must
+// reset (status 0) and Quiesce wait for the request in progress to finish,
+// so that after SetStatus(0) or Quiesce returns the device touches no
+// guest memory. Mem must
 // therefore be safe for use concurrently with running vCPUs, and a
 // Signaller must never block or call back into the Device.
 //
@@ -68,6 +70,10 @@
 // last look at avail idx, used idx before reading used_event), a locked
 // instruction is a full barrier (queue.fence).
 //
-// State is kept in plain values (State, QueueState) so that save and
-// restore (a later step) can copy it.
+// Quiesce parks a device (no device goroutine: no guest memory access,
+// no interrupt) with its state kept, putting back a request the rate
+// limiter holds; Save and Restore (persist.go) copy that state, as plain
+// values (DeviceState, QueueState), while the device is quiesced.
+// Restore treats a state as hostile operator input and refuses anything
+// the device could not have produced.
 package virtio

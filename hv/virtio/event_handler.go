@@ -2,7 +2,6 @@ package virtio
 
 import (
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -10,20 +9,21 @@ import (
 
 // worker is a running device's goroutine. It alone touches the queues'
 // rings and the backend's request path; vCPUs reach it only through
-// notify, which sets a flag and wakes it.
+// Device.notified, a flag per queue, and kick, which wakes it. Its
+// queues' QueueState is all it keeps: stopWorker copies it back to the
+// Device when it ends.
 type worker struct {
-	d       *Device
-	queues  []*queue      // nil where the queue is not ready
-	pending []atomic.Bool // queue notified and not yet served
-	kick    chan struct{} // capacity 1: a wake-up is never lost, never blocks
-	stop    chan struct{} // closed to end the goroutine
-	done    chan struct{} // closed when it has ended
-	slept   time.Duration // rate-limit waits in the current pass
+	d      *Device
+	queues []*queue      // nil where the queue is not ready
+	wakeup chan struct{} // capacity 1: a wake-up is never lost, never blocks
+	stop   chan struct{} // closed to end the goroutine
+	done   chan struct{} // closed when it has ended
+	slept  time.Duration // rate-limit waits in the current pass
 
-	// held marks queues to be served again, and decided on, when holdoff
-	// fires (InterruptHoldoff); the device goroutine alone uses them.
-	held    []bool
-	holdoff *time.Timer // nil until first needed; armed while any queue is held
+	// holdoff fires when the queues marked Held (InterruptHoldoff) are
+	// to be served again and decided on; nil until first needed, armed
+	// while any queue is held.
+	holdoff *time.Timer
 }
 
 // errStopped ends a pass because the device is being reset or failed.
@@ -32,24 +32,38 @@ var errStopped = errors.New("virtio: device stopped")
 func newWorker(d *Device) *worker {
 	n := len(d.queueMax)
 	return &worker{
-		d:       d,
-		queues:  make([]*queue, n),
-		pending: make([]atomic.Bool, n),
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		held:    make([]bool, n),
+		d:      d,
+		queues: make([]*queue, n),
+		wakeup: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 }
 
-func (w *worker) notify(q int) {
-	if q < 0 || q >= len(w.queues) || w.queues[q] == nil {
-		return
-	}
-	w.pending[q].Store(true)
+// kick wakes the goroutine to look at the notified queues; it never
+// blocks.
+func (w *worker) kick() {
 	select {
-	case w.kick <- struct{}{}:
+	case w.wakeup <- struct{}{}:
 	default:
+	}
+}
+
+// again marks queue q to be served in a later pass.
+func (w *worker) again(q int) {
+	w.d.notified[q].Store(true)
+	w.kick()
+}
+
+// armHeld arms the holdoff timer for queues that were held when the
+// device last stopped (Quiesce, Restore). Called before the goroutine
+// starts.
+func (w *worker) armHeld() {
+	for _, q := range w.queues {
+		if q != nil && q.Held && w.d.holdoff != nil {
+			w.holdoff = time.NewTimer(w.d.holdoff.Holdoff(q.index))
+			return
+		}
 	}
 }
 
@@ -76,7 +90,7 @@ func (w *worker) loop() {
 		select {
 		case <-w.stop:
 			return
-		case <-w.kick:
+		case <-w.wakeup:
 		case <-fired:
 			if w.measure(w.release) {
 				return
@@ -108,26 +122,33 @@ func (w *worker) measure(f func() bool) bool {
 }
 
 // release signals the queues whose interrupts were held back
-// (InterruptHoldoff); true when the device broke.
+// (InterruptHoldoff); true when the goroutine must end (stopped, or the
+// device broke).
 func (w *worker) release() bool {
 	if err := w.releaseHeld(); err != nil {
-		w.d.fail(err)
+		if !errors.Is(err, errStopped) {
+			w.d.fail(err)
+		}
 		return true
 	}
 	return false
 }
 
 // pass serves each notified queue once; it returns true when the
-// goroutine must end (a reset, or the device broke).
+// goroutine must end (a reset or quiesce, or the device broke). A queue
+// not reached keeps its notification.
 func (w *worker) pass() (stop bool) {
 	for i, q := range w.queues {
-		if q == nil || !w.pending[i].Swap(false) {
+		if q == nil {
 			continue
 		}
 		select {
 		case <-w.stop: // a reset does not wait for the other queues
 			return true
 		default:
+		}
+		if !w.d.notified[i].Swap(false) {
+			continue
 		}
 		more, err := w.serve(q)
 		if errors.Is(err, errStopped) {
@@ -138,7 +159,7 @@ func (w *worker) pass() (stop bool) {
 			return true
 		}
 		if more {
-			w.notify(i)
+			w.again(i)
 		}
 	}
 	return false
@@ -226,10 +247,10 @@ func (w *worker) serve(q *queue) (more bool, err error) {
 // the requests completed meanwhile share the one interrupt.
 func (w *worker) hold(q *queue, h time.Duration) {
 	armed := false
-	for _, x := range w.held {
-		armed = armed || x
+	for _, x := range w.queues {
+		armed = armed || x != nil && x.Held
 	}
-	w.held[q.index] = true
+	q.Held = true
 	switch {
 	case armed: // the timer runs for a queue held earlier: q joins it
 	case w.holdoff == nil:
@@ -243,23 +264,22 @@ func (w *worker) hold(q *queue, h time.Duration) {
 // timer fires, and serves the held queues again: one that has requests
 // again is held again, one that has none asks for a notification.
 func (w *worker) releaseHeld() error {
-	for i, h := range w.held {
-		if !h {
+	for i, q := range w.queues {
+		if q == nil || !q.Held {
 			continue
 		}
-		q := w.queues[i]
-		w.held[i] = false
+		q.Held = false
 		more, err := w.serve(q) // with nothing new: asks for a notification and decides on the interrupt
 		if err != nil {
-			return err
+			return err // stopped in a rate-limit wait: it decided before waiting
 		}
-		if w.held[i] { // held again: decide now all the same, once per holdoff
+		if q.Held { // held again: decide now all the same, once per holdoff
 			if err := w.interrupt(q); err != nil {
 				return err
 			}
 		}
 		if more {
-			w.notify(i)
+			w.again(i)
 		}
 	}
 	return nil
@@ -268,7 +288,9 @@ func (w *worker) releaseHeld() error {
 // throttle waits, on this goroutine, until the rate limiter (or the
 // backend's QueueThrottler) admits the request in q.chain. What was
 // completed before is signalled first, so that the driver is not kept
-// waiting for it.
+// waiting for it. Stopped while waiting (a reset, Quiesce), it puts the
+// request back on its ring, not consumed and still notified, so that the
+// device serves it when it runs again, and returns errStopped.
 func (w *worker) throttle(q *queue) error {
 	d := w.d
 	cost := q.chain.readLen + q.chain.writeLen
@@ -290,6 +312,8 @@ func (w *worker) throttle(q *queue) error {
 		ok := d.sleep(wait, w.stop)
 		w.slept += time.Since(t0)
 		if !ok {
+			q.NextAvail--
+			d.notified[q.index].Store(true)
 			return errStopped
 		}
 	}

@@ -154,7 +154,7 @@ func checkVirtqueue(t *testing.T, data []byte) (handled int, ringErr error) {
 	m.record = false
 	m.holeStart, m.holeEnd = fuzzHole, fuzzHole+fuzzHoleSize
 	s := QueueState{Size: size, Ready: true, Desc: addr(4), Driver: addr(8), Device: addr(12),
-		NextAvail: start, NextUsed: start, SignalledUsed: start}
+		NextAvail: start, AvailIdx: start, NextUsed: start, SignalledUsed: start}
 	rest := data[fuzzHeader:]
 	descArea, rest := cut(rest, int(descTableBytes(size)))
 	availArea, rest := cut(rest, int(availBytes(size, true)))

@@ -3,6 +3,7 @@ package virtio
 import (
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,6 +77,7 @@ type Net struct {
 	txHoldoff time.Duration                  // netTxHoldoff; tests change it
 	tx        [netHdrSize + EthMaxFrame]byte // the frame being sent, copied from the guest
 	rx        [netHdrSize + EthMaxFrame]byte // the frame being received, header first
+	saveDrops atomic.Uint64                  // frames waiting at the port that Save dropped
 }
 
 // NewNet makes a net backend plugged into p.

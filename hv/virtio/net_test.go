@@ -92,7 +92,7 @@ func (p *fakePort) sentFrames() [][]byte {
 
 // netRig is a net device brought up by a driver: rx is queue 0, tx queue 1.
 type netRig struct {
-	t      *testing.T
+	t      testing.TB
 	mem    *fakeMem
 	dev    *Device
 	sig    *signals
@@ -103,7 +103,7 @@ type netRig struct {
 
 var testMAC = [6]byte{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}
 
-func newNetRig(t *testing.T, port *fakePort, features uint64) *netRig {
+func newNetRig(t testing.TB, port *fakePort, features uint64) *netRig {
 	t.Helper()
 	if port == nil {
 		port = &fakePort{mac: testMAC}

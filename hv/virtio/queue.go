@@ -7,18 +7,53 @@ import (
 )
 
 // QueueState is one split virtqueue: the driver's configuration and the
-// device's positions in the rings. It is a plain value, so that save and
-// restore can copy it.
+// device's positions in the rings. It is a plain value, which the device
+// goroutine keeps while it runs and Device.Save copies.
+//
+// The positions are free-running 16-bit counters, as the rings' idx
+// fields are. While the device is quiesced and not broken, NextUsed
+// equals NextAvail (every request taken was completed or put back), and
+// SignalledUsed equals NextUsed unless Held.
 type QueueState struct {
-	Size   uint16 // entries: a power of two, 1..the queue's maximum
-	Ready  bool   // the driver enabled the queue
-	Desc   uint64 // descriptor table, guest-physical, 16-byte aligned
-	Driver uint64 // available ring ("driver area"), 2-byte aligned
-	Device uint64 // used ring ("device area"), 4-byte aligned
+	// Size is the number of entries: a power of two, 1..the queue's
+	// maximum.
+	Size uint16
+	// Ready says the driver enabled the queue.
+	Ready bool
+	// Desc is the descriptor table's guest-physical address, 16-byte
+	// aligned.
+	Desc uint64
+	// Driver is the available ring's ("driver area"), 2-byte aligned.
+	Driver uint64
+	// Device is the used ring's ("device area"), 4-byte aligned.
+	Device uint64
 
-	NextAvail     uint16 // next available-ring entry the device reads
-	NextUsed      uint16 // next used-ring entry the device writes
-	SignalledUsed uint16 // NextUsed when the device last decided on an interrupt
+	// NextAvail is the next available-ring entry the device reads.
+	NextAvail uint16
+	// AvailIdx is the driver's avail idx as the device last read it; the
+	// entries from NextAvail up to it are taken without reading idx
+	// again. At most Size ahead of NextAvail.
+	AvailIdx uint16
+	// NextUsed is the next used-ring entry the device writes.
+	NextUsed uint16
+	// SignalledUsed is NextUsed when the device last decided on an
+	// interrupt (with EVENT_IDX, the old value of vring_need_event).
+	SignalledUsed uint16
+	// Held says the interrupt decision for the entries since
+	// SignalledUsed waits for the backend's holdoff (InterruptHoldoff);
+	// a device started with a held queue decides one holdoff later.
+	Held bool
+	// Notified says a notification (or a Source's wake-up) came that the
+	// device has not yet served. The device keeps it apart from the rest
+	// (vCPUs set it without a lock): only Device.Save fills it in.
+	Notified bool
+}
+
+// clearPositions returns s as a queue starts: at entry 0, nothing held or
+// notified.
+func (s *QueueState) clearPositions() {
+	s.NextAvail, s.AvailIdx, s.NextUsed, s.SignalledUsed = 0, 0, 0, 0
+	s.Held, s.Notified = false, false
 }
 
 // RingError is a violation of the virtqueue rules by the driver. It breaks
@@ -36,11 +71,8 @@ func (e *RingError) Error() string {
 // and alignments are the specification's and its three areas are RAM now.
 // Every later access checks its range through Mem again.
 func (s *QueueState) checkLayout(max uint16, m Mem, eventIdx bool) string {
-	switch {
-	case s.Size == 0 || s.Size > max || s.Size&(s.Size-1) != 0:
-		return fmt.Sprintf("size %d is not a power of two in [1, %d]", s.Size, max)
-	case s.Desc%descAlign != 0 || s.Driver%availAlign != 0 || s.Device%usedAlign != 0:
-		return fmt.Sprintf("misaligned rings (desc %#x, avail %#x, used %#x)", s.Desc, s.Driver, s.Device)
+	if why := s.checkShape(max); why != "" {
+		return why
 	}
 	areas := [...]struct {
 		name   string
@@ -58,17 +90,28 @@ func (s *QueueState) checkLayout(max uint16, m Mem, eventIdx bool) string {
 	return ""
 }
 
+// checkShape is checkLayout without looking at memory: the size and the
+// alignments.
+func (s *QueueState) checkShape(max uint16) string {
+	switch {
+	case s.Size == 0 || s.Size > max || s.Size&(s.Size-1) != 0:
+		return fmt.Sprintf("size %d is not a power of two in [1, %d]", s.Size, max)
+	case s.Desc%descAlign != 0 || s.Driver%availAlign != 0 || s.Device%usedAlign != 0:
+		return fmt.Sprintf("misaligned rings (desc %#x, avail %#x, used %#x)", s.Desc, s.Driver, s.Device)
+	}
+	return ""
+}
+
 // queue is a split virtqueue being served by its device goroutine, which
 // owns it while the device runs.
 type queue struct {
 	QueueState
 	index    int
 	mem      Mem
-	eventIdx bool   // VIRTIO_RING_F_EVENT_IDX negotiated
-	indirect bool   // VIRTIO_RING_F_INDIRECT_DESC negotiated
-	maxChain int    // buffers per chain: the queue's maximum size
-	availIdx uint16 // the driver's avail idx as last read
-	chain    Chain  // the request being served; its buffers' storage is reused
+	eventIdx bool  // VIRTIO_RING_F_EVENT_IDX negotiated
+	indirect bool  // VIRTIO_RING_F_INDIRECT_DESC negotiated
+	maxChain int   // buffers per chain: the queue's maximum size
+	chain    Chain // the request being served; its buffers' storage is reused
 	fenceVar uint32
 }
 
@@ -80,7 +123,6 @@ func newQueue(index int, s QueueState, max uint16, m Mem, features uint64) *queu
 		maxChain:   int(max),
 		eventIdx:   features&FeatureEventIdx != 0,
 		indirect:   features&FeatureIndirectDesc != 0,
-		availIdx:   s.NextAvail,
 	}
 	q.chain = Chain{mem: m, bufs: make([]Buffer, 0, max)}
 	return q
@@ -100,7 +142,7 @@ func (q *queue) fence() { atomic.AddUint32(&q.fenceVar, 1) }
 // next copies and validates the next available chain into q.chain. It
 // returns false when the driver has made nothing new available.
 func (q *queue) next() (bool, error) {
-	if q.NextAvail == q.availIdx {
+	if q.NextAvail == q.AvailIdx {
 		idx, ok := load16(q.mem, q.Driver+2)
 		if !ok {
 			return false, q.fail("available ring is not RAM")
@@ -108,7 +150,7 @@ func (q *queue) next() (bool, error) {
 		if ahead := idx - q.NextAvail; ahead > q.Size {
 			return false, q.fail("avail idx %d is %d entries ahead of %d, more than the queue size %d", idx, ahead, q.NextAvail, q.Size)
 		}
-		q.availIdx = idx
+		q.AvailIdx = idx
 		if idx == q.NextAvail {
 			return false, nil
 		}
