@@ -9,6 +9,7 @@ import (
 	"github.com/pvisor/pvisor/hv/emul"
 	"github.com/pvisor/pvisor/hv/interp"
 	"github.com/pvisor/pvisor/hv/loader"
+	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/snapshot"
 	"github.com/pvisor/pvisor/hv/vclock"
 	"github.com/pvisor/pvisor/mm"
@@ -22,9 +23,17 @@ import (
 //	vm       VMState: configuration and the VM's own state, the clock
 //	vcpu     VCPUState, one per vCPU in index order
 //	device   EventsState: the event channels
-//	device   emul.PCState: the legacy PC (trap and hwassist mode only)
+//	device   pv mode: SlotsState, the hypercall transport's slots and
+//	         their virtio devices; trap and hwassist mode: emul.PCState,
+//	         the legacy PC, then MMIODevicesState, the virtio-mmio devices
 //	mm       mm.MemState: size, balloon target, ballooned-out frames
 //	memory   the resident guest pages
+//
+// A restore reopens the virtio devices' backends from RestoreConfig (the
+// same disks, rng and NICs, in the same order, as the snapshotted VM was
+// configured with; hot-plugged devices are not reattached, and a snapshot
+// with one is refused at restore): a disk is the image as it is at the
+// restore (its copy-on-write overlay is not in the format yet).
 //
 // Not saved: console input not yet read by the guest (the restored VM
 // reads its own input source from the start), the counters of Stats and
@@ -32,9 +41,6 @@ import (
 // declared), the scheduler's accounting (steal time excepted, see
 // VCPUState.Steal), and host resources (timers are re-armed from their
 // deadlines).
-
-// ErrSnapshotDevices is returned by Snapshot for a VM with virtio devices.
-var ErrSnapshotDevices = errors.New("hv: this VM has virtio devices: snapshots of VMs with virtio devices come with device save/restore")
 
 // SnapshotOptions say how Snapshot writes a snapshot.
 type SnapshotOptions struct {
@@ -53,9 +59,6 @@ type SnapshotOptions struct {
 // discarded. Safe from any goroutine; not while another Snapshot, Pause
 // or Resume of the VM runs (they wait for it).
 func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
-	if vm.hasVirtio() {
-		return ErrSnapshotDevices
-	}
 	p := &vm.pause
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -78,19 +81,6 @@ func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
 		}
 	}
 	return err
-}
-
-// hasVirtio reports whether the VM has a virtio device on either transport.
-func (vm *VM) hasVirtio() bool {
-	if len(vm.mmio) > 0 {
-		return true
-	}
-	for i := range vm.pv.slots {
-		if vm.pv.slots[i].Load() != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // writeSnapshot writes the snapshot of a paused VM.
@@ -118,8 +108,23 @@ func (vm *VM) writeSnapshot(w io.Writer, fo snapshot.Options) error {
 	if err := sw.WriteGob(snapshot.TagDevice, vm.saveEvents()); err != nil {
 		return err
 	}
-	if vm.dev != nil {
+	if vm.dev == nil {
+		slots, err := vm.SaveSlots()
+		if err != nil {
+			return err
+		}
+		if err := sw.WriteGob(snapshot.TagDevice, slots); err != nil {
+			return err
+		}
+	} else {
 		if err := sw.WriteGob(snapshot.TagDevice, vm.dev.pc.Save()); err != nil {
+			return err
+		}
+		mmio, err := vm.SaveMMIO()
+		if err != nil {
+			return err
+		}
+		if err := sw.WriteGob(snapshot.TagDevice, mmio); err != nil {
 			return err
 		}
 	}
@@ -167,6 +172,14 @@ type RestoreConfig struct {
 	// Paused leaves the restored VM paused when Run starts it, until
 	// Resume.
 	Paused bool
+	// Disks, RNG, NICs and Switch are the VM's virtio devices, as in
+	// Config: the same as the snapshotted VM's configuration, in the same
+	// order (a disk: the same image). Restore checks each device's name
+	// and state against the snapshot's.
+	Disks  []Disk
+	RNG    bool
+	NICs   []NIC
+	Switch *netswitch.Switch
 }
 
 // restoreParts are a snapshot's sections, decoded; the memory is loaded
@@ -175,7 +188,9 @@ type restoreParts struct {
 	vm     VMState
 	vcpus  []VCPUState
 	events EventsState
-	pc     emul.PCState
+	slots  SlotsState       // pv mode
+	pc     emul.PCState     // trap and hwassist mode
+	mmio   MMIODevicesState // trap and hwassist mode
 	mem    mm.MemState
 }
 
@@ -257,11 +272,15 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	if err := sec.DecodeGob(&parts.events); err != nil {
 		return fail(err)
 	}
+	devices := []any{&parts.slots}
 	if mode != cpu.ModePV {
+		devices = []any{&parts.pc, &parts.mmio}
+	}
+	for _, d := range devices {
 		if sec, err = nextSection(sr, snapshot.TagDevice); err != nil {
 			return fail(err)
 		}
-		if err := sec.DecodeGob(&parts.pc); err != nil {
+		if err := sec.DecodeGob(d); err != nil {
 			return fail(err)
 		}
 	}
@@ -312,7 +331,8 @@ func nextSection(sr *snapshot.Reader, t snapshot.Tag) (*snapshot.Section, error)
 func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
 	cfg := Config{Name: rc.Name, MemBytes: st.MemBytes, VCPUs: int(st.VCPUs), Mode: cpu.Mode(st.Mode), Budget: rc.Budget,
 		Console: rc.Console, ConsoleIn: rc.ConsoleIn, Strict: st.Strict, DeterministicTSC: st.DeterministicTSC,
-		Clock: vclock.Policy(st.ClockPolicy), Sched: rc.Sched, CPUWeight: rc.CPUWeight, CPUCap: rc.CPUCap}
+		Clock: vclock.Policy(st.ClockPolicy), Sched: rc.Sched, CPUWeight: rc.CPUWeight, CPUCap: rc.CPUCap,
+		Disks: rc.Disks, RNG: rc.RNG, NICs: rc.NICs, Switch: rc.Switch}
 	if cfg.Console == nil {
 		cfg.Console = io.Discard
 	}
@@ -321,6 +341,9 @@ func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
 	}
 	if cfg.CPUCap < 0 {
 		return nil, fmt.Errorf("hv: cpu cap %d%%: want 0 (none) or more", cfg.CPUCap)
+	}
+	if err := checkDisks(&cfg); err != nil {
+		return nil, err
 	}
 	gen, err := newGenerationID()
 	if err != nil {
@@ -337,15 +360,23 @@ func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
 	vm.stats.Privileged = map[string]uint64{}
 	vm.stats.IOPorts = map[uint16]uint64{}
 	vm.kind = loader.Kind(st.Kind)
-	vm.ev.init()
-	if err := vm.addVCPUs(false); err != nil {
+	if err := vm.openDisks(); err != nil {
 		res.Release()
 		return nil, err
 	}
-	vm.initDevices()
-	if err := vm.joinScheduler(); err != nil {
+	vm.ev.init()
+	fail := func(err error) (*VM, error) {
+		vm.closeMMIO()
+		vm.closeSlots()
 		res.Release()
 		return nil, err
+	}
+	if err := vm.addVCPUs(false); err != nil {
+		return fail(err)
+	}
+	vm.initDevices()
+	if err := vm.joinScheduler(); err != nil {
+		return fail(err)
 	}
 	if err := vm.Pause(); err != nil {
 		vm.discard()
@@ -363,9 +394,7 @@ func (vm *VM) discard() {
 	for _, v := range vm.vcpus {
 		v.stopTimer()
 	}
-	if vm.dev != nil && vm.dev.timer != nil {
-		vm.dev.timer.Stop()
-	}
+	vm.stopDevices()
 	if vm.svm != nil {
 		vm.svm.Resume() // it has no vCPUs: it stays in the scheduler's lists, idle
 	}
@@ -406,25 +435,29 @@ func (vm *VM) restoreParts(p *restoreParts) error {
 		}
 		v.cpu.FlushTLB(true)
 	}
-	if err := vm.restoreEvents(p.events, func(int) *pvSlot { return nil }); err != nil {
+	// The event channels before the slots, whose ports they bind.
+	if err := vm.restoreEvents(p.events, func(i int) *pvSlot { return vm.pv.slots[i].Load() }); err != nil {
 		return err
 	}
-	if vm.dev != nil {
+	if vm.dev == nil {
+		if err := vm.RestoreSlots(p.slots); err != nil {
+			return err
+		}
+	} else {
 		if err := vm.dev.pc.Restore(p.pc); err != nil {
 			return fmt.Errorf("legacy PC: %v", err)
 		}
 		// The PIT's host timer is armed from its deadline at the first
 		// poll: nothing is armed yet.
 		vm.dev.armed = 0
+		if err := vm.RestoreMMIO(p.mmio); err != nil {
+			return err
+		}
 	}
 	vm.measured = st.Measured
 	vm.memmap = st.Memmap
 	vm.declared.Store(st.Declared)
 	vm.stats.PVStarted = st.Declared
 	vm.balloonChanged.Store(st.BalloonChanged)
-	vm.pv.changed.Store(st.VirtioChanged)
-	for i, g := range st.SlotGens {
-		vm.pv.gens[i].Store(g)
-	}
 	return nil
 }

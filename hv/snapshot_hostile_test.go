@@ -95,8 +95,9 @@ func TestRestoreRefusesEditedSnapshot(t *testing.T) {
 		iVM, iVCPU, iEvents = 0, 1, 2
 	)
 	pv, trap := cpu.ModePV, cpu.ModeTrap
-	// Section indices after the events: pv has mm at 3, memory at 4;
-	// trap has the PC at 3, mm at 4, memory at 5.
+	// Section indices after the events: pv has the slots at 3, mm at 4,
+	// memory at 5; trap has the PC at 3, the virtio-mmio devices at 4, mm
+	// at 5, memory at 6.
 	edits := []edit{
 		{"unedited", "", pv, func(*testing.T, *snapshot.Header, *[]snapSection) {}},
 		{"unedited trap", "", trap, func(*testing.T, *snapshot.Header, *[]snapSection) {}},
@@ -133,6 +134,15 @@ func TestRestoreRefusesEditedSnapshot(t *testing.T) {
 		{"events: virtio port without a device", "holds no device", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
 			editGob(t, *s, iEvents, func(e *EventsState) { e.Ports = append(e.Ports, PortState{Port: 501, VIRQ: -1, Slot: 2}) })
 		}},
+		{"slots: a device the VM lacks", "the VM nothing", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
+			editGob(t, *s, 3, func(st *SlotsState) {
+				st.Generations[4] = 1
+				st.Slots = append(st.Slots, SlotState{Index: 4, Name: "virtio-blk 0"})
+			})
+		}},
+		{"mmio: a device the VM lacks", "virtio-mmio", trap, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
+			editGob(t, *s, 4, func(st *MMIODevicesState) { st.Devices = append(st.Devices, MMIODeviceState{Name: "virtio-rng 0"}) })
+		}},
 		{"events: short bitmaps", "pending", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
 			editGob(t, *s, iEvents, func(e *EventsState) { e.Pending = e.Pending[:1] })
 		}},
@@ -140,20 +150,20 @@ func TestRestoreRefusesEditedSnapshot(t *testing.T) {
 			editGob(t, *s, 3, func(p *emul.PCState) { p.PIT.Clock += 1e12 })
 		}},
 		{"mm: a hole over resident memory", "ballooned out", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
-			editGob(t, *s, 3, func(m *mm.MemState) { m.Holes = append([]mm.FrameRange{{First: 0x100, Count: 0x10}}, m.Holes...) })
+			editGob(t, *s, 4, func(m *mm.MemState) { m.Holes = append([]mm.FrameRange{{First: 0x100, Count: 0x10}}, m.Holes...) })
 		}},
 		{"mm: memory size", "memory bookkeeping", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
-			editGob(t, *s, 3, func(m *mm.MemState) { m.Size *= 2 })
+			editGob(t, *s, 4, func(m *mm.MemState) { m.Size *= 2 })
 		}},
 		{"mm: target beyond the memory", "balloon target", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
-			editGob(t, *s, 3, func(m *mm.MemState) { m.Target = m.Size + 4096 })
+			editGob(t, *s, 4, func(m *mm.MemState) { m.Target = m.Size + 4096 })
 		}},
 		{"memory: frame count", "frames", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
-			p := (*s)[4].payload
+			p := (*s)[5].payload
 			binary.LittleEndian.PutUint64(p[8:], binary.LittleEndian.Uint64(p[8:])+1)
 		}},
 		{"memory: a run beyond the memory", "out of range", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
-			p := (*s)[4].payload
+			p := (*s)[5].payload
 			binary.LittleEndian.PutUint64(p[16:], 1<<40)
 		}},
 		{"vm: two vCPUs", "vCPUs", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
@@ -193,7 +203,7 @@ func TestRestoreRefusesEditedSnapshot(t *testing.T) {
 			*s = append(*s, (*s)[iVM])
 		}},
 		{"order: no memory", "ends where", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
-			*s = (*s)[:4]
+			*s = (*s)[:5]
 		}},
 		{"garbage gob", "vm", pv, func(t *testing.T, _ *snapshot.Header, s *[]snapSection) {
 			(*s)[iVM].payload = []byte{3, 1, 2, 3}

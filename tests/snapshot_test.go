@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -88,7 +89,12 @@ type snapshotCase struct {
 	// makes one.
 	gen *regexp.Regexp
 	// last is the computation's last line, in the kept output.
-	last     string
+	last string
+	// disk gives the VM a disk the computation writes its progress to:
+	// each run gets its own copy, the clones a copy taken at the snapshot
+	// (the snapshot format has no disk overlay yet), and each ends as the
+	// uninterrupted run's.
+	disk     bool
 	deadline time.Duration
 }
 
@@ -135,6 +141,16 @@ func TestSnapshotRestore(t *testing.T) {
 	vmlinuxPV, _, _ := pvGuest(t)
 	vmlinux, _ := linuxGuest(t)
 	cases = append(cases, linuxCase("pv", vmlinuxPV, "hvc0"), linuxCase("hwassist", vmlinux, "ttyS0"), linuxCase("trap", vmlinux, "ttyS0"))
+	// The same loop writing each step to its disk too, on the hypercall
+	// transport (pv) and on virtio-mmio (hwassist).
+	const diskLoop = `s=seed; i=0; while [ $i -lt 120 ]; do s=$(echo "$s $i" | md5sum | cut -c1-16); echo "step $i $s"; echo "step $i $s" | dd of=/dev/vda bs=64 seek=$i conv=sync,notrunc,fsync 2>/dev/null; i=$((i+1)); done; sync; echo loop-done`
+	for _, d := range []struct{ mode, kernel, con string }{{"pv", vmlinuxPV, "hvc0"}, {"hwassist", vmlinux, "ttyS0"}} {
+		c := linuxCase(d.mode, d.kernel, d.con)
+		c.name += "-disk"
+		c.boot[len(c.boot)-1] = linuxCmdline(d.con, diskLoop)
+		c.disk = true
+		cases = append(cases, c)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { snapshotRestore(t, c) })
 	}
@@ -142,10 +158,24 @@ func TestSnapshotRestore(t *testing.T) {
 
 func snapshotRestore(t *testing.T, c snapshotCase) {
 	dir := t.TempDir()
+	img := func(name string) string { return filepath.Join(dir, name+".img") }
+	diskArgs := func(name string) []string {
+		if !c.disk {
+			return nil
+		}
+		return []string{"--disk", img(name)}
+	}
+	if c.disk {
+		for _, n := range []string{"full", "orig"} {
+			if err := os.WriteFile(img(n), make([]byte, 1<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	// The uninterrupted run, beside the one to be snapshotted.
-	full := startPvisor(t, append([]string{"run", "--name", "full"}, c.boot...)...)
+	full := startPvisor(t, append(append([]string{"run", "--name", "full"}, c.boot...), diskArgs("full")...)...)
 	sock := filepath.Join(dir, "ctl.sock")
-	orig := startPvisor(t, append([]string{"run", "--control", sock}, c.boot...)...)
+	orig := startPvisor(t, append(append([]string{"run", "--control", sock}, c.boot...), diskArgs("orig")...)...)
 	orig.waitLine(t, c.at, c.deadline)
 	snap := filepath.Join(dir, "vm.snap")
 	t0 := time.Now()
@@ -173,8 +203,18 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 	var clones [2]*snapRun
 	var socks [2]string
 	for i := range clones {
-		socks[i] = filepath.Join(dir, fmt.Sprintf("clone%d.sock", i))
-		clones[i] = startPvisor(t, "run", "--restore", snap, "--name", fmt.Sprintf("clone%d", i), "--control", socks[i], "--stats")
+		name := fmt.Sprintf("clone%d", i)
+		if c.disk {
+			b, err := os.ReadFile(img("orig"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(img(name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		socks[i] = filepath.Join(dir, name+".sock")
+		clones[i] = startPvisor(t, append([]string{"run", "--restore", snap, "--name", name, "--control", socks[i], "--stats"}, diskArgs(name)...)...)
 	}
 	var listGens [2]string
 	for i, r := range clones {
@@ -216,6 +256,24 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 			g := c.gen.FindStringSubmatch(r.out.String())
 			if g == nil || g[1] != m[1] {
 				t.Errorf("clone %d: the guest read generation %v, the VM has %s", i, g, m[1])
+			}
+		}
+	}
+	if c.disk {
+		want, err := os.ReadFile(img("full"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(want, []byte("step 119 ")) {
+			t.Fatalf("the uninterrupted run's disk lacks its last step")
+		}
+		for i := range clones {
+			got, err := os.ReadFile(img(fmt.Sprintf("clone%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("clone %d: its disk is not the uninterrupted run's", i)
 			}
 		}
 	}

@@ -90,7 +90,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
 	clock := fs.String("clock", "paused", "guest clock over a pause (pvisor ctl pause): paused (it stops, no jump on resume) or host (it catches up with host time on resume)")
 	trace := fs.String("trace", "", "write one line of CPU state per guest instruction to this file (- for stderr); slow")
-	restore := fs.String("restore", "", "restore the VM of this snapshot (pvisor ctl snapshot) instead of booting a kernel: the snapshot says the mode, memory and vCPUs")
+	restore := fs.String("restore", "", "restore the VM of this snapshot (pvisor ctl snapshot) instead of booting a kernel: the snapshot says the mode, memory and vCPUs;\ngive the snapshotted VM's --disk, --rng and --net again, in the same order")
 	keyFile := fs.String("key-file", "", "--restore: the snapshot's 32-byte key file (mode 0600)")
 	passFile := fs.String("passphrase-file", "", "--restore: a file whose first line is the snapshot's passphrase")
 	if err := fs.Parse(args); err != nil {
@@ -216,7 +216,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 // devices) or follow a boot (a guest command, --trace).
 var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
 	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
-	"accel": true, "stats": true}
+	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true}
 
 // parseRestore is parseRun for --restore.
 func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig, error) {
@@ -227,7 +227,7 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 		}
 	})
 	if len(bad) > 0 {
-		return nil, fmt.Errorf("%s with --restore: the snapshot says the kernel, mode, memory, vCPUs, clock and devices; leave %s out", strings.Join(bad, ", "), strings.Join(bad, ", "))
+		return nil, fmt.Errorf("%s with --restore: the snapshot says the kernel, mode, memory, vCPUs and clock; leave %s out", strings.Join(bad, ", "), strings.Join(bad, ", "))
 	}
 	if fs.NArg() > 0 {
 		return nil, errors.New("--restore: a guest command runs only in a VM that boots")
@@ -277,12 +277,45 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 	default:
 		return nil, fmt.Errorf("unknown --accel %q: want auto, interp or kvm", rc.accel)
 	}
+	// The devices: the snapshotted VM's, in the same order (Restore
+	// checks them against the snapshot's).
+	for _, v := range *fs.Lookup("disk").Value.(*specList) {
+		d, err := parseDisk(v)
+		if err != nil {
+			return nil, err
+		}
+		spec.disks = append(spec.disks, d)
+	}
+	for _, v := range *fs.Lookup("net").Value.(*specList) {
+		n, err := parseNIC(v)
+		if err != nil {
+			return nil, err
+		}
+		spec.nics = append(spec.nics, n)
+	}
+	for _, v := range *fs.Lookup("uplink").Value.(*specList) {
+		u, err := parseUplink(v)
+		if err != nil {
+			return nil, err
+		}
+		rc.uplinks = append(rc.uplinks, u)
+	}
+	spec.rng = get("rng") == "true"
+	for _, d := range spec.disks {
+		fi, err := os.Stat(d.Path)
+		if err != nil {
+			return nil, fmt.Errorf("--disk %s: %v", d.Path, err)
+		}
+		if err := checkFile("disk", d.Path, fi, math.MaxUint64); err != nil {
+			return nil, err
+		}
+	}
 	rc.vms = []vmSpec{spec}
 	return rc, nil
 }
 
 // restoreVM restores the VM of rc.restore.
-func restoreVM(rc *runConfig, spec vmSpec, budget *mm.Budget, sc *sched.Scheduler, console io.Writer, in io.Reader) (*hv.VM, error) {
+func restoreVM(rc *runConfig, spec vmSpec, budget *mm.Budget, sc *sched.Scheduler, sw *netswitch.Switch, console io.Writer, in io.Reader) (*hv.VM, error) {
 	key, err := loadKey(rc.keyFile, rc.passFile)
 	if err != nil {
 		return nil, err
@@ -293,7 +326,8 @@ func restoreVM(rc *runConfig, spec vmSpec, budget *mm.Budget, sc *sched.Schedule
 	}
 	defer f.Close()
 	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
-		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap})
+		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
+		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: sw})
 }
 
 // checkWorkers bounds the scheduler's workers (--workers, workers = in a
@@ -389,7 +423,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	var outMu sync.Mutex
 	if rc.restore != "" {
 		t0 := time.Now()
-		vm, err := restoreVM(rc, rc.vms[0], budget, sc, stdout, in)
+		vm, err := restoreVM(rc, rc.vms[0], budget, sc, sw, stdout, in)
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: --restore %s: %v\n", rc.restore, err)
 			return 2
