@@ -192,3 +192,27 @@ func (c *consoleOut) lost() uint64 {
 	defer c.mu.Unlock()
 	return c.dropped + uint64(len(c.buf)+c.inflight)
 }
+
+// flush returns once everything written so far has been given to the
+// writer, or the writer has taken nothing for consoleFlushStall, or the
+// console is closed. A snapshot flushes the console so that the output
+// before it is out before the snapshot is.
+func (c *consoleOut) flush() {
+	c.kick()
+	last, since := uint64(0), time.Now()
+	for {
+		c.mu.Lock()
+		done := c.closed || len(c.buf) == 0 && c.inflight == 0
+		w := c.written
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		if w != last {
+			last, since = w, time.Now()
+		} else if time.Since(since) >= consoleFlushStall {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

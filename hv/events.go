@@ -248,7 +248,9 @@ func (vm *VM) updatePvclock(v *vcpu) {
 
 // writeSteal publishes vCPU v's steal time (runnable but not running, as
 // the scheduler accounts it) in its shared-info slot, for the guest's
-// paravirt steal clock. Called by the vCPU at the start of each slice.
+// paravirt steal clock. Called by the vCPU at the start of each slice. A
+// restored vCPU's count goes on from its snapshot's (stealBase): the
+// guest's steal clock never goes back.
 func (vm *VM) writeSteal(v *vcpu) {
 	h := v.h.Load()
 	if !vm.ev.registered || h == nil {
@@ -259,6 +261,6 @@ func (vm *VM) writeSteal(v *vcpu) {
 	if !ok {
 		return
 	}
-	binary.LittleEndian.PutUint64(b, uint64(h.Steal()))
+	binary.LittleEndian.PutUint64(b, v.stealBase+uint64(h.Steal()))
 	vm.mem.Invalidate(off, 8)
 }

@@ -375,3 +375,11 @@ func (h *hcalls) MeasuredBoot(buf, size uint64) (uint64, hypercall.Errno) {
 	}
 	return uint64(len(b)), nil0
 }
+
+func (h *hcalls) VmGeneration(buf uint64) (uint64, hypercall.Errno) {
+	id := h.v.vm.GenerationID()
+	if !h.v.vm.guestWrite(buf, id[:]) {
+		return 0, hypercall.EFAULT
+	}
+	return uint64(len(id)), nil0
+}

@@ -81,9 +81,14 @@ func (vm *VM) AddQuiescer(q Quiescer) {
 // does nothing. It may be called before Run: the vCPUs then wait for
 // Resume from the start.
 func (vm *VM) Pause() error {
+	vm.pause.mu.Lock()
+	defer vm.pause.mu.Unlock()
+	return vm.pauseLocked()
+}
+
+// pauseLocked is Pause. Precondition: vm.pause.mu held.
+func (vm *VM) pauseLocked() error {
 	p := &vm.pause
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if vm.Stopped() {
 		return ErrVMStopped
 	}
@@ -119,9 +124,14 @@ func (vm *VM) Pause() error {
 // Resume starts a paused VM again (see above). Resuming a VM that is not
 // paused does nothing.
 func (vm *VM) Resume() error {
+	vm.pause.mu.Lock()
+	defer vm.pause.mu.Unlock()
+	return vm.resumeLocked()
+}
+
+// resumeLocked is Resume. Precondition: vm.pause.mu held.
+func (vm *VM) resumeLocked() error {
 	p := &vm.pause
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if vm.Stopped() {
 		// Its memory may be gone (Run releases it once the vCPUs have
 		// left, after waiting for p.mu): touch nothing.

@@ -20,15 +20,16 @@ type vcpu struct {
 	hc  hcalls
 	h   atomic.Pointer[sched.Handle] // set when the VM starts running
 
-	timer    *time.Timer // one host timer, re-armed with Reset: no allocation per timer_set
-	deadline uint64      // pvclock ns (the VM's clock), 0 = none
-	fired    bool        // the timer expired, no unmasked port took its VIRQ, and no halt has consumed it
-	blocked  blockKind   // why the last slice ended Blocked; a wake-up is checked against it
-	preempt  atomic.Bool // the scheduler wants the worker back
-	yield    bool        // vcpu_yield: end the slice
-	devDirty atomic.Bool // the legacy PC needs a poll: a port access, a device timer, a kick
-	blockReq bool        // vcpu_block: block once the hypercall completes
-	exited   chan struct{}
+	timer     *time.Timer // one host timer, re-armed with Reset: no allocation per timer_set
+	deadline  uint64      // pvclock ns (the VM's clock), 0 = none
+	fired     bool        // the timer expired, no unmasked port took its VIRQ, and no halt has consumed it
+	blocked   blockKind   // why the last slice ended Blocked; a wake-up is checked against it
+	preempt   atomic.Bool // the scheduler wants the worker back
+	yield     bool        // vcpu_yield: end the slice
+	devDirty  atomic.Bool // the legacy PC needs a poll: a port access, a device timer, a kick
+	blockReq  bool        // vcpu_block: block once the hypercall completes
+	stealBase uint64      // steal time (ns) accounted before a restore: the guest's count goes on from it
+	exited    chan struct{}
 }
 
 // chunk is the instruction budget of one engine run inside a slice: RunFor

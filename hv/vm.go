@@ -1,6 +1,7 @@
 package hv
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -131,6 +132,14 @@ type VM struct {
 
 	pause pauseState // Pause and Resume (pause.go)
 
+	// genID is the VM generation ID (vm_generation); lineage names the
+	// line of snapshots and restores the VM belongs to: a booted VM starts
+	// one (with its first generation ID), a restored VM keeps its
+	// snapshot's.
+	genID, lineage [16]byte
+	// resumeOnRun: a restored VM waits paused until Run starts it.
+	resumeOnRun bool
+
 	stats Stats
 }
 
@@ -181,7 +190,12 @@ func New(cfg Config) (*VM, error) {
 		res.Release()
 		return nil, fmt.Errorf("hv: clock policy %d: want vclock.Frozen or vclock.Live", cfg.Clock)
 	}
-	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), clock: vclock.New(cfg.Clock)}
+	gen, err := newGenerationID()
+	if err != nil {
+		res.Release()
+		return nil, err
+	}
+	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), clock: vclock.New(cfg.Clock), genID: gen, lineage: gen}
 	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
 	cfg.Console = vm.out
 	vm.cfg = cfg
@@ -208,6 +222,33 @@ func New(cfg Config) (*VM, error) {
 		return fail(err)
 	}
 	vm.ev.init()
+	if err := vm.addVCPUs(true); err != nil {
+		return fail(err)
+	}
+	vm.initDevices()
+	if err := vm.joinScheduler(); err != nil {
+		return fail(err)
+	}
+	return vm, nil
+}
+
+// newGenerationID returns a fresh random VM generation ID.
+func newGenerationID() ([16]byte, error) {
+	var id [16]byte
+	if _, err := io.ReadFull(rand.Reader, id[:]); err != nil {
+		return id, fmt.Errorf("hv: no random VM generation ID: %v", err)
+	}
+	return id, nil
+}
+
+// GenerationID returns the VM generation ID: random for a booted VM, new
+// for every restore of a snapshot (vm_generation gives it to the guest).
+func (vm *VM) GenerationID() [16]byte { return vm.genID }
+
+// addVCPUs creates the configured vCPUs on the engine; boot puts the
+// loader's entry state in them (a restore puts the saved state instead).
+func (vm *VM) addVCPUs(boot bool) error {
+	cfg := &vm.cfg
 	for i := 0; i < cfg.VCPUs; i++ {
 		icfg := interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i)}
 		if !cfg.DeterministicTSC {
@@ -215,18 +256,26 @@ func New(cfg Config) (*VM, error) {
 		}
 		c, err := interp.New(icfg)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if cfg.Trace != nil && i == 0 {
 			c.SetTrace(cfg.Trace)
 		}
 		v := newVCPU(vm, i, c)
-		if err := vm.initCPU(v.cpu); err != nil {
-			return fail(err)
+		if boot {
+			if err := vm.initCPU(v.cpu); err != nil {
+				return err
+			}
 		}
 		vm.vcpus = append(vm.vcpus, v)
 	}
-	vm.initDevices()
+	return nil
+}
+
+// joinScheduler gives the VM its place in the scheduler (its own one if
+// the configuration names none), with its weight and cap.
+func (vm *VM) joinScheduler() error {
+	cfg := &vm.cfg
 	vm.sched = cfg.Sched
 	if vm.sched == nil {
 		vm.sched, vm.own = sched.New(sched.Config{}), true
@@ -234,13 +283,10 @@ func New(cfg Config) (*VM, error) {
 	vm.svm = vm.sched.NewVM(cfg.Name)
 	if cfg.CPUWeight != 0 {
 		if err := vm.svm.SetWeight(cfg.CPUWeight); err != nil {
-			return fail(err)
+			return err
 		}
 	}
-	if err := vm.svm.SetCap(cfg.CPUCap); err != nil {
-		return fail(err)
-	}
-	return vm, nil
+	return vm.svm.SetCap(cfg.CPUCap)
 }
 
 // Run starts the vCPUs and waits until the VM stops.
@@ -252,6 +298,10 @@ func (vm *VM) Run() ExitStatus {
 	}
 	for _, v := range vm.vcpus {
 		v.h.Store(vm.svm.AddVCPU(v))
+	}
+	if vm.resumeOnRun {
+		vm.resumeOnRun = false
+		vm.Resume() // an error means it has stopped already
 	}
 	<-vm.done
 	// Memory is released only once no worker runs a vCPU of this VM: each
@@ -396,3 +446,6 @@ func (vm *VM) guestWrite(gpa uint64, b []byte) bool {
 	vm.mem.Invalidate(gpa, uint64(len(b)))
 	return true
 }
+
+// Mode returns the VM's virtualization mode.
+func (vm *VM) Mode() cpu.Mode { return vm.cfg.Mode }

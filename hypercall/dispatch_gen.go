@@ -45,6 +45,7 @@ const (
 	NrVirtioNotify       = 38
 	NrVirtioBind         = 39
 	NrVirtioRelease      = 40
+	NrVmGeneration       = 41
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -132,6 +133,8 @@ type Handlers interface {
 	VirtioBind(slot, kind, vcpu uint64) (uint64, Errno)
 	// VirtioRelease: The guest has unregistered the device in slot, whose ejection the operator requested (VIRTIO_EJECT_REQUESTED): the device is reset, its backend closed and the slot empties (VIRQ_VIRTIO is not raised for it). The guest closes the device's ports with evtchn_close; calls on the slot answer -ENODEV from then on.
 	VirtioRelease(slot uint64) (uint64, Errno)
+	// VmGeneration: Copies the VM generation ID (16 bytes) to the guest. It is random, and it changes whenever the VM may have been duplicated or moved back in time: every restore of a snapshot gives the restored VM a new one, so two clones restored from one snapshot never share it. A guest that sees it change reseeds its random number generator and renews whatever must not be shared between copies, as Linux's vmgenid driver does. FEATURE_VM_GENERATION says the call exists.
+	VmGeneration(buf uint64) (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
@@ -366,6 +369,9 @@ func Dispatch(h Handlers, nr uint64, args *[6]uint64) uint64 {
 			return EINVAL.Ret()
 		}
 		ret, err := h.VirtioRelease(args[0])
+		return result(ret, err)
+	case 41: // vm_generation
+		ret, err := h.VmGeneration(args[0])
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

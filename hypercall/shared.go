@@ -28,6 +28,7 @@ const (
 	FeatureMeasured = 1 << 5
 	FeatureBalloon  = 1 << 6
 	FeatureVirtio   = 1 << 7
+	FeatureVMGen    = 1 << 8
 
 	VirtioSlots = 16 // slots of the hypercall virtio transport
 
@@ -68,7 +69,7 @@ const (
 )
 
 // Features is word 0 of the features call in this build.
-const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen
 
 // Const is a named constant exported to the C header and the docs.
 type Const struct {
@@ -95,6 +96,7 @@ var Consts = []Const{
 	{"FEATURE_MEASURED_BOOT", FeatureMeasured, "measured_boot"},
 	{"FEATURE_BALLOON", FeatureBalloon, "balloon_out, balloon_in, balloon_target and VIRQ_BALLOON"},
 	{"FEATURE_VIRTIO", FeatureVirtio, "the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2)"},
+	{"FEATURE_VM_GENERATION", FeatureVMGen, "vm_generation: the VM generation ID, new at every restore (since ABI 3)"},
 	{"VIRTIO_SLOTS", VirtioSlots, "slots of the hypercall virtio transport"},
 	{"VIRTIO_BIND_QUEUES", VirtioBindQueues, "virtio_bind: the used-buffer interrupt of every queue"},
 	{"VIRTIO_BIND_CONFIG", VirtioBindConfig, "virtio_bind: the config-change interrupt"},

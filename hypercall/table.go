@@ -389,5 +389,13 @@ var Table = []Call{
 		},
 		Result: "0",
 		Errors: []Err{{EINVAL, "slot >= VIRTIO_SLOTS"}, {ENODEV, "the slot is empty"}, {EBUSY, "no ejection was requested for the device"}},
+	}, {
+		Nr: 41, Name: "vm_generation", Group: "integrity", Since: 3,
+		Doc: "Copies the VM generation ID (16 bytes) to the guest. It is random, and it changes whenever the VM may have been duplicated or moved back in time: every restore of a snapshot gives the restored VM a new one, so two clones restored from one snapshot never share it. A guest that sees it change reseeds its random number generator and renews whatever must not be shared between copies, as Linux's vmgenid driver does. FEATURE_VM_GENERATION says the call exists.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of 16 bytes"},
+		},
+		Result: "16 (the number of bytes written)",
+		Errors: []Err{{EFAULT, "[buf, buf+16) is not entirely in the VM's memory"}},
 	},
 }

@@ -21,7 +21,7 @@ var makeRuns sync.Map // target name -> *makeRun
 // makeTarget builds a target of the project's Makefile once per test
 // process (a no-op when it is up to date; the guests are cached by input
 // hash). A failure is a test failure: tests never skip for want of a guest.
-func makeTarget(t *testing.T, target string) {
+func makeTarget(t testing.TB, target string) {
 	t.Helper()
 	v, _ := makeRuns.LoadOrStore(target, &makeRun{})
 	r := v.(*makeRun)

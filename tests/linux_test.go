@@ -51,7 +51,7 @@ func newLinuxVM(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd st
 
 // linuxConfig is the configuration of newLinuxVM's VM, with its own 1 GiB
 // budget and scheduler, for a caller to adjust.
-func linuxConfig(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con, cmd string, out *syncBuffer) hv.Config {
+func linuxConfig(t testing.TB, vmlinux, initrd string, mode cpu.Mode, con, cmd string, out *syncBuffer) hv.Config {
 	t.Helper()
 	k, err := os.ReadFile(vmlinux)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 
 // pvGuest builds (or finds cached) the patched kernel of linux-patches/
 // and the initramfs with `make guest-pv` and returns their paths.
-func pvGuest(t *testing.T) (vmlinux, bzImage, initrd string) {
+func pvGuest(t testing.TB) (vmlinux, bzImage, initrd string) {
 	t.Helper()
 	makeTarget(t, "guest-pv")
 	g := filepath.Join(root, "build/guest")

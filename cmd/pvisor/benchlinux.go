@@ -38,7 +38,7 @@ type counters struct {
 	hcalls uint64
 }
 
-func snapshot(vm *hv.VM) counters {
+func readCounters(vm *hv.VM) counters {
 	es := vm.EngineStats(0)
 	hc, _, _, _ := vm.StatsSnapshot()
 	c := counters{at: time.Now(), insns: es.Instructions, exits: es.Exits}
@@ -97,17 +97,17 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 		m.line = m.line[:0]
 		switch {
 		case l == "pvbench-start":
-			c := snapshot(m.vm)
+			c := readCounters(m.vm)
 			m.results = append(m.results, opResult{name: "boot", iters: 1, insns: float64(c.insns),
 				bootWall: c.at.Sub(m.start), hcalls: float64(c.hcalls)})
 			for r := range c.exits {
 				m.results[len(m.results)-1].exits[r] = float64(c.exits[r])
 			}
 		case pvbenchBeginRE.MatchString(l):
-			m.begin = snapshot(m.vm)
+			m.begin = readCounters(m.vm)
 		default:
 			if s := pvbenchEndRE.FindStringSubmatch(l); s != nil {
-				c := snapshot(m.vm)
+				c := readCounters(m.vm)
 				n, _ := strconv.ParseUint(s[2], 10, 64)
 				ns, _ := strconv.ParseFloat(s[3], 64)
 				if n == 0 {

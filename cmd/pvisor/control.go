@@ -10,12 +10,14 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/snapshot"
 	"github.com/pvisor/pvisor/hv/virtio"
 )
 
@@ -23,10 +25,10 @@ import (
 // and `pvisor ctl --control PATH ...` talks to it, one JSON request and one
 // JSON reply per line. It is how an operator looks at and changes running
 // VMs (as xl does for Xen): list, sched-credit, mem-set, pause, resume,
-// stop.
+// snapshot, device-attach, device-detach, device-limits, stop.
 
 func init() {
-	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, stop)", runCtl})
+	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, snapshot, stop)", runCtl})
 }
 
 type ctlRequest struct {
@@ -44,6 +46,14 @@ type ctlRequest struct {
 	Device *int   `json:"device,omitempty"`
 	Force  bool   `json:"force,omitempty"`
 	Limits string `json:"limits,omitempty"`
+	// snapshot: Path (absolute, on the host of pvisor run), LeavePaused,
+	// and a key (KeyFile or PassphraseFile) for the HMAC form, or the
+	// encrypted form with Encrypt.
+	Path           string `json:"path,omitempty"`
+	LeavePaused    bool   `json:"leave_paused,omitempty"`
+	KeyFile        string `json:"key_file,omitempty"`
+	PassphraseFile string `json:"passphrase_file,omitempty"`
+	Encrypt        bool   `json:"encrypt,omitempty"`
 }
 
 type ctlVM struct {
@@ -61,6 +71,8 @@ type ctlVM struct {
 	// (hv.VM.Inventory: "legacy-pc com1 0x03f8-0x03ff (port I/O)",
 	// "virtio-blk 0 mmio 0xd0000000-0xd0000fff irq 5 (virtio-mmio)").
 	Devices []string `json:"devices,omitempty"`
+	// Generation is the VM generation ID in hex: new at every restore.
+	Generation string `json:"generation"`
 }
 
 type ctlReply struct {
@@ -219,13 +231,38 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 		if err := vm.SetDeviceLimits(*req.Device, l); err != nil {
 			return fmt.Errorf("device-limits %s: %v", vm.Name(), err)
 		}
+	case "snapshot":
+		if err := ctlSnapshot(vm, req); err != nil {
+			return fmt.Errorf("snapshot %s: %v", vm.Name(), err)
+		}
 	case "stop":
 		vm.Stop(0, "stopped by the operator (pvisor ctl stop)")
 	default:
-		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume or stop", req.Op)
+		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume, snapshot, device-attach, device-detach, device-limits or stop", req.Op)
 	}
 	rep.VMs = []ctlVM{describe(vm)}
 	return nil
+}
+
+// ctlSnapshot is the snapshot request: vm's snapshot in a new file.
+func ctlSnapshot(vm *hv.VM, req *ctlRequest) error {
+	if req.Path == "" {
+		return errors.New("give the snapshot's path")
+	}
+	key, err := loadKey(req.KeyFile, req.PassphraseFile)
+	if err != nil {
+		return err
+	}
+	opt := hv.SnapshotOptions{LeavePaused: req.LeavePaused}
+	switch {
+	case req.Encrypt && key == nil:
+		return errors.New("an encrypted snapshot needs --key-file or --passphrase-file")
+	case req.Encrypt:
+		opt.File = snapshot.Options{Protection: snapshot.Encrypted, Key: key}
+	case key != nil:
+		opt.File = snapshot.Options{Protection: snapshot.MAC, Key: key}
+	}
+	return writeSnapshotFile(vm, req.Path, opt)
 }
 
 func describe(vm *hv.VM) ctlVM {
@@ -242,6 +279,7 @@ func describe(vm *hv.VM) ctlVM {
 		d.StealSec += v.Steal.Seconds()
 	}
 	d.Devices = vm.Inventory()
+	d.Generation = generation(vm)
 	return d
 }
 
@@ -253,11 +291,16 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	weight := fs.Int("weight", -1, "sched-credit: new CPU weight")
 	capPct := fs.Int("cap", -1, "sched-credit: new CPU cap, percent of one host CPU (0 = none)")
 	force := fs.Bool("force", false, "device-detach: remove the device at once instead of asking the guest to give it up")
+	leavePaused := fs.Bool("leave-paused", false, "snapshot: leave the VM paused afterwards")
+	keyFile := fs.String("key-file", "", "snapshot: authenticate it (HMAC-SHA-256) with the 32-byte key in this file (mode 0600)")
+	passFile := fs.String("passphrase-file", "", "snapshot: authenticate it with a key derived (argon2id) from the first line of this file")
+	encrypt := fs.Bool("encrypt", false, "snapshot: encrypt it (AES-256-GCM) with --key-file or --passphrase-file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pvisor ctl --control PATH list\n"+
 			"       pvisor ctl --control PATH [--weight N] [--cap PCT] sched-credit VM\n"+
 			"       pvisor ctl --control PATH mem-set VM SIZE\n"+
 			"       pvisor ctl --control PATH pause|resume|stop VM\n"+
+			"       pvisor ctl --control PATH [--leave-paused] [--key-file F | --passphrase-file F [--encrypt]] snapshot VM FILE\n"+
 			"       pvisor ctl --control PATH device-attach VM disk=PATH[,ro][,bw=..][,iops=..] | net=segment=NAME[,mac=..][,bw=..][,ops=..] | rng\n"+
 			"       pvisor ctl --control PATH [--force] device-detach VM SLOT\n"+
 			"       pvisor ctl --control PATH device-limits VM DEVICE [bw=SIZE/s][,iops=N/s][,ops=N/s]   (none: unlimited)")
@@ -294,6 +337,28 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			req.Bytes = n
 		}
 	case "pause", "resume", "stop":
+	case "snapshot":
+		want = 3
+		if len(a) == 3 {
+			p, err := filepath.Abs(a[2])
+			if err != nil {
+				fmt.Fprintf(stderr, "pvisor ctl: snapshot: %v\n", err)
+				return 2
+			}
+			req.Path = p
+		}
+		req.LeavePaused, req.Encrypt = *leavePaused, *encrypt
+		for _, f := range []*string{keyFile, passFile} {
+			if *f != "" {
+				p, err := filepath.Abs(*f)
+				if err != nil {
+					fmt.Fprintf(stderr, "pvisor ctl: snapshot: %v\n", err)
+					return 2
+				}
+				*f = p
+			}
+		}
+		req.KeyFile, req.PassphraseFile = *keyFile, *passFile
 	case "device-attach":
 		want = 3
 		if len(a) == 3 {
@@ -336,7 +401,11 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	if want > 1 {
 		req.VM = a[1]
 	}
-	rep, err := ctlCall(*path, &req)
+	timeout := 10 * time.Second
+	if req.Op == "snapshot" {
+		timeout = 10 * time.Minute // the whole of the VM's memory is written
+	}
+	rep, err := ctlCall(*path, &req, timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor ctl: %v\n", err)
 		return 1
@@ -353,14 +422,14 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "name\tstate\tweight\tcap\tcpu s\tsteal s\tmem MiB\tresident MiB\tballooned MiB\ttarget MiB\t")
+	fmt.Fprintln(tw, "name\tstate\tweight\tcap\tcpu s\tsteal s\tmem MiB\tresident MiB\tballooned MiB\ttarget MiB\tgeneration\t")
 	for _, v := range rep.VMs {
 		capS := "-"
 		if v.Cap > 0 {
 			capS = strconv.Itoa(v.Cap) + "%"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\t\n", v.Name, v.State, v.Weight, capS, v.CPUSec, v.StealSec,
-			v.Reserved>>20, v.Resident>>20, v.Ballooned>>20, v.Target>>20)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\t%s\t\n", v.Name, v.State, v.Weight, capS, v.CPUSec, v.StealSec,
+			v.Reserved>>20, v.Resident>>20, v.Ballooned>>20, v.Target>>20, v.Generation)
 	}
 	tw.Flush()
 	for _, v := range rep.VMs {
@@ -447,13 +516,13 @@ func parseLimits(v string) (virtio.Limits, error) {
 }
 
 // ctlCall sends one request and reads its reply.
-func ctlCall(path string, req *ctlRequest) (*ctlReply, error) {
+func ctlCall(path string, req *ctlRequest, timeout time.Duration) (*ctlReply, error) {
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("no pvisor at %s: %v", path, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(timeout))
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return nil, err
 	}

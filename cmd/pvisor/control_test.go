@@ -50,7 +50,7 @@ func TestControlSocket(t *testing.T) {
 	}()
 	call := func(req ctlRequest) *ctlReply {
 		t.Helper()
-		rep, err := ctlCall(path, &req)
+		rep, err := ctlCall(path, &req, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

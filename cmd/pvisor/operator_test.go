@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -150,7 +151,7 @@ func TestControlPathRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a stale socket was not replaced: %v", err)
 	}
-	if _, err := ctlCall(stale, &ctlRequest{Op: "list"}); err != nil {
+	if _, err := ctlCall(stale, &ctlRequest{Op: "list"}, 10*time.Second); err != nil {
 		t.Errorf("the new socket does not answer: %v", err)
 	}
 	// Someone else's file now at the path survives Close.

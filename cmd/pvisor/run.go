@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -47,6 +48,9 @@ type runConfig struct {
 	guestCmd      []string      // run in the guest by /init (after --)
 	clock         vclock.Policy // what a paused guest's clock does (--clock)
 	uplinks       []uplink      // TAP interfaces connected to segments
+	// restore is a snapshot to restore instead of booting a kernel
+	// (--restore), opened with the key of keyFile or passFile.
+	restore, keyFile, passFile string
 }
 
 // specList collects repeated --vm flags.
@@ -86,8 +90,17 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
 	clock := fs.String("clock", "paused", "guest clock over a pause (pvisor ctl pause): paused (it stops, no jump on resume) or host (it catches up with host time on resume)")
 	trace := fs.String("trace", "", "write one line of CPU state per guest instruction to this file (- for stderr); slow")
+	restore := fs.String("restore", "", "restore the VM of this snapshot (pvisor ctl snapshot) instead of booting a kernel: the snapshot says the mode, memory and vCPUs;\ngive the snapshotted VM's --disk, --rng and --net again, in the same order")
+	keyFile := fs.String("key-file", "", "--restore: the snapshot's 32-byte key file (mode 0600)")
+	passFile := fs.String("passphrase-file", "", "--restore: a file whose first line is the snapshot's passphrase")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *restore != "" {
+		return parseRestore(fs, *restore, *keyFile, *passFile)
+	}
+	if *keyFile != "" || *passFile != "" {
+		return nil, errors.New("--key-file and --passphrase-file open a snapshot: they go with --restore")
 	}
 	clockPolicy, err := vclock.ParsePolicy(*clock)
 	if err != nil {
@@ -198,6 +211,125 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	return rc, nil
 }
 
+// restoreFlags are the run flags that go with --restore; the others
+// describe what the snapshot already says (kernel, mode, memory, vCPUs,
+// devices) or follow a boot (a guest command, --trace).
+var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
+	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
+	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true}
+
+// parseRestore is parseRun for --restore.
+func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig, error) {
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		if !restoreFlags[f.Name] {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s with --restore: the snapshot says the kernel, mode, memory, vCPUs and clock; leave %s out", strings.Join(bad, ", "), strings.Join(bad, ", "))
+	}
+	if fs.NArg() > 0 {
+		return nil, errors.New("--restore: a guest command runs only in a VM that boots")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--restore: no snapshot at %s (%v): pass the path pvisor ctl snapshot wrote", path, err)
+	}
+	if err := checkFile("snapshot", path, fi, math.MaxInt64); err != nil {
+		return nil, fmt.Errorf("--restore: %v", err)
+	}
+	get := func(n string) string { return fs.Lookup(n).Value.String() }
+	rc := &runConfig{restore: path, keyFile: keyFile, passFile: passFile, accel: get("accel"), control: get("control")}
+	rc.stats = get("stats") == "true"
+	var spec vmSpec
+	named := false
+	fs.Visit(func(f *flag.Flag) { named = named || f.Name == "name" })
+	if named {
+		if err := spec.set("name", get("name")); err != nil {
+			return nil, fmt.Errorf("--%v", err)
+		}
+	}
+	for _, k := range []string{"cpu-weight", "cpu-cap"} {
+		if v := get(k); v != "0" {
+			if err := spec.set(k, v); err != nil {
+				return nil, fmt.Errorf("--%v", err)
+			}
+		}
+	}
+	if rc.workers, err = strconv.Atoi(get("workers")); err != nil {
+		return nil, err
+	}
+	if err := checkWorkers(rc.workers); err != nil {
+		return nil, fmt.Errorf("--workers: %v", err)
+	}
+	if rc.duration, err = time.ParseDuration(get("duration")); err != nil || rc.duration < 0 {
+		return nil, errors.New("--duration must not be negative")
+	}
+	rc.memBudget = hostBudget()
+	if v := get("mem-budget"); v != "" {
+		if rc.memBudget, err = parseSize(v); err != nil {
+			return nil, fmt.Errorf("--mem-budget: %v", err)
+		}
+	}
+	switch rc.accel {
+	case "auto", "interp", "kvm":
+	default:
+		return nil, fmt.Errorf("unknown --accel %q: want auto, interp or kvm", rc.accel)
+	}
+	// The devices: the snapshotted VM's, in the same order (Restore
+	// checks them against the snapshot's).
+	for _, v := range *fs.Lookup("disk").Value.(*specList) {
+		d, err := parseDisk(v)
+		if err != nil {
+			return nil, err
+		}
+		spec.disks = append(spec.disks, d)
+	}
+	for _, v := range *fs.Lookup("net").Value.(*specList) {
+		n, err := parseNIC(v)
+		if err != nil {
+			return nil, err
+		}
+		spec.nics = append(spec.nics, n)
+	}
+	for _, v := range *fs.Lookup("uplink").Value.(*specList) {
+		u, err := parseUplink(v)
+		if err != nil {
+			return nil, err
+		}
+		rc.uplinks = append(rc.uplinks, u)
+	}
+	spec.rng = get("rng") == "true"
+	for _, d := range spec.disks {
+		fi, err := os.Stat(d.Path)
+		if err != nil {
+			return nil, fmt.Errorf("--disk %s: %v", d.Path, err)
+		}
+		if err := checkFile("disk", d.Path, fi, math.MaxUint64); err != nil {
+			return nil, err
+		}
+	}
+	rc.vms = []vmSpec{spec}
+	return rc, nil
+}
+
+// restoreVM restores the VM of rc.restore.
+func restoreVM(rc *runConfig, spec vmSpec, budget *mm.Budget, sc *sched.Scheduler, sw *netswitch.Switch, console io.Writer, in io.Reader) (*hv.VM, error) {
+	key, err := loadKey(rc.keyFile, rc.passFile)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(rc.restore)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
+		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
+		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: sw})
+}
+
 // checkWorkers bounds the scheduler's workers (--workers, workers = in a
 // config file) to the host's CPUs: a worker is a host thread running
 // vCPUs, and more of them than CPUs only adds contention.
@@ -289,7 +421,22 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var outMu sync.Mutex
+	if rc.restore != "" {
+		t0 := time.Now()
+		vm, err := restoreVM(rc, rc.vms[0], budget, sc, sw, stdout, in)
+		if err != nil {
+			fmt.Fprintf(stderr, "pvisor run: --restore %s: %v\n", rc.restore, err)
+			return 2
+		}
+		if rc.stats {
+			fmt.Fprintf(stderr, "pvisor: restored %s (%v, %d MiB) in %v, generation %s\n", vm.Name(), vm.Mode(), vm.MemStats().Reserved>>20, time.Since(t0).Round(time.Microsecond), generation(vm))
+		}
+		vms[0] = vm
+	}
 	for i, spec := range rc.vms {
+		if rc.restore != "" {
+			break
+		}
 		kernel, err := readFile("kernel", spec.kernel, spec.memBytes)
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %v\n", err)
@@ -509,6 +656,7 @@ func hostBudget() uint64 {
 func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	es := vm.EngineStats(0)
 	hc, priv, before, started := vm.StatsSnapshot()
+	fmt.Fprintf(w, "generation: %s\n", generation(vm))
 	fmt.Fprintf(w, "instructions: %d\n", es.Instructions)
 	for r, n := range es.Exits {
 		if n != 0 {

@@ -557,6 +557,17 @@ static void check_memory(void)
 		 "measured_boot into a larger buffer returns the struct size");
 	check(memcmp(big, &mb, sizeof(mb)) == 0 && big[sizeof(mb)] == 0xee,
 	      "measured_boot is stable and writes only the struct");
+
+	memset(big, 0xee, sizeof(big));
+	check_u((u64)pvisor_features(0) & PVISOR_FEATURE_VM_GENERATION, PVISOR_FEATURE_VM_GENERATION,
+		"features word 0 has FEATURE_VM_GENERATION");
+	check_eq(pvisor_vm_generation((u64)big), 16, "vm_generation returns 16");
+	check(memcmp(big, zero, 16) != 0, "vm_generation: the generation ID is nonzero");
+	check(big[16] == 0xee, "vm_generation writes only 16 bytes");
+	check_eq(pvisor_vm_generation((u64)big + 32), 16, "vm_generation again returns 16");
+	check(memcmp(big, big + 32, 16) == 0, "vm_generation is stable while the VM is not restored");
+	check_eq(pvisor_vm_generation(mem_end - 8), -EFAULT, "vm_generation straddling the end of RAM -> -EFAULT");
+	check_eq(pvisor_vm_generation(FAR_GPA), -EFAULT, "vm_generation at 0xffffffff000 -> -EFAULT");
 }
 
 /* ---- events, pvclock and the timer ---- */
@@ -1415,6 +1426,61 @@ void clockpause(void)
 	}
 	printf("clock: maxstep pvclock=%lu tsc=%lu backwards=%lu wall=%lu\n", step, tstep, back,
 	       (u64)shinfo.wallclock_sec + (pvclock_now() + shinfo.wallclock_nsec) / 1000000000UL);
+	pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 0);
+	for (;;)
+		;
+}
+
+/* ---- count: a deterministic computation for snapshots ---- */
+
+/*
+ * count: steps (count=N, default 300) of a computation whose output
+ * depends on nothing but the step: step i stirs a 256 KiB buffer with a
+ * generator, folds the whole buffer into a checksum and prints
+ * "count: i SUM"; every 4th step then sleeps 5 ms of guest time on the
+ * one-shot timer, so that a snapshot may find the timer armed or the vCPU
+ * blocked. At the end it prints "count: generation ID" (the VM generation
+ * ID, which a restore changes) and "count: done", and powers off. A run
+ * snapshotted and restored anywhere prints, after the snapshot, exactly
+ * the lines an uninterrupted run prints, except the generation.
+ */
+static u8 count_buf[256 << 10];
+
+void count(u64 steps)
+{
+	u64 x = 0x9e3779b97f4a7c15UL, sum = 0;
+	u8 gen[16];
+	char hex[33];
+
+	if (pvisor_shared_info_register((u64)&shinfo, UPCALL_VECTOR) != 0) {
+		printf("count: shared_info_register failed\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	__asm__ volatile("cli" ::: "memory");
+	printf("count: start steps=%lu\n", steps);
+	for (u64 i = 0; i < steps; i++) {
+		for (u64 j = 0; j < 8192; j++) {
+			x = x * 6364136223846793005UL + 1442695040888963407UL;
+			count_buf[(x >> 24) % sizeof(count_buf)] ^= (u8)(x >> 56);
+		}
+		for (u64 k = 0; k < sizeof(count_buf); k += 8)
+			sum = sum * 31 + *(u64 *)&count_buf[k];
+		printf("count: %lu %016lx\n", i, sum);
+		if (i % 4 == 3) {
+			u64 deadline = pvclock_now() + 5000000UL;
+
+			pvisor_timer_set(deadline);
+			while (pvclock_now() < deadline)
+				pvisor_vcpu_block();
+		}
+	}
+	if (pvisor_vm_generation((u64)gen) != 16) {
+		printf("count: vm_generation failed\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", gen[i]);
+	printf("count: generation %s\ncount: done\n", hex);
 	pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 0);
 	for (;;)
 		;

@@ -1,6 +1,6 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
- * command line (the checks, bench=NAME [iters=K], spin, idle, steal, clockpause, fill, scan,
+ * command line (the checks, bench=NAME [iters=K], spin, idle, steal, clockpause, count[=N], fill, scan,
  * balloon or hostile[=ATTACKS], hostile.c).
  */
 #include "testguest.h"
@@ -124,7 +124,8 @@ void tg_main(struct pvisor_start_info *si)
 		hostile(cmdline);
 	mode = cmdline_find(cmdline, "bench=");
 	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "spin=") || cmdline_find(cmdline, "idle") ||
-	    cmdline_find(cmdline, "steal") || cmdline_find(cmdline, "clockpause") ||
+	    cmdline_find(cmdline, "steal") || cmdline_find(cmdline, "clockpause") || cmdline_find(cmdline, "count") ||
+	    cmdline_find(cmdline, "count=") ||
 	    cmdline_find(cmdline, "fill") || cmdline_find(cmdline, "balloon")) {
 		pvisor_declare_version(PVISOR_ABI_VERSION);
 		console_enable();
@@ -134,6 +135,10 @@ void tg_main(struct pvisor_start_info *si)
 			steal();
 		if (!mode && cmdline_find(cmdline, "clockpause"))
 			clockpause();
+		if (!mode && (p = cmdline_find(cmdline, "count=")))
+			count(parse_u64(p, 0));
+		if (!mode && cmdline_find(cmdline, "count"))
+			count(300);
 		if (!mode && cmdline_find(cmdline, "fill"))
 			fill();
 		if (!mode && cmdline_find(cmdline, "balloon"))

@@ -120,6 +120,7 @@ void spin_exits(u64 kinds) __attribute__((noreturn));
 void idle(void) __attribute__((noreturn));
 void steal(void) __attribute__((noreturn));
 void clockpause(void) __attribute__((noreturn));
+void count(u64 steps) __attribute__((noreturn));
 void fill(void) __attribute__((noreturn));
 void balloon_driver(void) __attribute__((noreturn));
 void run_scan(void);

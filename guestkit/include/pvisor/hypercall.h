@@ -59,7 +59,8 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_VIRTIO_NOTIFY              38
 #define PVISOR_HC_VIRTIO_BIND                39
 #define PVISOR_HC_VIRTIO_RELEASE             40
-#define PVISOR_HC_COUNT                      41 /* numbers at or above this are unassigned */
+#define PVISOR_HC_VM_GENERATION              41
+#define PVISOR_HC_COUNT                      42 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -75,7 +76,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_EPROTO                        71
 
 /* Constants. */
-#define PVISOR_ABI_VERSION                   0x2ULL /* ABI version of this header */
+#define PVISOR_ABI_VERSION                   0x3ULL /* ABI version of this header */
 #define PVISOR_MAX_VCPUS                     0x20ULL /* vCPUs described by the shared-info page */
 #define PVISOR_MAX_PORTS                     0x200ULL /* event-channel ports per VM */
 #define PVISOR_CONSOLE_MAX                   0x1000ULL /* bytes per console_write / console_read */
@@ -90,6 +91,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_MEASURED_BOOT         0x20ULL /* measured_boot */
 #define PVISOR_FEATURE_BALLOON               0x40ULL /* balloon_out, balloon_in, balloon_target and VIRQ_BALLOON */
 #define PVISOR_FEATURE_VIRTIO                0x80ULL /* the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2) */
+#define PVISOR_FEATURE_VM_GENERATION         0x100ULL /* vm_generation: the VM generation ID, new at every restore (since ABI 3) */
 #define PVISOR_VIRTIO_SLOTS                  0x10ULL /* slots of the hypercall virtio transport */
 #define PVISOR_VIRTIO_BIND_QUEUES            0x0ULL /* virtio_bind: the used-buffer interrupt of every queue */
 #define PVISOR_VIRTIO_BIND_CONFIG            0x1ULL /* virtio_bind: the config-change interrupt */
@@ -793,6 +795,23 @@ static inline long pvisor_virtio_release(pv_u64 slot)
 
 	r[0] = slot;
 	ret = pvisor_hypercall6(PVISOR_HC_VIRTIO_RELEASE, r);
+	return ret;
+}
+
+/* Copies the VM generation ID (16 bytes) to the guest. It is random, and it
+ * changes whenever the VM may have been duplicated or moved back in time: every
+ * restore of a snapshot gives the restored VM a new one, so two clones restored
+ * from one snapshot never share it. A guest that sees it change reseeds its
+ * random number generator and renews whatever must not be shared between
+ * copies, as Linux's vmgenid driver does. FEATURE_VM_GENERATION says the call
+ * exists. */
+static inline long pvisor_vm_generation(pv_u64 buf)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = buf;
+	ret = pvisor_hypercall6(PVISOR_HC_VM_GENERATION, r);
 	return ret;
 }
 
