@@ -507,8 +507,9 @@ static void rand_op(u64 i)
  *   - shutdown: reasons 0..2 get an upper bit (-EINVAL).
  *   - console_write: a valid non-empty range gets length 0 (no console flood).
  *   - calls that write guest memory (console_read, memory_map,
- *     measured_boot, virtio_info, virtio_config_read): a buffer that starts
- *     in RAM moves into the scratch page BUF, its length cut to fit it.
+ *     measured_boot, virtio_info, virtio_config_read, vm_generation): a
+ *     buffer that starts in RAM moves into the scratch page BUF, its length
+ *     cut to fit it.
  *   - mmu_batch and the balloon calls: an array that starts in RAM moves
  *     into the scratch pages OPS or GFNS, keeping its length (so one running
  *     past the end of RAM still fails); their contents are random ops and
@@ -547,6 +548,10 @@ static void fix_args(u64 nr, u64 *a)
 	case PVISOR_HC_VIRTIO_INFO:
 		if (a[1] < mem_end)
 			a[1] = SCRATCH_BUF + (a[1] & 0xff8) % (4096 - sizeof(struct pvisor_virtio_info));
+		break;
+	case PVISOR_HC_VM_GENERATION:
+		if (a[0] < mem_end)
+			a[0] = SCRATCH_BUF + (a[0] & 0xff8) % (4096 - 16);
 		break;
 	case PVISOR_HC_VIRTIO_CONFIG_READ:
 		if (a[2] < mem_end) {
