@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(command{"bench", "run benchmarks: bench linux (Linux workloads per mode), bench io (virtio devices per transport), bench hypercall", runBench})
+	register(command{"bench", "run benchmarks: bench linux (Linux workloads per mode), bench io (virtio devices per transport), bench snapshot, bench hypercall", runBench})
 }
 
 // hypercallBench is one row of `pvisor bench hypercall`: a test-guest bench
@@ -61,9 +61,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "io" {
 		return runBenchIO(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "snapshot" {
+		return runBenchSnapshot(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "hypercall" {
 		fmt.Fprintln(stderr, "usage: pvisor bench linux [--rounds N] [--modes pv,hwassist,trap] [BENCH...]\n"+
 			"       pvisor bench io [--rounds N] [--modes pv,hwassist,trap] [--qemu=false] [BENCH...]\n"+
+			"       pvisor bench snapshot [--rounds N]\n"+
 			"       pvisor bench hypercall [--iters N] [--kernel build/testguest.elf]")
 		return 2
 	}
