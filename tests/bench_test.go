@@ -82,3 +82,27 @@ func TestBenchIO(t *testing.T) {
 		t.Errorf("4 KiB random read: pv %.2f exits per operation, hwassist %.2f: want pv at least 2x fewer", pv, hw)
 	}
 }
+
+// TestBenchSnapshot runs `pvisor bench snapshot` for one round and checks
+// that both forms are in its table with a size near the guest's 64 MiB of
+// non-zero memory. Times are reported, not asserted.
+func TestBenchSnapshot(t *testing.T) {
+	pvGuest(t)
+	cmd := exec.Command(pvisorBin(t), "bench", "snapshot", "--rounds", "1")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pvisor bench snapshot: %v\n%s", err, out)
+	}
+	t.Logf("\n%s", out)
+	row := regexp.MustCompile(`(?m)^(plain|encrypted)\s+\S+\s+\S+\s+([\d.]+) MiB$`)
+	got := map[string]float64{}
+	for _, m := range row.FindAllStringSubmatch(string(out), -1) {
+		got[m[1]], _ = strconv.ParseFloat(m[2], 64)
+	}
+	for _, f := range []string{"plain", "encrypted"} {
+		if mib, ok := got[f]; !ok || mib < 40 || mib > 128 {
+			t.Errorf("%s: size %v MiB (found %v), want the ~64 MiB the guest wrote", f, mib, ok)
+		}
+	}
+}
