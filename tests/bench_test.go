@@ -2,7 +2,6 @@ package tests
 
 import (
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -16,11 +15,7 @@ import (
 func TestBenchLinux(t *testing.T) {
 	linuxGuest(t)
 	pvGuest(t)
-	bin := filepath.Join(t.TempDir(), "pvisor")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pvisor").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "bench", "linux", "--modes", "pv,hwassist", "console", "syscall")
+	cmd := exec.Command(pvisorBin(t), "bench", "linux", "--modes", "pv,hwassist", "console", "syscall")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {

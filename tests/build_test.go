@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -40,4 +41,29 @@ func testguest(t *testing.T) string {
 	t.Helper()
 	makeTarget(t, "testguest")
 	return filepath.Join(root, "build", "testguest.elf")
+}
+
+// pvisorBin builds cmd/pvisor once per test process.
+var pvisorBuild struct {
+	once sync.Once
+	path string
+	out  []byte
+	err  error
+}
+
+func pvisorBin(t *testing.T) string {
+	t.Helper()
+	pvisorBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "pvisor-test-bin")
+		if err != nil {
+			pvisorBuild.err = err
+			return
+		}
+		pvisorBuild.path = filepath.Join(dir, "pvisor")
+		pvisorBuild.out, pvisorBuild.err = exec.Command("go", "build", "-o", pvisorBuild.path, "../cmd/pvisor").CombinedOutput()
+	})
+	if pvisorBuild.err != nil {
+		t.Fatalf("go build ./cmd/pvisor: %v\n%s", pvisorBuild.err, pvisorBuild.out)
+	}
+	return pvisorBuild.path
 }

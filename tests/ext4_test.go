@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,31 +95,6 @@ func ext4Read(t *testing.T, img, path string) ([]byte, bool) {
 		return nil, false
 	}
 	return stdout.Bytes(), true
-}
-
-// pvisorBin builds cmd/pvisor once per test process.
-var pvisorBuild struct {
-	once sync.Once
-	path string
-	out  []byte
-	err  error
-}
-
-func pvisorBin(t *testing.T) string {
-	t.Helper()
-	pvisorBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "pvisor-test-bin")
-		if err != nil {
-			pvisorBuild.err = err
-			return
-		}
-		pvisorBuild.path = filepath.Join(dir, "pvisor")
-		pvisorBuild.out, pvisorBuild.err = exec.Command("go", "build", "-o", pvisorBuild.path, "../cmd/pvisor").CombinedOutput()
-	})
-	if pvisorBuild.err != nil {
-		t.Fatalf("go build ./cmd/pvisor: %v\n%s", pvisorBuild.err, pvisorBuild.out)
-	}
-	return pvisorBuild.path
 }
 
 // TestRootDisk: both kernels boot with their root file system on the ext4

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
-	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/mm"
 )
@@ -88,18 +87,10 @@ func runBenchIO(args []string, stdout, stderr io.Writer) int {
 	if len(only) == 0 {
 		only = ioBenches
 	}
-	var modes []linuxBenchMode
-	for _, name := range strings.Split(*modesFlag, ",") {
-		m, err := cpu.ParseMode(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "pvisor bench io: --modes: %v\n", err)
-			return 2
-		}
-		bm := linuxBenchMode{mode: m, kernel: *nativeKernel, console: "ttyS0"}
-		if m == cpu.ModePV {
-			bm.kernel, bm.console = *pvKernel, "hvc0"
-		}
-		modes = append(modes, bm)
+	modes, err := parseBenchModes(*modesFlag, *pvKernel, *nativeKernel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor bench io: --modes: %v\n", err)
+		return 2
 	}
 	rd, err := readFile("initrd", *initrd, linuxBenchMem)
 	if err != nil {

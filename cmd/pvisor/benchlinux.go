@@ -153,6 +153,24 @@ func runLinuxBench(bm linuxBenchMode, initrd []byte, only []string) ([]opResult,
 	return mw.results, nil
 }
 
+// parseBenchModes reads a --modes list: each mode with its kernel (the
+// patched one for pv, the unpatched one otherwise) and console.
+func parseBenchModes(list, pvKernel, nativeKernel string) ([]linuxBenchMode, error) {
+	var modes []linuxBenchMode
+	for _, name := range strings.Split(list, ",") {
+		m, err := cpu.ParseMode(name)
+		if err != nil {
+			return nil, err
+		}
+		bm := linuxBenchMode{mode: m, kernel: nativeKernel, console: "ttyS0"}
+		if m == cpu.ModePV {
+			bm.kernel, bm.console = pvKernel, "hvc0"
+		}
+		modes = append(modes, bm)
+	}
+	return modes, nil
+}
+
 func runBenchLinux(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench linux", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -168,18 +186,10 @@ func runBenchLinux(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pvisor bench linux: --rounds must be at least 1")
 		return 2
 	}
-	var modes []linuxBenchMode
-	for _, name := range strings.Split(*modesFlag, ",") {
-		m, err := cpu.ParseMode(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "pvisor bench linux: --modes: %v\n", err)
-			return 2
-		}
-		bm := linuxBenchMode{mode: m, kernel: *nativeKernel, console: "ttyS0"}
-		if m == cpu.ModePV {
-			bm.kernel, bm.console = *pvKernel, "hvc0"
-		}
-		modes = append(modes, bm)
+	modes, err := parseBenchModes(*modesFlag, *pvKernel, *nativeKernel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor bench linux: --modes: %v\n", err)
+		return 2
 	}
 	rd, err := readFile("initrd", *initrd, linuxBenchMem)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
@@ -31,24 +29,6 @@ type snapForm struct {
 	name string
 	opt  snapshot.Options
 	key  *snapshot.Key
-}
-
-// syncWriter is a console writer safe for the vCPU and the caller.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 func runBenchSnapshot(args []string, stdout, stderr io.Writer) int {
@@ -86,7 +66,7 @@ func runBenchSnapshot(args []string, stdout, stderr io.Writer) int {
 	// 44 MiB of random bytes in the initramfs's tmpfs, over the ~20 MiB
 	// the booted guest uses: 64 MiB resident.
 	cmd := "head -c 46137344 /dev/urandom > /fill && echo bench-ready && while :; do sleep 1; done"
-	out := &syncWriter{}
+	out := &tailWriter{}
 	vm, err := hv.New(hv.Config{Kernel: k, Initrd: rd, MemBytes: linuxBenchMem, Mode: cpu.ModePV, Budget: mm.NewBudget(1 << 30),
 		Console: out, Name: "bench", Cmdline: "console=hvc0 panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(cmd))})
 	if err != nil {
@@ -102,7 +82,7 @@ func runBenchSnapshot(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "pvisor bench snapshot: booting the guest ...")
 	for start := time.Now(); !strings.Contains(out.String(), "bench-ready"); time.Sleep(50 * time.Millisecond) {
 		if time.Since(start) > 10*time.Minute || vm.Stopped() {
-			fmt.Fprintf(stderr, "pvisor bench snapshot: the guest did not get ready; console ends:\n%s\n", lastBytes(out.String(), 2000))
+			fmt.Fprintf(stderr, "pvisor bench snapshot: the guest did not get ready; console ends:\n%s\n", out.String())
 			return 1
 		}
 	}
@@ -184,11 +164,4 @@ func medianDur(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
