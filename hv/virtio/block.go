@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // BlockOptions configure a block device.
@@ -22,12 +24,55 @@ type BlockOptions struct {
 // byte take a descriptor each, and a chain holds at most the queue size.
 const blockQueueSize = 256
 
-// Block is the virtio-blk backend over a raw image file: sector s is bytes
-// [512·s, 512·s+512) of the file, and the capacity is the file's size at
-// open in whole sectors. Requests run on the device goroutine
+// BlockStore is what a block device reads and writes: a raw image file
+// (FileStore), or a layer over one (an encrypted image, a copy-on-write
+// overlay; package hv/disk). Byte offsets are whole sectors. Its methods
+// run on the device goroutine only, one at a time, and never hold guest
+// memory past the call.
+type BlockStore interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+	// Sync makes every completed write durable.
+	Sync() error
+	// Size is the disk's size in bytes, fixed while the store is open.
+	Size() int64
+	Close() error
+}
+
+// FileStore is a raw image file as a BlockStore: sector s is bytes
+// [512·s, 512·s+512) of the file, and the size is the file's at open.
+type FileStore struct {
+	f    *os.File
+	size int64
+}
+
+// NewFileStore makes a store of f, which must be a regular file. The store
+// owns f from now on.
+func NewFileStore(f *os.File) (*FileStore, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("virtio-blk: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("virtio-blk: image %s is not a regular file (%s): give a raw image file", f.Name(), fi.Mode().Type())
+	}
+	return &FileStore{f: f, size: fi.Size()}, nil
+}
+
+func (s *FileStore) ReadAt(p []byte, off int64) (int, error)  { return s.f.ReadAt(p, off) }
+func (s *FileStore) WriteAt(p []byte, off int64) (int, error) { return s.f.WriteAt(p, off) }
+func (s *FileStore) Sync() error                              { return unix.Fdatasync(int(s.f.Fd())) }
+func (s *FileStore) Size() int64                              { return s.size }
+func (s *FileStore) Close() error                             { return s.f.Close() }
+
+// File is the image file.
+func (s *FileStore) File() *os.File { return s.f }
+
+// Block is the virtio-blk backend over a BlockStore; the capacity is the
+// store's size in whole sectors. Requests run on the device goroutine
 // (block_request.go).
 type Block struct {
-	f        *os.File
+	f        BlockStore
 	ro       bool
 	capacity uint64 // sectors
 	id       [blockIDSize]byte
@@ -64,20 +109,30 @@ func OpenBlock(path string, o BlockOptions) (*Block, error) {
 // opened for reading (and writing unless o.ReadOnly). The backend owns f
 // from now on; Close closes it.
 func NewBlock(f *os.File, o BlockOptions) (*Block, error) {
-	fi, err := f.Stat()
+	s, err := NewFileStore(f)
 	if err != nil {
-		return nil, fmt.Errorf("virtio-blk: %w", err)
+		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("virtio-blk: image %s is not a regular file (%s): give a raw image file", f.Name(), fi.Mode().Type())
-	}
+	return NewBlockStore(s, o)
+}
+
+// NewBlockStore makes a block backend over s (opened for writing unless
+// o.ReadOnly). The backend owns s from now on; Close closes it. On error s
+// is not closed.
+func NewBlockStore(s BlockStore, o BlockOptions) (*Block, error) {
 	if len(o.ID) > blockIDSize {
 		return nil, fmt.Errorf("virtio-blk: serial %q is longer than %d bytes", o.ID, blockIDSize)
 	}
-	b := &Block{f: f, ro: o.ReadOnly, capacity: uint64(fi.Size()) / SectorSize}
+	if s.Size() < 0 {
+		return nil, fmt.Errorf("virtio-blk: store size %d is negative", s.Size())
+	}
+	b := &Block{f: s, ro: o.ReadOnly, capacity: uint64(s.Size()) / SectorSize}
 	copy(b.id[:], o.ID)
 	return b, nil
 }
+
+// Store is the backend's store.
+func (b *Block) Store() BlockStore { return b.f }
 
 // Close closes the image. Precondition: the device is reset or was never
 // started.

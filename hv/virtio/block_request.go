@@ -3,8 +3,6 @@ package virtio
 import (
 	"encoding/binary"
 	"errors"
-
-	"golang.org/x/sys/unix"
 )
 
 // errBlockLayout: a request without room for its header and status byte.
@@ -101,7 +99,7 @@ func (b *Block) inRange(sector, n uint64) bool {
 
 // sync makes the image's written data durable.
 func (b *Block) sync() error {
-	if err := unix.Fdatasync(int(b.f.Fd())); err != nil {
+	if err := b.f.Sync(); err != nil {
 		return err
 	}
 	b.syncs.Add(1)
