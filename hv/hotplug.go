@@ -23,7 +23,7 @@ func (vm *VM) AttachDisk(d Disk) (int, error) {
 	if vm.Stopped() {
 		return 0, ErrVMStopped
 	}
-	b, err := virtio.OpenBlock(d.Path, virtio.BlockOptions{ReadOnly: d.ReadOnly, ID: "pvisor-hotplug"})
+	b, err := openDisk(d, "pvisor-hotplug")
 	if err != nil {
 		return 0, fmt.Errorf("disk %s: %w", d.Path, err)
 	}

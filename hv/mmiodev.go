@@ -8,6 +8,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/netswitch"
+	"github.com/pvisor/pvisor/hv/snapshot"
 	"github.com/pvisor/pvisor/hv/virtio"
 	"github.com/pvisor/pvisor/hypercall"
 )
@@ -40,6 +41,12 @@ type Disk struct {
 	// with a burst of one second's worth unless given); zero values are
 	// unlimited. SetDeviceLimits changes them at run time.
 	Limits virtio.Limits
+	// Key, when set, says the image is an encrypted pvisor disk image
+	// under this key; nil: a raw image.
+	Key *snapshot.Key
+	// Overlay, when set, is a copy-on-write overlay file the VM writes
+	// instead of the image, which it then only reads.
+	Overlay string
 }
 
 // mmioDev is one device with its window and line.
@@ -107,7 +114,7 @@ func (vm *VM) openDisks() error {
 		return vm.pv.slots[i].Load().t.Device().SetLimits(lim)
 	}
 	for i, d := range vm.cfg.Disks {
-		b, err := virtio.OpenBlock(d.Path, virtio.BlockOptions{ReadOnly: d.ReadOnly, ID: fmt.Sprintf("pvisor-disk%d", i)})
+		b, err := openDisk(d, fmt.Sprintf("pvisor-disk%d", i))
 		if err == nil {
 			err = add(fmt.Sprintf("virtio-blk %d", i), b, b, d.Limits)
 		}

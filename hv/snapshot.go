@@ -88,7 +88,8 @@ func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
 func (vm *VM) writeSnapshot(w io.Writer, fo snapshot.Options) error {
 	vm.out.flush()
 	md := snapshot.Metadata{Name: vm.cfg.Name, Mode: vm.cfg.Mode.String(), MemorySize: vm.res.Size(),
-		KernelDigest: vm.measured.Kernel, GenerationID: vm.genID, LineageID: vm.lineage}
+		KernelDigest: vm.measured.Kernel, GenerationID: vm.genID, LineageID: vm.lineage,
+		PatchLevel: vm.Lineage().PatchLevel}
 	sw, err := snapshot.NewWriter(w, md, fo)
 	if err != nil {
 		return err
@@ -180,6 +181,21 @@ type RestoreConfig struct {
 	RNG    bool
 	NICs   []NIC
 	Switch *netswitch.Switch
+	// Guard, if set, decides on the snapshot's authenticated header
+	// before anything is restored: an error refuses the restore (the
+	// rollback guard: lineage.go).
+	Guard func(h *snapshot.Header) (RestoreLineage, error)
+}
+
+// RestoreLineage is the rollback guard's answer for a restore it allows.
+type RestoreLineage struct {
+	// Recorder keeps the restored VM's lineage record; nil: none.
+	Recorder LineageRecorder
+	// Highest is the record's highest patch level.
+	Highest uint64
+	// RolledBack: the snapshot's level is below Highest and the operator
+	// allowed it (--allow-rollback); the guest sees LINEAGE_ROLLED_BACK.
+	RolledBack bool
 }
 
 // restoreParts are a snapshot's sections, decoded; the memory is loaded
@@ -219,6 +235,14 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 		return nil, err
 	}
 	hdr := sr.Header()
+	// The rollback guard sees the header once it is authentic, before
+	// anything of the VM is built.
+	var rl RestoreLineage
+	if cfg.Guard != nil {
+		if rl, err = cfg.Guard(&hdr); err != nil {
+			return nil, err
+		}
+	}
 	mode, err := cpu.ParseMode(hdr.Mode)
 	if err != nil {
 		return nil, fmt.Errorf("the snapshot's mode: %v", err)
@@ -242,6 +266,8 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 		return nil, fmt.Errorf("the VM section's memory size %d is not the header's %d", st.MemBytes, hdr.MemorySize)
 	case st.Measured.Kernel != hdr.KernelDigest:
 		return nil, errors.New("the VM section's kernel digest is not the header's")
+	case st.PatchLevel != hdr.PatchLevel:
+		return nil, fmt.Errorf("the VM section's patch level %d is not the header's %d", st.PatchLevel, hdr.PatchLevel)
 	}
 	if cfg.Name == "" {
 		cfg.Name = hdr.Name
@@ -251,6 +277,10 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 		return nil, err
 	}
 	vm.lineage = hdr.LineageID
+	vm.lin.rec = rl.Recorder
+	vm.lin.cur = Lineage{PatchLevel: st.PatchLevel, Release: st.Release, Highest: max(rl.Highest, st.PatchLevel),
+		Restored: true, RolledBack: rl.RolledBack}
+	vm.genChanged.Store(true)
 	fail := func(err error) (*VM, error) {
 		vm.discard()
 		return nil, err

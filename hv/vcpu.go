@@ -107,6 +107,12 @@ func (v *vcpu) pollEvents() (expired bool) {
 	if v.id == 0 && v.vm.balloonChanged.Swap(false) {
 		v.vm.raiseVirq(0, hypercall.VirqBalloon)
 	}
+	// Kept until the guest has bound the VIRQ (a driver that binds later
+	// reads the new ID then anyway).
+	if v.id == 0 && v.vm.genChanged.Load() && v.vm.ev.virqPort[0][hypercall.VirqGeneration] > 0 {
+		v.vm.raiseVirq(0, hypercall.VirqGeneration)
+		v.vm.genChanged.Store(false)
+	}
 	if v.id == 0 && (v.vm.pv.changed.Load() || v.vm.pv.irq.Load()) {
 		v.pollSlots()
 	}

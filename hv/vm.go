@@ -74,6 +74,14 @@ type Config struct {
 	// Switch carries the NICs' frames: VMs given the same Switch share
 	// its segments. Required with NICs.
 	Switch *netswitch.Switch
+
+	// Lineage records the VM's patch level on the host (lineage.go); nil
+	// records nothing. LineageID names the lineage (zero: a new one, the
+	// VM's first generation ID) and LineageHighest is its record's
+	// highest patch level so far.
+	Lineage        LineageRecorder
+	LineageID      [16]byte
+	LineageHighest uint64
 }
 
 // ExitStatus is how a VM ended.
@@ -139,6 +147,11 @@ type VM struct {
 	genID, lineage [16]byte
 	// resumeOnRun: a restored VM waits paused until Run starts it.
 	resumeOnRun bool
+	// lin is the VM's patch level and lineage (lineage.go).
+	lin lineageState
+	// genChanged: the generation ID is new (a restore): raise
+	// VIRQ_GENERATION on vCPU 0.
+	genChanged atomic.Bool
 
 	stats Stats
 }
@@ -196,6 +209,10 @@ func New(cfg Config) (*VM, error) {
 		return nil, err
 	}
 	vm := &VM{res: res, mem: interp.NewMemory(res.RAM()), done: make(chan struct{}), clock: vclock.New(cfg.Clock), genID: gen, lineage: gen}
+	if cfg.LineageID != ([16]byte{}) {
+		vm.lineage = cfg.LineageID
+	}
+	vm.lin.rec, vm.lin.cur.Highest = cfg.Lineage, cfg.LineageHighest
 	vm.out = newConsoleOut(cfg.Console, func(reason string) { vm.stop(ExitEngineStop, reason) })
 	cfg.Console = vm.out
 	vm.cfg = cfg

@@ -50,6 +50,10 @@ type VMState struct {
 	Memmap []hypercall.MemmapEntry
 	// BalloonChanged: a new balloon target waits for VIRQ_BALLOON.
 	BalloonChanged bool
+	// PatchLevel and Release are the VM's patch level (the metadata's
+	// too) and the release the guest declared with it (lineage.go).
+	PatchLevel uint64
+	Release    string
 }
 
 // VCPUState is one vCPU in a snapshot (section tag vcpu): the engine's
@@ -86,6 +90,8 @@ func (vm *VM) saveVM() VMState {
 		Memmap:         append([]hypercall.MemmapEntry(nil), vm.memmap...),
 		BalloonChanged: vm.balloonChanged.Load(),
 	}
+	l := vm.Lineage()
+	st.PatchLevel, st.Release = l.PatchLevel, l.Release
 	return st
 }
 
@@ -113,6 +119,14 @@ func checkVMState(st *VMState) error {
 	}
 	if st.Measured.Version != 1 || st.Measured.Algo != hypercall.DigestSHA256 {
 		return fmt.Errorf("vm: boot measurement version %d algorithm %d", st.Measured.Version, st.Measured.Algo)
+	}
+	if st.PatchLevel > MaxPatchLevel || len(st.Release) > hypercall.PatchReleaseMax {
+		return fmt.Errorf("vm: patch level %d with a release of %d bytes: want at most %d and %d", st.PatchLevel, len(st.Release), uint64(MaxPatchLevel), hypercall.PatchReleaseMax)
+	}
+	for _, c := range []byte(st.Release) {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Errorf("vm: release %q is not printable ASCII", st.Release)
+		}
 	}
 	if len(st.Memmap) == 0 || len(st.Memmap) > maxMemmap {
 		return fmt.Errorf("vm: memory map of %d entries: want 1..%d", len(st.Memmap), maxMemmap)

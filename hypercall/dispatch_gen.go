@@ -46,6 +46,8 @@ const (
 	NrVirtioBind         = 39
 	NrVirtioRelease      = 40
 	NrVmGeneration       = 41
+	NrPatchLevel         = 42
+	NrVmLineage          = 43
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -135,6 +137,10 @@ type Handlers interface {
 	VirtioRelease(slot uint64) (uint64, Errno)
 	// VmGeneration: Copies the VM generation ID (16 bytes) to the guest. It is random, and it changes whenever the VM may have been duplicated or moved back in time: every restore of a snapshot gives the restored VM a new one, so two clones restored from one snapshot never share it. A guest that sees it change reseeds its random number generator and renews whatever must not be shared between copies, as Linux's vmgenid driver does. FEATURE_VM_GENERATION says the call exists.
 	VmGeneration(buf uint64) (uint64, Errno)
+	// PatchLevel: Declares the patch level the guest runs at, with its release string (Linux: the kernel release and the pvisor.patch_level= command-line value, or a value root writes to /sys/hypervisor/pvisor/patch_level from /etc). The VM's patch level becomes level; its lineage's highest level becomes the larger of the two and is recorded at once in the host's lineage record, so a later restore of an older snapshot is refused. Every snapshot records the level. A guest can only raise its lineage's level: declaring one it does not run makes older snapshots need --allow-rollback, nothing more. A declaration is an event in the VM's log. FEATURE_LINEAGE says the call exists.
+	PatchLevel(level, release, len uint64) (uint64, Errno)
+	// VmLineage: Copies struct pvisor_lineage to the guest: the VM's patch level, the highest its lineage has seen, and flags: LINEAGE_RESTORED when the VM was restored from a snapshot, LINEAGE_ROLLED_BACK when the operator restored it below its lineage's level with --allow-rollback, so the guest knows it may lack fixes its lineage had. FEATURE_LINEAGE says the call exists.
+	VmLineage(buf uint64) (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
@@ -372,6 +378,15 @@ func Dispatch(h Handlers, nr uint64, args *[6]uint64) uint64 {
 		return result(ret, err)
 	case 41: // vm_generation
 		ret, err := h.VmGeneration(args[0])
+		return result(ret, err)
+	case 42: // patch_level
+		if args[2] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.PatchLevel(args[0], args[1], args[2])
+		return result(ret, err)
+	case 43: // vm_lineage
+		ret, err := h.VmLineage(args[0])
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

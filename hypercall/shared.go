@@ -29,6 +29,13 @@ const (
 	FeatureBalloon  = 1 << 6
 	FeatureVirtio   = 1 << 7
 	FeatureVMGen    = 1 << 8
+	FeatureLineage  = 1 << 9
+
+	PatchReleaseMax = 64 // bytes of the release string patch_level takes
+	PatchDeclareMax = 16 // patch_level calls per boot or restore
+
+	LineageRolledBack = 1 << 0 // pvisor_lineage flags: restored below the lineage's patch level (--allow-rollback)
+	LineageRestored   = 1 << 1 // pvisor_lineage flags: this VM was restored from a snapshot
 
 	VirtioSlots = 16 // slots of the hypercall virtio transport
 
@@ -40,8 +47,9 @@ const (
 	VirqTimer   = 0
 	VirqConsole = 1
 	VirqBalloon = 2
-	VirqVirtio  = 3
-	NumVirqs    = 4
+	VirqVirtio     = 3
+	VirqGeneration = 4
+	NumVirqs       = 5
 
 	ShutdownPoweroff = 0
 	ShutdownReboot   = 1
@@ -69,7 +77,7 @@ const (
 )
 
 // Features is word 0 of the features call in this build.
-const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen | FeatureLineage
 
 // Const is a named constant exported to the C header and the docs.
 type Const struct {
@@ -97,6 +105,11 @@ var Consts = []Const{
 	{"FEATURE_BALLOON", FeatureBalloon, "balloon_out, balloon_in, balloon_target and VIRQ_BALLOON"},
 	{"FEATURE_VIRTIO", FeatureVirtio, "the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2)"},
 	{"FEATURE_VM_GENERATION", FeatureVMGen, "vm_generation: the VM generation ID, new at every restore (since ABI 3)"},
+	{"FEATURE_LINEAGE", FeatureLineage, "patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4)"},
+	{"PATCH_RELEASE_MAX", PatchReleaseMax, "bytes of the release string patch_level takes"},
+	{"PATCH_DECLARE_MAX", PatchDeclareMax, "patch_level calls a VM may make per boot or restore (each may write the host's lineage record)"},
+	{"LINEAGE_ROLLED_BACK", LineageRolledBack, "pvisor_lineage flags: the VM was restored from a snapshot below its lineage's patch level, by the operator's --allow-rollback"},
+	{"LINEAGE_RESTORED", LineageRestored, "pvisor_lineage flags: the VM was restored from a snapshot"},
 	{"VIRTIO_SLOTS", VirtioSlots, "slots of the hypercall virtio transport"},
 	{"VIRTIO_BIND_QUEUES", VirtioBindQueues, "virtio_bind: the used-buffer interrupt of every queue"},
 	{"VIRTIO_BIND_CONFIG", VirtioBindConfig, "virtio_bind: the config-change interrupt"},
@@ -105,6 +118,7 @@ var Consts = []Const{
 	{"VIRQ_CONSOLE", VirqConsole, "console input is pending"},
 	{"VIRQ_BALLOON", VirqBalloon, "the operator changed the balloon target (vCPU 0)"},
 	{"VIRQ_VIRTIO", VirqVirtio, "a virtio slot was filled or emptied, or a device's ejection was requested: rescan the slots (vCPU 0)"},
+	{"VIRQ_GENERATION", VirqGeneration, "the VM generation ID changed (the VM was restored from a snapshot): read it with vm_generation and reseed (vCPU 0; since ABI 4)"},
 	{"SHUTDOWN_POWEROFF", ShutdownPoweroff, "power off"},
 	{"SHUTDOWN_REBOOT", ShutdownReboot, "reboot"},
 	{"SHUTDOWN_CRASH", ShutdownCrash, "the guest crashed (panic)"},
@@ -221,9 +235,18 @@ type VirtioInfo struct {
 	_                [4]uint8
 }
 
+// Lineage is what vm_lineage reports (since ABI 4): the patch level the
+// VM runs at, the highest its lineage has seen, and LINEAGE_* flags.
+type Lineage struct {
+	PatchLevel uint64 // the VM's patch level: the last declared or set, 0 if none
+	Highest    uint64 // the highest patch level the VM's lineage has seen
+	Flags      uint32 // LINEAGE_ROLLED_BACK, LINEAGE_RESTORED
+	_          [4]uint8
+}
+
 // Structs lists the shared structures for the generator, in dependency
 // order.
-var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}}
+var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}, Lineage{}}
 
 // Encode lays out a fixed-layout ABI value (or a slice of them) as the
 // guest sees it: little-endian, in field order, padding included.

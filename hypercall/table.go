@@ -397,5 +397,23 @@ var Table = []Call{
 		},
 		Result: "16 (the number of bytes written)",
 		Errors: []Err{{EFAULT, "[buf, buf+16) is not entirely in the VM's memory"}},
+	}, {
+		Nr: 42, Name: "patch_level", Group: "integrity", Since: 4,
+		Doc: "Declares the patch level the guest runs at, with its release string (Linux: the kernel release and the pvisor.patch_level= command-line value, or a value root writes to /sys/hypervisor/pvisor/patch_level from /etc). The VM's patch level becomes level; its lineage's highest level becomes the larger of the two and is recorded at once in the host's lineage record, so a later restore of an older snapshot is refused. Every snapshot records the level. A guest can only raise its lineage's level: declaring one it does not run makes older snapshots need --allow-rollback, nothing more. A declaration is an event in the VM's log. FEATURE_LINEAGE says the call exists.",
+		Args: []Arg{
+			{Name: "level", Reg: RDI, Type: U64, Doc: "the patch level, 1 or more"},
+			{Name: "release", Reg: RSI, Type: GPA, Doc: "guest-physical address of the release string (printable ASCII, not NUL-terminated)"},
+			{Name: "len", Reg: RDX, Type: U32, Doc: "its length in bytes, 0 to PATCH_RELEASE_MAX"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "level is 0 or above 2^62, len > PATCH_RELEASE_MAX, or the release holds a byte outside printable ASCII"}, {EFAULT, "[release, release+len) is not entirely in the VM's memory"}, {EBUSY, "the VM has declared PATCH_DECLARE_MAX times since it booted or was restored"}, {EIO, "the host could not record the lineage (the level is not raised)"}},
+	}, {
+		Nr: 43, Name: "vm_lineage", Group: "integrity", Since: 4,
+		Doc: "Copies struct pvisor_lineage to the guest: the VM's patch level, the highest its lineage has seen, and flags: LINEAGE_RESTORED when the VM was restored from a snapshot, LINEAGE_ROLLED_BACK when the operator restored it below its lineage's level with --allow-rollback, so the guest knows it may lack fixes its lineage had. FEATURE_LINEAGE says the call exists.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of a struct pvisor_lineage"},
+		},
+		Result: "0",
+		Errors: []Err{{EFAULT, "the structure is not entirely in the VM's memory"}},
 	},
 }

@@ -60,7 +60,9 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_VIRTIO_BIND                39
 #define PVISOR_HC_VIRTIO_RELEASE             40
 #define PVISOR_HC_VM_GENERATION              41
-#define PVISOR_HC_COUNT                      42 /* numbers at or above this are unassigned */
+#define PVISOR_HC_PATCH_LEVEL                42
+#define PVISOR_HC_VM_LINEAGE                 43
+#define PVISOR_HC_COUNT                      44 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -76,7 +78,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_EPROTO                        71
 
 /* Constants. */
-#define PVISOR_ABI_VERSION                   0x3ULL /* ABI version of this header */
+#define PVISOR_ABI_VERSION                   0x4ULL /* ABI version of this header */
 #define PVISOR_MAX_VCPUS                     0x20ULL /* vCPUs described by the shared-info page */
 #define PVISOR_MAX_PORTS                     0x200ULL /* event-channel ports per VM */
 #define PVISOR_CONSOLE_MAX                   0x1000ULL /* bytes per console_write / console_read */
@@ -92,6 +94,11 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_BALLOON               0x40ULL /* balloon_out, balloon_in, balloon_target and VIRQ_BALLOON */
 #define PVISOR_FEATURE_VIRTIO                0x80ULL /* the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2) */
 #define PVISOR_FEATURE_VM_GENERATION         0x100ULL /* vm_generation: the VM generation ID, new at every restore (since ABI 3) */
+#define PVISOR_FEATURE_LINEAGE               0x200ULL /* patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4) */
+#define PVISOR_PATCH_RELEASE_MAX             0x40ULL /* bytes of the release string patch_level takes */
+#define PVISOR_PATCH_DECLARE_MAX             0x10ULL /* patch_level calls a VM may make per boot or restore (each may write the host's lineage record) */
+#define PVISOR_LINEAGE_ROLLED_BACK           0x1ULL /* pvisor_lineage flags: the VM was restored from a snapshot below its lineage's patch level, by the operator's --allow-rollback */
+#define PVISOR_LINEAGE_RESTORED              0x2ULL /* pvisor_lineage flags: the VM was restored from a snapshot */
 #define PVISOR_VIRTIO_SLOTS                  0x10ULL /* slots of the hypercall virtio transport */
 #define PVISOR_VIRTIO_BIND_QUEUES            0x0ULL /* virtio_bind: the used-buffer interrupt of every queue */
 #define PVISOR_VIRTIO_BIND_CONFIG            0x1ULL /* virtio_bind: the config-change interrupt */
@@ -100,6 +107,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_VIRQ_CONSOLE                  0x1ULL /* console input is pending */
 #define PVISOR_VIRQ_BALLOON                  0x2ULL /* the operator changed the balloon target (vCPU 0) */
 #define PVISOR_VIRQ_VIRTIO                   0x3ULL /* a virtio slot was filled or emptied, or a device's ejection was requested: rescan the slots (vCPU 0) */
+#define PVISOR_VIRQ_GENERATION               0x4ULL /* the VM generation ID changed (the VM was restored from a snapshot): read it with vm_generation and reseed (vCPU 0; since ABI 4) */
 #define PVISOR_SHUTDOWN_POWEROFF             0x0ULL /* power off */
 #define PVISOR_SHUTDOWN_REBOOT               0x1ULL /* reboot */
 #define PVISOR_SHUTDOWN_CRASH                0x2ULL /* the guest crashed (panic) */
@@ -207,6 +215,14 @@ struct pvisor_virtio_info {
 	pv_u8 _pad0[4]; /* offset 44 */
 };
 _Static_assert(sizeof(struct pvisor_virtio_info) == 48, "pvisor_virtio_info size");
+
+struct pvisor_lineage {
+	pv_u64 patch_level; /* offset 0 */
+	pv_u64 highest; /* offset 8 */
+	pv_u32 flags; /* offset 16 */
+	pv_u8 _pad0[4]; /* offset 20 */
+};
+_Static_assert(sizeof(struct pvisor_lineage) == 24, "pvisor_lineage size");
 
 /* Set by the guest to the virtual address of the hypercall page. */
 extern unsigned long pvisor_hypercall_entry;
@@ -812,6 +828,42 @@ static inline long pvisor_vm_generation(pv_u64 buf)
 
 	r[0] = buf;
 	ret = pvisor_hypercall6(PVISOR_HC_VM_GENERATION, r);
+	return ret;
+}
+
+/* Declares the patch level the guest runs at, with its release string (Linux:
+ * the kernel release and the pvisor.patch_level= command-line value, or a value
+ * root writes to /sys/hypervisor/pvisor/patch_level from /etc). The VM's patch
+ * level becomes level; its lineage's highest level becomes the larger of the
+ * two and is recorded at once in the host's lineage record, so a later restore
+ * of an older snapshot is refused. Every snapshot records the level. A guest
+ * can only raise its lineage's level: declaring one it does not run makes older
+ * snapshots need --allow-rollback, nothing more. A declaration is an event in
+ * the VM's log. FEATURE_LINEAGE says the call exists. */
+static inline long pvisor_patch_level(pv_u64 level, pv_u64 release, pv_u64 len)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = level;
+	r[1] = release;
+	r[2] = len;
+	ret = pvisor_hypercall6(PVISOR_HC_PATCH_LEVEL, r);
+	return ret;
+}
+
+/* Copies struct pvisor_lineage to the guest: the VM's patch level, the highest
+ * its lineage has seen, and flags: LINEAGE_RESTORED when the VM was restored
+ * from a snapshot, LINEAGE_ROLLED_BACK when the operator restored it below its
+ * lineage's level with --allow-rollback, so the guest knows it may lack fixes
+ * its lineage had. FEATURE_LINEAGE says the call exists. */
+static inline long pvisor_vm_lineage(pv_u64 buf)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = buf;
+	ret = pvisor_hypercall6(PVISOR_HC_VM_LINEAGE, r);
 	return ret;
 }
 
