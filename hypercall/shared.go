@@ -44,9 +44,9 @@ const (
 
 	VirtioEjectRequested = 1 << 0 // pvisor_virtio_info.flags: the operator wants the device out
 
-	VirqTimer   = 0
-	VirqConsole = 1
-	VirqBalloon = 2
+	VirqTimer      = 0
+	VirqConsole    = 1
+	VirqBalloon    = 2
 	VirqVirtio     = 3
 	VirqGeneration = 4
 	NumVirqs       = 5
