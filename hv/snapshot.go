@@ -50,6 +50,9 @@ type SnapshotOptions struct {
 	// LeavePaused leaves the VM paused afterwards; otherwise a VM that
 	// was running is resumed (a paused one stays paused).
 	LeavePaused bool
+	// Written, if set, receives the snapshot's header (its ID, patch
+	// level) once it is written.
+	Written *snapshot.Header
 }
 
 // Snapshot writes the VM's whole state to w: it pauses the VM (if it is
@@ -69,7 +72,7 @@ func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
 	if err := vm.pauseLocked(); err != nil {
 		return err
 	}
-	err := vm.writeSnapshot(w, opt.File)
+	err := vm.writeSnapshot(w, opt.File, opt.Written)
 	if err == nil && vm.Stopped() {
 		// Stopped meanwhile (Stop lets the vCPUs run to leave): what was
 		// read may not be one instant's state.
@@ -85,7 +88,7 @@ func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
 
 // writeSnapshot writes the snapshot of a paused VM.
 // Precondition: vm.pause.mu held, paused.
-func (vm *VM) writeSnapshot(w io.Writer, fo snapshot.Options) error {
+func (vm *VM) writeSnapshot(w io.Writer, fo snapshot.Options, written *snapshot.Header) error {
 	vm.out.flush()
 	md := snapshot.Metadata{Name: vm.cfg.Name, Mode: vm.cfg.Mode.String(), MemorySize: vm.res.Size(),
 		KernelDigest: vm.measured.Kernel, GenerationID: vm.genID, LineageID: vm.lineage,
@@ -93,6 +96,9 @@ func (vm *VM) writeSnapshot(w io.Writer, fo snapshot.Options) error {
 	sw, err := snapshot.NewWriter(w, md, fo)
 	if err != nil {
 		return err
+	}
+	if written != nil {
+		*written = sw.Header()
 	}
 	if err := sw.WriteGob(snapshot.TagVM, vm.saveVM()); err != nil {
 		return err

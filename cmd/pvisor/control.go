@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/lineage"
 	"github.com/pvisor/pvisor/hv/snapshot"
 	"github.com/pvisor/pvisor/hv/virtio"
 )
@@ -28,7 +30,7 @@ import (
 // snapshot, device-attach, device-detach, device-limits, stop.
 
 func init() {
-	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, snapshot, stop)", runCtl})
+	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, snapshot, patch-level, device-*, stop)", runCtl})
 }
 
 type ctlRequest struct {
@@ -54,6 +56,8 @@ type ctlRequest struct {
 	KeyFile        string `json:"key_file,omitempty"`
 	PassphraseFile string `json:"passphrase_file,omitempty"`
 	Encrypt        bool   `json:"encrypt,omitempty"`
+	// patch-level: Level.
+	Level uint64 `json:"level,omitempty"`
 }
 
 type ctlVM struct {
@@ -73,6 +77,17 @@ type ctlVM struct {
 	Devices []string `json:"devices,omitempty"`
 	// Generation is the VM generation ID in hex: new at every restore.
 	Generation string `json:"generation"`
+	// Lineage is the VM's lineage ID in hex; PatchLevel its patch level
+	// (0: none declared or set), LineageHighest the lineage's highest,
+	// Release what the guest declared with its level. RolledBack: restored
+	// below the lineage's level with --allow-rollback; Restored: from a
+	// snapshot.
+	Lineage        string `json:"lineage"`
+	PatchLevel     uint64 `json:"patch_level"`
+	LineageHighest uint64 `json:"lineage_highest"`
+	Release        string `json:"release,omitempty"`
+	Restored       bool   `json:"restored,omitempty"`
+	RolledBack     bool   `json:"rolled_back,omitempty"`
 }
 
 type ctlReply struct {
@@ -88,6 +103,7 @@ type controlServer struct {
 	path string
 	fi   os.FileInfo // the socket file it made
 	vms  []*hv.VM
+	lins []*vmLineage // each VM's lineage (nil entries: none), for its events
 }
 
 // listenControl opens the control socket at path. Nothing but a stale
@@ -232,37 +248,57 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 			return fmt.Errorf("device-limits %s: %v", vm.Name(), err)
 		}
 	case "snapshot":
-		if err := ctlSnapshot(vm, req); err != nil {
+		h, err := ctlSnapshot(vm, req)
+		if err != nil {
 			return fmt.Errorf("snapshot %s: %v", vm.Name(), err)
+		}
+		if err := s.lineageOf(vm).log(lineage.Event{Event: "snapshot", Snapshot: hex.EncodeToString(h.SnapshotID[:]), Path: req.Path, Level: h.PatchLevel}); err != nil {
+			return fmt.Errorf("snapshot %s: written to %s, but not logged: %v", vm.Name(), req.Path, err)
+		}
+	case "patch-level":
+		if err := vm.SetPatchLevel(req.Level); err != nil {
+			return fmt.Errorf("patch-level %s: %v", vm.Name(), err)
 		}
 	case "stop":
 		vm.Stop(0, "stopped by the operator (pvisor ctl stop)")
 	default:
-		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume, snapshot, device-attach, device-detach, device-limits or stop", req.Op)
+		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume, snapshot, patch-level, device-attach, device-detach, device-limits or stop", req.Op)
 	}
 	rep.VMs = []ctlVM{describe(vm)}
 	return nil
 }
 
-// ctlSnapshot is the snapshot request: vm's snapshot in a new file.
-func ctlSnapshot(vm *hv.VM, req *ctlRequest) error {
+// lineageOf is vm's lineage, nil if it has none.
+func (s *controlServer) lineageOf(vm *hv.VM) *vmLineage {
+	for i, v := range s.vms {
+		if v == vm && i < len(s.lins) {
+			return s.lins[i]
+		}
+	}
+	return nil
+}
+
+// ctlSnapshot is the snapshot request: vm's snapshot in a new file. It
+// returns the snapshot's header.
+func ctlSnapshot(vm *hv.VM, req *ctlRequest) (snapshot.Header, error) {
+	var h snapshot.Header
 	if req.Path == "" {
-		return errors.New("give the snapshot's path")
+		return h, errors.New("give the snapshot's path")
 	}
 	key, err := loadKey(req.KeyFile, req.PassphraseFile)
 	if err != nil {
-		return err
+		return h, err
 	}
-	opt := hv.SnapshotOptions{LeavePaused: req.LeavePaused}
+	opt := hv.SnapshotOptions{LeavePaused: req.LeavePaused, Written: &h}
 	switch {
 	case req.Encrypt && key == nil:
-		return errors.New("an encrypted snapshot needs --key-file or --passphrase-file")
+		return h, errors.New("an encrypted snapshot needs --key-file or --passphrase-file")
 	case req.Encrypt:
 		opt.File = snapshot.Options{Protection: snapshot.Encrypted, Key: key}
 	case key != nil:
 		opt.File = snapshot.Options{Protection: snapshot.MAC, Key: key}
 	}
-	return writeSnapshotFile(vm, req.Path, opt)
+	return h, writeSnapshotFile(vm, req.Path, opt)
 }
 
 func describe(vm *hv.VM) ctlVM {
@@ -280,6 +316,9 @@ func describe(vm *hv.VM) ctlVM {
 	}
 	d.Devices = vm.Inventory()
 	d.Generation = generation(vm)
+	l := vm.Lineage()
+	d.Lineage = hex.EncodeToString(l.ID[:])
+	d.PatchLevel, d.LineageHighest, d.Release, d.Restored, d.RolledBack = l.PatchLevel, l.Highest, l.Release, l.Restored, l.RolledBack
 	return d
 }
 
@@ -300,6 +339,7 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			"       pvisor ctl --control PATH [--weight N] [--cap PCT] sched-credit VM\n"+
 			"       pvisor ctl --control PATH mem-set VM SIZE\n"+
 			"       pvisor ctl --control PATH pause|resume|stop VM\n"+
+			"       pvisor ctl --control PATH patch-level VM N\n"+
 			"       pvisor ctl --control PATH [--leave-paused] [--key-file F | --passphrase-file F [--encrypt]] snapshot VM FILE\n"+
 			"       pvisor ctl --control PATH device-attach VM disk=PATH[,ro][,bw=..][,iops=..] | net=segment=NAME[,mac=..][,bw=..][,ops=..] | rng\n"+
 			"       pvisor ctl --control PATH [--force] device-detach VM SLOT\n"+
@@ -337,6 +377,16 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			req.Bytes = n
 		}
 	case "pause", "resume", "stop":
+	case "patch-level":
+		want = 3
+		if len(a) == 3 {
+			n, err := parsePatchLevel(a[2])
+			if err != nil {
+				fmt.Fprintf(stderr, "pvisor ctl: %v\n", err)
+				return 2
+			}
+			req.Level = n
+		}
 	case "snapshot":
 		want = 3
 		if len(a) == 3 {
@@ -433,6 +483,17 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	for _, v := range rep.VMs {
+		line := fmt.Sprintf("%s: lineage %s, patch level %d, lineage's highest %d", v.Name, v.Lineage, v.PatchLevel, v.LineageHighest)
+		if v.Release != "" {
+			line += fmt.Sprintf(", release %q", v.Release)
+		}
+		if v.Restored {
+			line += ", restored"
+		}
+		if v.RolledBack {
+			line += ", ROLLED BACK (restored below its lineage's patch level with --allow-rollback)"
+		}
+		fmt.Fprintln(stdout, line)
 		for _, d := range v.Devices {
 			fmt.Fprintf(stdout, "%s: %s\n", v.Name, d)
 		}

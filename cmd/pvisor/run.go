@@ -22,6 +22,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/lineage"
 	"github.com/pvisor/pvisor/hv/loader"
 	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/vclock"
@@ -51,6 +52,10 @@ type runConfig struct {
 	// restore is a snapshot to restore instead of booting a kernel
 	// (--restore), opened with the key of keyFile or passFile.
 	restore, keyFile, passFile string
+	// allowRollback restores a snapshot below its lineage's patch level
+	// (--allow-rollback); stateDir holds the lineage records.
+	allowRollback bool
+	stateDir      string
 }
 
 // specList collects repeated --vm flags.
@@ -93,11 +98,20 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	restore := fs.String("restore", "", "restore the VM of this snapshot (pvisor ctl snapshot) instead of booting a kernel: the snapshot says the mode, memory and vCPUs;\ngive the snapshotted VM's --disk, --rng and --net again, in the same order")
 	keyFile := fs.String("key-file", "", "--restore: the snapshot's 32-byte key file (mode 0600)")
 	passFile := fs.String("passphrase-file", "", "--restore: a file whose first line is the snapshot's passphrase")
+	allowRollback := fs.Bool("allow-rollback", false, "--restore: restore a snapshot whose patch level is below its lineage's highest (the VM runs flagged as rolled back, and the event is logged)")
+	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if *restore != "" {
-		return parseRestore(fs, *restore, *keyFile, *passFile)
+		rc, err := parseRestore(fs, *restore, *keyFile, *passFile)
+		if err == nil {
+			rc.allowRollback, rc.stateDir = *allowRollback, *stateDir
+		}
+		return rc, err
+	}
+	if *allowRollback {
+		return nil, errors.New("--allow-rollback goes with --restore")
 	}
 	if *keyFile != "" || *passFile != "" {
 		return nil, errors.New("--key-file and --passphrase-file open a snapshot: they go with --restore")
@@ -114,7 +128,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		guestCmd = rest
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
-		workers: *workers, duration: *duration, control: *control, clock: clockPolicy}
+		workers: *workers, duration: *duration, control: *control, clock: clockPolicy, stateDir: *stateDir}
 	base := vmSpec{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, rng: *rng}
 	if err := base.set("name", *name); err != nil {
 		return nil, fmt.Errorf("--%v", err)
@@ -216,7 +230,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 // devices) or follow a boot (a guest command, --trace).
 var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
 	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
-	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true}
+	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true,
+	"allow-rollback": true, "state-dir": true}
 
 // parseRestore is parseRun for --restore.
 func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig, error) {
@@ -315,7 +330,7 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 }
 
 // restoreVM restores the VM of rc.restore.
-func restoreVM(rc *runConfig, spec vmSpec, budget *mm.Budget, sc *sched.Scheduler, sw *netswitch.Switch, console io.Writer, in io.Reader) (*hv.VM, error) {
+func restoreVM(rc *runConfig, spec vmSpec, st *lineage.Store, out **vmLineage, budget *mm.Budget, sc *sched.Scheduler, sw *netswitch.Switch, console io.Writer, in io.Reader) (*hv.VM, error) {
 	key, err := loadKey(rc.keyFile, rc.passFile)
 	if err != nil {
 		return nil, err
@@ -327,7 +342,8 @@ func restoreVM(rc *runConfig, spec vmSpec, budget *mm.Budget, sc *sched.Schedule
 	defer f.Close()
 	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
 		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
-		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: sw})
+		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: sw,
+		Guard: restoreGuard(st, rc.restore, spec.name, rc.allowRollback, out)})
 }
 
 // checkWorkers bounds the scheduler's workers (--workers, workers = in a
@@ -401,7 +417,13 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		defer tap.Close()
 	}
 	vms := make([]*hv.VM, len(rc.vms))
+	lins := make([]*vmLineage, len(rc.vms))
 	scans := make([]*exitScanner, len(rc.vms))
+	store, err := lineage.Open(rc.stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor run: --state-dir: %v\n", err)
+		return 2
+	}
 	stopAll := func(code int, reason string) {
 		for _, vm := range vms {
 			if vm != nil {
@@ -423,7 +445,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	var outMu sync.Mutex
 	if rc.restore != "" {
 		t0 := time.Now()
-		vm, err := restoreVM(rc, rc.vms[0], budget, sc, sw, stdout, in)
+		vm, err := restoreVM(rc, rc.vms[0], store, &lins[0], budget, sc, sw, stdout, in)
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: --restore %s: %v\n", rc.restore, err)
 			return 2
@@ -459,12 +481,17 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			scans[i] = &exitScanner{w: console}
 			console = scans[i]
 		}
-		vms[i], err = hv.New(hv.Config{Trace: traceW, Name: spec.name, Sched: sc,
+		cfg := hv.Config{Trace: traceW, Name: spec.name, Sched: sc,
 			CPUWeight: spec.weight, CPUCap: spec.cap,
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
 			Disks: spec.disks, RNG: spec.rng, Clock: rc.clock, NICs: spec.nics, Switch: sw,
-		})
+		}
+		if lins[i], err = bootLineage(store, &cfg); err != nil {
+			fmt.Fprintf(stderr, "pvisor run: %s: %v\n", spec.name, err)
+			return 2
+		}
+		vms[i], err = hv.New(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %s: %s: %v\n", spec.name, spec.kernel, err)
 			return 2
@@ -475,6 +502,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if rc.control != "" {
 		cs, err := listenControl(rc.control, vms)
+		if cs != nil {
+			cs.lins = lins
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: --control: %v\n", err)
 			return 2
