@@ -116,7 +116,7 @@ func TestSnapshotRestore(t *testing.T) {
 			boot: []string{"--kernel", tg, "--mode", mode, "--mem", "64M", "--cmdline", "count=3000"},
 			at:   regexp.MustCompile(`(?m)^count: 300 `),
 			keep: regexp.MustCompile(`^count: `),
-			gen:  regexp.MustCompile(`(?m)^count: generation ([0-9a-f]{32})$`),
+			gen:  regexp.MustCompile(`(?m)^count: generation ([0-9a-f]{32}) lineage .*$`),
 			last: "count: done\n",
 			// The interpreter runs it in a few seconds; the rest is margin
 			// for a loaded host.

@@ -56,6 +56,7 @@ type runConfig struct {
 	// (--allow-rollback); stateDir holds the lineage records.
 	allowRollback bool
 	stateDir      string
+	paused        bool // --paused: the restored VM waits for ctl resume
 }
 
 // specList collects repeated --vm flags.
@@ -98,6 +99,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	restore := fs.String("restore", "", "restore the VM of this snapshot (pvisor ctl snapshot) instead of booting a kernel: the snapshot says the mode, memory and vCPUs;\ngive the snapshotted VM's --disk, --rng and --net again, in the same order")
 	keyFile := fs.String("key-file", "", "--restore: the snapshot's 32-byte key file (mode 0600)")
 	passFile := fs.String("passphrase-file", "", "--restore: a file whose first line is the snapshot's passphrase")
+	paused := fs.Bool("paused", false, "--restore: leave the restored VM paused until `pvisor ctl resume`")
 	allowRollback := fs.Bool("allow-rollback", false, "--restore: restore a snapshot whose patch level is below its lineage's highest (the VM runs flagged as rolled back, and the event is logged)")
 	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
 	if err := fs.Parse(args); err != nil {
@@ -106,12 +108,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	if *restore != "" {
 		rc, err := parseRestore(fs, *restore, *keyFile, *passFile)
 		if err == nil {
-			rc.allowRollback, rc.stateDir = *allowRollback, *stateDir
+			rc.allowRollback, rc.stateDir, rc.paused = *allowRollback, *stateDir, *paused
 		}
 		return rc, err
 	}
-	if *allowRollback {
-		return nil, errors.New("--allow-rollback goes with --restore")
+	if *allowRollback || *paused {
+		return nil, errors.New("--allow-rollback and --paused go with --restore")
 	}
 	if *keyFile != "" || *passFile != "" {
 		return nil, errors.New("--key-file and --passphrase-file open a snapshot: they go with --restore")
@@ -231,7 +233,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
 	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
 	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true,
-	"allow-rollback": true, "state-dir": true}
+	"allow-rollback": true, "state-dir": true, "paused": true}
 
 // parseRestore is parseRun for --restore.
 func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig, error) {
@@ -343,7 +345,7 @@ func restoreVM(rc *runConfig, spec vmSpec, st *lineage.Store, out **vmLineage, b
 	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
 		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
 		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: sw,
-		Guard: restoreGuard(st, rc.restore, spec.name, rc.allowRollback, out)})
+		Paused: rc.paused, Guard: restoreGuard(st, rc.restore, spec.name, rc.allowRollback, out)})
 }
 
 // checkWorkers bounds the scheduler's workers (--workers, workers = in a

@@ -568,6 +568,43 @@ static void check_memory(void)
 	check(memcmp(big, big + 32, 16) == 0, "vm_generation is stable while the VM is not restored");
 	check_eq(pvisor_vm_generation(mem_end - 8), -EFAULT, "vm_generation straddling the end of RAM -> -EFAULT");
 	check_eq(pvisor_vm_generation(FAR_GPA), -EFAULT, "vm_generation at 0xffffffff000 -> -EFAULT");
+
+	struct pvisor_lineage lin;
+	static const char rel[] = "6.12.117-pvisor";
+	long rlen = sizeof(rel) - 1;
+
+	check_u((u64)pvisor_features(0) & PVISOR_FEATURE_LINEAGE, PVISOR_FEATURE_LINEAGE,
+		"features word 0 has FEATURE_LINEAGE");
+	memset(&lin, 0xee, sizeof(lin));
+	check_eq(pvisor_vm_lineage((u64)&lin), 0, "vm_lineage returns 0");
+	check(lin.patch_level == 0 && lin.flags == 0 && lin._pad0[0] == 0,
+	      "vm_lineage: a booted VM has no patch level and no flags (its lineage's highest is the host's record)");
+	u64 h0 = lin.highest;
+	check_eq(pvisor_vm_lineage(mem_end - 8), -EFAULT, "vm_lineage straddling the end of RAM -> -EFAULT");
+	check_eq(pvisor_vm_lineage(FAR_GPA), -EFAULT, "vm_lineage at 0xffffffff000 -> -EFAULT");
+	check_eq(pvisor_patch_level(0, (u64)rel, rlen), -EINVAL, "patch_level 0 -> -EINVAL");
+	check_eq(pvisor_patch_level((1UL << 62) + 1, (u64)rel, rlen), -EINVAL, "patch_level above 2^62 -> -EINVAL");
+	check_eq(pvisor_patch_level(5, (u64)rel, PVISOR_PATCH_RELEASE_MAX + 1), -EINVAL,
+		 "patch_level with a release over PATCH_RELEASE_MAX -> -EINVAL");
+	check_eq(pvisor_patch_level(5, (u64)"6.12\n", 5), -EINVAL, "patch_level with a control byte in the release -> -EINVAL");
+	check_eq(pvisor_patch_level(5, (u64)"6.12\xff", 5), -EINVAL, "patch_level with a non-ASCII byte -> -EINVAL");
+	check_eq(pvisor_patch_level(5, FAR_GPA, 4), -EFAULT, "patch_level release at 0xffffffff000 -> -EFAULT");
+	check_eq(pvisor_patch_level(5, mem_end - 2, 4), -EFAULT, "patch_level release straddling the end of RAM -> -EFAULT");
+	check_eq(pvisor_vm_lineage((u64)&lin), 0, "vm_lineage again");
+	check(lin.patch_level == 0 && lin.highest == h0, "a refused patch_level changes nothing");
+	check_eq(pvisor_patch_level(5, (u64)rel, rlen), 0, "patch_level 5 -> 0");
+	check_eq(pvisor_vm_lineage((u64)&lin), 0, "vm_lineage after a declaration");
+	check(lin.patch_level == 5 && lin.highest == (h0 > 5 ? h0 : 5) && lin.flags == 0,
+	      "vm_lineage: level 5, highest the larger of 5 and the record's");
+	check_eq(pvisor_patch_level(3, FAR_GPA, 0), 0, "patch_level 3 with an empty release (any address) -> 0");
+	check_eq(pvisor_vm_lineage((u64)&lin), 0, "vm_lineage after a lower declaration");
+	check(lin.patch_level == 3 && lin.highest == (h0 > 5 ? h0 : 5),
+	      "a lower level is the VM's, but the lineage's highest does not go down");
+	for (u64 i = 2; i < PVISOR_PATCH_DECLARE_MAX; i++)
+		pvisor_patch_level(6, (u64)rel, rlen);
+	check_eq(pvisor_patch_level(7, (u64)rel, rlen), -EBUSY, "patch_level beyond PATCH_DECLARE_MAX calls -> -EBUSY");
+	check_eq(pvisor_vm_lineage((u64)&lin), 0, "vm_lineage after the limit");
+	check(lin.patch_level == 6 && lin.highest == (h0 > 6 ? h0 : 6), "the call refused with -EBUSY changed nothing");
 }
 
 /* ---- events, pvclock and the timer ---- */
@@ -1439,10 +1476,11 @@ void clockpause(void)
  * generator, folds the whole buffer into a checksum and prints
  * "count: i SUM"; every 4th step then sleeps 5 ms of guest time on the
  * one-shot timer, so that a snapshot may find the timer armed or the vCPU
- * blocked. At the end it prints "count: generation ID" (the VM generation
- * ID, which a restore changes) and "count: done", and powers off. A run
- * snapshotted and restored anywhere prints, after the snapshot, exactly
- * the lines an uninterrupted run prints, except the generation.
+ * blocked. At the end it prints "count: generation ID lineage level=L
+ * highest=H flags=F" (the VM generation ID, which a restore changes, and
+ * vm_lineage's report, which a restore flags) and "count: done", and powers
+ * off. A run snapshotted and restored anywhere prints, after the snapshot,
+ * exactly the lines an uninterrupted run prints, except that one.
  */
 static u8 count_buf[256 << 10];
 
@@ -1451,6 +1489,7 @@ void count(u64 steps)
 	u64 x = 0x9e3779b97f4a7c15UL, sum = 0;
 	u8 gen[16];
 	char hex[33];
+	struct pvisor_lineage lin;
 
 	if (pvisor_shared_info_register((u64)&shinfo, UPCALL_VECTOR) != 0) {
 		printf("count: shared_info_register failed\n");
@@ -1480,7 +1519,12 @@ void count(u64 steps)
 	}
 	for (int i = 0; i < 16; i++)
 		snprintf(hex + 2 * i, 3, "%02x", gen[i]);
-	printf("count: generation %s\ncount: done\n", hex);
+	if (pvisor_vm_lineage((u64)&lin) != 0) {
+		printf("count: vm_lineage failed\n");
+		pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 1);
+	}
+	printf("count: generation %s lineage level=%lu highest=%lu flags=%x\ncount: done\n", hex,
+	       (u64)lin.patch_level, (u64)lin.highest, lin.flags);
 	pvisor_shutdown(PVISOR_SHUTDOWN_POWEROFF, 0);
 	for (;;)
 		;
