@@ -127,6 +127,25 @@ func testRollbackGuard(t *testing.T, mode string) {
 	// one snapshot marks only that one.
 	refused(s5, []string{"patch level 5"})
 
+	// pvisor ctl restore: the same guard, in a new detached pvisor.
+	csock := filepath.Join(dir, "ctlr.sock")
+	// The restored pvisor is detached: stop it whatever happens.
+	t.Cleanup(func() { exec.Command(pvisorBin(t), "ctl", "--control", csock, "stop", "r5b").Run() })
+	ctlR := func(extra ...string) (string, int) {
+		return pvisor(append([]string{"ctl", "--control", csock, "restore", s5, "--state-dir", state}, extra...)...)
+	}
+	if out, code := ctlR(); code == 0 || !strings.Contains(out, "highest patch level 7") {
+		t.Errorf("ctl restore of s5: exit %d, want the guard's refusal:\n%s", code, out)
+	}
+	out, code = ctlR("--allow-rollback", "--paused", "--name", "r5b")
+	if code != 0 || !strings.Contains(out, "restored r5b") || !strings.Contains(out, "ROLLED BACK") {
+		t.Errorf("ctl restore --allow-rollback: exit %d:\n%s", code, out)
+	}
+	if code == 0 {
+		ctl(t, csock, "stop", "r5b")
+		waitFor(time.Minute, func() bool { _, err := os.Stat(csock); return err != nil })
+	}
+
 	// The event log, in order.
 	info, code := pvisor("snapshot", "info", s5)
 	m := regexp.MustCompile(`(?m)^lineage\s+([0-9a-f]{32})$`).FindStringSubmatch(info)
@@ -178,6 +197,8 @@ func testRollbackGuard(t *testing.T, mode string) {
 		"mark-compromised s7",
 		"restore-refused s7 7/7", "restore-refused s7 7/7",
 		"restore-refused s5 5/7",
+		"restore-refused s5 5/7",
+		"rollback s5 5/7",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("event log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

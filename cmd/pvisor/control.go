@@ -334,12 +334,14 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	keyFile := fs.String("key-file", "", "snapshot: authenticate it (HMAC-SHA-256) with the 32-byte key in this file (mode 0600)")
 	passFile := fs.String("passphrase-file", "", "snapshot: authenticate it with a key derived (argon2id) from the first line of this file")
 	encrypt := fs.Bool("encrypt", false, "snapshot: encrypt it (AES-256-GCM) with --key-file or --passphrase-file")
+	logFile := fs.String("log", "", "restore: the new pvisor's console and messages (default: the control socket's path + .log)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pvisor ctl --control PATH list\n"+
 			"       pvisor ctl --control PATH [--weight N] [--cap PCT] sched-credit VM\n"+
 			"       pvisor ctl --control PATH mem-set VM SIZE\n"+
 			"       pvisor ctl --control PATH pause|resume|stop VM\n"+
 			"       pvisor ctl --control PATH patch-level VM N\n"+
+			"       pvisor ctl --control PATH [--log FILE] restore SNAP [pvisor run --restore flags...]\n"+
 			"       pvisor ctl --control PATH [--leave-paused] [--key-file F | --passphrase-file F [--encrypt]] snapshot VM FILE\n"+
 			"       pvisor ctl --control PATH device-attach VM disk=PATH[,ro][,bw=..][,iops=..] | net=segment=NAME[,mac=..][,bw=..][,ops=..] | rng\n"+
 			"       pvisor ctl --control PATH [--force] device-detach VM SLOT\n"+
@@ -353,6 +355,13 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	if *path == "" || len(a) == 0 {
 		fs.Usage()
 		return 2
+	}
+	if a[0] == "restore" {
+		if len(a) < 2 {
+			fs.Usage()
+			return 2
+		}
+		return ctlRestore(*path, *logFile, a[1], a[2:], stdout, stderr)
 	}
 	req := ctlRequest{Op: a[0]}
 	want := 2
