@@ -23,7 +23,7 @@ import (
 // refused.
 
 func init() {
-	register(command{"snapshot", "look at snapshot files and mark them (info, mark SNAP compromised)", runSnapshotCmd})
+	register(command{"snapshot", "snapshot a daemon VM (snapshot VM [FILE]); look at snapshot files and mark them (info SNAP, mark SNAP compromised)", runSnapshotCmd})
 }
 
 // defaultStateDir is --state-dir's default: $PVISOR_STATE_DIR, else
@@ -141,8 +141,12 @@ func runSnapshotCmd(args []string, stdout, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
 	keyFile := fs.String("key-file", "", "the snapshot's key file, for a keyed or encrypted snapshot")
 	passFile := fs.String("passphrase-file", "", "a file whose first line is the snapshot's passphrase")
+	api := fs.String("api", "", "snapshot VM: the daemon's API socket (default $PVISOR_API, else STATE-DIR/api.sock)")
+	encrypt := fs.Bool("encrypt", false, "snapshot VM: encrypt it (AES-256-GCM) with --key-file or --passphrase-file")
+	leavePaused := fs.Bool("leave-paused", false, "snapshot VM: leave the VM paused")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pvisor snapshot [--key-file K | --passphrase-file P] info SNAP\n"+
+		fmt.Fprintln(stderr, "usage: pvisor snapshot [--api SOCK] [--leave-paused] [--key-file K | --passphrase-file P [--encrypt]] VM [FILE]\n"+
+			"       pvisor snapshot [--key-file K | --passphrase-file P] info SNAP\n"+
 			"       pvisor snapshot [--state-dir DIR] [--key-file K | --passphrase-file P] mark SNAP compromised")
 		fs.PrintDefaults()
 	}
@@ -150,6 +154,37 @@ func runSnapshotCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	a := fs.Args()
+	if len(a) >= 1 && a[0] != "info" && a[0] != "mark" {
+		if len(a) > 2 {
+			fs.Usage()
+			return 2
+		}
+		req := snapshotRequest{LeavePaused: *leavePaused, Encrypt: *encrypt, KeyFile: *keyFile, PassphraseFile: *passFile}
+		if len(a) == 2 {
+			req.Path = a[1]
+		}
+		for _, p := range []*string{&req.Path, &req.KeyFile, &req.PassphraseFile} {
+			if *p != "" {
+				abs, err := filepath.Abs(*p)
+				if err != nil {
+					fmt.Fprintf(stderr, "pvisor snapshot: %v\n", err)
+					return 2
+				}
+				*p = abs
+			}
+		}
+		path := *api
+		if path == "" {
+			path = defaultAPISocket(*stateDir)
+		}
+		var info snapshotInfo
+		if err := newAPIClient(path).do("POST", vmPath(a[0], "/snapshots"), req, &info); err != nil {
+			fmt.Fprintf(stderr, "pvisor snapshot: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: snapshot %s at patch level %d in %s\n", a[0], info.ID, info.PatchLevel, info.Path)
+		return 0
+	}
 	if len(a) < 2 || (a[0] == "info" && len(a) != 2) || (a[0] == "mark" && (len(a) != 3 || a[2] != "compromised")) || (a[0] != "info" && a[0] != "mark") {
 		fs.Usage()
 		return 2

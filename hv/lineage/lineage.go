@@ -182,7 +182,7 @@ func (s *Store) ForName(name string) (*Lineage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(p, []byte(id.String()+"\n")); err != nil {
+	if err := WriteFileAtomic(p, []byte(id.String()+"\n")); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -195,7 +195,7 @@ func (s *Store) BindName(name string, l *Lineage) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return writeFileAtomic(p, []byte(l.id.String()+"\n"))
+	return WriteFileAtomic(p, []byte(l.id.String()+"\n"))
 }
 
 func (s *Store) namePath(name string) string {
@@ -266,7 +266,7 @@ func (l *Lineage) update(fn func(r *Record, exists bool) (bool, error)) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(l.path("record.json"), append(b, '\n'))
+	return WriteFileAtomic(l.path("record.json"), append(b, '\n'))
 }
 
 // Raise makes the record's highest level at least level and returns it
@@ -364,9 +364,9 @@ func (l *Lineage) Events() ([]Event, error) {
 // EventsPath is the event log's file.
 func (l *Lineage) EventsPath() string { return l.path("events.jsonl") }
 
-// writeFileAtomic writes b to path through a synced temporary file and a
+// WriteFileAtomic writes b to path (mode 0600) through a synced temporary file and a
 // rename, then syncs the directory.
-func writeFileAtomic(path string, b []byte) error {
+func WriteFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {

@@ -1,0 +1,520 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/lineage"
+	"github.com/pvisor/pvisor/hv/netswitch"
+	"github.com/pvisor/pvisor/mm"
+	"github.com/pvisor/pvisor/sched"
+)
+
+// The daemon (`pvisor serve`, docs/api.md): it owns VMs by name. A VM's
+// definition is persistent (state-dir/daemon/vms/NAME.json), so the
+// inventory survives a restart of the daemon; running VMs do not: the
+// daemon stops them cleanly when it is stopped, and one that finds a VM
+// it never stopped (it was killed) reports it stopped, with why. This is
+// Xen's xl model without xenstore: the definitions are the inventory.
+
+// Definition is a VM as the operator defined it: the keys of a --vm spec
+// (docs/api.md, "VM definition").
+type Definition struct {
+	Name    string   `json:"name"`
+	Kernel  string   `json:"kernel"`
+	Initrd  string   `json:"initrd,omitempty"`
+	Cmdline string   `json:"cmdline,omitempty"`
+	Mem     string   `json:"mem,omitempty"`  // K, M or G suffix; default 256M
+	VCPUs   int      `json:"vcpus,omitempty"` // default 1
+	Mode    string   `json:"mode,omitempty"`  // pv (default), trap, hwassist
+	Weight  int      `json:"cpu_weight,omitempty"`
+	Cap     int      `json:"cpu_cap,omitempty"`
+	Disks   []string `json:"disks,omitempty"` // --disk values
+	Nets    []string `json:"nets,omitempty"`  // --net values
+	RNG     bool     `json:"rng,omitempty"`
+	// Owner is a free label for the inventory (who answers for the VM).
+	Owner string `json:"owner,omitempty"`
+}
+
+// maxDefinitionItems bounds a definition's lists.
+const maxDefinitionItems = 16
+
+// spec validates d into a vmSpec; files are checked to exist.
+func (d *Definition) spec() (vmSpec, error) {
+	var s vmSpec
+	s.memBytes, s.vcpus, s.mode = 256<<20, 1, cpu.ModePV
+	set := func(k, v string) error {
+		if err := s.set(k, v); err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := set("name", d.Name); err != nil {
+		return s, err
+	}
+	if d.Kernel == "" || !filepath.IsAbs(d.Kernel) {
+		return s, fmt.Errorf("kernel %q: give an absolute path", d.Kernel)
+	}
+	if d.Initrd != "" && !filepath.IsAbs(d.Initrd) {
+		return s, fmt.Errorf("initrd %q: give an absolute path", d.Initrd)
+	}
+	s.kernel, s.initrd, s.cmdline = d.Kernel, d.Initrd, d.Cmdline
+	if len(d.Cmdline) > 4096 || len(d.Owner) > 256 || strings.ContainsAny(d.Owner, "\n\r\t") {
+		return s, errors.New("cmdline over 4096 bytes or an owner label over 256 bytes or with control characters")
+	}
+	if d.Mem != "" {
+		if err := set("mem", d.Mem); err != nil {
+			return s, err
+		}
+	}
+	if d.VCPUs != 0 {
+		if err := set("vcpus", fmt.Sprint(d.VCPUs)); err != nil {
+			return s, err
+		}
+	}
+	if d.Mode != "" {
+		if err := set("mode", d.Mode); err != nil {
+			return s, err
+		}
+	}
+	if d.Weight != 0 {
+		if err := set("cpu-weight", fmt.Sprint(d.Weight)); err != nil {
+			return s, err
+		}
+	}
+	if d.Cap != 0 {
+		if err := set("cpu-cap", fmt.Sprint(d.Cap)); err != nil {
+			return s, err
+		}
+	}
+	if len(d.Disks) > maxDefinitionItems || len(d.Nets) > maxDefinitionItems {
+		return s, fmt.Errorf("%d disks and %d NICs: at most %d each", len(d.Disks), len(d.Nets), maxDefinitionItems)
+	}
+	for _, v := range d.Disks {
+		if err := set("disk", v); err != nil {
+			return s, err
+		}
+	}
+	for _, v := range d.Nets {
+		if err := set("net", v); err != nil {
+			return s, err
+		}
+	}
+	s.rng = d.RNG
+	if err := checkSpecs([]vmSpec{s}); err != nil {
+		return s, err
+	}
+	for _, f := range []struct{ what, path string }{{"kernel", s.kernel}, {"initrd", s.initrd}} {
+		if f.path != "" {
+			if err := statFile(f.what, f.path, s.memBytes); err != nil {
+				return s, err
+			}
+		}
+	}
+	for _, dk := range s.disks {
+		if !filepath.IsAbs(dk.Path) {
+			return s, fmt.Errorf("disk %q: give an absolute path", dk.Path)
+		}
+		if err := statFile("disk", dk.Path, math.MaxUint64); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// VM states as the API reports them.
+const (
+	stateStopped = "stopped" // defined, not running (never started, or ended)
+	stateRunning = "running"
+	statePaused  = "paused"
+)
+
+// vmStatus is what the daemon keeps of a VM beside its definition.
+type vmStatus struct {
+	Created    time.Time `json:"created"`
+	LastActive time.Time `json:"last_active,omitempty"` // last start, resume or console input
+	// Running says the VM was running when this was written: a daemon
+	// that finds it at start was not stopped cleanly.
+	Running bool `json:"running"`
+	// LastExit is how the VM last ended.
+	LastExit  string         `json:"last_exit,omitempty"`
+	Snapshots []snapshotInfo `json:"snapshots,omitempty"`
+}
+
+// snapshotInfo is one snapshot the daemon took of a VM.
+type snapshotInfo struct {
+	ID         string    `json:"id"`
+	Path       string    `json:"path"`
+	Created    time.Time `json:"created"`
+	PatchLevel uint64    `json:"patch_level"`
+	Encrypted  bool      `json:"encrypted,omitempty"`
+}
+
+// maxSnapshotsKept bounds a VM's snapshot list (older entries are
+// forgotten, not deleted).
+const maxSnapshotsKept = 256
+
+// vmRecord is a VM's file in the daemon's directory.
+type vmRecord struct {
+	Definition Definition `json:"definition"`
+	Status     vmStatus   `json:"status"`
+}
+
+// vmEntry is one VM of the daemon.
+type vmEntry struct {
+	mu     sync.Mutex
+	rec    vmRecord
+	vm     *hv.VM     // nil unless running or paused
+	done   chan struct{} // closed when the running VM has ended
+	con    *consoleHub
+	lin    *vmLineage
+	busy   bool // a start, restore or stop is in progress
+	gone   bool // destroyed
+}
+
+// daemon owns the VMs.
+type daemon struct {
+	dir    string // state-dir/daemon
+	store  *lineage.Store
+	budget *mm.Budget
+	sc     *sched.Scheduler
+	sw     *netswitch.Switch
+
+	mu  sync.Mutex
+	vms map[string]*vmEntry
+}
+
+// maxVMs bounds the inventory (sprawl has a ceiling).
+const maxVMs = 1024
+
+// openDaemon loads the inventory from stateDir.
+func openDaemon(stateDir string, budget uint64, workers int) (*daemon, error) {
+	st, err := lineage.Open(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{dir: filepath.Join(st.Dir(), "daemon"), store: st, budget: mm.NewBudget(budget),
+		sc: sched.New(sched.Config{Workers: workers}), sw: netswitch.New(), vms: map[string]*vmEntry{}}
+	if err := os.MkdirAll(filepath.Join(d.dir, "vms"), 0o700); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(d.dir, "vms"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || checkName(name) != nil {
+			continue
+		}
+		b, err := readFile("VM record", filepath.Join(d.dir, "vms", e.Name()), 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		var rec vmRecord
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Definition.Name != name {
+			return nil, fmt.Errorf("VM record %s is damaged (%v): move it away to start without it", e.Name(), err)
+		}
+		ent := &vmEntry{rec: rec, con: newConsoleHub()}
+		if rec.Status.Running {
+			ent.rec.Status.Running = false
+			ent.rec.Status.LastExit = "the daemon ended without stopping it (killed or crashed)"
+			if err := d.save(ent); err != nil {
+				return nil, err
+			}
+		}
+		d.vms[name] = ent
+	}
+	d.sc.Start()
+	return d, nil
+}
+
+// save writes ent's record. Precondition: ent.mu held (or ent not yet
+// shared).
+func (d *daemon) save(ent *vmEntry) error {
+	b, err := json.MarshalIndent(&ent.rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return lineage.WriteFileAtomic(filepath.Join(d.dir, "vms", ent.rec.Definition.Name+".json"), append(b, '\n'))
+}
+
+// apiError is an error with the HTTP status it answers.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(code int, format string, a ...any) error {
+	return &apiError{code, fmt.Sprintf(format, a...)}
+}
+
+// get finds a VM.
+func (d *daemon) get(name string) (*vmEntry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ent, ok := d.vms[name]
+	if !ok {
+		return nil, errorf(404, "no VM named %q", name)
+	}
+	return ent, nil
+}
+
+// create defines a VM.
+func (d *daemon) create(def Definition) (*vmEntry, error) {
+	if _, err := def.spec(); err != nil {
+		return nil, errorf(400, "%v", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.vms[def.Name]; ok {
+		return nil, errorf(409, "a VM named %q exists", def.Name)
+	}
+	if len(d.vms) >= maxVMs {
+		return nil, errorf(409, "the daemon has %d VMs, its maximum: destroy some first", maxVMs)
+	}
+	ent := &vmEntry{rec: vmRecord{Definition: def, Status: vmStatus{Created: time.Now().UTC()}}, con: newConsoleHub()}
+	if err := d.save(ent); err != nil {
+		return nil, err
+	}
+	d.vms[def.Name] = ent
+	return ent, nil
+}
+
+// list returns every VM's description, sorted by name.
+func (d *daemon) list() []apiVM {
+	d.mu.Lock()
+	ents := make([]*vmEntry, 0, len(d.vms))
+	for _, e := range d.vms {
+		ents = append(ents, e)
+	}
+	d.mu.Unlock()
+	out := make([]apiVM, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, e.describe())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// claim marks ent busy for a state change: it fails if another is in
+// progress or ent is destroyed. Precondition: ent.mu held.
+func (ent *vmEntry) claim() error {
+	if ent.gone {
+		return errorf(404, "VM %q was destroyed", ent.rec.Definition.Name)
+	}
+	if ent.busy {
+		return errorf(409, "VM %q is being started, restored or stopped: try again", ent.rec.Definition.Name)
+	}
+	ent.busy = true
+	return nil
+}
+
+// start boots ent's VM, or restores it from snap (a path) when snap is
+// given, with allowRollback and key files as pvisor run's.
+func (d *daemon) start(ent *vmEntry, restore *restoreRequest) error {
+	ent.mu.Lock()
+	if err := ent.claim(); err != nil {
+		ent.mu.Unlock()
+		return err
+	}
+	if ent.vm != nil {
+		ent.busy = false
+		ent.mu.Unlock()
+		return errorf(409, "VM %q is running already", ent.rec.Definition.Name)
+	}
+	def := ent.rec.Definition
+	ent.mu.Unlock()
+	vm, lin, err := d.boot(def, ent, restore)
+	ent.mu.Lock()
+	ent.busy = false
+	if err != nil {
+		ent.mu.Unlock()
+		return err
+	}
+	ent.vm, ent.lin, ent.done = vm, lin, make(chan struct{})
+	ent.rec.Status.Running, ent.rec.Status.LastActive, ent.rec.Status.LastExit = true, time.Now().UTC(), ""
+	if err := d.save(ent); err != nil {
+		vm.Stop(1, "the daemon could not record the start")
+	}
+	done := ent.done
+	ent.mu.Unlock()
+	if restore == nil {
+		lin.log(lineage.Event{Event: "started"})
+	}
+	go func() {
+		st := vm.Run()
+		ent.mu.Lock()
+		ent.vm = nil
+		ent.rec.Status.Running = false
+		ent.rec.Status.LastExit = fmt.Sprintf("%s (status %d)", st.Reason, st.Code)
+		if !ent.gone {
+			d.save(ent)
+		}
+		lin := ent.lin
+		ent.mu.Unlock()
+		ev := "stopped"
+		if !st.External && st.Code != 0 {
+			ev = "crashed"
+		}
+		lin.log(lineage.Event{Event: ev, Detail: fmt.Sprintf("%s (status %d)", st.Reason, st.Code)})
+		close(done)
+	}()
+	// A restored VM is resumed by Run: report it once it runs.
+	for t0 := time.Now(); restore != nil && !restore.Paused && vm.Paused() && time.Since(t0) < 5*time.Second; {
+		select {
+		case <-done:
+			return nil
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// boot builds the VM of def (or restores it).
+func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*hv.VM, *vmLineage, error) {
+	spec, err := def.spec()
+	if err != nil {
+		return nil, nil, errorf(400, "%v", err)
+	}
+	console := ent.con.writer()
+	if restore != nil {
+		key, err := loadKey(restore.KeyFile, restore.PassphraseFile)
+		if err != nil {
+			return nil, nil, errorf(400, "%v", err)
+		}
+		f, err := os.Open(restore.Snapshot)
+		if err != nil {
+			return nil, nil, errorf(400, "%v", err)
+		}
+		defer f.Close()
+		var lin *vmLineage
+		vm, err := hv.Restore(newBufReader(f), hv.RestoreConfig{Budget: d.budget, Name: def.Name, Key: key,
+			Console: console, ConsoleIn: ent.con.reader(), Sched: d.sc, CPUWeight: spec.weight, CPUCap: spec.cap,
+			Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: d.sw, Paused: restore.Paused,
+			Guard: restoreGuard(d.store, restore.Snapshot, def.Name, restore.AllowRollback, &lin)})
+		if err != nil {
+			return nil, nil, errorf(409, "%v", err)
+		}
+		return vm, lin, nil
+	}
+	kernel, err := readFile("kernel", spec.kernel, spec.memBytes)
+	if err != nil {
+		return nil, nil, errorf(400, "%v", err)
+	}
+	var initrd []byte
+	if spec.initrd != "" {
+		if initrd, err = readFile("initrd", spec.initrd, spec.memBytes); err != nil {
+			return nil, nil, errorf(400, "%v", err)
+		}
+	}
+	cfg := hv.Config{Name: spec.name, Sched: d.sc, CPUWeight: spec.weight, CPUCap: spec.cap,
+		Kernel: kernel, Initrd: initrd, Cmdline: spec.cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
+		Mode: spec.mode, Budget: d.budget, Console: console, ConsoleIn: ent.con.reader(),
+		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: d.sw}
+	lin, err := bootLineage(d.store, &cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	vm, err := hv.New(cfg)
+	if err != nil {
+		return nil, nil, errorf(409, "%v", err)
+	}
+	return vm, lin, nil
+}
+
+// stop stops ent's VM and waits (up to a minute) for it to end.
+func (d *daemon) stop(ent *vmEntry, reason string) error {
+	ent.mu.Lock()
+	vm, done := ent.vm, ent.done
+	ent.mu.Unlock()
+	if vm == nil {
+		return errorf(409, "VM %q is not running", ent.rec.Definition.Name)
+	}
+	vm.Stop(0, reason)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(time.Minute):
+		return errorf(500, "VM %q did not stop within a minute", ent.rec.Definition.Name)
+	}
+}
+
+// destroy forgets a stopped VM: its definition goes; its lineage record,
+// event log and snapshot files stay.
+func (d *daemon) destroy(ent *vmEntry) error {
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	if ent.vm != nil || ent.busy {
+		return errorf(409, "VM %q is running: stop it first", ent.rec.Definition.Name)
+	}
+	if ent.gone {
+		return errorf(404, "VM %q was destroyed", ent.rec.Definition.Name)
+	}
+	if err := os.Remove(filepath.Join(d.dir, "vms", ent.rec.Definition.Name+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	ent.gone = true
+	d.mu.Lock()
+	delete(d.vms, ent.rec.Definition.Name)
+	d.mu.Unlock()
+	return nil
+}
+
+// shutdown stops every running VM (the daemon is stopping) and records
+// why.
+func (d *daemon) shutdown(reason string) {
+	d.mu.Lock()
+	ents := make([]*vmEntry, 0, len(d.vms))
+	for _, e := range d.vms {
+		ents = append(ents, e)
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range ents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.stop(e, reason)
+		}()
+	}
+	wg.Wait()
+	d.sc.Stop()
+}
+
+// running returns ent's VM, or a 409 if it is not running.
+func (ent *vmEntry) running() (*hv.VM, error) {
+	ent.mu.Lock()
+	defer ent.mu.Unlock()
+	if ent.vm == nil {
+		return nil, errorf(409, "VM %q is not running", ent.rec.Definition.Name)
+	}
+	return ent.vm, nil
+}
+
+// touch records activity on ent (console input, a start or resume).
+func (ent *vmEntry) touch() {
+	ent.mu.Lock()
+	ent.rec.Status.LastActive = time.Now().UTC()
+	ent.mu.Unlock()
+}
+
+// log records e in ent's event log (nothing if it never ran).
+func (ent *vmEntry) log(e lineage.Event) error {
+	ent.mu.Lock()
+	lin := ent.lin
+	ent.mu.Unlock()
+	return lin.log(e)
+}

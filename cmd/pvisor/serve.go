@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func init() {
+	register(command{"serve", "run the daemon that owns VMs, with an HTTP/JSON API on a Unix socket (docs/api.md)", runServe})
+}
+
+// defaultAPISocket is the API socket's default: $PVISOR_API, else
+// api.sock in the state directory.
+func defaultAPISocket(stateDir string) string {
+	if p := os.Getenv("PVISOR_API"); p != "" {
+		return p
+	}
+	return filepath.Join(stateDir, "api.sock")
+}
+
+// runServe is `pvisor serve`.
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
+	api := fs.String("api", "", "the API's Unix socket (default $PVISOR_API, else STATE-DIR/api.sock)")
+	mode := fs.String("api-mode", "0600", "the API socket's permissions (octal): who may connect is who may control every VM")
+	workers := fs.Int("workers", 0, "scheduler workers (0 = one per host CPU)")
+	memBudget := fs.String("mem-budget", "", "host memory all VMs together may reserve (default three quarters of host RAM)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pvisor serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var perm uint32
+	if _, err := fmt.Sscanf(*mode, "%o", &perm); err != nil || perm > 0o777 || perm&0o600 != 0o600 {
+		fmt.Fprintf(stderr, "pvisor serve: --api-mode %q: want octal permissions that include 0600\n", *mode)
+		return 2
+	}
+	if err := checkWorkers(*workers); err != nil {
+		fmt.Fprintf(stderr, "pvisor serve: --workers: %v\n", err)
+		return 2
+	}
+	budget := hostBudget()
+	if *memBudget != "" {
+		var err error
+		if budget, err = parseSize(*memBudget); err != nil {
+			fmt.Fprintf(stderr, "pvisor serve: --mem-budget: %v\n", err)
+			return 2
+		}
+	}
+	d, err := openDaemon(*stateDir, budget, *workers)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor serve: %v\n", err)
+		return 2
+	}
+	path := *api
+	if path == "" {
+		path = defaultAPISocket(d.store.Dir())
+	}
+	ln, err := listenAPI(path, os.FileMode(perm))
+	if err != nil {
+		d.shutdown("the daemon could not start")
+		fmt.Fprintf(stderr, "pvisor serve: --api: %v\n", err)
+		return 2
+	}
+	srv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "pvisor serve: %d VMs defined; API on %s (state in %s)\n", len(d.list()), path, d.store.Dir())
+	select {
+	case s := <-sigs:
+		fmt.Fprintf(stderr, "pvisor serve: %v: stopping the running VMs\n", s)
+	case err := <-served:
+		fmt.Fprintf(stderr, "pvisor serve: %v\n", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Shutdown(ctx)
+	cancel()
+	d.shutdown("stopped with the daemon (pvisor serve ended)")
+	removeOwnSocket(path, ln)
+	return 0
+}
+
+// listenAPI listens on the Unix socket path with permissions perm. A live
+// socket, or anything that is not a socket, is refused; a stale socket is
+// replaced.
+func listenAPI(path string, perm os.FileMode) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is a %s, not a socket", path, fileType(fi.Mode()))
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another pvisor serve is listening there", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	// The socket is created with no permission for anyone but the owner,
+	// then opened up to perm: never more open than asked, not even for a
+	// moment.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(path, perm); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// removeOwnSocket closes ln and removes path if it is still ln's socket.
+func removeOwnSocket(path string, ln net.Listener) {
+	fi, err := os.Lstat(path)
+	ln.Close()
+	if err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+}
+
+// apiClient talks to a pvisor serve.
+type apiClient struct {
+	path string
+	http *http.Client
+}
+
+func newAPIClient(path string) *apiClient {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &apiClient{path: path, http: &http.Client{Transport: tr, Timeout: 15 * time.Minute}}
+}
+
+var errNoDaemon = errors.New("no pvisor serve")
