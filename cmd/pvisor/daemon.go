@@ -34,7 +34,7 @@ type Definition struct {
 	Kernel  string   `json:"kernel"`
 	Initrd  string   `json:"initrd,omitempty"`
 	Cmdline string   `json:"cmdline,omitempty"`
-	Mem     string   `json:"mem,omitempty"`  // K, M or G suffix; default 256M
+	Mem     string   `json:"mem,omitempty"`   // K, M or G suffix; default 256M
 	VCPUs   int      `json:"vcpus,omitempty"` // default 1
 	Mode    string   `json:"mode,omitempty"`  // pv (default), trap, hwassist
 	Weight  int      `json:"cpu_weight,omitempty"`
@@ -172,14 +172,14 @@ type vmRecord struct {
 
 // vmEntry is one VM of the daemon.
 type vmEntry struct {
-	mu     sync.Mutex
-	rec    vmRecord
-	vm     *hv.VM     // nil unless running or paused
-	done   chan struct{} // closed when the running VM has ended
-	con    *consoleHub
-	lin    *vmLineage
-	busy   bool // a start, restore or stop is in progress
-	gone   bool // destroyed
+	mu   sync.Mutex
+	rec  vmRecord
+	vm   *hv.VM        // nil unless running or paused
+	done chan struct{} // closed when the running VM has ended
+	con  *consoleHub
+	lin  *vmLineage
+	busy bool // a start, restore or stop is in progress
+	gone bool // destroyed
 }
 
 // daemon owns the VMs.
