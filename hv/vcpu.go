@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,21 @@ type vcpu struct {
 	blockReq  bool        // vcpu_block: block once the hypercall completes
 	stealBase uint64      // steal time (ns) accounted before a restore: the guest's count goes on from it
 	exited    chan struct{}
+
+	// pub is the engine's counters as of the end of the last slice, for
+	// readers on other goroutines (VM.LiveStats); the engine's own are
+	// the vCPU goroutine's alone.
+	pubMu sync.Mutex
+	pub   cpu.Stats
+}
+
+// publishStats copies the engine's counters for other goroutines. On the
+// vCPU's goroutine, once per slice.
+func (v *vcpu) publishStats() {
+	s := v.cpu.Stats()
+	v.pubMu.Lock()
+	v.pub = s
+	v.pubMu.Unlock()
 }
 
 // chunk is the instruction budget of one engine run inside a slice: RunFor
@@ -192,6 +208,7 @@ func (v *vcpu) mayBlock(hlt bool) bool {
 // stops (Stopped, for good).
 func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 	start := time.Now()
+	defer v.publishStats()
 	defer func() {
 		// A fault of the hypervisor's own code while serving this vCPU
 		// stops this VM, not the process and its other VMs.
@@ -310,9 +327,14 @@ func (v *vcpu) hypercall(e *cpu.Exit) {
 	args := e.Hypercall.Args
 	if !v.vm.declared.Load() && !hypercall.CallableBeforeDeclare(nr) {
 		e.Hypercall.Ret = hypercall.EPROTO.Ret()
+		st.Refused.Add(1)
 		return
 	}
 	e.Hypercall.Ret = hypercall.Dispatch(&v.hc, nr, &args)
+	switch e.Hypercall.Ret {
+	case hypercall.ENOSYS.Ret(), hypercall.EPERM.Ret():
+		st.Refused.Add(1)
+	}
 	if args != e.Hypercall.Args {
 		// Out-arguments go back to their registers.
 		r := v.cpu.Regs()

@@ -164,6 +164,10 @@ type Stats struct {
 	PrivBefore uint64            // privileged-instruction exits before PV start
 	IOPorts    map[uint16]uint64 // port I/O exits by port (trap and hwassist)
 	PVStarted  bool
+	// Refused counts hypercalls the hypervisor refused outright: an
+	// unknown or retired number (-ENOSYS), a call before declare_version
+	// (-EPROTO), a call the VM has no right to (-EPERM). No lock.
+	Refused atomic.Uint64
 }
 
 // New creates a VM: admits its memory, loads the guest, prepares vCPUs.
@@ -421,8 +425,23 @@ func (vm *VM) Kind() loader.Kind { return vm.kind }
 // Name returns the VM's name.
 func (vm *VM) Name() string { return vm.cfg.Name }
 
-// EngineStats returns the engine counters of vCPU i.
+// EngineStats returns the engine counters of vCPU i. Only once the VM
+// has stopped, or from the vCPU's own goroutine; LiveEngineStats is for
+// any time.
 func (vm *VM) EngineStats(i int) cpu.Stats { return vm.vcpus[i].cpu.Stats() }
+
+// LiveEngineStats returns the engine counters of vCPU i as of the end of
+// its last slice (at most one slice old; exact while the VM is paused or
+// stopped). Safe from any goroutine.
+func (vm *VM) LiveEngineStats(i int) cpu.Stats {
+	v := vm.vcpus[i]
+	v.pubMu.Lock()
+	defer v.pubMu.Unlock()
+	return v.pub
+}
+
+// RefusedHypercalls is Stats.Refused.
+func (vm *VM) RefusedHypercalls() uint64 { return vm.stats.Refused.Load() }
 
 // StatsSnapshot returns a copy of the hypervisor counters.
 func (vm *VM) StatsSnapshot() (hcalls [64]uint64, priv map[string]uint64, before uint64, pvStarted bool) {

@@ -179,7 +179,9 @@ type vmEntry struct {
 	con  *consoleHub
 	lin  *vmLineage
 	busy bool // a start, restore or stop is in progress
-	gone bool // destroyed
+	// started is when the running VM started.
+	started time.Time
+	gone    bool // destroyed
 }
 
 // daemon owns the VMs.
@@ -344,7 +346,7 @@ func (d *daemon) start(ent *vmEntry, restore *restoreRequest) error {
 		ent.mu.Unlock()
 		return err
 	}
-	ent.vm, ent.lin, ent.done = vm, lin, make(chan struct{})
+	ent.vm, ent.lin, ent.done, ent.started = vm, lin, make(chan struct{}), time.Now()
 	ent.rec.Status.Running, ent.rec.Status.LastActive, ent.rec.Status.LastExit = true, time.Now().UTC(), ""
 	if err := d.save(ent); err != nil {
 		vm.Stop(1, "the daemon could not record the start")

@@ -160,6 +160,8 @@ var apiRoutes = []string{
 	"GET /v1/vms/{name}/console",
 	"GET /v1/vms/{name}/logs",
 	"GET /v1/vms/{name}/events",
+	"GET /v1/vms/{name}/stats",
+	"GET /v1/stats",
 }
 
 // handler is the API.
@@ -325,6 +327,25 @@ func (d *daemon) handler() http.Handler {
 		}),
 		"GET /v1/vms/{name}/events": d.withVM(func(ent *vmEntry, w http.ResponseWriter, r *http.Request) (any, error) {
 			return d.events(ent)
+		}),
+		"GET /v1/stats": func(w http.ResponseWriter, r *http.Request) (any, error) { return d.samples(), nil },
+		"GET /v1/vms/{name}/stats": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+			switch r.URL.Query().Get("format") {
+			case "", "text":
+				ent.mu.Lock()
+				since := ent.started
+				ent.mu.Unlock()
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				io.WriteString(w, statsText(vm, since))
+				return nil, nil
+			case "json":
+				st := stateRunning
+				if vm.Paused() {
+					st = statePaused
+				}
+				return sampleVM(ent.rec.Definition.Name, st, vm), nil
+			}
+			return nil, errorf(400, "format %q: want text or json", r.URL.Query().Get("format"))
 		}),
 		"GET /v1/vms/{name}/console": d.withVM(func(ent *vmEntry, w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, d.console(ent, w, r)

@@ -686,7 +686,7 @@ func hostBudget() uint64 {
 }
 
 func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
-	es := vm.EngineStats(0)
+	es := vm.LiveEngineStats(0)
 	hc, priv, before, started := vm.StatsSnapshot()
 	fmt.Fprintf(w, "generation: %s\n", generation(vm))
 	fmt.Fprintf(w, "instructions: %d\n", es.Instructions)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("api-mode", "0600", "the API socket's permissions (octal): who may connect is who may control every VM")
 	workers := fs.Int("workers", 0, "scheduler workers (0 = one per host CPU)")
 	memBudget := fs.String("mem-budget", "", "host memory all VMs together may reserve (default three quarters of host RAM)")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this socket: unix:PATH (mode 0600) or HOST:PORT (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,6 +79,27 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	srv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	if *metrics != "" {
+		var mln net.Listener
+		if p, ok := strings.CutPrefix(*metrics, "unix:"); ok {
+			mln, err = listenAPI(p, 0o600)
+			if err == nil {
+				defer removeOwnSocket(p, mln)
+			}
+		} else {
+			mln, err = net.Listen("tcp", *metrics)
+		}
+		if err != nil {
+			d.shutdown("the daemon could not start")
+			removeOwnSocket(path, ln)
+			fmt.Fprintf(stderr, "pvisor serve: --metrics: %v\n", err)
+			return 2
+		}
+		msrv := &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		fmt.Fprintf(stderr, "pvisor serve: metrics on %s\n", mln.Addr())
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
