@@ -191,6 +191,8 @@ func clientCreate(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&def.Cap, "cpu-cap", 0, "CPU cap, percent of one host CPU")
 	fs.BoolVar(&def.RNG, "rng", false, "a virtio-rng device")
 	fs.StringVar(&def.Owner, "owner", "", "an owner label for the inventory")
+	fs.StringVar(&def.IdleAfter, "idle-after", "", "idle policy: stop the VM once idle this long (10s or more, e.g. 15m)")
+	fs.StringVar(&def.IdleAction, "idle-action", "", "idle policy: stop (default) or snapshot-stop")
 	var disks, nets specList
 	fs.Var(&disks, "disk", "a disk, as pvisor run --disk; repeatable")
 	fs.Var(&nets, "net", "a NIC, as pvisor run --net; repeatable")

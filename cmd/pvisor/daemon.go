@@ -44,6 +44,31 @@ type Definition struct {
 	RNG     bool     `json:"rng,omitempty"`
 	// Owner is a free label for the inventory (who answers for the VM).
 	Owner string `json:"owner,omitempty"`
+	// IdleAfter (a Go duration, at least 10s) and IdleAction (stop, or
+	// snapshot-stop: snapshot, then stop) are the VM's idle policy: a
+	// running VM idle that long is stopped. Idle: its vCPUs and devices
+	// used under 2% of one host CPU, and no console input came, over each
+	// second (docs/api.md, "Idle VMs").
+	IdleAfter  string `json:"idle_after,omitempty"`
+	IdleAction string `json:"idle_action,omitempty"`
+}
+
+// idlePolicy returns the definition's idle policy (0: none).
+func (d *Definition) idlePolicy() (time.Duration, string, error) {
+	if d.IdleAfter == "" && d.IdleAction == "" {
+		return 0, "", nil
+	}
+	after, err := time.ParseDuration(d.IdleAfter)
+	if err != nil || after < 10*time.Second || after > 365*24*time.Hour {
+		return 0, "", fmt.Errorf("idle_after %q: want a duration from 10s to a year, such as 15m", d.IdleAfter)
+	}
+	switch d.IdleAction {
+	case "", "stop":
+		return after, "stop", nil
+	case "snapshot-stop":
+		return after, d.IdleAction, nil
+	}
+	return 0, "", fmt.Errorf("idle_action %q: want stop or snapshot-stop", d.IdleAction)
 }
 
 // maxDefinitionItems bounds a definition's lists.
@@ -111,6 +136,9 @@ func (d *Definition) spec() (vmSpec, error) {
 		}
 	}
 	s.rng = d.RNG
+	if _, _, err := d.idlePolicy(); err != nil {
+		return s, err
+	}
 	if err := checkSpecs([]vmSpec{s}); err != nil {
 		return s, err
 	}
@@ -179,8 +207,10 @@ type vmEntry struct {
 	con  *consoleHub
 	lin  *vmLineage
 	busy bool // a start, restore or stop is in progress
-	// started is when the running VM started.
+	// started is when the running VM started; lastCPU the CPU time it had
+	// used at the last idle check.
 	started time.Time
+	lastCPU time.Duration
 	gone    bool // destroyed
 }
 
@@ -194,6 +224,8 @@ type daemon struct {
 
 	mu  sync.Mutex
 	vms map[string]*vmEntry
+
+	stopIdle chan struct{} // ends watchIdle
 }
 
 // maxVMs bounds the inventory (sprawl has a ceiling).
@@ -238,7 +270,82 @@ func openDaemon(stateDir string, budget uint64, workers int) (*daemon, error) {
 		d.vms[name] = ent
 	}
 	d.sc.Start()
+	d.stopIdle = make(chan struct{})
+	go d.watchIdle(time.Second)
 	return d, nil
+}
+
+// idleCPU is the share of one host CPU under which a VM counts as idle.
+const idleCPU = 0.02
+
+// watchIdle checks every period which running VMs are active (CPU above
+// idleCPU, or console input: touch), and applies the idle policy of
+// those idle for longer than it allows.
+func (d *daemon) watchIdle(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stopIdle:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		ents := make([]*vmEntry, 0, len(d.vms))
+		for _, e := range d.vms {
+			ents = append(ents, e)
+		}
+		d.mu.Unlock()
+		now := time.Now().UTC()
+		for _, e := range ents {
+			e.mu.Lock()
+			vm := e.vm
+			if vm == nil || e.busy {
+				e.mu.Unlock()
+				continue
+			}
+			cpu := vm.CPUStats().CPU
+			if float64(cpu-e.lastCPU) > idleCPU*float64(period) {
+				e.rec.Status.LastActive = now
+			}
+			e.lastCPU = cpu
+			after, action, _ := e.rec.Definition.idlePolicy()
+			idle := after > 0 && now.Sub(e.rec.Status.LastActive) > after && !vm.Paused()
+			e.mu.Unlock()
+			if idle {
+				go d.idleStop(e, vm, action, after)
+			}
+		}
+	}
+}
+
+// idleStop applies an idle policy to e's VM.
+func (d *daemon) idleStop(e *vmEntry, vm *hv.VM, action string, after time.Duration) {
+	e.mu.Lock()
+	if e.vm != vm || e.busy {
+		e.mu.Unlock()
+		return
+	}
+	e.busy = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.busy = false
+		e.mu.Unlock()
+	}()
+	detail := fmt.Sprintf("idle for over %v", after)
+	if action == "snapshot-stop" {
+		if _, err := d.snapshot(e, vm, snapshotRequest{LeavePaused: true}); err != nil {
+			e.log(lineage.Event{Event: "idle-stop", Detail: detail + ": the snapshot failed, so it keeps running: " + err.Error()})
+			return
+		}
+	}
+	e.log(lineage.Event{Event: "idle-stop", Detail: detail + " (" + action + ")"})
+	e.mu.Lock()
+	done := e.done
+	e.mu.Unlock()
+	vm.Stop(0, "stopped by its idle policy ("+detail+")")
+	<-done
 }
 
 // save writes ent's record. Precondition: ent.mu held (or ent not yet
@@ -493,6 +600,7 @@ func (d *daemon) shutdown(reason string) {
 		}()
 	}
 	wg.Wait()
+	close(d.stopIdle)
 	d.sc.Stop()
 }
 

@@ -263,7 +263,12 @@ func (d *daemon) handler() http.Handler {
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			return d.snapshot(ent, vm, req, w)
+			info, err := d.snapshot(ent, vm, req)
+			if err != nil {
+				return nil, err
+			}
+			w.WriteHeader(http.StatusCreated)
+			return info, nil
 		}),
 		"PUT /v1/vms/{name}/memory": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req memoryRequest
@@ -466,7 +471,7 @@ func absPaths(ps ...*string) error {
 }
 
 // snapshot writes a snapshot of ent's VM and records it.
-func (d *daemon) snapshot(ent *vmEntry, vm *hv.VM, req snapshotRequest, w http.ResponseWriter) (any, error) {
+func (d *daemon) snapshot(ent *vmEntry, vm *hv.VM, req snapshotRequest) (*snapshotInfo, error) {
 	if err := absPaths(&req.Path, &req.KeyFile, &req.PassphraseFile); err != nil {
 		return nil, err
 	}
@@ -499,8 +504,7 @@ func (d *daemon) snapshot(ent *vmEntry, vm *hv.VM, req snapshotRequest, w http.R
 	if err := lin.log(lineage.Event{Event: "snapshot", Snapshot: info.ID, Path: info.Path, Level: info.PatchLevel}); err != nil {
 		return nil, err
 	}
-	w.WriteHeader(http.StatusCreated)
-	return info, nil
+	return &info, nil
 }
 
 // setSched changes the definition's weight and cap, and the running
