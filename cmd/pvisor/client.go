@@ -193,7 +193,9 @@ func clientCreate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&def.Owner, "owner", "", "an owner label for the inventory")
 	fs.StringVar(&def.IdleAfter, "idle-after", "", "idle policy: stop the VM once idle this long (10s or more, e.g. 15m)")
 	fs.StringVar(&def.IdleAction, "idle-action", "", "idle policy: stop (default) or snapshot-stop")
-	var disks, nets specList
+	fs.BoolVar(&def.OnDemand, "on-demand", false, "start the VM (or restore its latest snapshot) when a client attaches to its console or connects to an endpoint")
+	var disks, nets, endpoints specList
+	fs.Var(&endpoints, "endpoint", "with --on-demand: LISTEN=GUEST-IP:PORT, LISTEN unix:PATH or 127.0.0.1:PORT, forwarded into the guest; repeatable")
 	fs.Var(&disks, "disk", "a disk, as pvisor run --disk; repeatable")
 	fs.Var(&nets, "net", "a NIC, as pvisor run --net; repeatable")
 	return clientRun(f, args, -1, "(NAME --kernel K [flags] | --config FILE)", stderr, func(c *apiClient, a []string) error {
@@ -218,7 +220,7 @@ func clientCreate(args []string, stdout, stderr io.Writer) int {
 			if len(a) != 1 {
 				return errors.New("give the VM's name")
 			}
-			def.Name, def.Disks, def.Nets = a[0], disks, nets
+			def.Name, def.Disks, def.Nets, def.Endpoints = a[0], disks, nets, endpoints
 		}
 		// Paths are the client's: the daemon needs them absolute.
 		absTo := func(p string) string {

@@ -51,6 +51,12 @@ type Definition struct {
 	// second (docs/api.md, "Idle VMs").
 	IdleAfter  string `json:"idle_after,omitempty"`
 	IdleAction string `json:"idle_action,omitempty"`
+	// OnDemand VMs start (or restore from their latest snapshot) when a
+	// client attaches to the console or connects to an endpoint:
+	// LISTEN=GUEST-IP:PORT, LISTEN unix:PATH or 127.0.0.1:PORT
+	// (daemon_ondemand.go).
+	OnDemand  bool     `json:"on_demand,omitempty"`
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // idlePolicy returns the definition's idle policy (0: none).
@@ -139,6 +145,17 @@ func (d *Definition) spec() (vmSpec, error) {
 	if _, _, err := d.idlePolicy(); err != nil {
 		return s, err
 	}
+	if len(d.Endpoints) > maxDefinitionItems {
+		return s, fmt.Errorf("%d endpoints: at most %d", len(d.Endpoints), maxDefinitionItems)
+	}
+	if len(d.Endpoints) > 0 && !d.OnDemand {
+		return s, errors.New("endpoints start a VM on demand: set on_demand too")
+	}
+	for _, e := range d.Endpoints {
+		if _, err := parseEndpoint(e); err != nil {
+			return s, err
+		}
+	}
 	if err := checkSpecs([]vmSpec{s}); err != nil {
 		return s, err
 	}
@@ -207,6 +224,7 @@ type vmEntry struct {
 	con  *consoleHub
 	lin  *vmLineage
 	busy bool // a start, restore or stop is in progress
+	od      *onDemand // its endpoints, if on demand
 	// started is when the running VM started; lastCPU the CPU time it had
 	// used at the last idle check.
 	started time.Time
@@ -269,6 +287,11 @@ func openDaemon(stateDir string, budget uint64, workers int) (*daemon, error) {
 		}
 		d.vms[name] = ent
 	}
+	for _, ent := range d.vms {
+		if err := d.serveEndpoints(ent); err != nil {
+			ent.rec.Status.LastExit = "its endpoints could not be served: " + err.Error()
+		}
+	}
 	d.sc.Start()
 	d.stopIdle = make(chan struct{})
 	go d.watchIdle(time.Second)
@@ -305,7 +328,7 @@ func (d *daemon) watchIdle(period time.Duration) {
 				continue
 			}
 			cpu := vm.CPUStats().CPU
-			if float64(cpu-e.lastCPU) > idleCPU*float64(period) {
+			if float64(cpu-e.lastCPU) > idleCPU*float64(period) || e.od != nil && e.od.conns > 0 {
 				e.rec.Status.LastActive = now
 			}
 			e.lastCPU = cpu
@@ -395,7 +418,13 @@ func (d *daemon) create(def Definition) (*vmEntry, error) {
 		return nil, errorf(409, "the daemon has %d VMs, its maximum: destroy some first", maxVMs)
 	}
 	ent := &vmEntry{rec: vmRecord{Definition: def, Status: vmStatus{Created: time.Now().UTC()}}, con: newConsoleHub()}
+	if err := d.serveEndpoints(ent); err != nil {
+		return nil, errorf(409, "%v", err)
+	}
 	if err := d.save(ent); err != nil {
+		if ent.od != nil {
+			ent.od.close()
+		}
 		return nil, err
 	}
 	d.vms[def.Name] = ent
@@ -576,6 +605,10 @@ func (d *daemon) destroy(ent *vmEntry) error {
 		return err
 	}
 	ent.gone = true
+	if ent.od != nil {
+		ent.od.close()
+		ent.od = nil
+	}
 	d.mu.Lock()
 	delete(d.vms, ent.rec.Definition.Name)
 	d.mu.Unlock()
@@ -593,6 +626,11 @@ func (d *daemon) shutdown(reason string) {
 	d.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, e := range ents {
+		e.mu.Lock()
+		if e.od != nil {
+			e.od.close()
+		}
+		e.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -583,6 +583,11 @@ func (d *daemon) console(ent *vmEntry, w http.ResponseWriter, r *http.Request) e
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "pvisor-console") {
 		return errorf(400, "console: send Upgrade: pvisor-console (pvisor console does)")
 	}
+	if ent.rec.Definition.OnDemand {
+		if _, err := d.ensureRunning(ent); err != nil {
+			return err
+		}
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return errorf(500, "console: the connection cannot be taken over")

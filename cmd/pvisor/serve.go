@@ -38,6 +38,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("api-mode", "0600", "the API socket's permissions (octal): who may connect is who may control every VM")
 	workers := fs.Int("workers", 0, "scheduler workers (0 = one per host CPU)")
 	memBudget := fs.String("mem-budget", "", "host memory all VMs together may reserve (default three quarters of host RAM)")
+	var uplinks specList
+	fs.Var(&uplinks, "uplink", "connect a segment of the VMs' switch to the host through a TAP interface: segment=NAME,tap=IFNAME; repeatable (needs CAP_NET_ADMIN)")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this socket: unix:PATH (mode 0600) or HOST:PORT (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -67,6 +69,21 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor serve: %v\n", err)
 		return 2
+	}
+	for _, v := range uplinks {
+		u, err := parseUplink(v)
+		if err == nil {
+			var tap interface{ Close() error }
+			tap, err = d.sw.ConnectTAP(u.segment, u.tap)
+			if err == nil {
+				defer tap.Close()
+			}
+		}
+		if err != nil {
+			d.shutdown("the daemon could not start")
+			fmt.Fprintf(stderr, "pvisor serve: --uplink: %v\n", err)
+			return 2
+		}
 	}
 	path := *api
 	if path == "" {
