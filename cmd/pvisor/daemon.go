@@ -223,8 +223,8 @@ type vmEntry struct {
 	done chan struct{} // closed when the running VM has ended
 	con  *consoleHub
 	lin  *vmLineage
-	busy bool // a start, restore or stop is in progress
-	od      *onDemand // its endpoints, if on demand
+	busy bool      // a start, restore or stop is in progress
+	od   *onDemand // its endpoints, if on demand
 	// started is when the running VM started; lastCPU the CPU time it had
 	// used at the last idle check.
 	started time.Time
