@@ -197,6 +197,23 @@ func TestTopAndMetrics(t *testing.T) {
 		}
 	}
 
+	// A pv guest doing port I/O and MSR accesses after its PV start-up:
+	// violations, in top and as events.
+	d.must("create", "top-viol", "--kernel", tg, "--mem", "64M", "--cmdline", "spin=io,msr")
+	d.must("start", "top-viol")
+	if !waitFor(time.Minute, func() bool { return strings.Contains(d.must("events", "top-viol"), `"violation"`) }) {
+		t.Errorf("no violation event for a pv guest making privileged exits:\n%s", d.must("events", "top-viol"))
+	}
+	if s := top()["top-viol"]; s.Priv == 0 {
+		t.Errorf("top shows no privileged exits for top-viol: %+v", s)
+	}
+	for _, mode := range []string{"pv", "trap"} {
+		if ev := d.must("events", "top-"+mode); strings.Contains(ev, `"violation"`) {
+			t.Errorf("top-%s (no violations) has a violation event:\n%s", mode, ev)
+		}
+	}
+	d.must("stop", "top-viol")
+
 	// The live view: a row per VM, with its state.
 	screen := d.must("top", "-n", "1", "--interval", "200ms")
 	for _, mode := range []string{"pv", "trap"} {

@@ -8,12 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
-	"github.com/pvisor/pvisor/hv/cpu"
+	hvcpu "github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/lineage"
 	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/mm"
@@ -83,7 +84,7 @@ const maxDefinitionItems = 16
 // spec validates d into a vmSpec; files are checked to exist.
 func (d *Definition) spec() (vmSpec, error) {
 	var s vmSpec
-	s.memBytes, s.vcpus, s.mode = 256<<20, 1, cpu.ModePV
+	s.memBytes, s.vcpus, s.mode = 256<<20, 1, hvcpu.ModePV
 	set := func(k, v string) error {
 		if err := s.set(k, v); err != nil {
 			return err
@@ -229,6 +230,9 @@ type vmEntry struct {
 	// used at the last idle check.
 	started time.Time
 	lastCPU time.Duration
+	// lastPriv and lastRefused are the violation counters at the last
+	// check.
+	lastPriv, lastRefused uint64
 	gone    bool // destroyed
 }
 
@@ -332,6 +336,18 @@ func (d *daemon) watchIdle(period time.Duration) {
 				e.rec.Status.LastActive = now
 			}
 			e.lastCPU = cpu
+			// Violations: privileged instructions after PV start-up and
+			// refused hypercalls, one event per second that has new ones.
+			_, priv, _, _ := vm.StatsSnapshot()
+			var p uint64
+			for _, n := range priv {
+				p += n
+			}
+			ref := vm.RefusedHypercalls()
+			if vm.Mode() == hvcpu.ModePV && (p > e.lastPriv || ref > e.lastRefused) {
+				go e.log(lineage.Event{Event: "violation", Detail: fmt.Sprintf("%d privileged instructions after PV start-up and %d refused hypercalls in the last second (%d and %d in all)", p-e.lastPriv, ref-e.lastRefused, p, ref)})
+			}
+			e.lastPriv, e.lastRefused = p, ref
 			after, action, _ := e.rec.Definition.idlePolicy()
 			idle := after > 0 && now.Sub(e.rec.Status.LastActive) > after && !vm.Paused()
 			e.mu.Unlock()
@@ -428,6 +444,9 @@ func (d *daemon) create(def Definition) (*vmEntry, error) {
 		return nil, err
 	}
 	d.vms[def.Name] = ent
+	if l, err := d.store.ForName(def.Name); err == nil {
+		(&vmLineage{l: l, name: def.Name}).log(lineage.Event{Event: "created", Detail: "owner " + strconv.Quote(def.Owner)})
+	}
 	return ent, nil
 }
 
@@ -483,6 +502,7 @@ func (d *daemon) start(ent *vmEntry, restore *restoreRequest) error {
 		return err
 	}
 	ent.vm, ent.lin, ent.done, ent.started = vm, lin, make(chan struct{}), time.Now()
+	ent.lastCPU, ent.lastPriv, ent.lastRefused = 0, 0, 0
 	ent.rec.Status.Running, ent.rec.Status.LastActive, ent.rec.Status.LastExit = true, time.Now().UTC(), ""
 	if err := d.save(ent); err != nil {
 		vm.Stop(1, "the daemon could not record the start")
