@@ -30,6 +30,7 @@ type vcpu struct {
 	blockReq  bool        // vcpu_block: block once the hypercall completes
 	stealBase uint64      // steal time (ns) accounted before a restore: the guest's count goes on from it
 	exited    chan struct{}
+	pub       regsPub // the registers as last published for introspection (introspect.go)
 }
 
 // chunk is the instruction budget of one engine run inside a slice: RunFor
@@ -199,6 +200,14 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d: internal error: %v\n%s", v.id, r, debug.Stack()))
 			close(v.exited)
 			used, st = time.Since(start), sched.Stopped
+			return
+		}
+		// Every slice ends by publishing the registers it leaves behind,
+		// for a monitor's introspect_vcpu (introspect.go). A stopped vCPU
+		// has no monitor left (its VM's grants ended with the stop), and
+		// Run may be tearing the engine down.
+		if st != sched.Stopped {
+			v.publish()
 		}
 	}()
 	v.vm.writeSteal(v)
