@@ -472,3 +472,45 @@ func TestIntrospectRevokeWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPublish is what a vCPU pays at the end of every slice to
+// publish its registers for introspection.
+func BenchmarkPublish(b *testing.B) {
+	vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: introMem, Mode: cpu.ModePV, Budget: mm.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.res.Release()
+	v := vm.vcpus[0]
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		v.publish()
+	}
+}
+
+// BenchmarkIntrospectRead is one INTROSPECT_READ_MAX read by a monitor.
+func BenchmarkIntrospectRead(b *testing.B) {
+	budget := mm.NewBudget(1 << 30)
+	var vms []*VM
+	for _, name := range []string{"mon", "tgt"} {
+		vm, err := New(Config{Kernel: elfImage(helloGuest), MemBytes: introMem, Mode: cpu.ModePV, Budget: budget, Name: name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer vm.res.Release()
+		defer vm.Stop(0, "end of benchmark")
+		vms = append(vms, vm)
+	}
+	hd, err := Grant(vms[0], vms[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &vms[0].vcpus[0].hc
+	b.SetBytes(hypercall.IntrospectReadMax)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, e := h.IntrospectRead(uint64(hd), uint64(i%200)<<16, introBuf, hypercall.IntrospectReadMax); e != 0 {
+			b.Fatal(e)
+		}
+	}
+}
