@@ -2,8 +2,10 @@
 // the exit loop that dispatches hypercalls through the generated table,
 // event channels with upcall delivery, timers and pvclock, the console
 // backend, strict-PV accounting, the virtio-mmio devices of trap and
-// hwassist mode (mmiodev.go), and the hypercall transport's virtio slots of
-// pv mode with hot-plug (pvdev.go, hypercalls_virtio.go).
+// hwassist mode (mmiodev.go), the hypercall transport's virtio slots of
+// pv mode with hot-plug (pvdev.go, hypercalls_virtio.go), and read-only
+// introspection of one VM by another under the operator's grant
+// (introspect.go).
 //
 // Invariants:
 //   - Guest memory is reached only through the VM's mm.Reservation (Slice),
@@ -29,7 +31,11 @@
 //     the VM is paused.
 //
 // Concurrency: VM.mu protects the exit status and the stop flag; each
-// vcpu's state belongs to its goroutine except the atomic timer flag.
+// vcpu's state belongs to its goroutine except the atomic timer flag and
+// the copy of its registers it publishes for introspection (vcpu.pub,
+// under its own mutex). A monitor's introspect calls read the target's
+// memory on the monitor's goroutine, under the target's intro.memMu
+// (introspect.go), and never write it.
 //
 // Trust boundary: everything read from guest memory or registers is hostile.
 package hv

@@ -31,21 +31,22 @@ type vcpu struct {
 	blockReq  bool        // vcpu_block: block once the hypercall completes
 	stealBase uint64      // steal time (ns) accounted before a restore: the guest's count goes on from it
 	exited    chan struct{}
+	pub       regsPub // the registers as last published for introspection (introspect.go)
 
-	// pub is the engine's counters as of the end of the last slice, for
-	// readers on other goroutines (VM.LiveStats); the engine's own are
-	// the vCPU goroutine's alone.
-	pubMu sync.Mutex
-	pub   cpu.Stats
+	// statsPub is the engine's counters as of the end of the last slice,
+	// for readers on other goroutines (VM.LiveEngineStats); the engine's
+	// own are the vCPU goroutine's alone.
+	statsMu  sync.Mutex
+	statsPub cpu.Stats
 }
 
 // publishStats copies the engine's counters for other goroutines. On the
 // vCPU's goroutine, once per slice.
 func (v *vcpu) publishStats() {
 	s := v.cpu.Stats()
-	v.pubMu.Lock()
-	v.pub = s
-	v.pubMu.Unlock()
+	v.statsMu.Lock()
+	v.statsPub = s
+	v.statsMu.Unlock()
 }
 
 // chunk is the instruction budget of one engine run inside a slice: RunFor
@@ -216,6 +217,14 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 			v.vm.stop(ExitEngineStop, fmt.Sprintf("vCPU %d: internal error: %v\n%s", v.id, r, debug.Stack()))
 			close(v.exited)
 			used, st = time.Since(start), sched.Stopped
+			return
+		}
+		// Every slice ends by publishing the registers it leaves behind,
+		// for a monitor's introspect_vcpu (introspect.go). A stopped vCPU
+		// has no monitor left (its VM's grants ended with the stop), and
+		// Run may be tearing the engine down.
+		if st != sched.Stopped {
+			v.publish()
 		}
 	}()
 	v.vm.writeSteal(v)

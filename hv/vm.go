@@ -152,6 +152,9 @@ type VM struct {
 	// genChanged: the generation ID is new (a restore): raise
 	// VIRQ_GENERATION on vCPU 0.
 	genChanged atomic.Bool
+	// intro is the VM's introspection grants, as a monitor and as a
+	// target (introspect.go).
+	intro introState
 
 	stats Stats
 }
@@ -318,6 +321,7 @@ func (vm *VM) Run() ExitStatus {
 		vm.sched.Start()
 	}
 	for _, v := range vm.vcpus {
+		v.publish() // a monitor sees the entry (or restored) state until the first slice ends
 		v.h.Store(vm.svm.AddVCPU(v))
 	}
 	if vm.resumeOnRun {
@@ -346,6 +350,7 @@ func (vm *VM) Run() ExitStatus {
 		v.stopTimer()
 	}
 	vm.stopDevices()
+	vm.releaseIntrospection()
 	vm.res.Release()
 	dropped := vm.out.close()
 	vm.mu.Lock()
@@ -387,6 +392,7 @@ func (vm *VM) end(st ExitStatus) {
 	vm.stopped = true
 	vm.status = st
 	vm.mu.Unlock()
+	vm.dropGrants() // a grant never outlives either of its VMs
 	close(vm.done)
 	// A paused VM's vCPUs must run once more to see the stop and leave
 	// (Run waits for them): the scheduler takes them back.
@@ -435,9 +441,9 @@ func (vm *VM) EngineStats(i int) cpu.Stats { return vm.vcpus[i].cpu.Stats() }
 // stopped). Safe from any goroutine.
 func (vm *VM) LiveEngineStats(i int) cpu.Stats {
 	v := vm.vcpus[i]
-	v.pubMu.Lock()
-	defer v.pubMu.Unlock()
-	return v.pub
+	v.statsMu.Lock()
+	defer v.statsMu.Unlock()
+	return v.statsPub
 }
 
 // RefusedHypercalls is Stats.Refused.

@@ -48,6 +48,10 @@ const (
 	NrVmGeneration       = 41
 	NrPatchLevel         = 42
 	NrVmLineage          = 43
+	NrIntrospectTargets  = 44
+	NrIntrospectMemmap   = 45
+	NrIntrospectRead     = 46
+	NrIntrospectVCPU     = 47
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -141,6 +145,14 @@ type Handlers interface {
 	PatchLevel(level, release, len uint64) (uint64, Errno)
 	// VmLineage: Copies struct pvisor_lineage to the guest: the VM's patch level, the highest its lineage has seen, and flags: LINEAGE_RESTORED when the VM was restored from a snapshot, LINEAGE_ROLLED_BACK when the operator restored it below its lineage's level with --allow-rollback, so the guest knows it may lack fixes its lineage had. FEATURE_LINEAGE says the call exists.
 	VmLineage(buf uint64) (uint64, Errno)
+	// IntrospectTargets: Copies the introspection grants the calling VM holds to the guest, as an array of struct pvisor_introspect_target: per grant a handle, and the target VM's name, memory size, vCPU count and mode. The operator grants a monitor VM read access to a target VM (pvisor ctl grant M introspect T) and revokes it (pvisor ctl revoke M introspect T); a grant also ends when the target or the monitor stops, so it never outlives the target. A handle names one grant and is never reused: once revoked, or once its target has stopped, it reaches no VM again. A VM holds at most INTROSPECT_MAX_GRANTS grants; no grant is transitive (a target's own grants give its monitor nothing). FEATURE_INTROSPECT says the introspect calls exist.
+	IntrospectTargets(buf, cap uint64) (uint64, Errno)
+	// IntrospectMemmap: Copies the target's guest-physical memory map (struct pvisor_memmap_entry, MEMMAP_* types: what the target's own memory_map returns) to the calling guest. The memory map is the loader's; frames the target gave back with balloon_out are not marked in it (introspect_read returns zeros for them).
+	IntrospectMemmap(handle, buf, cap uint64) (uint64, Errno)
+	// IntrospectRead: Copies bytes [gpa, gpa+len) of the target's guest-physical memory into the caller's buffer. It is read-only: no introspect call writes the target's memory or registers, and none exists that could. Frames the target gave back with balloon_out read as zeros; addresses outside the target's RAM are refused, so no byte of the host or of a third VM is ever reachable. The target keeps running: the bytes are as the target's memory held them during the copy (a page it writes meanwhile may be copied half old, half new). At most INTROSPECT_READ_MAX bytes per call, copied on the caller's vCPU and charged to the caller's CPU time, so a monitor that reads without pause is held to its own weight and cap.
+	IntrospectRead(handle, gpa, buf, len uint64) (uint64, Errno)
+	// IntrospectVCPU: Copies the architectural registers of one of the target's vCPUs (struct pvisor_introspect_vcpu: the general-purpose registers, RIP, RFLAGS, CR0, CR2, CR3, CR4, EFER, the FS and GS bases, CS, SS and CPL) to the calling guest, so that a monitor can walk the target's page tables from CR3. A vCPU publishes a copy of its registers each time it leaves its time slice (when it is preempted, yields, blocks or halts), and the call returns the last copy: it is at most one time slice old, and seq tells copies apart. Read-only: nothing the call does reaches the target's registers.
+	IntrospectVCPU(handle, vcpu, buf uint64) (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
@@ -387,6 +399,30 @@ func Dispatch(h Handlers, nr uint64, args *[6]uint64) uint64 {
 		return result(ret, err)
 	case 43: // vm_lineage
 		ret, err := h.VmLineage(args[0])
+		return result(ret, err)
+	case 44: // introspect_targets
+		ret, err := h.IntrospectTargets(args[0], args[1])
+		return result(ret, err)
+	case 45: // introspect_memmap
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.IntrospectMemmap(args[0], args[1], args[2])
+		return result(ret, err)
+	case 46: // introspect_read
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.IntrospectRead(args[0], args[1], args[2], args[3])
+		return result(ret, err)
+	case 47: // introspect_vcpu
+		if args[0] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		if args[1] > 0xffffffff {
+			return EINVAL.Ret()
+		}
+		ret, err := h.IntrospectVCPU(args[0], args[1], args[2])
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

@@ -9,7 +9,8 @@ import (
 // name in guestkit/include/pvisor/hypercall.h (generated from these by
 // reflection): little-endian, naturally aligned, padded explicitly.
 
-// Limits and constants of the ABI (the virtio ones since ABI 2).
+// Limits and constants of the ABI (the virtio ones since ABI 2, the
+// introspect ones since ABI 5).
 const (
 	MaxVCPUs    = 32   // vCPUs described by the shared-info page
 	MaxPorts    = 512  // event-channel ports per VM
@@ -30,6 +31,18 @@ const (
 	FeatureVirtio   = 1 << 7
 	FeatureVMGen    = 1 << 8
 	FeatureLineage  = 1 << 9
+	// FeatureIntrospect: the introspect_* calls (since ABI 5).
+	FeatureIntrospect = 1 << 10
+
+	IntrospectReadMax   = 64 << 10 // bytes per introspect_read
+	IntrospectMaxGrants = 16       // grants one VM holds at a time
+	IntrospectNameMax   = 64       // bytes of pvisor_introspect_target.name
+
+	IntrospectModePV       = 0 // pvisor_introspect_target.mode: pv
+	IntrospectModeTrap     = 1 // trap (trap-and-emulate)
+	IntrospectModeHWAssist = 2 // hwassist
+
+	IntrospectVCPUBlocked = 1 << 0 // pvisor_introspect_vcpu.flags: the vCPU was halted or blocked when it published
 
 	PatchReleaseMax = 64 // bytes of the release string patch_level takes
 	PatchDeclareMax = 16 // patch_level calls per boot or restore
@@ -77,7 +90,7 @@ const (
 )
 
 // Features is word 0 of the features call in this build.
-const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen | FeatureLineage
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen | FeatureLineage | FeatureIntrospect
 
 // Const is a named constant exported to the C header and the docs.
 type Const struct {
@@ -106,6 +119,14 @@ var Consts = []Const{
 	{"FEATURE_VIRTIO", FeatureVirtio, "the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2)"},
 	{"FEATURE_VM_GENERATION", FeatureVMGen, "vm_generation: the VM generation ID, new at every restore (since ABI 3)"},
 	{"FEATURE_LINEAGE", FeatureLineage, "patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4)"},
+	{"FEATURE_INTROSPECT", FeatureIntrospect, "introspect_targets, introspect_memmap, introspect_read and introspect_vcpu: read-only introspection of another VM under the operator's grant (since ABI 5)"},
+	{"INTROSPECT_READ_MAX", IntrospectReadMax, "bytes per introspect_read"},
+	{"INTROSPECT_MAX_GRANTS", IntrospectMaxGrants, "introspection grants one VM holds at a time"},
+	{"INTROSPECT_NAME_MAX", IntrospectNameMax, "bytes of pvisor_introspect_target.name (NUL-padded; a longer name is cut)"},
+	{"INTROSPECT_MODE_PV", IntrospectModePV, "pvisor_introspect_target.mode: the target runs in pv mode"},
+	{"INTROSPECT_MODE_TRAP", IntrospectModeTrap, "pvisor_introspect_target.mode: trap mode"},
+	{"INTROSPECT_MODE_HWASSIST", IntrospectModeHWAssist, "pvisor_introspect_target.mode: hwassist mode"},
+	{"INTROSPECT_VCPU_BLOCKED", IntrospectVCPUBlocked, "pvisor_introspect_vcpu.flags: the vCPU was halted or blocked (waiting for an event) when it published its registers"},
 	{"PATCH_RELEASE_MAX", PatchReleaseMax, "bytes of the release string patch_level takes"},
 	{"PATCH_DECLARE_MAX", PatchDeclareMax, "patch_level calls a VM may make per boot or restore (each may write the host's lineage record)"},
 	{"LINEAGE_ROLLED_BACK", LineageRolledBack, "pvisor_lineage flags: the VM was restored from a snapshot below its lineage's patch level, by the operator's --allow-rollback"},
@@ -244,9 +265,41 @@ type Lineage struct {
 	_          [4]uint8
 }
 
+// IntrospectTarget is one grant introspect_targets reports (since ABI 5):
+// its handle and what the target VM is.
+type IntrospectTarget struct {
+	Handle  uint32 // names the grant in the other introspect calls; never reused
+	VCPUs   uint32 // the target's vCPU count
+	MemSize uint64 // bytes of the target's RAM: introspect_read takes [0, MemSize)
+	Mode    uint32 // INTROSPECT_MODE_*
+	_       [4]uint8
+	Name    [IntrospectNameMax]uint8 // the target's name, NUL-padded
+}
+
+// IntrospectVCPU is a target vCPU's architectural registers as
+// introspect_vcpu reports them (since ABI 5). GPR is in the x86 encoding
+// order: RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8-R15.
+type IntrospectVCPU struct {
+	GPR    [16]uint64
+	RIP    uint64
+	RFLAGS uint64
+	CR0    uint64
+	CR2    uint64
+	CR3    uint64 // the target's page-table root (guest-physical, with its flag bits)
+	CR4    uint64
+	EFER   uint64
+	FSBase uint64
+	GSBase uint64
+	Seq    uint64 // publications so far: a new copy has a larger seq
+	CS     uint32 // code segment selector
+	SS     uint32 // stack segment selector
+	CPL    uint32 // current privilege level, 0-3
+	Flags  uint32 // INTROSPECT_VCPU_BLOCKED
+}
+
 // Structs lists the shared structures for the generator, in dependency
 // order.
-var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}, Lineage{}}
+var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}, Lineage{}, IntrospectTarget{}, IntrospectVCPU{}}
 
 // Encode lays out a fixed-layout ABI value (or a slice of them) as the
 // guest sees it: little-endian, in field order, padding included.

@@ -20,6 +20,9 @@ func TestSharedLayout(t *testing.T) {
 		{MMUOp{}, 24, map[string]uintptr{"Kind": 0, "Result": 4, "A": 8, "B": 16}},
 		{MeasuredBoot{}, 104, map[string]uintptr{"Version": 0, "Algo": 4, "Kernel": 8, "Initrd": 40, "Cmdline": 72}},
 		{VirtioInfo{}, 48, map[string]uintptr{"DeviceID": 0, "VendorID": 4, "DeviceFeatures": 8, "NumQueues": 16, "QueueNumMax": 20, "ConfigLen": 24, "ConfigGeneration": 28, "Status": 32, "Generation": 36, "Flags": 40}},
+		{Lineage{}, 24, map[string]uintptr{"PatchLevel": 0, "Highest": 8, "Flags": 16}},
+		{IntrospectTarget{}, 88, map[string]uintptr{"Handle": 0, "VCPUs": 4, "MemSize": 8, "Mode": 16, "Name": 24}},
+		{IntrospectVCPU{}, 224, map[string]uintptr{"GPR": 0, "RIP": 128, "RFLAGS": 136, "CR0": 144, "CR2": 152, "CR3": 160, "CR4": 168, "EFER": 176, "FSBase": 184, "GSBase": 192, "Seq": 200, "CS": 208, "SS": 212, "CPL": 216, "Flags": 220}},
 	} {
 		typ := reflect.TypeOf(tc.v)
 		if typ.Size() != tc.size {

@@ -415,5 +415,45 @@ var Table = []Call{
 		},
 		Result: "0",
 		Errors: []Err{{EFAULT, "the structure is not entirely in the VM's memory"}},
+	}, {
+		Nr: 44, Name: "introspect_targets", Group: "introspect", Since: 5,
+		Doc: "Copies the introspection grants the calling VM holds to the guest, as an array of struct pvisor_introspect_target: per grant a handle, and the target VM's name, memory size, vCPU count and mode. The operator grants a monitor VM read access to a target VM (pvisor ctl grant M introspect T) and revokes it (pvisor ctl revoke M introspect T); a grant also ends when the target or the monitor stops, so it never outlives the target. A handle names one grant and is never reused: once revoked, or once its target has stopped, it reaches no VM again. A VM holds at most INTROSPECT_MAX_GRANTS grants; no grant is transitive (a target's own grants give its monitor nothing). FEATURE_INTROSPECT says the introspect calls exist.",
+		Args: []Arg{
+			{Name: "buf", Reg: RDI, Type: GPA, Doc: "guest-physical address of an array of struct pvisor_introspect_target"},
+			{Name: "cap", Reg: RSI, Type: U64, Doc: "number of entries the array holds"},
+		},
+		Result: "the number of grants the VM holds (at most cap entries are written, oldest grant first); 0 when it holds none",
+		Errors: []Err{{EFAULT, "the entries to write are not entirely in the VM's memory"}},
+	}, {
+		Nr: 45, Name: "introspect_memmap", Group: "introspect", Since: 5,
+		Doc: "Copies the target's guest-physical memory map (struct pvisor_memmap_entry, MEMMAP_* types: what the target's own memory_map returns) to the calling guest. The memory map is the loader's; frames the target gave back with balloon_out are not marked in it (introspect_read returns zeros for them).",
+		Args: []Arg{
+			{Name: "handle", Reg: RDI, Type: U32, Doc: "a grant's handle (introspect_targets)"},
+			{Name: "buf", Reg: RSI, Type: GPA, Doc: "guest-physical address of an entry array in the caller's memory"},
+			{Name: "cap", Reg: RDX, Type: U64, Doc: "number of entries the array holds"},
+		},
+		Result: "the total number of entries of the target's map (at most cap are written)",
+		Errors: []Err{{EPERM, "handle names no grant the VM holds: never granted, or revoked"}, {ENOENT, "the grant ended because its target stopped"}, {EFAULT, "the entries to write are not entirely in the VM's memory"}},
+	}, {
+		Nr: 46, Name: "introspect_read", Group: "introspect", Since: 5,
+		Doc: "Copies bytes [gpa, gpa+len) of the target's guest-physical memory into the caller's buffer. It is read-only: no introspect call writes the target's memory or registers, and none exists that could. Frames the target gave back with balloon_out read as zeros; addresses outside the target's RAM are refused, so no byte of the host or of a third VM is ever reachable. The target keeps running: the bytes are as the target's memory held them during the copy (a page it writes meanwhile may be copied half old, half new). At most INTROSPECT_READ_MAX bytes per call, copied on the caller's vCPU and charged to the caller's CPU time, so a monitor that reads without pause is held to its own weight and cap.",
+		Args: []Arg{
+			{Name: "handle", Reg: RDI, Type: U32, Doc: "a grant's handle (introspect_targets)"},
+			{Name: "gpa", Reg: RSI, Type: U64, Doc: "guest-physical address in the target's memory"},
+			{Name: "buf", Reg: RDX, Type: GPA, Doc: "guest-physical address of the buffer in the caller's memory"},
+			{Name: "len", Reg: R10, Type: U64, Doc: "number of bytes, at most INTROSPECT_READ_MAX"},
+		},
+		Result: "the number of bytes copied (len)",
+		Errors: []Err{{EPERM, "handle names no grant the VM holds: never granted, or revoked"}, {ENOENT, "the grant ended because its target stopped"}, {EINVAL, "len > INTROSPECT_READ_MAX, or [gpa, gpa+len) is not entirely inside the target's RAM (from 0 to its memory size)"}, {EFAULT, "[buf, buf+len) is not entirely in the VM's memory"}},
+	}, {
+		Nr: 47, Name: "introspect_vcpu", Group: "introspect", Since: 5,
+		Doc: "Copies the architectural registers of one of the target's vCPUs (struct pvisor_introspect_vcpu: the general-purpose registers, RIP, RFLAGS, CR0, CR2, CR3, CR4, EFER, the FS and GS bases, CS, SS and CPL) to the calling guest, so that a monitor can walk the target's page tables from CR3. A vCPU publishes a copy of its registers each time it leaves its time slice (when it is preempted, yields, blocks or halts), and the call returns the last copy: it is at most one time slice old, and seq tells copies apart. Read-only: nothing the call does reaches the target's registers.",
+		Args: []Arg{
+			{Name: "handle", Reg: RDI, Type: U32, Doc: "a grant's handle (introspect_targets)"},
+			{Name: "vcpu", Reg: RSI, Type: U32, Doc: "the target's vCPU, below its vCPU count"},
+			{Name: "buf", Reg: RDX, Type: GPA, Doc: "guest-physical address of a struct pvisor_introspect_vcpu in the caller's memory"},
+		},
+		Result: "0",
+		Errors: []Err{{EPERM, "handle names no grant the VM holds: never granted, or revoked"}, {ENOENT, "the grant ended because its target stopped"}, {EINVAL, "vcpu is not below the target's vCPU count"}, {EAGAIN, "the target has not started running yet: no registers are published"}, {EFAULT, "the structure is not entirely in the VM's memory"}},
 	},
 }

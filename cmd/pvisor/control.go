@@ -30,7 +30,7 @@ import (
 // snapshot, device-attach, device-detach, device-limits, stop.
 
 func init() {
-	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, snapshot, patch-level, device-*, stop)", runCtl})
+	register(command{"ctl", "look at and change the VMs of a running pvisor (list, sched-credit, mem-set, pause, resume, snapshot, patch-level, device-*, grant, revoke, stop)", runCtl})
 }
 
 type ctlRequest struct {
@@ -58,6 +58,8 @@ type ctlRequest struct {
 	Encrypt        bool   `json:"encrypt,omitempty"`
 	// patch-level: Level.
 	Level uint64 `json:"level,omitempty"`
+	// grant, revoke: VM (the monitor) may read Target (introspection).
+	Target string `json:"target,omitempty"`
 }
 
 type ctlVM struct {
@@ -88,6 +90,9 @@ type ctlVM struct {
 	Release        string `json:"release,omitempty"`
 	Restored       bool   `json:"restored,omitempty"`
 	RolledBack     bool   `json:"rolled_back,omitempty"`
+	// Introspects are the introspection grants the VM holds: "TARGET
+	// (handle N)".
+	Introspects []string `json:"introspects,omitempty"`
 }
 
 type ctlReply struct {
@@ -95,6 +100,8 @@ type ctlReply struct {
 	VMs   []ctlVM `json:"vms,omitempty"`
 	// Slot is where device-attach put the device.
 	Slot *int `json:"slot,omitempty"`
+	// Handle is the introspection grant's handle (grant).
+	Handle *uint32 `json:"handle,omitempty"`
 }
 
 // controlServer answers requests about a fixed set of VMs.
@@ -259,13 +266,61 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 		if err := vm.SetPatchLevel(req.Level); err != nil {
 			return fmt.Errorf("patch-level %s: %v", vm.Name(), err)
 		}
+	case "grant", "revoke":
+		h, err := s.introspectGrant(req.Op, vm, req.Target)
+		if err != nil {
+			return err
+		}
+		if req.Op == "grant" {
+			rep.Handle = &h
+		}
 	case "stop":
 		vm.Stop(0, "stopped by the operator (pvisor ctl stop)")
 	default:
-		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume, snapshot, patch-level, device-attach, device-detach, device-limits or stop", req.Op)
+		return fmt.Errorf("unknown op %q: want list, sched-credit, mem-set, pause, resume, snapshot, patch-level, device-attach, device-detach, device-limits, grant, revoke or stop", req.Op)
 	}
 	rep.VMs = []ctlVM{describe(vm)}
 	return nil
+}
+
+// introspectGrant is `grant M introspect T` (op "grant") and `revoke M
+// introspect T`: monitor gets (or loses) read-only introspection of the
+// VM named target. Each is an event in both VMs' logs; a grant that
+// cannot be logged is taken back, so every grant in force is on record.
+func (s *controlServer) introspectGrant(op string, monitor *hv.VM, target string) (uint32, error) {
+	t, err := s.find(target)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s introspect %q: %v", op, monitor.Name(), target, err)
+	}
+	events := func(h uint32) (lineage.Event, lineage.Event) {
+		if op == "grant" {
+			return lineage.Event{Event: "grant", Detail: fmt.Sprintf("introspect: may read the memory and registers of %s (handle %d)", t.Name(), h)},
+				lineage.Event{Event: "grant", Detail: fmt.Sprintf("introspect: memory and registers readable by %s (handle %d)", monitor.Name(), h)}
+		}
+		return lineage.Event{Event: "revoke", Detail: "introspect: may no longer read " + t.Name()},
+			lineage.Event{Event: "revoke", Detail: "introspect: no longer readable by " + monitor.Name()}
+	}
+	var h uint32
+	if op == "grant" {
+		if h, err = hv.Grant(monitor, t); err != nil {
+			return 0, fmt.Errorf("grant %s introspect %s: %v", monitor.Name(), t.Name(), err)
+		}
+	} else if err := hv.Revoke(monitor, t); err != nil {
+		return 0, fmt.Errorf("revoke %s introspect %s: %v", monitor.Name(), t.Name(), err)
+	}
+	me, te := events(h)
+	lerr := s.lineageOf(monitor).log(me)
+	if lerr == nil {
+		lerr = s.lineageOf(t).log(te)
+	}
+	if lerr != nil && op == "grant" {
+		hv.Revoke(monitor, t)
+		return 0, fmt.Errorf("grant %s introspect %s: not given, it could not be logged: %v", monitor.Name(), t.Name(), lerr)
+	}
+	if lerr != nil {
+		return 0, fmt.Errorf("revoke %s introspect %s: revoked, but not logged: %v", monitor.Name(), t.Name(), lerr)
+	}
+	return h, nil
 }
 
 // lineageOf is vm's lineage, nil if it has none.
@@ -319,6 +374,9 @@ func describe(vm *hv.VM) ctlVM {
 	l := vm.Lineage()
 	d.Lineage = hex.EncodeToString(l.ID[:])
 	d.PatchLevel, d.LineageHighest, d.Release, d.Restored, d.RolledBack = l.PatchLevel, l.Highest, l.Release, l.Restored, l.RolledBack
+	for _, g := range vm.Grants() {
+		d.Introspects = append(d.Introspects, fmt.Sprintf("%s (handle %d)", g.Target.Name(), g.Handle))
+	}
 	return d
 }
 
@@ -341,6 +399,7 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			"       pvisor ctl --control PATH mem-set VM SIZE\n"+
 			"       pvisor ctl --control PATH pause|resume|stop VM\n"+
 			"       pvisor ctl --control PATH patch-level VM N\n"+
+			"       pvisor ctl --control PATH grant|revoke MONITOR introspect TARGET   (MONITOR may read TARGET's memory and registers)\n"+
 			"       pvisor ctl --control PATH [--log FILE] restore SNAP [pvisor run --restore flags...]\n"+
 			"       pvisor ctl --control PATH [--leave-paused] [--key-file F | --passphrase-file F [--encrypt]] snapshot VM FILE\n"+
 			"       pvisor ctl --control PATH device-attach VM disk=PATH[,ro][,bw=..][,iops=..] | net=segment=NAME[,mac=..][,bw=..][,ops=..] | rng\n"+
@@ -386,6 +445,15 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 			req.Bytes = n
 		}
 	case "pause", "resume", "stop":
+	case "grant", "revoke":
+		want = 4
+		if len(a) == 4 {
+			if a[2] != "introspect" {
+				fmt.Fprintf(stderr, "pvisor ctl: %s %s %q: the only right is introspect (%s MONITOR introspect TARGET)\n", a[0], a[1], a[2], a[0])
+				return 2
+			}
+			req.Target = a[3]
+		}
 	case "patch-level":
 		want = 3
 		if len(a) == 3 {
@@ -477,6 +545,10 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: slot %d\n", req.VM, *rep.Slot)
 		return 0
 	}
+	if rep.Handle != nil {
+		fmt.Fprintf(stdout, "%s may read %s: introspection grant handle %d\n", req.VM, req.Target, *rep.Handle)
+		return 0
+	}
 	if req.Op != "list" {
 		return 0
 	}
@@ -505,6 +577,9 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, line)
 		for _, d := range v.Devices {
 			fmt.Fprintf(stdout, "%s: %s\n", v.Name, d)
+		}
+		for _, g := range v.Introspects {
+			fmt.Fprintf(stdout, "%s: may read %s: introspection\n", v.Name, g)
 		}
 	}
 	return 0

@@ -233,7 +233,7 @@ type vmEntry struct {
 	// lastPriv and lastRefused are the violation counters at the last
 	// check.
 	lastPriv, lastRefused uint64
-	gone    bool // destroyed
+	gone                  bool // destroyed
 }
 
 // daemon owns the VMs.

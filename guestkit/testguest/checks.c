@@ -1214,6 +1214,47 @@ static void check_virtio(void)
 	}
 }
 
+/* ---- introspection without a grant (ABI 5) ---- */
+
+/*
+ * The checks' VM holds no introspection grant: introspect_targets lists
+ * none (and so writes nothing, wherever its buffer is), and every call that
+ * takes a handle answers -EPERM for any handle, before it looks at its
+ * other arguments; a handle or vCPU wider than 32 bits is -EINVAL first.
+ * (tests/monitor_test.go checks them with a grant.)
+ */
+static void check_introspect(void)
+{
+	static struct pvisor_introspect_target tg[2];
+	static struct pvisor_introspect_vcpu r;
+	static struct pvisor_memmap_entry me[2];
+	static const u64 handles[] = {0, 1, 2, 0x7fffffffUL, 0xffffffffUL};
+
+	check_u((u64)pvisor_features(0) & PVISOR_FEATURE_INTROSPECT, PVISOR_FEATURE_INTROSPECT,
+		"features word 0 has FEATURE_INTROSPECT");
+	memset(tg, 0xee, sizeof(tg));
+	check_eq(pvisor_introspect_targets((u64)tg, 2), 0, "introspect_targets with no grant -> 0");
+	check(tg[0].handle == 0xeeeeeeeeU, "introspect_targets with no grant writes nothing");
+	check_eq(pvisor_introspect_targets(FAR_GPA, 2), 0, "introspect_targets with no grant, buffer outside RAM -> 0");
+	check_eq(pvisor_introspect_targets((u64)tg, ~0UL), 0, "introspect_targets with no grant, cap 2^64-1 -> 0");
+	for (u64 i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
+		u64 h = handles[i];
+
+		check_eq(pvisor_introspect_memmap(h, (u64)me, 2), -EPERM, D("introspect_memmap(handle 0x%lx) with no grant -> -EPERM", h));
+		check_eq(pvisor_introspect_read(h, 0x100000, (u64)tg, 8), -EPERM,
+			 D("introspect_read(handle 0x%lx) with no grant -> -EPERM", h));
+		check_eq(pvisor_introspect_vcpu(h, 0, (u64)&r), -EPERM, D("introspect_vcpu(handle 0x%lx) with no grant -> -EPERM", h));
+	}
+	check_eq(pvisor_introspect_read(1, ~0UL - 3, FAR_GPA, PVISOR_INTROSPECT_READ_MAX + 1), -EPERM,
+		 "introspect_read with no grant and every other argument bad -> -EPERM (the grant is checked first)");
+	check_eq(pvisor_introspect_memmap(1, FAR_GPA, 2), -EPERM, "introspect_memmap with no grant, buffer outside RAM -> -EPERM");
+	check_eq(pvisor_introspect_vcpu(1, 5, FAR_GPA), -EPERM, "introspect_vcpu with no grant, vCPU 5, buffer outside RAM -> -EPERM");
+	check_eq(pvisor_introspect_memmap(1UL << 32 | 1, (u64)me, 2), -EINVAL, "introspect_memmap with a 33-bit handle -> -EINVAL");
+	check_eq(pvisor_introspect_read(1UL << 32 | 1, 0, (u64)tg, 8), -EINVAL, "introspect_read with a 33-bit handle -> -EINVAL");
+	check_eq(pvisor_introspect_vcpu(1UL << 32 | 1, 0, (u64)&r), -EINVAL, "introspect_vcpu with a 33-bit handle -> -EINVAL");
+	check_eq(pvisor_introspect_vcpu(1, 1UL << 32, (u64)&r), -EINVAL, "introspect_vcpu with a 33-bit vCPU -> -EINVAL");
+}
+
 void run_checks(void)
 {
 	mem_end = start_info->mem_size & ~0xfffUL;
@@ -1233,6 +1274,7 @@ void run_checks(void)
 	check_eq(pvisor_console_read((u64)desc, 16), 0, "console_read still returns 0 at the end");
 	check_block_wakeup();
 	check_balloon_tss();
+	check_introspect();
 }
 
 /* ---- benchmarks and spin ---- */

@@ -507,9 +507,11 @@ static void rand_op(u64 i)
  *   - shutdown: reasons 0..2 get an upper bit (-EINVAL).
  *   - console_write: a valid non-empty range gets length 0 (no console flood).
  *   - calls that write guest memory (console_read, memory_map,
- *     measured_boot, virtio_info, virtio_config_read, vm_generation): a
- *     buffer that starts in RAM moves into the scratch page BUF, its length
- *     cut to fit it.
+ *     measured_boot, virtio_info, virtio_config_read, vm_generation,
+ *     vm_lineage): a buffer that starts in RAM moves into the scratch page
+ *     BUF, its length cut to fit it. (The introspect calls write only under
+ *     an operator's grant, which a hostile VM never holds: they answer 0 or
+ *     -EPERM and write nothing.)
  *   - mmu_batch and the balloon calls: an array that starts in RAM moves
  *     into the scratch pages OPS or GFNS, keeping its length (so one running
  *     past the end of RAM still fails); their contents are random ops and
@@ -550,8 +552,9 @@ static void fix_args(u64 nr, u64 *a)
 			a[1] = SCRATCH_BUF + (a[1] & 0xff8) % (4096 - sizeof(struct pvisor_virtio_info));
 		break;
 	case PVISOR_HC_VM_GENERATION:
+	case PVISOR_HC_VM_LINEAGE:
 		if (a[0] < mem_end)
-			a[0] = SCRATCH_BUF + (a[0] & 0xff8) % (4096 - 16);
+			a[0] = SCRATCH_BUF + (a[0] & 0xff8) % (4096 - sizeof(struct pvisor_lineage));
 		break;
 	case PVISOR_HC_VIRTIO_CONFIG_READ:
 		if (a[2] < mem_end) {

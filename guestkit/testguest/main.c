@@ -1,7 +1,7 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
  * command line (the checks, bench=NAME [iters=K], spin, idle, steal, clockpause, count[=N], fill, scan,
- * balloon or hostile[=ATTACKS], hostile.c).
+ * balloon, hostile[=ATTACKS] (hostile.c), plant=HEX at=GPA or monitor=HEX (monitor.c)).
  */
 #include "testguest.h"
 
@@ -158,6 +158,16 @@ void tg_main(struct pvisor_start_info *si)
 		}
 		name[n] = 0;
 		run_bench(name, iters);
+	}
+
+	const char *mon = cmdline_find(cmdline, "monitor=");
+	if (mon || (p = cmdline_find(cmdline, "plant="))) {
+		pvisor_declare_version(PVISOR_ABI_VERSION);
+		console_enable();
+		if (mon)
+			monitor(mon);
+		const char *at = cmdline_find(cmdline, "at=");
+		plant(p, at ? parse_u64(at, 0) : 0);
 	}
 
 	if (cmdline_find(cmdline, "scan")) {

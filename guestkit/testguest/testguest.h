@@ -126,6 +126,10 @@ void balloon_driver(void) __attribute__((noreturn));
 void run_scan(void);
 u64 pvclock_now(void);
 
+/* monitor.c */
+void plant(const char *hex, u64 at) __attribute__((noreturn));
+void monitor(const char *hex) __attribute__((noreturn));
+
 /* hostile.c */
 void hostile(const char *cmdline) __attribute__((noreturn));
 

@@ -85,7 +85,7 @@ func (r *Record) IsCompromised(id string) bool {
 type Event struct {
 	Time  time.Time `json:"time"`
 	VM    string    `json:"vm,omitempty"`
-	Event string    `json:"event"` // boot, patch-level, snapshot, restore, rollback, restore-refused, mark-compromised
+	Event string    `json:"event"` // boot, patch-level, snapshot, restore, rollback, restore-refused, mark-compromised, grant, revoke
 	// Snapshot is the snapshot's ID (hex) and Path where it is, for the
 	// snapshot events.
 	Snapshot string `json:"snapshot,omitempty"`

@@ -62,7 +62,11 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_VM_GENERATION              41
 #define PVISOR_HC_PATCH_LEVEL                42
 #define PVISOR_HC_VM_LINEAGE                 43
-#define PVISOR_HC_COUNT                      44 /* numbers at or above this are unassigned */
+#define PVISOR_HC_INTROSPECT_TARGETS         44
+#define PVISOR_HC_INTROSPECT_MEMMAP          45
+#define PVISOR_HC_INTROSPECT_READ            46
+#define PVISOR_HC_INTROSPECT_VCPU            47
+#define PVISOR_HC_COUNT                      48 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -78,7 +82,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_EPROTO                        71
 
 /* Constants. */
-#define PVISOR_ABI_VERSION                   0x4ULL /* ABI version of this header */
+#define PVISOR_ABI_VERSION                   0x5ULL /* ABI version of this header */
 #define PVISOR_MAX_VCPUS                     0x20ULL /* vCPUs described by the shared-info page */
 #define PVISOR_MAX_PORTS                     0x200ULL /* event-channel ports per VM */
 #define PVISOR_CONSOLE_MAX                   0x1000ULL /* bytes per console_write / console_read */
@@ -95,6 +99,14 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_VIRTIO                0x80ULL /* the hypercall virtio transport: the virtio_* calls and VIRQ_VIRTIO (since ABI 2) */
 #define PVISOR_FEATURE_VM_GENERATION         0x100ULL /* vm_generation: the VM generation ID, new at every restore (since ABI 3) */
 #define PVISOR_FEATURE_LINEAGE               0x200ULL /* patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4) */
+#define PVISOR_FEATURE_INTROSPECT            0x400ULL /* introspect_targets, introspect_memmap, introspect_read and introspect_vcpu: read-only introspection of another VM under the operator's grant (since ABI 5) */
+#define PVISOR_INTROSPECT_READ_MAX           0x10000ULL /* bytes per introspect_read */
+#define PVISOR_INTROSPECT_MAX_GRANTS         0x10ULL /* introspection grants one VM holds at a time */
+#define PVISOR_INTROSPECT_NAME_MAX           0x40ULL /* bytes of pvisor_introspect_target.name (NUL-padded; a longer name is cut) */
+#define PVISOR_INTROSPECT_MODE_PV            0x0ULL /* pvisor_introspect_target.mode: the target runs in pv mode */
+#define PVISOR_INTROSPECT_MODE_TRAP          0x1ULL /* pvisor_introspect_target.mode: trap mode */
+#define PVISOR_INTROSPECT_MODE_HWASSIST      0x2ULL /* pvisor_introspect_target.mode: hwassist mode */
+#define PVISOR_INTROSPECT_VCPU_BLOCKED       0x1ULL /* pvisor_introspect_vcpu.flags: the vCPU was halted or blocked (waiting for an event) when it published its registers */
 #define PVISOR_PATCH_RELEASE_MAX             0x40ULL /* bytes of the release string patch_level takes */
 #define PVISOR_PATCH_DECLARE_MAX             0x10ULL /* patch_level calls a VM may make per boot or restore (each may write the host's lineage record) */
 #define PVISOR_LINEAGE_ROLLED_BACK           0x1ULL /* pvisor_lineage flags: the VM was restored from a snapshot below its lineage's patch level, by the operator's --allow-rollback */
@@ -223,6 +235,35 @@ struct pvisor_lineage {
 	pv_u8 _pad0[4]; /* offset 20 */
 };
 _Static_assert(sizeof(struct pvisor_lineage) == 24, "pvisor_lineage size");
+
+struct pvisor_introspect_target {
+	pv_u32 handle; /* offset 0 */
+	pv_u32 vcpus; /* offset 4 */
+	pv_u64 mem_size; /* offset 8 */
+	pv_u32 mode; /* offset 16 */
+	pv_u8 _pad0[4]; /* offset 20 */
+	pv_u8 name[64]; /* offset 24 */
+};
+_Static_assert(sizeof(struct pvisor_introspect_target) == 88, "pvisor_introspect_target size");
+
+struct pvisor_introspect_vcpu {
+	pv_u64 gpr[16]; /* offset 0 */
+	pv_u64 rip; /* offset 128 */
+	pv_u64 rflags; /* offset 136 */
+	pv_u64 cr0; /* offset 144 */
+	pv_u64 cr2; /* offset 152 */
+	pv_u64 cr3; /* offset 160 */
+	pv_u64 cr4; /* offset 168 */
+	pv_u64 efer; /* offset 176 */
+	pv_u64 fs_base; /* offset 184 */
+	pv_u64 gs_base; /* offset 192 */
+	pv_u64 seq; /* offset 200 */
+	pv_u32 cs; /* offset 208 */
+	pv_u32 ss; /* offset 212 */
+	pv_u32 cpl; /* offset 216 */
+	pv_u32 flags; /* offset 220 */
+};
+_Static_assert(sizeof(struct pvisor_introspect_vcpu) == 224, "pvisor_introspect_vcpu size");
 
 /* Set by the guest to the virtual address of the hypercall page. */
 extern unsigned long pvisor_hypercall_entry;
@@ -864,6 +905,86 @@ static inline long pvisor_vm_lineage(pv_u64 buf)
 
 	r[0] = buf;
 	ret = pvisor_hypercall6(PVISOR_HC_VM_LINEAGE, r);
+	return ret;
+}
+
+/* Copies the introspection grants the calling VM holds to the guest, as an
+ * array of struct pvisor_introspect_target: per grant a handle, and the target
+ * VM's name, memory size, vCPU count and mode. The operator grants a monitor VM
+ * read access to a target VM (pvisor ctl grant M introspect T) and revokes it
+ * (pvisor ctl revoke M introspect T); a grant also ends when the target or the
+ * monitor stops, so it never outlives the target. A handle names one grant and
+ * is never reused: once revoked, or once its target has stopped, it reaches no
+ * VM again. A VM holds at most INTROSPECT_MAX_GRANTS grants; no grant is
+ * transitive (a target's own grants give its monitor nothing).
+ * FEATURE_INTROSPECT says the introspect calls exist. */
+static inline long pvisor_introspect_targets(pv_u64 buf, pv_u64 cap)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = buf;
+	r[1] = cap;
+	ret = pvisor_hypercall6(PVISOR_HC_INTROSPECT_TARGETS, r);
+	return ret;
+}
+
+/* Copies the target's guest-physical memory map (struct pvisor_memmap_entry,
+ * MEMMAP_* types: what the target's own memory_map returns) to the calling
+ * guest. The memory map is the loader's; frames the target gave back with
+ * balloon_out are not marked in it (introspect_read returns zeros for them). */
+static inline long pvisor_introspect_memmap(pv_u64 handle, pv_u64 buf, pv_u64 cap)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = handle;
+	r[1] = buf;
+	r[2] = cap;
+	ret = pvisor_hypercall6(PVISOR_HC_INTROSPECT_MEMMAP, r);
+	return ret;
+}
+
+/* Copies bytes [gpa, gpa+len) of the target's guest-physical memory into the
+ * caller's buffer. It is read-only: no introspect call writes the target's
+ * memory or registers, and none exists that could. Frames the target gave back
+ * with balloon_out read as zeros; addresses outside the target's RAM are
+ * refused, so no byte of the host or of a third VM is ever reachable. The
+ * target keeps running: the bytes are as the target's memory held them during
+ * the copy (a page it writes meanwhile may be copied half old, half new). At
+ * most INTROSPECT_READ_MAX bytes per call, copied on the caller's vCPU and
+ * charged to the caller's CPU time, so a monitor that reads without pause is
+ * held to its own weight and cap. */
+static inline long pvisor_introspect_read(pv_u64 handle, pv_u64 gpa, pv_u64 buf, pv_u64 len)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = handle;
+	r[1] = gpa;
+	r[2] = buf;
+	r[3] = len;
+	ret = pvisor_hypercall6(PVISOR_HC_INTROSPECT_READ, r);
+	return ret;
+}
+
+/* Copies the architectural registers of one of the target's vCPUs (struct
+ * pvisor_introspect_vcpu: the general-purpose registers, RIP, RFLAGS, CR0, CR2,
+ * CR3, CR4, EFER, the FS and GS bases, CS, SS and CPL) to the calling guest, so
+ * that a monitor can walk the target's page tables from CR3. A vCPU publishes a
+ * copy of its registers each time it leaves its time slice (when it is
+ * preempted, yields, blocks or halts), and the call returns the last copy: it
+ * is at most one time slice old, and seq tells copies apart. Read-only: nothing
+ * the call does reaches the target's registers. */
+static inline long pvisor_introspect_vcpu(pv_u64 handle, pv_u64 vcpu, pv_u64 buf)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = handle;
+	r[1] = vcpu;
+	r[2] = buf;
+	ret = pvisor_hypercall6(PVISOR_HC_INTROSPECT_VCPU, r);
 	return ret;
 }
 
