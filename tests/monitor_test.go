@@ -44,6 +44,57 @@ func TestMonitorGrant(t *testing.T) {
 	for _, mode := range []string{"pv", "trap"} {
 		t.Run(mode, func(t *testing.T) { testMonitorGrant(t, mode) })
 	}
+	t.Run("daemon", testMonitorGrantDaemon)
+}
+
+// testMonitorGrantDaemon: the same grant through pvisor serve's verbs
+// (pvisor grant, pvisor revoke): refused for a stopped target, then the
+// monitor finds the marker, then the old handle is -EPERM again; both VMs'
+// event logs have the grant and the revoke.
+func testMonitorGrantDaemon(t *testing.T) {
+	tg := testguest(t)
+	d := startDaemon(t, t.TempDir())
+	mk := make([]byte, 16)
+	if _, err := rand.Read(mk); err != nil {
+		t.Fatal(err)
+	}
+	marker := hex.EncodeToString(mk)
+	at := fmt.Sprintf("0x%x", 8<<20+randBelow(t, (24<<20)/4096)*4096+randBelow(t, 4096-16))
+	d.must("create", "tgt", "--kernel", tg, "--mem", "32M", "--cmdline", "plant="+marker+" at="+at)
+	d.must("create", "mon", "--kernel", tg, "--mem", "32M", "--cmdline", "monitor="+marker)
+	d.must("start", "mon")
+	if out, code := d.cli("", "grant", "mon", "introspect", "tgt"); code == 0 || !strings.Contains(out, "not running") {
+		t.Errorf("a grant on a stopped target: exit %d: %s", code, out)
+	}
+	d.must("start", "tgt")
+	logs := func(vm string) string { out, _ := d.cli("", "logs", vm); return out }
+	const long = 3 * time.Minute
+	if !waitFor(long, func() bool { return strings.Contains(logs("tgt"), "plant: marker of 16 bytes at gpa="+at) }) {
+		t.Fatalf("the target did not plant its marker:\n%s", tail(logs("tgt"), 2000))
+	}
+	if out := d.must("grant", "mon", "introspect", "tgt"); !strings.Contains(out, "handle 1") {
+		t.Errorf("pvisor grant: %q", out)
+	}
+	done := regexp.MustCompile(`(?m)^monitor: scan done handle=1 bytes=0x2000000 reads=\d+ hits=1$`)
+	if !waitFor(long, func() bool { return done.MatchString(logs("mon")) }) {
+		t.Fatalf("the monitor did not scan the target:\n%s", tail(logs("mon"), 3000))
+	}
+	if !strings.Contains(logs("mon"), "monitor: hit gpa="+at+"\n") {
+		t.Errorf("the monitor did not find the marker at %s:\n%s", at, tail(logs("mon"), 3000))
+	}
+	d.must("revoke", "mon", "introspect", "tgt")
+	again := regexp.MustCompile(`(?s)scan done handle=1.*\nmonitor: state round=\d+ grants=0 h1=-1\n`)
+	if !waitFor(long, func() bool { return again.MatchString(logs("mon")) }) {
+		t.Errorf("after pvisor revoke the monitor's handle is not -EPERM:\n%s", tail(logs("mon"), 2000))
+	}
+	for _, vm := range []string{"mon", "tgt"} {
+		ev := d.must("events", vm)
+		if !strings.Contains(ev, `"grant"`) || !strings.Contains(ev, `"revoke"`) {
+			t.Errorf("%s's events lack the grant and revoke:\n%s", vm, ev)
+		}
+	}
+	d.must("stop", "tgt")
+	d.must("stop", "mon")
 }
 
 // testIntrospectABIReadOnly: the introspect group has no call that could

@@ -43,6 +43,8 @@ func init() {
 		{"logs", "a VM's console output (the last 256 KiB)", clientLogs},
 		{"events", "a VM's event log", clientEvents},
 		{"patch-level", "set a running VM's patch level: patch-level VM N", clientPatchLevel},
+		{"grant", "let a monitor VM read another's memory and registers: grant MONITOR introspect TARGET", clientGrant(true)},
+		{"revoke", "take a grant back: revoke MONITOR introspect TARGET", clientGrant(false)},
 	} {
 		register(c)
 	}
@@ -513,4 +515,35 @@ func clientConsole(args []string, stdout, stderr io.Writer) int {
 		}
 		return nil
 	})
+}
+
+func clientGrant(give bool) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int {
+		name := "revoke"
+		if give {
+			name = "grant"
+		}
+		f := newClientFlags(name, stderr)
+		return clientRun(f, args, 3, "MONITOR introspect TARGET", stderr, func(c *apiClient, a []string) error {
+			if a[1] != "introspect" {
+				return fmt.Errorf("%q: the one kind of grant is introspect", a[1])
+			}
+			var out map[string]any
+			var err error
+			if give {
+				err = c.do("POST", vmPath(a[0], "/grants"), grantRequest{Kind: "introspect", Target: a[2]}, &out)
+			} else {
+				err = c.do("DELETE", vmPath(a[0], "/grants/", url.PathEscape(a[2])), nil, &out)
+			}
+			if err != nil {
+				return err
+			}
+			if give {
+				fmt.Fprintf(stdout, "%s may read %s: introspection grant handle %v\n", a[0], a[2], out["handle"])
+			} else {
+				fmt.Fprintf(stdout, "%s may no longer read %s\n", a[0], a[2])
+			}
+			return nil
+		})
+	}
 }

@@ -162,6 +162,14 @@ var apiRoutes = []string{
 	"GET /v1/vms/{name}/events",
 	"GET /v1/vms/{name}/stats",
 	"GET /v1/stats",
+	"POST /v1/vms/{name}/grants",
+	"DELETE /v1/vms/{name}/grants/{target}",
+}
+
+// grantRequest is POST /v1/vms/{name}/grants: VM name may read Target.
+type grantRequest struct {
+	Kind   string `json:"kind"` // "introspect"
+	Target string `json:"target"`
 }
 
 // handler is the API.
@@ -351,6 +359,19 @@ func (d *daemon) handler() http.Handler {
 				return sampleVM(ent.rec.Definition.Name, st, vm), nil
 			}
 			return nil, errorf(400, "format %q: want text or json", r.URL.Query().Get("format"))
+		}),
+		"POST /v1/vms/{name}/grants": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+			var req grantRequest
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+			if req.Kind != "introspect" {
+				return nil, errorf(400, "grant kind %q: want introspect", req.Kind)
+			}
+			return d.grant(ent, vm, req.Target, true)
+		}),
+		"DELETE /v1/vms/{name}/grants/{target}": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+			return d.grant(ent, vm, r.PathValue("target"), false)
 		}),
 		"GET /v1/vms/{name}/console": d.withVM(func(ent *vmEntry, w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, d.console(ent, w, r)
@@ -632,4 +653,41 @@ func (d *daemon) console(ent *vmEntry, w http.ResponseWriter, r *http.Request) e
 			return nil
 		}
 	}
+}
+
+// grant gives (or, with !give, takes back) monitor VM ent the right to
+// read the running VM target's memory and registers (docs/security.md,
+// "Introspection"). Both VMs' logs record it; a grant that cannot be
+// logged is taken back.
+func (d *daemon) grant(ent *vmEntry, monitor *hv.VM, target string, give bool) (any, error) {
+	tent, err := d.get(target)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tent.running()
+	if err != nil {
+		return nil, err
+	}
+	if give {
+		h, err := hv.Grant(monitor, t)
+		if err != nil {
+			return nil, errorf(409, "grant %s introspect %s: %v", monitor.Name(), t.Name(), err)
+		}
+		e1 := ent.log(lineage.Event{Event: "grant", Detail: fmt.Sprintf("introspect: may read the memory and registers of %s (handle %d)", t.Name(), h)})
+		e2 := tent.log(lineage.Event{Event: "grant", Detail: fmt.Sprintf("introspect: memory and registers readable by %s (handle %d)", monitor.Name(), h)})
+		if e1 != nil || e2 != nil {
+			hv.Revoke(monitor, t)
+			return nil, fmt.Errorf("grant %s introspect %s: not given, it could not be logged: %v", monitor.Name(), t.Name(), errors.Join(e1, e2))
+		}
+		return map[string]any{"monitor": monitor.Name(), "target": t.Name(), "handle": h}, nil
+	}
+	if err := hv.Revoke(monitor, t); err != nil {
+		return nil, errorf(409, "revoke %s introspect %s: %v", monitor.Name(), t.Name(), err)
+	}
+	e1 := ent.log(lineage.Event{Event: "revoke", Detail: "introspect: may no longer read " + t.Name()})
+	e2 := tent.log(lineage.Event{Event: "revoke", Detail: "introspect: no longer readable by " + monitor.Name()})
+	if err := errors.Join(e1, e2); err != nil {
+		return nil, fmt.Errorf("revoke %s introspect %s: revoked, but not logged: %v", monitor.Name(), t.Name(), err)
+	}
+	return map[string]any{"monitor": monitor.Name(), "target": t.Name(), "revoked": true}, nil
 }

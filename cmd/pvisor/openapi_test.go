@@ -79,7 +79,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	types := map[string]any{
 		"Definition": Definition{}, "VM": apiVM{}, "Snapshot": snapshotInfo{}, "SnapshotRequest": snapshotRequest{},
 		"RestoreRequest": restoreRequest{}, "MemoryRequest": memoryRequest{}, "SchedRequest": schedRequest{},
-		"PatchLevelRequest": patchLevelRequest{}, "DeviceRequest": deviceRequest{}, "Event": lineage.Event{}, "Sample": vmSample{},
+		"PatchLevelRequest": patchLevelRequest{}, "DeviceRequest": deviceRequest{}, "Event": lineage.Event{}, "Sample": vmSample{}, "GrantRequest": grantRequest{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]
