@@ -3,6 +3,7 @@ package hv
 import (
 	"errors"
 
+	"github.com/pvisor/pvisor/hv/diskcrypt"
 	"github.com/pvisor/pvisor/hv/virtio"
 )
 
@@ -12,7 +13,15 @@ import (
 func openDisk(d Disk, id string) (*virtio.Block, error) {
 	o := virtio.BlockOptions{ReadOnly: d.ReadOnly, ID: id}
 	if d.Key != nil {
-		return nil, errors.New("encrypted disk images are not supported yet")
+		s, err := diskcrypt.Open(d.Path, d.Key, diskcrypt.Options{ReadOnly: d.ReadOnly})
+		if err != nil {
+			return nil, err
+		}
+		b, err := virtio.NewBlockStore(s, o)
+		if err != nil {
+			s.Close()
+		}
+		return b, err
 	}
 	if d.Overlay != "" {
 		return nil, errors.New("copy-on-write overlays are not supported yet")

@@ -78,7 +78,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	weight := fs.Int("cpu-weight", 0, "CPU weight: share under contention (default 256)")
 	capPct := fs.Int("cpu-cap", 0, "CPU cap: percent of one host CPU (0 = none)")
 	var diskFlags specList
-	fs.Var(&diskFlags, "disk", "attach a raw image file as a virtio-blk disk (PATH or PATH,ro): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode; repeatable")
+	fs.Var(&diskFlags, "disk", "attach an image file as a virtio-blk disk (PATH[,ro][,bw=BYTES/s][,iops=N/s]; an encrypted image (pvisor disk) with ,key=FILE or ,passphrase=FILE): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode; repeatable")
 	rng := fs.Bool("rng", false, "attach a virtio-rng device (after the disks, on the same transport)")
 	var netFlags specList
 	fs.Var(&netFlags, "net", "attach a virtio-net NIC to a segment of pvisor's switch, on the same transport as disks:\nsegment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s]; repeatable")

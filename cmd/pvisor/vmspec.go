@@ -40,7 +40,7 @@ var vmKeys = []struct{ key, doc string }{
 	{"mode", "pv, trap or hwassist"},
 	{"cpu-weight", "share under contention (default 256)"},
 	{"cpu-cap", "ceiling, percent of one host CPU (0 = none)"},
-	{"disk", "a virtio-blk disk, PATH or PATH,ro, as --disk; repeatable"},
+	{"disk", "a virtio-blk disk, PATH[,ro][,key=FILE|,passphrase=FILE], as --disk; repeatable"},
 	{"net", "a NIC, segment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s], as --net; repeatable"},
 	{"cmdline", "kernel command line; must come last, takes the rest of the spec, commas included"},
 }
@@ -121,10 +121,14 @@ func (s *vmSpec) set(key, val string) error {
 	return nil
 }
 
+// diskKeyOptions are the options of a --vm spec's disk= item besides ro
+// (an encrypted image's key).
+var diskKeyOptions = []string{"key", "passphrase"}
+
 // parseVMSpec reads a --vm value, key=value pairs separated by commas, over
 // the defaults in base. cmdline= takes the rest of the value. A disk's and
 // a NIC's options follow it as items of their own, as in --disk and --net:
-// disk=PATH,ro and net=segment=NAME,mac=MAC,bw=BYTES/s,ops=N/s.
+// disk=PATH,ro,key=FILE and net=segment=NAME,mac=MAC,bw=BYTES/s,ops=N/s.
 func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 	s := base
 	var pendKey, pendVal string // a disk= or net= item and the options after it
@@ -145,7 +149,7 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 		}
 		key, val, ok := strings.Cut(item, "=")
 		switch {
-		case pendKey == "disk" && item == "ro", pendKey == "net" && ok && slices.Contains(netOptions, key):
+		case pendKey == "disk" && (item == "ro" || ok && slices.Contains(diskKeyOptions, key)), pendKey == "net" && ok && slices.Contains(netOptions, key):
 			pendVal += "," + item
 			continue
 		}
@@ -280,13 +284,17 @@ func checkSpecs(specs []vmSpec) error {
 	return checkNICs(specs)
 }
 
-// parseDisk parses a --disk value: PATH[,ro][,bw=BYTES/s][,iops=N/s]. bw
+// parseDisk parses a --disk value:
+// PATH[,ro][,bw=BYTES/s][,iops=N/s][,key=FILE|,passphrase=FILE]. bw
 // bounds the bytes the guest moves per second (a K, M or G suffix), iops
-// its requests per second; both optional ("/s" may be left out).
+// its requests per second; both optional ("/s" may be left out). key= and
+// passphrase= say PATH is an encrypted image (hv/diskcrypt) and name its
+// key file or a file whose first line is its passphrase; they are read
+// here.
 func parseDisk(v string) (hv.Disk, error) {
 	items := strings.Split(v, ",")
 	d := hv.Disk{Path: items[0]}
-	const want = "want PATH[,ro][,bw=BYTES/s][,iops=N/s]"
+	const want = "want PATH[,ro][,bw=BYTES/s][,iops=N/s][,key=FILE|,passphrase=FILE]"
 	seen := map[string]bool{}
 	for _, item := range items[1:] {
 		key, val, hasVal := strings.Cut(item, "=")
@@ -309,6 +317,19 @@ func parseDisk(v string) (hv.Disk, error) {
 				return d, fmt.Errorf("--disk %s: iops %q: want a positive number of requests per second, such as iops=1000/s", v, val)
 			}
 			d.Limits.OpsPerSec = o
+		case (key == "key" || key == "passphrase") && hasVal && val != "":
+			if d.Key != nil {
+				return d, fmt.Errorf("--disk %s: give key= or passphrase=, not both", v)
+			}
+			var err error
+			if key == "key" {
+				d.Key, err = loadKey(val, "")
+			} else {
+				d.Key, err = loadKey("", val)
+			}
+			if err != nil {
+				return d, fmt.Errorf("--disk %s: %v", v, err)
+			}
 		default:
 			return d, fmt.Errorf("--disk %s: unknown option %q: %s", v, item, want)
 		}

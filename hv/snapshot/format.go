@@ -194,6 +194,11 @@ func validateMetadata(m *Metadata) error {
 	return nil
 }
 
+// Validate checks p against the bounds a reader applies: time 1 to
+// MaxArgon2Time, at least one thread, memory from 8 KiB per thread to
+// maxMemKiB.
+func (p Argon2Params) Validate(maxMemKiB uint32) error { return validateArgon2(p, maxMemKiB) }
+
 func validateArgon2(p Argon2Params, maxMemKiB uint32) error {
 	if p.Time < 1 || p.Time > MaxArgon2Time {
 		return fmt.Errorf("argon2id time %d outside 1..%d", p.Time, MaxArgon2Time)

@@ -162,3 +162,38 @@ func checkKey(k *Key, h *Header) (*snapKeys, error) {
 	}
 	return ks, nil
 }
+
+// IsPassphrase reports whether k is a passphrase (argon2id) rather than a
+// key file's raw bytes.
+func (k *Key) IsPassphrase() bool { return k.raw == nil }
+
+// DiskMaster returns the 32-byte master key of an encrypted disk image
+// (package hv/diskcrypt) keyed with kdf: k's raw bytes for KDFKeyFile, or
+// argon2id over k's passphrase with p and salt for KDFArgon2id. p is
+// checked against the bounds a snapshot reader applies (maxMemKiB, when
+// not zero, lowers MaxArgon2MemoryKiB) before argon2id runs. A key of the
+// other kind is ErrWrongKey.
+func DiskMaster(k *Key, kdf KDF, p Argon2Params, salt []byte, maxMemKiB uint32) ([]byte, error) {
+	switch kdf {
+	case KDFKeyFile:
+		if k.raw == nil {
+			return nil, fmt.Errorf("%w: the disk was keyed with a key file, not a passphrase", ErrWrongKey)
+		}
+		return k.raw, nil
+	case KDFArgon2id:
+		if k.passphrase == nil {
+			return nil, fmt.Errorf("%w: the disk was keyed with a passphrase, not a key file", ErrWrongKey)
+		}
+		if maxMemKiB == 0 || maxMemKiB > MaxArgon2MemoryKiB {
+			maxMemKiB = MaxArgon2MemoryKiB
+		}
+		if err := p.Validate(maxMemKiB); err != nil {
+			return nil, err
+		}
+		if len(salt) < 16 {
+			return nil, fmt.Errorf("argon2id salt of %d bytes: at least 16", len(salt))
+		}
+		return argon2.IDKey(k.passphrase, salt, p.Time, p.MemoryKiB, p.Threads, KeySize), nil
+	}
+	return nil, fmt.Errorf("key derivation %v: want key-file or argon2id", kdf)
+}
