@@ -178,6 +178,24 @@ func (d *Definition) spec() (vmSpec, error) {
 	return s, nil
 }
 
+// summary is what listings show of d: mode, vCPUs, memory, weight and
+// cap, read without opening any file (d was validated when created).
+func (d *Definition) summary() vmSpec {
+	s := vmSpec{name: d.Name, memBytes: 256 << 20, vcpus: 1, mode: hvcpu.ModePV, weight: d.Weight, cap: d.Cap}
+	if d.Mem != "" {
+		if n, err := parseSize(d.Mem); err == nil {
+			s.memBytes = n
+		}
+	}
+	if d.VCPUs > 0 {
+		s.vcpus = d.VCPUs
+	}
+	if m, err := hvcpu.ParseMode(d.Mode); d.Mode != "" && err == nil {
+		s.mode = m
+	}
+	return s
+}
+
 // VM states as the API reports them.
 const (
 	stateStopped = "stopped" // defined, not running (never started, or ended)

@@ -64,7 +64,7 @@ func (ent *vmEntry) describe() apiVM {
 	ent.mu.Lock()
 	rec, vm := ent.rec, ent.vm
 	ent.mu.Unlock()
-	spec, _ := rec.Definition.spec()
+	spec := rec.Definition.summary()
 	a := apiVM{Name: rec.Definition.Name, State: stateStopped, Mode: spec.mode.String(), VCPUs: spec.vcpus,
 		MemBytes: spec.memBytes, Weight: spec.weight, Cap: spec.cap, Owner: rec.Definition.Owner,
 		Created: rec.Status.Created, LastExit: rec.Status.LastExit, Snapshots: len(rec.Status.Snapshots),
