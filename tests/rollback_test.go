@@ -29,6 +29,37 @@ func TestRollbackGuard(t *testing.T) {
 	for _, mode := range []string{"pv", "trap"} {
 		t.Run(mode, func(t *testing.T) { testRollbackGuard(t, mode) })
 	}
+	t.Run("linux", testRollbackGuardLinux)
+}
+
+// testRollbackGuardLinux: the patched PV kernel declares its level from
+// pvisor.patch_level=7 (ctl list shows it with the kernel's release); the
+// operator raises the lineage to 9; the snapshot at 7 is refused, then
+// restored with --allow-rollback, and the guest itself reads
+// /sys/hypervisor/pvisor/rolled_back = 1, level 7, highest 9.
+func testRollbackGuardLinux(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	sock := filepath.Join(dir, "ctl.sock")
+	loop := `i=0; while true; do echo "lin $i $(cat /sys/hypervisor/pvisor/patch_level) $(cat /sys/hypervisor/pvisor/lineage_highest) $(cat /sys/hypervisor/pvisor/rolled_back) $(cat /sys/hypervisor/pvisor/restored)"; i=$((i+1)); sleep 1; done`
+	orig := startPvisor(t, "run", "--state-dir", state, "--name", "rbl", "--control", sock, "--kernel", filepath.Join(root, "build/guest/bzImage-pv"),
+		"--initrd", filepath.Join(root, "build/guest/initramfs.cpio.gz"), "--cmdline", linuxCmdline("hvc0", loop)+" pvisor.patch_level=7")
+	orig.waitLine(t, regexp.MustCompile(`(?m)^lin 2 7 7 0 0\r?$`), 5*time.Minute)
+	if l := ctl(t, sock, "list"); !strings.Contains(l, "patch level 7, lineage's highest 7, release \"6.12") {
+		t.Errorf("ctl list does not show the guest's declaration:\n%s", l)
+	}
+	snap := filepath.Join(dir, "s7.snap")
+	ctl(t, sock, "snapshot", "rbl", snap)
+	ctl(t, sock, "patch-level", "rbl", "9")
+	orig.waitLine(t, regexp.MustCompile(`(?m)^lin \d+ 9 9 0 0\r?$`), time.Minute)
+	ctl(t, sock, "stop", "rbl")
+	orig.wait(t, time.Minute)
+	b, err := exec.Command(pvisorBin(t), "run", "--state-dir", state, "--restore", snap).CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "patch level 7, below its lineage's highest patch level 9") {
+		t.Fatalf("restore of the level-7 snapshot: %v\n%s", err, b)
+	}
+	r := startPvisor(t, "run", "--state-dir", state, "--restore", snap, "--allow-rollback")
+	r.waitLine(t, regexp.MustCompile(`(?m)^lin \d+ 7 9 1 1\r?$`), 2*time.Minute)
 }
 
 func testRollbackGuard(t *testing.T, mode string) {
