@@ -33,7 +33,8 @@ const MMIOBase = 0xd0000000
 // lines (7, 15). Their number is the most devices a VM can have.
 var MMIOIRQs = [...]int{5, 6, 10, 11, 14}
 
-// Disk is a virtio-blk device over a raw image file.
+// Disk is a virtio-blk device over a raw image file, or over an overlay
+// on one.
 type Disk struct {
 	Path     string
 	ReadOnly bool
@@ -44,8 +45,11 @@ type Disk struct {
 	// Key, when set, says the image is an encrypted pvisor disk image
 	// under this key; nil: a raw image.
 	Key *snapshot.Key
-	// Overlay, when set, is a copy-on-write overlay file the VM writes
-	// instead of the image, which it then only reads.
+	// Overlay, when set, is a copy-on-write overlay file (hv/overlay) the
+	// VM writes instead of the image, which it then only reads: created if
+	// it does not exist or is empty, continued if it is an overlay of this
+	// image. A snapshot captures an overlay disk (its disk section holds
+	// the overlay's clusters); a restore fills a new overlay with them.
 	Overlay string
 }
 
@@ -116,6 +120,7 @@ func (vm *VM) openDisks() error {
 	for i, d := range vm.cfg.Disks {
 		b, err := openDisk(d, fmt.Sprintf("pvisor-disk%d", i))
 		if err == nil {
+			vm.disks = append(vm.disks, b)
 			err = add(fmt.Sprintf("virtio-blk %d", i), b, b, d.Limits)
 		}
 		if err != nil {

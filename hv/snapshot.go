@@ -28,12 +28,17 @@ import (
 //	         the legacy PC, then MMIODevicesState, the virtio-mmio devices
 //	mm       mm.MemState: size, balloon target, ballooned-out frames
 //	memory   the resident guest pages
+//	disk     one per configured disk, in order (diskstate.go): an overlay
+//	         disk's delta from its base; a read-only disk, or a writable
+//	         one without an overlay (not captured), only its kind
 //
 // A restore reopens the virtio devices' backends from RestoreConfig (the
 // same disks, rng and NICs, in the same order, as the snapshotted VM was
 // configured with; hot-plugged devices are not reattached, and a snapshot
-// with one is refused at restore): a disk is the image as it is at the
-// restore (its copy-on-write overlay is not in the format yet).
+// with one is refused at restore): an overlay disk gets a new overlay over
+// the same base, filled with the snapshot's clusters; a disk the snapshot
+// did not capture is the image as it is at the restore (RestoreWarnings
+// says so).
 //
 // Not saved: console input not yet read by the guest (the restored VM
 // reads its own input source from the start), the counters of Stats and
@@ -145,6 +150,9 @@ func (vm *VM) writeSnapshot(w io.Writer, fo snapshot.Options, written *snapshot.
 	if err := sw.WriteMemory(vm.res.RAM(), holeFunc(ms.Holes)); err != nil {
 		return err
 	}
+	if err := vm.writeDisks(sw); err != nil {
+		return err
+	}
 	return sw.Close()
 }
 
@@ -182,11 +190,18 @@ type RestoreConfig struct {
 	// Disks, RNG, NICs and Switch are the VM's virtio devices, as in
 	// Config: the same as the snapshotted VM's configuration, in the same
 	// order (a disk: the same image). Restore checks each device's name
-	// and state against the snapshot's.
+	// and state against the snapshot's. A disk the snapshot captured
+	// (it had an overlay) needs an Overlay here too, a new file or an
+	// empty one, which the restore fills with the snapshot's clusters (and
+	// removes if the restore fails).
 	Disks  []Disk
 	RNG    bool
 	NICs   []NIC
 	Switch *netswitch.Switch
+
+	// OverwriteOverlays lets the restore replace non-empty overlay files
+	// of Disks; otherwise it refuses them.
+	OverwriteOverlays bool
 	// Guard, if set, decides on the snapshot's authenticated header
 	// before anything is restored: an error refuses the restore (the
 	// rollback guard: lineage.go).
@@ -278,8 +293,12 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	if cfg.Name == "" {
 		cfg.Name = hdr.Name
 	}
+	if err := claimOverlays(cfg.Disks, cfg.OverwriteOverlays); err != nil {
+		return nil, err
+	}
 	vm, err := newRestoredVM(cfg, st)
 	if err != nil {
+		removeOverlays(cfg.Disks)
 		return nil, err
 	}
 	vm.lineage = hdr.LineageID
@@ -289,6 +308,7 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	vm.genChanged.Store(true)
 	fail := func(err error) (*VM, error) {
 		vm.discard()
+		removeOverlays(cfg.Disks)
 		return nil, err
 	}
 	for i := 0; i < int(st.VCPUs); i++ {
@@ -332,9 +352,17 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	if err := sec.LoadMemory(vm.res.RAM()); err != nil {
 		return fail(err)
 	}
+	// The disks' deltas go straight into their new overlays: a restore
+	// that fails from here on removes them.
+	if err := vm.readDisks(sr); err != nil {
+		return fail(err)
+	}
 	if sec, err := sr.Next(); err != io.EOF {
-		if err == nil {
-			err = fmt.Errorf("unexpected %v section after the memory", sec.Tag)
+		switch {
+		case err == nil && sec.Tag == snapshot.TagDisk:
+			err = fmt.Errorf("the snapshot has more disks than the %d given: give the snapshotted VM's --disk again (virtio-blk %d)", len(cfg.Disks), len(cfg.Disks))
+		case err == nil:
+			err = fmt.Errorf("unexpected %v section after the memory and disk sections", sec.Tag)
 		}
 		return fail(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pvisor/pvisor/hv/loader"
 	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/hv/vclock"
+	"github.com/pvisor/pvisor/hv/virtio"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
@@ -132,6 +133,10 @@ type VM struct {
 	mmio           []*mmioDev   // virtio-mmio devices (mmiodev.go)
 	pv             pvDevices    // hypercall-transport slots (pvdev.go)
 	hotNICs        atomic.Int32 // NICs hot-plugged so far, for their derived MACs (hotplug.go)
+	// disks are the backends of cfg.Disks, in order (diskstate.go).
+	disks []*virtio.Block
+	// restoreWarnings are what a restore could not bring back as it was.
+	restoreWarnings []string
 
 	mu      sync.Mutex
 	stopped bool // mu protects stopped and status

@@ -57,6 +57,9 @@ type runConfig struct {
 	allowRollback bool
 	stateDir      string
 	paused        bool // --paused: the restored VM waits for ctl resume
+	// overwriteOverlay lets the restore replace non-empty overlay files
+	// (--overwrite-overlay).
+	overwriteOverlay bool
 }
 
 // specList collects repeated --vm flags.
@@ -78,7 +81,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	weight := fs.Int("cpu-weight", 0, "CPU weight: share under contention (default 256)")
 	capPct := fs.Int("cpu-cap", 0, "CPU cap: percent of one host CPU (0 = none)")
 	var diskFlags specList
-	fs.Var(&diskFlags, "disk", "attach an image file as a virtio-blk disk (PATH[,ro][,bw=BYTES/s][,iops=N/s]; an encrypted image (pvisor disk) with ,key=FILE or ,passphrase=FILE): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode; repeatable")
+	fs.Var(&diskFlags, "disk", "attach an image file as a virtio-blk disk (PATH[,ro][,bw=BYTES/s][,iops=N/s]; an encrypted image (pvisor disk) with ,key=FILE or ,passphrase=FILE): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode;\nPATH,overlay=FILE writes a copy-on-write overlay FILE (created if new) and only reads PATH, and a snapshot then holds the disk; repeatable")
 	rng := fs.Bool("rng", false, "attach a virtio-rng device (after the disks, on the same transport)")
 	var netFlags specList
 	fs.Var(&netFlags, "net", "attach a virtio-net NIC to a segment of pvisor's switch, on the same transport as disks:\nsegment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s]; repeatable")
@@ -102,6 +105,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	paused := fs.Bool("paused", false, "--restore: leave the restored VM paused until `pvisor ctl resume`")
 	allowRollback := fs.Bool("allow-rollback", false, "--restore: restore a snapshot whose patch level is below its lineage's highest (the VM runs flagged as rolled back, and the event is logged)")
 	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
+	fs.Bool("overwrite-overlay", false, "--restore: replace a --disk's overlay=FILE that is not empty (otherwise refused)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -233,7 +237,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
 	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
 	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true,
-	"allow-rollback": true, "state-dir": true, "paused": true}
+	"allow-rollback": true, "state-dir": true, "paused": true, "overwrite-overlay": true}
 
 // parseRestore is parseRun for --restore.
 func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig, error) {
@@ -259,6 +263,7 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 	get := func(n string) string { return fs.Lookup(n).Value.String() }
 	rc := &runConfig{restore: path, keyFile: keyFile, passFile: passFile, accel: get("accel"), control: get("control")}
 	rc.stats = get("stats") == "true"
+	rc.overwriteOverlay = get("overwrite-overlay") == "true"
 	var spec vmSpec
 	named := false
 	fs.Visit(func(f *flag.Flag) { named = named || f.Name == "name" })
@@ -344,7 +349,7 @@ func restoreVM(rc *runConfig, spec vmSpec, st *lineage.Store, out **vmLineage, b
 	defer f.Close()
 	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
 		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
-		Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: sw,
+		Disks: spec.disks, OverwriteOverlays: rc.overwriteOverlay, RNG: spec.rng, NICs: spec.nics, Switch: sw,
 		Paused: rc.paused, Guard: restoreGuard(st, rc.restore, spec.name, rc.allowRollback, out)})
 }
 
@@ -451,6 +456,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "pvisor run: --restore %s: %v\n", rc.restore, err)
 			return 2
+		}
+		for _, w := range vm.RestoreWarnings() {
+			fmt.Fprintf(stderr, "pvisor run: warning: %s\n", w)
 		}
 		if rc.stats {
 			fmt.Fprintf(stderr, "pvisor: restored %s (%v, %d MiB) in %v, generation %s\n", vm.Name(), vm.Mode(), vm.MemStats().Reserved>>20, time.Since(t0).Round(time.Microsecond), generation(vm))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -285,16 +286,16 @@ func checkSpecs(specs []vmSpec) error {
 }
 
 // parseDisk parses a --disk value:
-// PATH[,ro][,bw=BYTES/s][,iops=N/s][,key=FILE|,passphrase=FILE]. bw
-// bounds the bytes the guest moves per second (a K, M or G suffix), iops
-// its requests per second; both optional ("/s" may be left out). key= and
-// passphrase= say PATH is an encrypted image (hv/diskcrypt) and name its
-// key file or a file whose first line is its passphrase; they are read
-// here.
+// PATH[,ro][,overlay=FILE][,bw=BYTES/s][,iops=N/s][,key=FILE|,passphrase=FILE].
+// overlay puts a copy-on-write overlay FILE over the image; bw bounds the
+// bytes the guest moves per second (a K, M or G suffix), iops its requests
+// per second; all optional ("/s" may be left out). key= and passphrase=
+// say PATH is an encrypted image (hv/diskcrypt) and name its key file or a
+// file whose first line is its passphrase; they are read here.
 func parseDisk(v string) (hv.Disk, error) {
 	items := strings.Split(v, ",")
 	d := hv.Disk{Path: items[0]}
-	const want = "want PATH[,ro][,bw=BYTES/s][,iops=N/s][,key=FILE|,passphrase=FILE]"
+	const want = "want PATH[,ro][,overlay=FILE][,bw=BYTES/s][,iops=N/s][,key=FILE|,passphrase=FILE]"
 	seen := map[string]bool{}
 	for _, item := range items[1:] {
 		key, val, hasVal := strings.Cut(item, "=")
@@ -330,12 +331,20 @@ func parseDisk(v string) (hv.Disk, error) {
 			if err != nil {
 				return d, fmt.Errorf("--disk %s: %v", v, err)
 			}
+		case key == "overlay" && hasVal:
+			if val == "" {
+				return d, fmt.Errorf("--disk %s: overlay=: want the path of the overlay file", v)
+			}
+			d.Overlay = val
 		default:
 			return d, fmt.Errorf("--disk %s: unknown option %q: %s", v, item, want)
 		}
 	}
 	if d.Path == "" {
 		return d, fmt.Errorf("--disk %q: no path", v)
+	}
+	if d.Overlay != "" && filepath.Clean(d.Overlay) == filepath.Clean(d.Path) {
+		return d, fmt.Errorf("--disk %s: the overlay is the image itself: give the overlay its own file", v)
 	}
 	return d, nil
 }

@@ -108,7 +108,7 @@ func ReadDeltaHeader(r io.Reader, n uint64) (DeltaInfo, error) {
 	}
 	d.Clusters = int64(count)
 	if want := DeltaHeaderSize + uint64(d.Clusters)*(4+uint64(d.ClusterSize)); n != want {
-		return DeltaInfo{}, fmt.Errorf("overlay: delta of %d clusters of %d bytes is %d bytes long, want %d", count, d.ClusterSize, n, want)
+		return DeltaInfo{}, fmt.Errorf("overlay: a delta of %d clusters of %d bytes is %d bytes long, not %d", count, d.ClusterSize, want, n)
 	}
 	return d, nil
 }

@@ -385,7 +385,7 @@ func TestDeltaRefused(t *testing.T) {
 		{"base digest", "not this one", true, func(b []byte) []byte { b[30] ^= 1; return b }},
 		{"base size", "want them equal", true, func(b []byte) []byte { le.PutUint64(b[16:], 4096); return b }},
 		{"count", "clusters", true, func(b []byte) []byte { le.PutUint64(b[56:], 1<<40); return b }},
-		{"length", "long, want", true, func(b []byte) []byte { return b[:len(b)-1] }},
+		{"length", "bytes long, not", true, func(b []byte) []byte { return b[:len(b)-1] }},
 		{"descending", "ascending", true, func(b []byte) []byte {
 			x, y := le.Uint32(b[DeltaHeaderSize:]), le.Uint32(b[DeltaHeaderSize+4:])
 			le.PutUint32(b[DeltaHeaderSize:], y)
