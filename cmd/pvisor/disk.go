@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(command{"disk", "make and read encrypted disk images: disk create, encrypt, decrypt, info, keygen", runDisk})
+	register(command{"disk", "make and read encrypted disk images and copy-on-write overlays: disk create, encrypt, decrypt, info, keygen, overlay-info, flatten", runDisk})
 }
 
 const diskUsage = `usage: pvisor disk create OUT --size N (--key-file K | --passphrase-file P)
@@ -24,12 +24,17 @@ const diskUsage = `usage: pvisor disk create OUT --size N (--key-file K | --pass
        pvisor disk decrypt IN OUT (--key-file K | --passphrase-file P)
        pvisor disk info IMG [--key-file K | --passphrase-file P]
        pvisor disk keygen K
+       pvisor disk overlay-info BASE OVERLAY
+       pvisor disk flatten BASE OVERLAY OUT
 
 An encrypted image is given to a VM as --disk IMG,key=K or --disk IMG,passphrase=P.
 create makes a zeroed image of N bytes (K, M or G suffix; a multiple of 512);
 encrypt and decrypt convert from and to a raw image; OUT must not exist.
 info prints the header (never a key), and checks the key when one is given.
 keygen writes a new 32-byte key file, mode 0600.
+overlay-info says what a copy-on-write overlay (--disk BASE,overlay=OVERLAY)
+holds; flatten writes the disk it shows over BASE as a new raw image OUT.
+BASE must be the image the overlay was made over; neither is written.
 `
 
 // runDisk is `pvisor disk`.
@@ -62,10 +67,10 @@ func runDisk(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	want := map[string]int{"create": 1, "encrypt": 2, "decrypt": 2, "info": 1, "keygen": 1}
+	want := map[string]int{"create": 1, "encrypt": 2, "decrypt": 2, "info": 1, "keygen": 1, "overlay-info": 2, "flatten": 3}
 	n, ok := want[pos[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "pvisor disk: unknown verb %q: want create, encrypt, decrypt, info or keygen\n", pos[0])
+		fmt.Fprintf(stderr, "pvisor disk: unknown verb %q: want create, encrypt, decrypt, info, keygen, overlay-info or flatten\n", pos[0])
 		return 2
 	}
 	if len(pos)-1 != n {
@@ -75,6 +80,9 @@ func runDisk(args []string, stdout, stderr io.Writer) int {
 	if *size != "" && pos[0] != "create" {
 		fmt.Fprintf(stderr, "pvisor disk %s: --size goes with create\n", pos[0])
 		return 2
+	}
+	if pos[0] == "overlay-info" || pos[0] == "flatten" {
+		return diskOverlay(pos, *keyFile != "" || *passFile != "", stdout, stderr) // diskoverlay.go
 	}
 	key, err := loadKey(*keyFile, *passFile)
 	if err != nil {
