@@ -91,16 +91,19 @@ type snapshotCase struct {
 	// last is the computation's last line, in the kept output.
 	last string
 	// disk gives the VM a disk the computation writes its progress to:
-	// each run gets its own copy, the clones a copy taken at the snapshot
-	// (the snapshot format has no disk overlay yet), and each ends as the
-	// uninterrupted run's.
+	// the uninterrupted run a raw image of its own, the snapshotted VM and
+	// each clone an overlay of its own over one shared base, which none
+	// writes. The snapshotted VM goes on writing after the snapshot; the
+	// clones restore the disk from the snapshot's disk section, and each
+	// disk ends as the uninterrupted run's.
 	disk     bool
 	deadline time.Duration
 }
 
 // TestSnapshotRestore: a guest running a deterministic computation that
 // prints its progress is snapshotted mid-run with `pvisor ctl snapshot
-// --leave-paused` in one `pvisor run` process, which is then killed; the
+// --leave-paused` in one `pvisor run` process, which is then killed (or,
+// with a disk, resumed to go on writing its disk to the end); the
 // snapshot restored with `pvisor run --restore` in a new process ends
 // with exactly the lines an uninterrupted run prints after the snapshot
 // point; restored twice at once, it gives two running VMs with different
@@ -141,13 +144,19 @@ func TestSnapshotRestore(t *testing.T) {
 	vmlinuxPV, _, _ := pvGuest(t)
 	vmlinux, _ := linuxGuest(t)
 	cases = append(cases, linuxCase("pv", vmlinuxPV, "hvc0"), linuxCase("hwassist", vmlinux, "ttyS0"), linuxCase("trap", vmlinux, "ttyS0"))
-	// The same loop writing each step to its disk too, on the hypercall
-	// transport (pv) and on virtio-mmio (hwassist).
-	const diskLoop = `s=seed; i=0; while [ $i -lt 120 ]; do s=$(echo "$s $i" | md5sum | cut -c1-16); echo "step $i $s"; echo "step $i $s" | dd of=/dev/vda bs=64 seek=$i conv=sync,notrunc,fsync 2>/dev/null; i=$((i+1)); done; sync; echo loop-done`
-	for _, d := range []struct{ mode, kernel, con string }{{"pv", vmlinuxPV, "hvc0"}, {"hwassist", vmlinux, "ttyS0"}} {
+	// The same loop writing each step to its disk too, a whole page each
+	// (so no step rewrites an earlier one from the page cache), on the
+	// hypercall transport (pv) and on virtio-mmio (hwassist, trap). At the
+	// end the guest drops its page cache and prints the digest of what the
+	// disk holds, so that the console also tells what the device gave back.
+	const diskLoop = `s=seed; i=0; while [ $i -lt 120 ]; do s=$(echo "$s $i" | md5sum | cut -c1-16); echo "step $i $s"; ` +
+		`echo "step $i $s" | dd of=/dev/vda bs=4096 seek=$i conv=sync,notrunc,fsync 2>/dev/null; i=$((i+1)); done; sync; ` +
+		`echo 3 > /proc/sys/vm/drop_caches; echo "disk $(dd if=/dev/vda bs=4096 count=120 2>/dev/null | md5sum | cut -c1-32)"; echo loop-done`
+	for _, d := range []struct{ mode, kernel, con string }{{"pv", vmlinuxPV, "hvc0"}, {"hwassist", vmlinux, "ttyS0"}, {"trap", vmlinux, "ttyS0"}} {
 		c := linuxCase(d.mode, d.kernel, d.con)
 		c.name += "-disk"
 		c.boot[len(c.boot)-1] = linuxCmdline(d.con, diskLoop)
+		c.keep = regexp.MustCompile(`^(step \d+ [0-9a-f]{16}|disk [0-9a-f]{32}|loop-done|pvisor-exit: \d+)\r?$`)
 		c.disk = true
 		cases = append(cases, c)
 	}
@@ -159,15 +168,23 @@ func TestSnapshotRestore(t *testing.T) {
 func snapshotRestore(t *testing.T, c snapshotCase) {
 	dir := t.TempDir()
 	img := func(name string) string { return filepath.Join(dir, name+".img") }
+	ovl := func(name string) string { return filepath.Join(dir, name+".ovl") }
+	// The uninterrupted run writes a raw copy of the base; the others
+	// each write an overlay of their own over the base.
 	diskArgs := func(name string) []string {
-		if !c.disk {
+		switch {
+		case !c.disk:
 			return nil
+		case name == "full":
+			return []string{"--disk", img("full")}
 		}
-		return []string{"--disk", img(name)}
+		return []string{"--disk", img("base") + ",overlay=" + ovl(name)}
 	}
+	const line = "a base image's bytes, which reads fall through to\n"
+	baseBytes := bytes.Repeat([]byte(line), 1<<20/len(line)+1)[:1<<20]
 	if c.disk {
-		for _, n := range []string{"full", "orig"} {
-			if err := os.WriteFile(img(n), make([]byte, 1<<20), 0o600); err != nil {
+		for _, n := range []string{"full", "base"} {
+			if err := os.WriteFile(img(n), baseBytes, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -190,10 +207,18 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 		t.Fatalf("no generation ID in ctl list:\n%s", list)
 	}
 	// Whatever the paused VM printed is out before the snapshot is (the
-	// console is flushed), and it prints nothing more.
-	orig.cmd.Process.Signal(syscall.SIGKILL)
-	orig.wait(t, time.Minute)
+	// console is flushed), and it prints nothing more while paused.
 	before := orig.out.String()
+	if c.disk {
+		// It goes on, writing its overlay past the snapshot's.
+		ctl(t, sock, "resume", "guest")
+	} else {
+		orig.cmd.Process.Signal(syscall.SIGKILL)
+		orig.wait(t, time.Minute)
+		if after := orig.out.String(); after != before {
+			t.Errorf("the paused VM printed %q after the snapshot", strings.TrimPrefix(after, before))
+		}
+	}
 	if fi, err := os.Stat(snap); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("snapshot file: %v %v", fi, err)
 	}
@@ -204,15 +229,6 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 	var socks [2]string
 	for i := range clones {
 		name := fmt.Sprintf("clone%d", i)
-		if c.disk {
-			b, err := os.ReadFile(img("orig"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(img(name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
 		socks[i] = filepath.Join(dir, name+".sock")
 		clones[i] = startPvisor(t, append([]string{"run", "--restore", snap, "--name", name, "--control", socks[i], "--stats"}, diskArgs(name)...)...)
 	}
@@ -237,6 +253,14 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 	want := filterLines(full.out.String(), c.keep, c.gen)
 	if !strings.Contains(want, c.last) {
 		t.Fatalf("the uninterrupted run has no %q line:\n%s", c.last, tail(full.out.String(), 2000))
+	}
+	if c.disk {
+		if code := orig.wait(t, c.deadline); code != 0 {
+			t.Fatalf("the snapshotted VM, resumed: exit status %d; stderr:\n%s", code, orig.errs.String())
+		}
+		if got := filterLines(orig.out.String(), c.keep, c.gen); got != want {
+			t.Errorf("the snapshotted VM, resumed: its output is not the uninterrupted run's:\n%s", lineDiff(want, got))
+		}
 	}
 	var gens []string
 	for i, r := range clones {
@@ -267,14 +291,24 @@ func snapshotRestore(t *testing.T, c snapshotCase) {
 		if !bytes.Contains(want, []byte("step 119 ")) {
 			t.Fatalf("the uninterrupted run's disk lacks its last step")
 		}
-		for i := range clones {
-			got, err := os.ReadFile(img(fmt.Sprintf("clone%d", i)))
+		for i, name := range []string{"clone0", "clone1", "orig"} {
+			if i < len(clones) && strings.Contains(clones[i].errs.String(), "warning") {
+				t.Errorf("%s: the restore warned:\n%s", name, clones[i].errs.String())
+			}
+			flat := img(name + "-flat")
+			if b, err := exec.Command(pvisorBin(t), "disk", "flatten", img("base"), ovl(name), flat).CombinedOutput(); err != nil {
+				t.Fatalf("pvisor disk flatten %s: %v\n%s", name, err, b)
+			}
+			got, err := os.ReadFile(flat)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, want) {
-				t.Errorf("clone %d: its disk is not the uninterrupted run's", i)
+				t.Errorf("%s: its disk (the base and its overlay) is not the uninterrupted run's", name)
 			}
+		}
+		if got, err := os.ReadFile(img("base")); err != nil || !bytes.Equal(got, baseBytes) {
+			t.Errorf("the base image changed (%v)", err)
 		}
 	}
 	if gens[0] == gens[1] || gens[0] == origGen || gens[1] == origGen {
