@@ -3,7 +3,8 @@
 // event channels with upcall delivery, timers and pvclock, the console
 // backend, strict-PV accounting, the virtio-mmio devices of trap and
 // hwassist mode (mmiodev.go), the hypercall transport's virtio slots of
-// pv mode with hot-plug (pvdev.go, hypercalls_virtio.go), and read-only
+// pv mode with hot-plug (pvdev.go, hypercalls_virtio.go), the disks'
+// copy-on-write overlays in snapshots (diskstate.go), and read-only
 // introspection of one VM by another under the operator's grant
 // (introspect.go).
 //

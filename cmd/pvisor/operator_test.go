@@ -211,13 +211,13 @@ func TestVMSpecDevices(t *testing.T) {
 		return m
 	}
 	want := vmSpec{name: "a", mode: cpu.ModeTrap,
-		disks: []hv.Disk{{Path: "x.img", ReadOnly: true}, {Path: "y.img"}},
+		disks: []hv.Disk{{Path: "x.img", ReadOnly: true}, {Path: "y.img", Overlay: "y.ovl"}},
 		nics: []hv.NIC{
 			{Segment: "front", MAC: mac("02:00:00:00:00:01"), Limits: virtio.Limits{BytesPerSec: 10 << 20, OpsPerSec: 5000}},
 			{Segment: "back"},
 		},
 		cmdline: "console=ttyS0,115200 quiet"}
-	got, err := parseVMSpec("name=a,disk=x.img,ro,net=segment=front,mac=02:00:00:00:00:01,bw=10M/s,ops=5000/s,disk=y.img,net=segment=back,cmdline=console=ttyS0,115200 quiet", base)
+	got, err := parseVMSpec("name=a,disk=x.img,ro,net=segment=front,mac=02:00:00:00:00:01,bw=10M/s,ops=5000/s,disk=y.img,overlay=y.ovl,net=segment=back,cmdline=console=ttyS0,115200 quiet", base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestVMSpecDevices(t *testing.T) {
 	p := filepath.Join(dir, "vms.toml")
 	os.WriteFile(p, []byte(`[[vm]]
 name = "a"
-disk = ["x.img,ro", "y.img"]
+disk = ["x.img,ro", "y.img,overlay=y.ovl"]
 net = ["segment=front,mac=02:00:00:00:00:01,bw=10M,ops=5000", "segment=back"]
 cmdline = "console=ttyS0,115200 quiet"
 [[vm]]

@@ -88,7 +88,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var uplinkFlags specList
 	fs.Var(&uplinkFlags, "uplink", "connect a segment to the host through a TAP interface (created if needed; needs CAP_NET_ADMIN):\nsegment=NAME,tap=IFNAME; repeatable")
 	var vmFlags specList
-	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, disk=PATH[,ro], net=segment=NAME[,mac=..][,bw=..][,ops=..], cmdline=REST); repeatable")
+	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, disk=PATH[,ro][,overlay=FILE], net=segment=NAME[,mac=..][,bw=..][,ops=..], cmdline=REST); repeatable")
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
 	workers := fs.Int("workers", 0, "scheduler workers (host threads running vCPUs; 0 = one per host CPU)")
 	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")

@@ -41,7 +41,7 @@ var vmKeys = []struct{ key, doc string }{
 	{"mode", "pv, trap or hwassist"},
 	{"cpu-weight", "share under contention (default 256)"},
 	{"cpu-cap", "ceiling, percent of one host CPU (0 = none)"},
-	{"disk", "a virtio-blk disk, PATH[,ro][,key=FILE|,passphrase=FILE], as --disk; repeatable"},
+	{"disk", "a virtio-blk disk, PATH[,ro][,overlay=FILE][,key=FILE|,passphrase=FILE], as --disk; repeatable"},
 	{"net", "a NIC, segment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s], as --net; repeatable"},
 	{"cmdline", "kernel command line; must come last, takes the rest of the spec, commas included"},
 }
@@ -129,7 +129,7 @@ var diskKeyOptions = []string{"key", "passphrase"}
 // parseVMSpec reads a --vm value, key=value pairs separated by commas, over
 // the defaults in base. cmdline= takes the rest of the value. A disk's and
 // a NIC's options follow it as items of their own, as in --disk and --net:
-// disk=PATH,ro,key=FILE and net=segment=NAME,mac=MAC,bw=BYTES/s,ops=N/s.
+// disk=PATH,ro,overlay=FILE,key=FILE and net=segment=NAME,mac=MAC,bw=BYTES/s,ops=N/s.
 func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 	s := base
 	var pendKey, pendVal string // a disk= or net= item and the options after it
@@ -150,7 +150,7 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 		}
 		key, val, ok := strings.Cut(item, "=")
 		switch {
-		case pendKey == "disk" && (item == "ro" || ok && slices.Contains(diskKeyOptions, key)), pendKey == "net" && ok && slices.Contains(netOptions, key):
+		case pendKey == "disk" && (item == "ro" || ok && (key == "overlay" || slices.Contains(diskKeyOptions, key))), pendKey == "net" && ok && slices.Contains(netOptions, key):
 			pendVal += "," + item
 			continue
 		}

@@ -26,7 +26,7 @@ const blockQueueSize = 256
 
 // BlockStore is what a block device reads and writes: a raw image file
 // (FileStore), or a layer over one (an encrypted image, a copy-on-write
-// overlay; package hv/disk). Byte offsets are whole sectors. Its methods
+// overlay: package hv/overlay). Byte offsets are whole sectors. Its methods
 // run on the device goroutine only, one at a time, and never hold guest
 // memory past the call.
 type BlockStore interface {
