@@ -16,7 +16,10 @@ import (
 // slot the file holds (with the header's checksum recomputed or not); none panics or allocates beyond what the base's
 // size bounds.
 //
-//	go test ./hv/overlay -run '^$' -fuzz FuzzOverlay -fuzztime 100000x
+//	go test ./hv/overlay -run '^$' -fuzz FuzzOverlay -fuzztime 60s -fuzzminimizetime 2s
+//
+// (the seeds are whole overlay files: the default minimisation of such
+// inputs takes most of the fuzzing time).
 func FuzzOverlay(f *testing.F) {
 	dir := f.TempDir()
 	basePath := filepath.Join(dir, "base.img")
