@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -190,18 +191,36 @@ func (vm *VM) readDisks(sr *snapshot.Reader) error {
 // disk the snapshot did not capture), for the operator.
 func (vm *VM) RestoreWarnings() []string { return vm.restoreWarnings }
 
+// overlayRename is an overlay a restore fills under a temporary name,
+// to replace the file at final once the restore has succeeded.
+type overlayRename struct {
+	disk  int
+	final string
+}
+
 // claimOverlays checks, before a restore opens them, that the restore's
 // writable overlay files do not exist or are empty: a restore fills a new
-// overlay and refuses to clobber one, unless overwrite, which empties
-// them. A read-only overlay is opened as it is.
-func claimOverlays(disks []Disk, overwrite bool) error {
+// overlay and refuses to clobber one, unless overwrite. An overlay to
+// overwrite is filled under a temporary name beside it, which
+// commitOverlays renames over it once the restore has succeeded, so that
+// a failed restore leaves it as it was. It returns the disks to open (with
+// those temporary names). A read-only overlay is opened as it is.
+func claimOverlays(disks []Disk, overwrite bool) ([]Disk, []overlayRename, error) {
+	disks = append([]Disk(nil), disks...)
+	var renames []overlayRename
+	fail := func(err error) ([]Disk, []overlayRename, error) {
+		for _, r := range renames {
+			os.Remove(disks[r.disk].Overlay)
+		}
+		return nil, nil, err
+	}
 	for i, d := range disks {
 		if d.Overlay == "" || d.ReadOnly {
 			continue
 		}
 		for _, e := range disks[:i] {
 			if e.Overlay == d.Overlay {
-				return fmt.Errorf("--disk %s: overlay %s is given twice: give each disk its own", d.Path, d.Overlay)
+				return fail(fmt.Errorf("--disk %s: overlay %s is given twice: give each disk its own", d.Path, d.Overlay))
 			}
 		}
 		fi, err := os.Stat(d.Overlay)
@@ -209,16 +228,40 @@ func claimOverlays(disks []Disk, overwrite bool) error {
 		case errors.Is(err, os.ErrNotExist):
 			continue
 		case err != nil:
-			return fmt.Errorf("--disk %s: overlay: %w", d.Path, err)
+			return fail(fmt.Errorf("--disk %s: overlay: %w", d.Path, err))
 		case !fi.Mode().IsRegular():
-			return fmt.Errorf("--disk %s: overlay %s is not a regular file", d.Path, d.Overlay)
+			return fail(fmt.Errorf("--disk %s: overlay %s is not a regular file", d.Path, d.Overlay))
 		case fi.Size() == 0:
 			continue
 		case !overwrite:
-			return fmt.Errorf("--disk %s: overlay %s is not empty (%d bytes): a restore writes a new overlay; give a new path, or --overwrite-overlay to replace it", d.Path, d.Overlay, fi.Size())
+			return fail(fmt.Errorf("--disk %s: overlay %s is not empty (%d bytes): a restore writes a new overlay; give a new path, or --overwrite-overlay to replace it", d.Path, d.Overlay, fi.Size()))
 		}
-		if err := os.Truncate(d.Overlay, 0); err != nil {
-			return fmt.Errorf("--disk %s: overlay: %w", d.Path, err)
+		if inUse(d.Overlay) {
+			return fail(fmt.Errorf("--disk %s: overlay %s is in use by a running VM: stop it first, or give a new path", d.Path, d.Overlay))
+		}
+		f, err := os.CreateTemp(filepath.Dir(d.Overlay), "."+filepath.Base(d.Overlay)+".restore-*")
+		if err != nil {
+			return fail(fmt.Errorf("--disk %s: overlay: %w", d.Path, err))
+		}
+		f.Close()
+		renames = append(renames, overlayRename{disk: i, final: d.Overlay})
+		disks[i].Overlay = f.Name()
+	}
+	return disks, renames, nil
+}
+
+// commitOverlays renames the overlays a restore filled under temporary
+// names over the files they replace.
+func (vm *VM) commitOverlays(renames []overlayRename) error {
+	for _, r := range renames {
+		d := &vm.cfg.Disks[r.disk]
+		if err := os.Rename(d.Overlay, r.final); err != nil {
+			return fmt.Errorf("--disk %s: replacing overlay %s: %w", d.Path, r.final, err)
+		}
+		d.Overlay = r.final
+		if dir, err := os.Open(filepath.Dir(r.final)); err == nil {
+			dir.Sync() // the rename, durable
+			dir.Close()
 		}
 	}
 	return nil
@@ -230,16 +273,19 @@ func claimOverlays(disks []Disk, overwrite bool) error {
 // path).
 func removeOverlays(disks []Disk) {
 	for _, d := range disks {
-		if d.Overlay == "" || d.ReadOnly {
-			continue
-		}
-		f, err := os.OpenFile(d.Overlay, os.O_RDWR, 0)
-		if err != nil {
-			continue
-		}
-		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		if d.Overlay != "" && !d.ReadOnly && !inUse(d.Overlay) {
 			os.Remove(d.Overlay)
 		}
-		f.Close()
 	}
+}
+
+// inUse reports whether another open file holds the overlay at path's
+// lock (a store has it open); a file that cannot be opened is not.
+func inUse(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }

@@ -142,8 +142,22 @@ func TestVMSnapshotRoundTripOverlay(t *testing.T) {
 					}
 				}
 			}
+			// Told to replace it, a restore that fails leaves it as it was,
+			// and no file of its own behind.
+			if _, err := Restore(bytes.NewReader(snapA.Bytes()), RestoreConfig{Budget: budget, Disks: []Disk{{Path: other, Overlay: full}},
+				OverwriteOverlays: true}); err == nil || !strings.Contains(err.Error(), "not this one") {
+				t.Errorf("overwrite over another base: %v", err)
+			}
 			if b, _ := os.ReadFile(full); string(b) != "an operator's overlay" {
 				t.Errorf("a refused restore changed a non-empty overlay: %q", b)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".*restore*")); len(left) != 0 {
+				t.Errorf("a refused restore left %q", left)
+			}
+			// An overlay a running VM has is never replaced.
+			if _, err := Restore(bytes.NewReader(snapA.Bytes()), RestoreConfig{Budget: budget, Disks: []Disk{{Path: base, Overlay: ovlA}},
+				OverwriteOverlays: true}); err == nil || !strings.Contains(err.Error(), "in use") {
+				t.Errorf("overwrite of a running VM's overlay: %v", err)
 			}
 			if n := budget.Reserved(); n != 32<<20 {
 				t.Errorf("%d bytes reserved after the refusals, want the running VM's only", n)

@@ -200,7 +200,9 @@ type RestoreConfig struct {
 	Switch *netswitch.Switch
 
 	// OverwriteOverlays lets the restore replace non-empty overlay files
-	// of Disks; otherwise it refuses them.
+	// of Disks (filled under a temporary name and renamed over them once
+	// the restore succeeds: a failed restore leaves them as they were);
+	// otherwise it refuses them.
 	OverwriteOverlays bool
 	// Guard, if set, decides on the snapshot's authenticated header
 	// before anything is restored: an error refuses the restore (the
@@ -293,9 +295,11 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	if cfg.Name == "" {
 		cfg.Name = hdr.Name
 	}
-	if err := claimOverlays(cfg.Disks, cfg.OverwriteOverlays); err != nil {
+	disks, renames, err := claimOverlays(cfg.Disks, cfg.OverwriteOverlays)
+	if err != nil {
 		return nil, err
 	}
+	cfg.Disks = disks
 	vm, err := newRestoredVM(cfg, st)
 	if err != nil {
 		removeOverlays(cfg.Disks)
@@ -369,6 +373,9 @@ func restore(r io.Reader, cfg RestoreConfig) (*VM, error) {
 	// The whole file is authentic from here on; what is left is checking
 	// the parts against each other as they go back.
 	if err := vm.restoreParts(&parts); err != nil {
+		return fail(err)
+	}
+	if err := vm.commitOverlays(renames); err != nil {
 		return fail(err)
 	}
 	return vm, nil
