@@ -580,7 +580,10 @@ func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*h
 		vm, err := hv.Restore(newBufReader(f), hv.RestoreConfig{Budget: d.budget, Name: def.Name, Key: key,
 			Console: console, ConsoleIn: ent.con.reader(), Sched: d.sc, CPUWeight: spec.weight, CPUCap: spec.cap,
 			Disks: spec.disks, RNG: spec.rng, NICs: spec.nics, Switch: d.sw, Paused: restore.Paused,
-			Guard: restoreGuard(d.store, restore.Snapshot, def.Name, restore.AllowRollback, &lin)})
+			// The VM's own overlays go back to the snapshot's disk: the VM
+			// is stopped, so nothing has them open.
+			OverwriteOverlays: true,
+			Guard:             restoreGuard(d.store, restore.Snapshot, def.Name, restore.AllowRollback, &lin)})
 		if err != nil {
 			return nil, nil, errorf(409, "%v", err)
 		}
