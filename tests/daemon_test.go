@@ -129,7 +129,14 @@ func TestDaemonLifecycle(t *testing.T) {
 	initrd := filepath.Join(root, "build/guest/initramfs.cpio.gz")
 	// The guest echoes each console line back upper-cased: an answer only
 	// the running guest can give.
-	loop := `echo daemon-ready; while read l; do echo "GOT:$l" | tr a-z A-Z; done`
+	// With a disk, each line also goes to the disk's next sector, and
+	// "dump" prints sectors 0 to 2 as the device holds them (the page
+	// cache dropped), so a restore shows whether the disk came back too.
+	loop := `echo daemon-ready; n=0; while read l; do if [ "$l" = dump ]; then sync; echo 3 > /proc/sys/vm/drop_caches; for s in 0 1 2; do echo "S$s=$(dd if=/dev/vda bs=512 count=1 skip=$s 2>/dev/null | tr -d '\000')."; done; continue; fi; [ -b /dev/vda ] && echo "$l" | dd of=/dev/vda bs=512 seek=$n conv=sync,notrunc,fsync 2>/dev/null; n=$((n+1)); echo "GOT:$l" | tr a-z A-Z; done`
+	base := filepath.Join(state, "base.img")
+	if err := os.WriteFile(base, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	// Malformed requests, against an empty inventory: each is refused
 	// with a 4xx and a message, and nothing is created.
@@ -176,8 +183,12 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	for name, k := range vms {
 		mode := strings.TrimPrefix(name, "lc-")
-		d.must("create", name, "--kernel", k.kernel, "--initrd", initrd, "--mode", mode, "--mem", "256M",
-			"--owner", "team-"+mode, "--cmdline", linuxCmdline(k.con, loop))
+		args := []string{"create", name, "--kernel", k.kernel, "--initrd", initrd, "--mode", mode, "--mem", "256M",
+			"--owner", "team-" + mode, "--cmdline", linuxCmdline(k.con, loop)}
+		if mode == "pv" {
+			args = append(args, "--disk", base+",overlay="+filepath.Join(state, "lc-pv.overlay"))
+		}
+		d.must(args...)
 		if out, code := d.cli("", "create", name, "--kernel", k.kernel); code == 0 || !strings.Contains(out, "exists") {
 			t.Errorf("a second create of %s: exit %d:\n%s", name, code, out)
 		}
@@ -189,7 +200,7 @@ func TestDaemonLifecycle(t *testing.T) {
 			t.Fatalf("%s: the guest never became ready; console:\n%s", name, tail(out, 3000))
 		}
 		// Attach, type a line, detach: the guest answers and goes on.
-		out, code := d.cli("hello daemon\n", "console", "--linger", "30s", name)
+		out, code := d.cli("hello daemon\n", "console", "--linger", "60s", "--until", "GOT:HELLO DAEMON", name)
 		if code != 0 || !strings.Contains(out, "GOT:HELLO DAEMON") {
 			t.Errorf("%s: console: exit %d, no answer:\n%s", name, code, tail(out, 2000))
 		}
@@ -206,7 +217,7 @@ func TestDaemonLifecycle(t *testing.T) {
 			t.Errorf("%s: snapshot said %q", name, out)
 		}
 		// The answer to a second line shows the VM resumed after its snapshot.
-		out, _ = d.cli("second\n", "console", "--linger", "30s", name)
+		out, _ = d.cli("second\n", "console", "--linger", "60s", "--until", "GOT:SECOND", name)
 		if !strings.Contains(out, "GOT:SECOND") {
 			t.Errorf("%s: no answer after the snapshot:\n%s", name, tail(out, 2000))
 		}
@@ -242,6 +253,11 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Errorf("lc-pv: %s after the concurrent clients, want running", s)
 	}
 
+	// Before the restart the disk has both lines.
+	if out, _ := d.cli("dump\n", "console", "--linger", "60s", "--until", "S2=", "lc-pv"); !strings.Contains(out, "S0=hello daemon.") || !strings.Contains(out, "S1=second.") {
+		t.Errorf("lc-pv: its disk lacks the lines written:\n%s", tail(out, 2000))
+	}
+
 	// A clean restart: the daemon stops the VMs and says so; the
 	// inventory is intact.
 	before := d.list()
@@ -267,7 +283,13 @@ func TestDaemonLifecycle(t *testing.T) {
 
 	// The stopped VM restores from its last snapshot and answers again.
 	d.must("restore", "lc-pv")
-	out, _ := d.cli("third\n", "console", "--linger", "30s", "lc-pv")
+	// The disk is the snapshot's: the first line on it, not the second,
+	// which came after the snapshot.
+	out, _ := d.cli("dump\n", "console", "--linger", "60s", "--until", "S2=", "lc-pv")
+	if !strings.Contains(out, "S0=hello daemon.") || !strings.Contains(out, "S1=.") {
+		t.Errorf("lc-pv restored: its disk is not the snapshot's:\n%s", tail(out, 2000))
+	}
+	out, _ = d.cli("third\n", "console", "--linger", "60s", "--until", "GOT:THIRD", "lc-pv")
 	if !strings.Contains(out, "GOT:THIRD") {
 		t.Errorf("lc-pv restored: no answer:\n%s", tail(out, 2000))
 	}

@@ -53,7 +53,7 @@ func TestIdlePolicy(t *testing.T) {
 	}
 	// Restored from the policy's snapshot, it answers at once.
 	d.must("restore", "idler")
-	out, _ := d.cli("back\n", "console", "--linger", "5s", "idler")
+	out, _ := d.cli("back\n", "console", "--linger", "60s", "--until", "GOT:BACK", "idler")
 	if !strings.Contains(out, "GOT:BACK") {
 		t.Errorf("the restored VM does not answer:\n%s", tail(out, 2000))
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -469,6 +470,7 @@ func clientPatchLevel(args []string, stdout, stderr io.Writer) int {
 func clientConsole(args []string, stdout, stderr io.Writer) int {
 	f := newClientFlags("console", stderr)
 	linger := f.fs.Duration("linger", time.Second, "without a terminal: how long to keep showing output after standard input ends")
+	until := f.fs.String("until", "", "without a terminal: detach as soon as the output (after the backlog) contains this text, or after --linger")
 	return clientRun(f, args, 1, "VM", stderr, func(c *apiClient, a []string) error {
 		conn, err := net.Dial("unix", c.path)
 		if err != nil {
@@ -490,9 +492,28 @@ func clientConsole(args []string, stdout, stderr io.Writer) int {
 			return fmt.Errorf("console: %s", resp.Status)
 		}
 		outDone := make(chan struct{})
+		var outMu sync.Mutex
+		var got []byte // output so far, kept only with --until
+		more := make(chan struct{}, 1)
 		go func() {
-			io.Copy(stdout, br)
-			close(outDone)
+			defer close(outDone)
+			buf := make([]byte, 4096)
+			for {
+				n, err := br.Read(buf)
+				stdout.Write(buf[:n])
+				if *until != "" && n > 0 {
+					outMu.Lock()
+					got = append(got, buf[:n]...)
+					outMu.Unlock()
+					select {
+					case more <- struct{}{}:
+					default:
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
 		}()
 		if restore, ok := rawTerminal(int(os.Stdin.Fd())); ok {
 			defer restore()
@@ -508,12 +529,32 @@ func clientConsole(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "\r\npvisor: detached from %s\r\n", a[0])
 			return nil
 		}
-		io.Copy(conn, os.Stdin)
-		select {
-		case <-outDone:
-		case <-time.After(*linger):
+		// The backlog comes first, in one write: let it arrive, so that
+		// --until looks only at what the guest prints after the input.
+		mark := 0
+		if *until != "" {
+			time.Sleep(200 * time.Millisecond)
+			outMu.Lock()
+			mark = len(got)
+			outMu.Unlock()
 		}
-		return nil
+		io.Copy(conn, os.Stdin)
+		deadline := time.After(*linger)
+		for {
+			select {
+			case <-outDone:
+				return nil
+			case <-deadline:
+				return nil
+			case <-more:
+				outMu.Lock()
+				found := bytes.Contains(got[mark:], []byte(*until))
+				outMu.Unlock()
+				if found {
+					return nil
+				}
+			}
+		}
 	})
 }
 
