@@ -177,6 +177,27 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Fatalf("malformed requests left records: %v", ents)
 	}
 
+	// A definition from a TOML file: its paths relative to the file.
+	toml := filepath.Join(state, "lc-toml.toml")
+	if err := os.WriteFile(toml, []byte("name = \"lc-toml\"\nkernel = \""+kernelPV+"\"\nmem = \"64M\"\nmode = \"trap\"\nowner = \"toml-team\"\ndisks = [\"base.img,ro\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.must("create", "--config", toml)
+	found := false
+	for _, v := range d.list() {
+		found = found || v.Name == "lc-toml" && v.Owner == "toml-team" && v.Mode == "trap"
+	}
+	if !found {
+		t.Errorf("the TOML definition is not in the inventory: %+v", d.list())
+	}
+	if err := os.WriteFile(toml, []byte("name = \"lc-bad\"\nkernel = \""+kernelPV+"\"\ncolour = \"red\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := d.cli("", "create", "--config", toml); code == 0 || !strings.Contains(out, "colour") {
+		t.Errorf("a TOML file with an unknown key: exit %d: %s", code, out)
+	}
+	d.must("destroy", "lc-toml")
+
 	vms := map[string]struct{ kernel, con string }{
 		"lc-pv":       {kernelPV, "hvc0"},
 		"lc-hwassist": {filepath.Join(root, "build/guest/bzImage-native"), "ttyS0"},

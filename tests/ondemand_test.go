@@ -100,6 +100,11 @@ func TestOnDemand(t *testing.T) {
 	if b, _ := connect("from snapshot"); b != boot1 {
 		t.Errorf("after the idle stop, the connection was served by boot %s, not the snapshot's %s", b, boot1)
 	}
+	// Attaching to the console of the stopped on-demand VM starts it too.
+	d.must("stop", "od")
+	if out, code := d.cli("", "console", "--linger", "1s", "od"); code != 0 || d.vmState("od") != "running" {
+		t.Errorf("a console attach did not start the stopped on-demand VM (%s, exit %d):\n%s", d.vmState("od"), code, tail(out, 1000))
+	}
 	ev := d.must("events", "od")
 	for _, want := range []string{"(cold boot)", "(from snapshot)", `"idle-stop"`, `"restore"`} {
 		if !strings.Contains(ev, want) {
