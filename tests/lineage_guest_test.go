@@ -306,7 +306,10 @@ func TestGuestHeaderABI(t *testing.T) {
 		}
 		k, ok1 := headerValue(kv)
 		a, ok2 := headerValue(av)
-		if !ok1 || !ok2 || k != a {
+		// The kernel may be built against an older ABI than the
+		// hypervisor's (docs/abi-policy.md): its version may be lower,
+		// never higher; every other constant is equal.
+		if !ok1 || !ok2 || k != a && !(name == "PVISOR_ABI_VERSION" && k < a) {
 			t.Errorf("%s: kernel header %s, hypercall.h %s", name, kv, av)
 		}
 	}
