@@ -179,7 +179,11 @@ func TestDaemonLifecycle(t *testing.T) {
 
 	// A definition from a TOML file: its paths relative to the file.
 	toml := filepath.Join(state, "lc-toml.toml")
-	if err := os.WriteFile(toml, []byte("name = \"lc-toml\"\nkernel = \""+kernelPV+"\"\nmem = \"64M\"\nmode = \"trap\"\nowner = \"toml-team\"\ndisks = [\"base.img,ro\"]\n"), 0o600); err != nil {
+	absKernel, err := filepath.Abs(kernelPV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(toml, []byte("name = \"lc-toml\"\nkernel = \""+absKernel+"\"\nmem = \"64M\"\nmode = \"trap\"\nowner = \"toml-team\"\ndisks = [\"base.img,ro\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d.must("create", "--config", toml)
@@ -190,7 +194,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if !found {
 		t.Errorf("the TOML definition is not in the inventory: %+v", d.list())
 	}
-	if err := os.WriteFile(toml, []byte("name = \"lc-bad\"\nkernel = \""+kernelPV+"\"\ncolour = \"red\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(toml, []byte("name = \"lc-bad\"\nkernel = \""+absKernel+"\"\ncolour = \"red\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, code := d.cli("", "create", "--config", toml); code == 0 || !strings.Contains(out, "colour") {
