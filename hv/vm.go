@@ -242,11 +242,7 @@ func New(cfg Config) (*VM, error) {
 	}
 	vm.stats.Privileged = map[string]uint64{}
 	vm.stats.IOPorts = map[uint16]uint64{}
-	vm.measured = hypercall.MeasuredBoot{Version: 1, Algo: hypercall.DigestSHA256,
-		Kernel: sha256.Sum256(cfg.Kernel), Cmdline: sha256.Sum256([]byte(cfg.Cmdline))}
-	if cfg.Initrd != nil {
-		vm.measured.Initrd = sha256.Sum256(cfg.Initrd)
-	}
+	vm.measured = Measure(cfg.Kernel, cfg.Initrd, cfg.Cmdline)
 	if err := vm.load(); err != nil {
 		return fail(err)
 	}
@@ -268,6 +264,18 @@ func newGenerationID() ([16]byte, error) {
 		return id, fmt.Errorf("hv: no random VM generation ID: %v", err)
 	}
 	return id, nil
+}
+
+// Measure is the boot measurement of a VM booted from kernel, initrd (nil:
+// none) and cmdline, as measured_boot gives it to the guest: the SHA-256
+// of each, the initrd's zero when there is none.
+func Measure(kernel, initrd []byte, cmdline string) hypercall.MeasuredBoot {
+	m := hypercall.MeasuredBoot{Version: 1, Algo: hypercall.DigestSHA256,
+		Kernel: sha256.Sum256(kernel), Cmdline: sha256.Sum256([]byte(cmdline))}
+	if initrd != nil {
+		m.Initrd = sha256.Sum256(initrd)
+	}
+	return m
 }
 
 // GenerationID returns the VM generation ID: random for a booted VM, new

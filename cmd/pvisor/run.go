@@ -60,6 +60,9 @@ type runConfig struct {
 	// overwriteOverlay lets the restore replace non-empty overlay files
 	// (--overwrite-overlay).
 	overwriteOverlay bool
+	// expect is the launch policy (--expect-measurements), nil: none.
+	expect     *expectedMeasurements
+	expectPath string
 }
 
 // specList collects repeated --vm flags.
@@ -105,6 +108,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	paused := fs.Bool("paused", false, "--restore: leave the restored VM paused until `pvisor ctl resume`")
 	allowRollback := fs.Bool("allow-rollback", false, "--restore: restore a snapshot whose patch level is below its lineage's highest (the VM runs flagged as rolled back, and the event is logged)")
 	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
+	expect := fs.String("expect-measurements", "", "launch policy: refuse to boot a VM whose kernel, initramfs or command line measures otherwise than this file (pvisor measure) says")
 	fs.Bool("overwrite-overlay", false, "--restore: replace a --disk's overlay=FILE that is not empty (otherwise refused)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -135,6 +139,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
 		workers: *workers, duration: *duration, control: *control, clock: clockPolicy, stateDir: *stateDir}
+	if *expect != "" {
+		if rc.expect, err = loadExpected(*expect); err != nil {
+			return nil, fmt.Errorf("--expect-measurements: %v", err)
+		}
+		rc.expectPath = *expect
+	}
 	base := vmSpec{kernel: *kernel, initrd: *initrd, cmdline: *cmdline, vcpus: *vcpus, rng: *rng}
 	if err := base.set("name", *name); err != nil {
 		return nil, fmt.Errorf("--%v", err)
@@ -490,6 +500,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			cmdline = strings.TrimSpace(cmdline + " pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(shellJoin(rc.guestCmd))))
 			scans[i] = &exitScanner{w: console}
 			console = scans[i]
+		}
+		if rc.expect != nil {
+			if err := rc.expect.check(hv.Measure(kernel, initrd, cmdline)); err != nil {
+				fmt.Fprintf(stderr, "pvisor run: %s: refused by the launch policy (%s): %v\n", spec.name, rc.expectPath, err)
+				return 2
+			}
 		}
 		cfg := hv.Config{Trace: traceW, Name: spec.name, Sched: sc,
 			CPUWeight: spec.weight, CPUCap: spec.cap,
