@@ -74,6 +74,21 @@ func TestLaunchPolicy(t *testing.T) {
 			t.Errorf("%s: exit %d, want a refusal naming %q and no boot:\n%s", c.name, code, c.want, tail(out, 1000))
 		}
 	}
+	// The daemon holds its definitions to the same policy.
+	d := startDaemon(t, filepath.Join(dir, "daemon"))
+	d.must("create", "lp-ok", "--kernel", tg, "--mem", "64M", "--cmdline", "count=5", "--expect-measurements", expect)
+	d.must("create", "lp-bad", "--kernel", tg, "--mem", "64M", "--cmdline", "count=7", "--expect-measurements", expect)
+	d.must("start", "lp-ok")
+	if out, code := d.cli("", "start", "lp-bad"); code == 0 || !strings.Contains(out, "refused by the launch policy") || !strings.Contains(out, "the command line measures") {
+		t.Errorf("the daemon started a VM its launch policy refuses: exit %d: %s", code, out)
+	}
+	if s := d.vmState("lp-bad"); s != "stopped" {
+		t.Errorf("lp-bad is %s after the refusal", s)
+	}
+	if out, code := d.cli("", "create", "lp-x", "--kernel", tg, "--expect-measurements", filepath.Join(dir, "nonexistent.json")); code == 0 {
+		t.Errorf("a definition with a missing policy file was accepted: %s", out)
+	}
+
 	for name, body := range map[string]string{
 		"not JSON":      "{",
 		"version 2":     `{"version":2,"algo":"sha256","kernel":"` + strings.Repeat("0", 64) + `","initrd":"","cmdline":"` + strings.Repeat("0", 64) + `"}`,

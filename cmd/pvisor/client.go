@@ -196,6 +196,7 @@ func clientCreate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&def.Owner, "owner", "", "an owner label for the inventory")
 	fs.StringVar(&def.IdleAfter, "idle-after", "", "idle policy: stop the VM once idle this long (10s or more, e.g. 15m)")
 	fs.StringVar(&def.IdleAction, "idle-action", "", "idle policy: stop (default) or snapshot-stop")
+	fs.StringVar(&def.ExpectMeasurements, "expect-measurements", "", "launch policy: refuse a boot that measures otherwise than this file (pvisor measure) says")
 	fs.BoolVar(&def.OnDemand, "on-demand", false, "start the VM (or restore its latest snapshot) when a client attaches to its console or connects to an endpoint")
 	var disks, nets, endpoints specList
 	fs.Var(&endpoints, "endpoint", "with --on-demand: LISTEN=GUEST-IP:PORT, LISTEN unix:PATH or 127.0.0.1:PORT, forwarded into the guest; repeatable")
@@ -239,7 +240,7 @@ func clientCreate(args []string, stdout, stderr io.Writer) int {
 			}
 			return abs
 		}
-		def.Kernel, def.Initrd = absTo(def.Kernel), absTo(def.Initrd)
+		def.Kernel, def.Initrd, def.ExpectMeasurements = absTo(def.Kernel), absTo(def.Initrd), absTo(def.ExpectMeasurements)
 		for i, d := range def.Disks {
 			p, rest, _ := strings.Cut(d, ",")
 			def.Disks[i] = absTo(p)

@@ -58,6 +58,9 @@ type Definition struct {
 	// (daemon_ondemand.go).
 	OnDemand  bool     `json:"on_demand,omitempty"`
 	Endpoints []string `json:"endpoints,omitempty"`
+	// ExpectMeasurements is a launch policy (pvisor measure's file, an
+	// absolute path): a boot that measures otherwise is refused.
+	ExpectMeasurements string `json:"expect_measurements,omitempty"`
 }
 
 // idlePolicy returns the definition's idle policy (0: none).
@@ -154,6 +157,14 @@ func (d *Definition) spec() (vmSpec, error) {
 	}
 	for _, e := range d.Endpoints {
 		if _, err := parseEndpoint(e); err != nil {
+			return s, err
+		}
+	}
+	if d.ExpectMeasurements != "" {
+		if !filepath.IsAbs(d.ExpectMeasurements) {
+			return s, fmt.Errorf("expect_measurements %q: give an absolute path", d.ExpectMeasurements)
+		}
+		if _, err := loadExpected(d.ExpectMeasurements); err != nil {
 			return s, err
 		}
 	}
@@ -597,6 +608,15 @@ func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*h
 	if spec.initrd != "" {
 		if initrd, err = readFile("initrd", spec.initrd, spec.memBytes); err != nil {
 			return nil, nil, errorf(400, "%v", err)
+		}
+	}
+	if def.ExpectMeasurements != "" {
+		exp, err := loadExpected(def.ExpectMeasurements)
+		if err != nil {
+			return nil, nil, errorf(409, "launch policy: %v", err)
+		}
+		if err := exp.check(hv.Measure(kernel, initrd, spec.cmdline)); err != nil {
+			return nil, nil, errorf(409, "refused by the launch policy (%s): %v", def.ExpectMeasurements, err)
 		}
 	}
 	cfg := hv.Config{Name: spec.name, Sched: d.sc, CPUWeight: spec.weight, CPUCap: spec.cap,
