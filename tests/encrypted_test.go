@@ -21,18 +21,9 @@ import (
 // guest's console input) from stdin.
 func startPvisorStdin(t *testing.T, stdin *os.File, args ...string) *snapRun {
 	t.Helper()
-	r := &snapRun{cmd: exec.Command(pvisorBin(t), args...), done: make(chan error, 1)}
-	r.cmd.Stdin, r.cmd.Stdout, r.cmd.Stderr = stdin, &r.out, &r.errs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.done <- r.cmd.Wait() }()
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGKILL)
-		<-r.done
-		r.done <- nil
-	})
-	return r
+	cmd := exec.Command(pvisorBin(t), args...)
+	cmd.Stdin = stdin
+	return startCmd(t, cmd)
 }
 
 // markerForms are the byte strings a file holding marker in the clear

@@ -26,17 +26,7 @@ func TestOnDemand(t *testing.T) {
 	}
 	state := t.TempDir()
 	d := &daemonEnv{t: t, state: state, sock: filepath.Join(state, "api.sock")}
-	r := &snapRun{cmd: exec.Command("unshare", "--net", pvisorBin(t), "serve", "--state-dir", state, "--uplink", "segment=od,tap=pvod0"), done: make(chan error, 1)}
-	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.errs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.done <- r.cmd.Wait() }()
-	t.Cleanup(func() {
-		r.cmd.Process.Kill()
-		<-r.done
-		r.done <- nil
-	})
+	r := startCmd(t, exec.Command("unshare", "--net", pvisorBin(t), "serve", "--state-dir", state, "--uplink", "segment=od,tap=pvod0"))
 	d.srv = r
 	if !waitFor(time.Minute, func() bool {
 		c, err := net.Dial("unix", d.sock)

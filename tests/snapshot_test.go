@@ -23,7 +23,14 @@ type snapRun struct {
 
 func startPvisor(t *testing.T, args ...string) *snapRun {
 	t.Helper()
-	r := &snapRun{cmd: exec.Command(pvisorBin(t), args...), done: make(chan error, 1)}
+	return startCmd(t, exec.Command(pvisorBin(t), args...))
+}
+
+// startCmd starts cmd (a pvisor, or a command that runs one) with its
+// output collected; the test's end kills it.
+func startCmd(t *testing.T, cmd *exec.Cmd) *snapRun {
+	t.Helper()
+	r := &snapRun{cmd: cmd, done: make(chan error, 1)}
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.errs
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/pvisor/pvisor/hv/diskcrypt"
 	"github.com/pvisor/pvisor/hv/snapshot"
@@ -171,37 +170,10 @@ func diskDecrypt(in, out string, key *snapshot.Key) error {
 		return fmt.Errorf("%s: %w", in, err)
 	}
 	defer s.Close()
-	if _, err := os.Lstat(out); err == nil {
-		return fmt.Errorf("%s exists: remove it or give a new path", out)
-	}
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
-	if err != nil {
+	return writeNewFile(out, func(f *os.File) error {
+		_, err := io.CopyBuffer(f, io.NewSectionReader(s, 0, s.Size()), make([]byte, 1<<20))
 		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := io.CopyBuffer(f, io.NewSectionReader(s, 0, s.Size()), make([]byte, 1<<20)); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Link(tmp, out); err != nil { // refuses a path created meanwhile
-		os.Remove(tmp)
-		return err
-	}
-	return os.Remove(tmp)
+	})
 }
 
 func diskInfo(path string, key *snapshot.Key, stdout io.Writer) error {

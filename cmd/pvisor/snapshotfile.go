@@ -42,13 +42,26 @@ func loadKey(keyFile, passFile string) (*snapshot.Key, error) {
 	return nil, nil
 }
 
-// writeSnapshotFile snapshots vm into a new file at path, mode 0600: it is
-// written beside it under a temporary name, synced and renamed, so that
-// path holds a whole snapshot or nothing. An existing path is refused.
+// writeSnapshotFile snapshots vm into a new file at path, mode 0600
+// (writeNewFile).
 func writeSnapshotFile(vm *hv.VM, path string, opt hv.SnapshotOptions) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("snapshot path %q is not absolute", path)
 	}
+	return writeNewFile(path, func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := vm.Snapshot(w, opt); err != nil {
+			return err
+		}
+		return w.Flush()
+	})
+}
+
+// writeNewFile makes a new file at path, mode 0600, with what fill
+// writes: it is written beside path under a temporary name, synced and
+// linked into place, so that path holds the whole file or nothing. An
+// existing path is refused, also one created meanwhile.
+func writeNewFile(path string, fill func(f *os.File) error) error {
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("%s exists: remove it or pass a new path", path)
 	}
@@ -62,11 +75,10 @@ func writeSnapshotFile(vm *hv.VM, path string, opt hv.SnapshotOptions) error {
 		os.Remove(tmp)
 		return err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := vm.Snapshot(w, opt); err != nil {
+	if err := f.Chmod(0o600); err != nil {
 		return fail(err)
 	}
-	if err := w.Flush(); err != nil {
+	if err := fill(f); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
