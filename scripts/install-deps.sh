@@ -13,8 +13,9 @@ base="gcc binutils make"
 # oracle (the patched kernel's native boot test, cmd/tracediff, scripts/boot-time.sh).
 # perl: the kernel's scripts/checkpatch.pl (scripts/checkpatch.sh). e2fsprogs:
 # mke2fs -d for make disk and the ext4 images of the tests, debugfs and e2fsck to
-# read them back.
-guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch perl busybox-static e2fsprogs linux-source-6.12 qemu-system-x86"
+# read them back. iproute2 and util-linux: ip, unshare and nsenter for the tests
+# that give pvisor serve a network namespace and a TAP uplink (TestOnDemand).
+guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch perl busybox-static e2fsprogs linux-source-6.12 qemu-system-x86 iproute2 util-linux"
 
 want="$base"
 [ "${1:-}" = guest ] && want="$want $guest"
