@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pvisor/pvisor/hv"
+	"github.com/pvisor/pvisor/hv/attest"
 	hvcpu "github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/lineage"
 	"github.com/pvisor/pvisor/hv/netswitch"
@@ -263,6 +264,12 @@ type vmEntry struct {
 	// check.
 	lastPriv, lastRefused uint64
 	gone                  bool // destroyed
+	// mlog is the running VM's measurement log (nil for a restored VM);
+	// mlogLevel the patch level it last extended (mlogLevelSet: any).
+	// mu protects them.
+	mlog         *attest.Log
+	mlogLevel    uint64
+	mlogLevelSet bool
 }
 
 // daemon owns the VMs.
@@ -522,6 +529,7 @@ func (d *daemon) start(ent *vmEntry, restore *restoreRequest) error {
 		return errorf(409, "VM %q is running already", ent.rec.Definition.Name)
 	}
 	def := ent.rec.Definition
+	ent.mlog = nil
 	ent.mu.Unlock()
 	vm, lin, err := d.boot(def, ent, restore)
 	ent.mu.Lock()
@@ -627,10 +635,17 @@ func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*h
 	if err != nil {
 		return nil, nil, err
 	}
+	mlog, err := buildMeasurementLog(spec, kernel, initrd)
+	if err != nil {
+		return nil, nil, errorf(400, "%v", err)
+	}
 	vm, err := hv.New(cfg)
 	if err != nil {
 		return nil, nil, errorf(409, "%v", err)
 	}
+	ent.mu.Lock()
+	ent.mlog, ent.mlogLevelSet = mlog, false
+	ent.mu.Unlock()
 	return vm, lin, nil
 }
 

@@ -164,6 +164,7 @@ var apiRoutes = []string{
 	"GET /v1/stats",
 	"POST /v1/vms/{name}/grants",
 	"DELETE /v1/vms/{name}/grants/{target}",
+	"POST /v1/vms/{name}/attest",
 }
 
 // grantRequest is POST /v1/vms/{name}/grants: VM name may read Target.
@@ -298,6 +299,9 @@ func (d *daemon) handler() http.Handler {
 				return nil, err
 			}
 			return d.setSched(ent, req)
+		}),
+		"POST /v1/vms/{name}/attest": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+			return d.quote(ent, vm, r)
 		}),
 		"PUT /v1/vms/{name}/patch-level": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req patchLevelRequest

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pvisor/pvisor/hv/attest"
 	"github.com/pvisor/pvisor/hv/lineage"
 )
 
@@ -79,7 +80,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	types := map[string]any{
 		"Definition": Definition{}, "VM": apiVM{}, "Snapshot": snapshotInfo{}, "SnapshotRequest": snapshotRequest{},
 		"RestoreRequest": restoreRequest{}, "MemoryRequest": memoryRequest{}, "SchedRequest": schedRequest{},
-		"PatchLevelRequest": patchLevelRequest{}, "DeviceRequest": deviceRequest{}, "Event": lineage.Event{}, "Sample": vmSample{}, "GrantRequest": grantRequest{},
+		"PatchLevelRequest": patchLevelRequest{}, "DeviceRequest": deviceRequest{}, "Event": lineage.Event{}, "Sample": vmSample{}, "GrantRequest": grantRequest{}, "AttestRequest": attestRequest{}, "Quote": attest.Quote{}, "MeasurementEvent": attest.Event{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]
