@@ -81,6 +81,21 @@ func TestMeasuredBoot(t *testing.T) {
 			t.Errorf("%s: the log measures %s, want pvisor, kernel, initrd, cmdline, abi, mode first", v.name, got)
 		}
 		quotes[v.name], regs[v.name] = qf, q.Register
+		if v.name == "mb" {
+			// A patch level the VM reaches extends the log.
+			d.must("patch-level", v.name, "7")
+			pf := filepath.Join(dir, "mb-level.quote")
+			d.must("attest", v.name, "--nonce", nonce, "-o", pf)
+			b, _ := os.ReadFile(pf)
+			var p quote
+			json.Unmarshal(b, &p)
+			if n := len(p.Events); n != len(q.Events)+1 || p.Events[n-1].Kind != "patch-level" || p.Events[n-1].Detail != "7" || p.Register == q.Register {
+				t.Errorf("after patch-level 7 the log is %+v, want one more event, patch-level 7, and a new register", p.Events)
+			}
+			if out, code := d.cli("", "verify", "--quote", pf, "--nonce", nonce, "--public-key", pub, "--expect", expect); code != 0 {
+				t.Errorf("the quote with a patch level: exit %d\n%s", code, out)
+			}
+		}
 		d.must("stop", v.name)
 	}
 	verify := func(qf, nonce, pub string, extra ...string) (string, int) {
