@@ -31,19 +31,23 @@ func init() {
 	register(command{"verify", "check a quote: verify --quote FILE --nonce HEX --public-key HEX [--expect FILE]", runVerify})
 }
 
-// selfDigest is the SHA-256 of the running pvisor binary, read once.
+// selfDigest is the detail and SHA-256 of the running pvisor binary,
+// read once; a binary it cannot read is measured as such (zero digest,
+// the reason in the detail), so a verifier sees it.
 var selfDigest = sync.OnceValues(func() (string, [32]byte) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "unknown", [32]byte{}
+		return "unreadable: " + err.Error(), [32]byte{}
 	}
 	f, err := os.Open(exe)
 	if err != nil {
-		return exe, [32]byte{}
+		return exe + " unreadable: " + err.Error(), [32]byte{}
 	}
 	defer f.Close()
 	h := sha256.New()
-	io.Copy(h, f)
+	if _, err := io.Copy(h, f); err != nil {
+		return exe + " unreadable: " + err.Error(), [32]byte{}
+	}
 	var d [32]byte
 	h.Sum(d[:0])
 	return exe, d
@@ -206,22 +210,19 @@ func clientAttest(args []string, stdout, stderr io.Writer) int {
 	f := newClientFlags("attest", stderr)
 	nonce := f.fs.String("nonce", "", "the verifier's nonce: 16 to 64 bytes in hex")
 	out := f.fs.String("o", "", "write the quote to this new file instead of standard output")
-	f.fs.Bool("public-key", false, "print the host's public key (hex Ed25519; created with the state directory's host key if new) and stop")
-	for _, a := range args {
-		if a == "--public-key" || a == "-public-key" {
-			if err := f.fs.Parse(args); err != nil {
-				return 2
-			}
+	pub := f.fs.Bool("public-key", false, "print the host's public key (hex Ed25519; the state directory's host key, made if new) and stop")
+	return clientRun(f, args, -1, "VM --nonce HEX [-o FILE] | --public-key", stderr, func(c *apiClient, a []string) error {
+		if *pub {
 			key, err := attest.HostKey(*f.stateDir)
 			if err != nil {
-				fmt.Fprintf(stderr, "pvisor attest: %v\n", err)
-				return 1
+				return err
 			}
 			fmt.Fprintln(stdout, hex.EncodeToString(key.Public().(ed25519.PublicKey)))
-			return 0
+			return nil
 		}
-	}
-	return clientRun(f, args, 1, "VM --nonce HEX [-o FILE]", stderr, func(c *apiClient, a []string) error {
+		if len(a) != 1 {
+			return errors.New("usage: pvisor attest VM --nonce HEX [-o FILE], or pvisor attest --public-key")
+		}
 		var q json.RawMessage
 		if err := c.do("POST", vmPath(a[0], "/attest"), attestRequest{Nonce: *nonce}, &q); err != nil {
 			return err
