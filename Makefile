@@ -4,6 +4,9 @@
 GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
+# Pure Go: a static binary, and the VMM's sandbox can confine every
+# thread only in a build without cgo (hv/sandbox).
+export CGO_ENABLED := 0
 
 .PHONY: all build run run-native disk test deps deps-guest guest fmt-check vet generate gen-check unit bench clean testguest guest-pv attack-initramfs checkpatch
 

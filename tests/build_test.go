@@ -43,27 +43,41 @@ func testguest(t *testing.T) string {
 	return filepath.Join(root, "build", "testguest.elf")
 }
 
-// pvisorBin builds cmd/pvisor once per test process.
-var pvisorBuild struct {
+// pvisorBuilt is one build of cmd/pvisor for the test process.
+type pvisorBuilt struct {
 	once sync.Once
 	path string
 	out  []byte
 	err  error
 }
 
-func pvisorBin(t *testing.T) string {
+var pvisorBuild, attackBuild pvisorBuilt
+
+// pvisorBin builds cmd/pvisor once per test process.
+func pvisorBin(t *testing.T) string { return pvisorBuild.get(t) }
+
+// pvisorAttackBin builds cmd/pvisor with the pvisor_attack tag: its
+// virtio-blk device code plays a compromised backend that attempts what
+// a guest-written sector tells it (hv/virtio/attack_hook.go).
+func pvisorAttackBin(t *testing.T) string { return attackBuild.get(t, "-tags", "pvisor_attack") }
+
+func (b *pvisorBuilt) get(t *testing.T, flags ...string) string {
 	t.Helper()
-	pvisorBuild.once.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "pvisor-test-bin")
 		if err != nil {
-			pvisorBuild.err = err
+			b.err = err
 			return
 		}
-		pvisorBuild.path = filepath.Join(dir, "pvisor")
-		pvisorBuild.out, pvisorBuild.err = exec.Command("go", "build", "-o", pvisorBuild.path, "../cmd/pvisor").CombinedOutput()
+		b.path = filepath.Join(dir, "pvisor")
+		// Without cgo, as make build: the sandbox confines every thread
+		// only in such a build (hv/sandbox).
+		cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", b.path, "../cmd/pvisor")...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		b.out, b.err = cmd.CombinedOutput()
 	})
-	if pvisorBuild.err != nil {
-		t.Fatalf("go build ./cmd/pvisor: %v\n%s", pvisorBuild.err, pvisorBuild.out)
+	if b.err != nil {
+		t.Fatalf("go build %v ./cmd/pvisor: %v\n%s", flags, b.err, b.out)
 	}
-	return pvisorBuild.path
+	return b.path
 }

@@ -63,6 +63,9 @@ type runConfig struct {
 	// expect is the launch policy (--expect-measurements), nil: none.
 	expect     *expectedMeasurements
 	expectPath string
+	// sandbox is how the VMM confines itself once set up (--sandbox,
+	// --seccomp, --sandbox-allow).
+	sandbox sandboxPlan
 }
 
 // specList collects repeated --vm flags.
@@ -110,13 +113,18 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	stateDir := fs.String("state-dir", defaultStateDir(), stateDirUsage)
 	expect := fs.String("expect-measurements", "", "launch policy: refuse to boot a VM whose kernel, initramfs or command line measures otherwise than this file (pvisor measure) says")
 	fs.Bool("overwrite-overlay", false, "--restore: replace a --disk's overlay=FILE that is not empty (otherwise refused)")
+	sbox := addSandboxFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	plan, err := sbox.plan()
+	if err != nil {
 		return nil, err
 	}
 	if *restore != "" {
 		rc, err := parseRestore(fs, *restore, *keyFile, *passFile)
 		if err == nil {
-			rc.allowRollback, rc.stateDir, rc.paused = *allowRollback, *stateDir, *paused
+			rc.allowRollback, rc.stateDir, rc.paused, rc.sandbox = *allowRollback, *stateDir, *paused, plan
 		}
 		return rc, err
 	}
@@ -138,7 +146,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		guestCmd = rest
 	}
 	rc := &runConfig{guestCmd: guestCmd, accel: *accel, stats: *stats, strict: *strict, trace: *trace,
-		workers: *workers, duration: *duration, control: *control, clock: clockPolicy, stateDir: *stateDir}
+		workers: *workers, duration: *duration, control: *control, clock: clockPolicy, stateDir: *stateDir, sandbox: plan}
 	if *expect != "" {
 		if rc.expect, err = loadExpected(*expect); err != nil {
 			return nil, fmt.Errorf("--expect-measurements: %v", err)
@@ -247,7 +255,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
 	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
 	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true,
-	"allow-rollback": true, "state-dir": true, "paused": true, "overwrite-overlay": true}
+	"allow-rollback": true, "state-dir": true, "paused": true, "overwrite-overlay": true,
+	"sandbox": true, "seccomp": true, "sandbox-allow": true}
 
 // parseRestore is parseRun for --restore.
 func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig, error) {
@@ -552,6 +561,17 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if rc.duration > 0 {
 		t := time.AfterFunc(rc.duration, func() { stopAll(0, fmt.Sprintf("stopped by --duration %v", rc.duration)) })
 		defer t.Stop()
+	}
+	if rc.sandbox.on {
+		st, err := confine(rc.sandbox, rc.stateDir, rc.control, rc.vms)
+		if err != nil {
+			stopAll(2, "the sandbox could not be applied")
+			fmt.Fprintf(stderr, "pvisor run: %v\n", err)
+			return 2
+		}
+		if rc.stats {
+			fmt.Fprintf(stderr, "pvisor: %s\n", st)
+		}
 	}
 	start := time.Now()
 	sc.Start()

@@ -70,6 +70,9 @@ func (b *Block) serve(c *Chain, typ uint32, sector uint64) (status uint8, writte
 		if err == nil && !b.writeback {
 			err = b.sync()
 		}
+		if attackHook != nil && err == nil {
+			attackHook(b.f, int64(sector*SectorSize))
+		}
 		if err != nil {
 			return ioStatus(err)
 		}
