@@ -233,7 +233,7 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 	case "device-attach":
 		slot, err := attachDevice(vm, req)
 		if err != nil {
-			return fmt.Errorf("device-attach %s: %v", vm.Name(), err)
+			return fmt.Errorf("device-attach %s: %v", vm.Name(), sandboxHint(err))
 		}
 		rep.Slot = &slot
 	case "device-detach":
@@ -257,7 +257,7 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 	case "snapshot":
 		h, err := ctlSnapshot(vm, req)
 		if err != nil {
-			return fmt.Errorf("snapshot %s: %v", vm.Name(), err)
+			return fmt.Errorf("snapshot %s: %v", vm.Name(), sandboxHint(err))
 		}
 		if err := s.lineageOf(vm).log(lineage.Event{Event: "snapshot", Snapshot: hex.EncodeToString(h.SnapshotID[:]), Path: req.Path, Level: h.PatchLevel}); err != nil {
 			return fmt.Errorf("snapshot %s: written to %s, but not logged: %v", vm.Name(), req.Path, err)
