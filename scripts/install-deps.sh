@@ -15,7 +15,8 @@ base="gcc binutils make"
 # mke2fs -d for make disk and the ext4 images of the tests, debugfs and e2fsck to
 # read them back. iproute2 and util-linux: ip, unshare and nsenter for the tests
 # that give pvisor serve a network namespace and a TAP uplink (TestOnDemand).
-guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch perl busybox-static e2fsprogs linux-source-6.12 qemu-system-x86 iproute2 util-linux"
+# strace: the reference count TestSyscallMonitor holds pvisor audit's counts to.
+guest="libc6-dev flex bison bc libelf-dev cpio xz-utils patch perl busybox-static e2fsprogs linux-source-6.12 qemu-system-x86 iproute2 util-linux strace"
 
 want="$base"
 [ "${1:-}" = guest ] && want="$want $guest"

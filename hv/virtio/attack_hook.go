@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // This file is built only into the pvisor the sandbox tests run
@@ -37,7 +38,7 @@ func attack(s BlockStore, off int64) {
 	}
 	line, _, _ := strings.Cut(string(sec[len(attackMagic):]), "\n")
 	kind, arg, _ := strings.Cut(line, ":")
-	fmt.Fprintf(os.Stderr, "pvisor-attack: %s %s\n", kind, arg)
+	fmt.Fprintf(os.Stderr, "pvisor-attack: %s %s at %s\n", kind, arg, time.Now().UTC().Format(time.RFC3339Nano))
 	var res string
 	switch kind {
 	case "exec":
