@@ -27,8 +27,14 @@ type daemonEnv struct {
 
 func startDaemon(t *testing.T, state string) *daemonEnv {
 	t.Helper()
+	return startDaemonCmd(t, state, exec.Command(pvisorBin(t), "serve", "--state-dir", state))
+}
+
+// startDaemonCmd is startDaemon with the daemon started by cmd.
+func startDaemonCmd(t *testing.T, state string, cmd *exec.Cmd) *daemonEnv {
+	t.Helper()
 	d := &daemonEnv{t: t, state: state, sock: filepath.Join(state, "api.sock")}
-	d.srv = startPvisor(t, "serve", "--state-dir", state)
+	d.srv = startCmd(t, cmd)
 	if !waitFor(time.Minute, func() bool {
 		c, err := net.Dial("unix", d.sock)
 		if err == nil {

@@ -177,7 +177,7 @@ type attestRequest struct {
 }
 
 // quote signs ent's measurement log over nonce.
-func (d *daemon) quote(ent *vmEntry, vm *hv.VM, r *http.Request) (any, error) {
+func (d *daemon) quote(ent *vmEntry, vm vmBackend, r *http.Request) (any, error) {
 	var req attestRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err

@@ -98,6 +98,11 @@ type ctlVM struct {
 type ctlReply struct {
 	Error string  `json:"error,omitempty"`
 	VMs   []ctlVM `json:"vms,omitempty"`
+	// Stats is the VM's counters (stats).
+	Stats *ctlStats `json:"stats,omitempty"`
+	// SnapshotID and PatchLevel describe the snapshot written (snapshot).
+	SnapshotID string  `json:"snapshot_id,omitempty"`
+	PatchLevel *uint64 `json:"patch_level,omitempty"`
 	// Slot is where device-attach put the device.
 	Slot *int `json:"slot,omitempty"`
 	// Handle is the introspection grant's handle (grant).
@@ -262,6 +267,9 @@ func (s *controlServer) do(req *ctlRequest, rep *ctlReply) error {
 		if err := s.lineageOf(vm).log(lineage.Event{Event: "snapshot", Snapshot: hex.EncodeToString(h.SnapshotID[:]), Path: req.Path, Level: h.PatchLevel}); err != nil {
 			return fmt.Errorf("snapshot %s: written to %s, but not logged: %v", vm.Name(), req.Path, err)
 		}
+		rep.SnapshotID, rep.PatchLevel = hex.EncodeToString(h.SnapshotID[:]), &h.PatchLevel
+	case "stats":
+		rep.Stats = vmStats(vm)
 	case "patch-level":
 		if err := vm.SetPatchLevel(req.Level); err != nil {
 			return fmt.Errorf("patch-level %s: %v", vm.Name(), err)

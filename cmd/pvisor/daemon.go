@@ -20,6 +20,7 @@ import (
 	"github.com/pvisor/pvisor/hv/netswitch"
 	"github.com/pvisor/pvisor/mm"
 	"github.com/pvisor/pvisor/sched"
+	"github.com/pvisor/pvisor/sched/cgroup"
 )
 
 // The daemon (`pvisor serve`, docs/api.md): it owns VMs by name. A VM's
@@ -250,7 +251,7 @@ type vmRecord struct {
 type vmEntry struct {
 	mu   sync.Mutex
 	rec  vmRecord
-	vm   *hv.VM        // nil unless running or paused
+	vm   vmBackend     // nil unless running or paused
 	done chan struct{} // closed when the running VM has ended
 	con  *consoleHub
 	lin  *vmLineage
@@ -284,6 +285,13 @@ type daemon struct {
 	vms map[string]*vmEntry
 
 	stopIdle chan struct{} // ends watchIdle
+
+	// isolate runs each VM in a pvisor run process of its own (serve
+	// --isolate), under the control group isoGroup; isoMem is the guest
+	// memory those processes hold (mu protects it).
+	isolate  bool
+	isoGroup *cgroup.Group
+	isoMem   uint64
 }
 
 // maxVMs bounds the inventory (sprawl has a ceiling).
@@ -395,7 +403,7 @@ func (d *daemon) watchIdle(period time.Duration) {
 }
 
 // idleStop applies an idle policy to e's VM.
-func (d *daemon) idleStop(e *vmEntry, vm *hv.VM, action string, after time.Duration) {
+func (d *daemon) idleStop(e *vmEntry, vm vmBackend, action string, after time.Duration) {
 	e.mu.Lock()
 	if e.vm != vm || e.busy {
 		e.mu.Unlock()
@@ -579,7 +587,7 @@ func (d *daemon) start(ent *vmEntry, restore *restoreRequest) error {
 }
 
 // boot builds the VM of def (or restores it).
-func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*hv.VM, *vmLineage, error) {
+func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (vmBackend, *vmLineage, error) {
 	spec, err := def.spec()
 	if err != nil {
 		return nil, nil, errorf(400, "%v", err)
@@ -606,7 +614,10 @@ func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*h
 		if err != nil {
 			return nil, nil, errorf(409, "%v", err)
 		}
-		return vm, lin, nil
+		return localVM{vm}, lin, nil
+	}
+	if d.isolate && restore != nil {
+		return nil, nil, errorf(409, "restore under pvisor serve --isolate: not yet (restore it with pvisor run --restore)")
 	}
 	kernel, err := readFile("kernel", spec.kernel, spec.memBytes)
 	if err != nil {
@@ -627,6 +638,9 @@ func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*h
 			return nil, nil, errorf(409, "refused by the launch policy (%s): %v", def.ExpectMeasurements, err)
 		}
 	}
+	if d.isolate {
+		return d.bootIsolated(def, spec, ent, kernel, initrd)
+	}
 	cfg := hv.Config{Name: spec.name, Sched: d.sc, CPUWeight: spec.weight, CPUCap: spec.cap,
 		Kernel: kernel, Initrd: initrd, Cmdline: spec.cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 		Mode: spec.mode, Budget: d.budget, Console: console, ConsoleIn: ent.con.reader(),
@@ -646,7 +660,7 @@ func (d *daemon) boot(def Definition, ent *vmEntry, restore *restoreRequest) (*h
 	ent.mu.Lock()
 	ent.mlog, ent.mlogLevelSet = mlog, false
 	ent.mu.Unlock()
-	return vm, lin, nil
+	return localVM{vm}, lin, nil
 }
 
 // stop stops ent's VM and waits (up to a minute) for it to end.
@@ -716,10 +730,65 @@ func (d *daemon) shutdown(reason string) {
 	wg.Wait()
 	close(d.stopIdle)
 	d.sc.Stop()
+	if d.isoGroup != nil {
+		d.isoGroup.Remove()
+	}
 }
 
+// bootIsolated starts def's VM in a pvisor run process of its own
+// (serve --isolate): its memory counted against the daemon's budget,
+// its lineage and measurement log kept here as for any VM.
+func (d *daemon) bootIsolated(def Definition, spec vmSpec, ent *vmEntry, kernel, initrd []byte) (vmBackend, *vmLineage, error) {
+	d.mu.Lock()
+	free := d.budget.Total() - d.budget.Reserved() - d.isoMem
+	if spec.memBytes > free {
+		d.mu.Unlock()
+		return nil, nil, errorf(409, "%d MiB of memory asked, %d MiB left in the daemon's budget", spec.memBytes>>20, free>>20)
+	}
+	d.isoMem += spec.memBytes
+	d.mu.Unlock()
+	release := func() {
+		d.mu.Lock()
+		d.isoMem -= spec.memBytes
+		d.mu.Unlock()
+	}
+	l, err := d.store.ForName(def.Name)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	mlog, err := buildMeasurementLog(spec, kernel, initrd)
+	if err != nil {
+		release()
+		return nil, nil, errorf(400, "%v", err)
+	}
+	// One directory per VM for its control socket and its snapshots:
+	// what its sandbox may write, apart from its lineage.
+	run := filepath.Join(d.dir, "run", def.Name)
+	snaps := filepath.Join(d.dir, "snapshots", def.Name)
+	for _, dir := range []string{run, snaps} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	p, err := startProcVM(def, spec, d.store.Dir(), run, snaps, d.isoGroupName(), ent.con)
+	if err != nil {
+		release()
+		return nil, nil, errorf(409, "%v", err)
+	}
+	p.release = release
+	ent.mu.Lock()
+	ent.mlog, ent.mlogLevelSet = mlog, false
+	ent.mu.Unlock()
+	return p, &vmLineage{l: l, name: def.Name}, nil
+}
+
+// isoGroupName is the control group the daemon's VM processes go under.
+func (d *daemon) isoGroupName() string { return fmt.Sprintf("pvisor-serve-%d", os.Getpid()) }
+
 // running returns ent's VM, or a 409 if it is not running.
-func (ent *vmEntry) running() (*hv.VM, error) {
+func (ent *vmEntry) running() (vmBackend, error) {
 	ent.mu.Lock()
 	defer ent.mu.Unlock()
 	if ent.vm == nil {

@@ -218,7 +218,7 @@ func (d *daemon) handler() http.Handler {
 			}
 			return ent.describe(), nil
 		}),
-		"POST /v1/vms/{name}/pause": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"POST /v1/vms/{name}/pause": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			if err := noBody(r); err != nil {
 				return nil, err
 			}
@@ -228,7 +228,7 @@ func (d *daemon) handler() http.Handler {
 			ent.log(lineage.Event{Event: "paused"})
 			return ent.describe(), nil
 		}),
-		"POST /v1/vms/{name}/resume": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"POST /v1/vms/{name}/resume": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			if err := noBody(r); err != nil {
 				return nil, err
 			}
@@ -267,7 +267,7 @@ func (d *daemon) handler() http.Handler {
 			defer ent.mu.Unlock()
 			return append([]snapshotInfo{}, ent.rec.Status.Snapshots...), nil
 		}),
-		"POST /v1/vms/{name}/snapshots": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"POST /v1/vms/{name}/snapshots": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req snapshotRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
@@ -279,7 +279,7 @@ func (d *daemon) handler() http.Handler {
 			w.WriteHeader(http.StatusCreated)
 			return info, nil
 		}),
-		"PUT /v1/vms/{name}/memory": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"PUT /v1/vms/{name}/memory": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req memoryRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
@@ -300,10 +300,10 @@ func (d *daemon) handler() http.Handler {
 			}
 			return d.setSched(ent, req)
 		}),
-		"POST /v1/vms/{name}/attest": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"POST /v1/vms/{name}/attest": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			return d.quote(ent, vm, r)
 		}),
-		"PUT /v1/vms/{name}/patch-level": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"PUT /v1/vms/{name}/patch-level": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req patchLevelRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
@@ -313,19 +313,19 @@ func (d *daemon) handler() http.Handler {
 			}
 			return ent.describe(), nil
 		}),
-		"POST /v1/vms/{name}/devices": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"POST /v1/vms/{name}/devices": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req deviceRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			slot, err := attachDevice(vm, &ctlRequest{Disk: req.Disk, Net: req.Net, RNG: req.RNG})
+			slot, err := vm.Attach(&ctlRequest{Disk: req.Disk, Net: req.Net, RNG: req.RNG})
 			if err != nil {
 				return nil, errorf(409, "%v", err)
 			}
 			ent.log(lineage.Event{Event: "device-attach", Detail: fmt.Sprintf("slot %d: %+v", slot, req)})
 			return map[string]int{"slot": slot}, nil
 		}),
-		"DELETE /v1/vms/{name}/devices/{slot}": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"DELETE /v1/vms/{name}/devices/{slot}": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			slot, err := strconv.Atoi(r.PathValue("slot"))
 			if err != nil || slot < 0 {
 				return nil, errorf(400, "slot %q: want a slot number", r.PathValue("slot"))
@@ -346,14 +346,14 @@ func (d *daemon) handler() http.Handler {
 			return d.events(ent)
 		}),
 		"GET /v1/stats": func(w http.ResponseWriter, r *http.Request) (any, error) { return d.samples(), nil },
-		"GET /v1/vms/{name}/stats": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"GET /v1/vms/{name}/stats": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			switch r.URL.Query().Get("format") {
 			case "", "text":
 				ent.mu.Lock()
 				since := ent.started
 				ent.mu.Unlock()
 				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				io.WriteString(w, statsText(vm, since))
+				io.WriteString(w, vm.StatsText(since))
 				return nil, nil
 			case "json":
 				st := stateRunning
@@ -364,7 +364,7 @@ func (d *daemon) handler() http.Handler {
 			}
 			return nil, errorf(400, "format %q: want text or json", r.URL.Query().Get("format"))
 		}),
-		"POST /v1/vms/{name}/grants": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"POST /v1/vms/{name}/grants": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			var req grantRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
@@ -374,7 +374,7 @@ func (d *daemon) handler() http.Handler {
 			}
 			return d.grant(ent, vm, req.Target, true)
 		}),
-		"DELETE /v1/vms/{name}/grants/{target}": d.withRunning(func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error) {
+		"DELETE /v1/vms/{name}/grants/{target}": d.withRunning(func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error) {
 			return d.grant(ent, vm, r.PathValue("target"), false)
 		}),
 		"GET /v1/vms/{name}/console": d.withVM(func(ent *vmEntry, w http.ResponseWriter, r *http.Request) (any, error) {
@@ -423,7 +423,7 @@ func (d *daemon) withVM(fn vmHandler) func(w http.ResponseWriter, r *http.Reques
 }
 
 // withRunning finds the VM and requires it running (or paused).
-func (d *daemon) withRunning(fn func(ent *vmEntry, vm *hv.VM, w http.ResponseWriter, r *http.Request) (any, error)) func(w http.ResponseWriter, r *http.Request) (any, error) {
+func (d *daemon) withRunning(fn func(ent *vmEntry, vm vmBackend, w http.ResponseWriter, r *http.Request) (any, error)) func(w http.ResponseWriter, r *http.Request) (any, error) {
 	return d.withVM(func(ent *vmEntry, w http.ResponseWriter, r *http.Request) (any, error) {
 		vm, err := ent.running()
 		if err != nil {
@@ -496,7 +496,7 @@ func absPaths(ps ...*string) error {
 }
 
 // snapshot writes a snapshot of ent's VM and records it.
-func (d *daemon) snapshot(ent *vmEntry, vm *hv.VM, req snapshotRequest) (*snapshotInfo, error) {
+func (d *daemon) snapshot(ent *vmEntry, vm vmBackend, req snapshotRequest) (*snapshotInfo, error) {
 	if err := absPaths(&req.Path, &req.KeyFile, &req.PassphraseFile); err != nil {
 		return nil, err
 	}
@@ -508,13 +508,13 @@ func (d *daemon) snapshot(ent *vmEntry, vm *hv.VM, req snapshotRequest) (*snapsh
 		}
 		req.Path = filepath.Join(dir, time.Now().UTC().Format("20060102T150405.000000000Z")+".snap")
 	}
-	h, err := ctlSnapshot(vm, &ctlRequest{Path: req.Path, LeavePaused: req.LeavePaused, Encrypt: req.Encrypt,
+	id, level, err := vm.Snapshot(&ctlRequest{Path: req.Path, LeavePaused: req.LeavePaused, Encrypt: req.Encrypt,
 		KeyFile: req.KeyFile, PassphraseFile: req.PassphraseFile})
 	if err != nil {
 		return nil, errorf(409, "snapshot: %v", err)
 	}
-	info := snapshotInfo{ID: hex.EncodeToString(h.SnapshotID[:]), Path: req.Path, Created: time.Now().UTC(),
-		PatchLevel: h.PatchLevel, Encrypted: req.Encrypt}
+	info := snapshotInfo{ID: id, Path: req.Path, Created: time.Now().UTC(),
+		PatchLevel: level, Encrypted: req.Encrypt}
 	ent.mu.Lock()
 	ent.rec.Status.Snapshots = append(ent.rec.Status.Snapshots, info)
 	if n := len(ent.rec.Status.Snapshots) - maxSnapshotsKept; n > 0 {
@@ -525,6 +525,9 @@ func (d *daemon) snapshot(ent *vmEntry, vm *hv.VM, req snapshotRequest) (*snapsh
 	ent.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if _, isolated := vm.(*procVM); isolated {
+		return &info, nil // the VM's process logged it
 	}
 	if err := lin.log(lineage.Event{Event: "snapshot", Snapshot: info.ID, Path: info.Path, Level: info.PatchLevel}); err != nil {
 		return nil, err
@@ -663,15 +666,23 @@ func (d *daemon) console(ent *vmEntry, w http.ResponseWriter, r *http.Request) e
 // read the running VM target's memory and registers (docs/security.md,
 // "Introspection"). Both VMs' logs record it; a grant that cannot be
 // logged is taken back.
-func (d *daemon) grant(ent *vmEntry, monitor *hv.VM, target string, give bool) (any, error) {
+func (d *daemon) grant(ent *vmEntry, mon vmBackend, target string, give bool) (any, error) {
 	tent, err := d.get(target)
 	if err != nil {
 		return nil, err
 	}
-	t, err := tent.running()
+	tb, err := tent.running()
 	if err != nil {
 		return nil, err
 	}
+	// Introspection reads one VM's memory from another's hypercalls: both
+	// must be in the daemon's process.
+	lm, ok1 := mon.(localVM)
+	lt, ok2 := tb.(localVM)
+	if !ok1 || !ok2 {
+		return nil, errorf(409, "introspection needs both VMs in the daemon's process: not under pvisor serve --isolate")
+	}
+	monitor, t := lm.VM, lt.VM
 	if give {
 		h, err := hv.Grant(monitor, t)
 		if err != nil {

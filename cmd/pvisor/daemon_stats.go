@@ -47,7 +47,7 @@ type vmSample struct {
 }
 
 // sampleVM reads vm's counters.
-func sampleVM(name, state string, vm *hv.VM) vmSample {
+func sampleVM(name, state string, vm vmBackend) vmSample {
 	s := vmSample{Name: name, State: state, Time: time.Now().UTC(), Exits: map[string]uint64{}, Hypercalls: map[string]uint64{}}
 	if vm == nil {
 		return s

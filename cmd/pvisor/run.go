@@ -66,6 +66,8 @@ type runConfig struct {
 	// sandbox is how the VMM confines itself once set up (--sandbox,
 	// --seccomp, --sandbox-allow).
 	sandbox sandboxPlan
+	// isolate runs each VM in a process of its own (--isolate).
+	isolate bool
 }
 
 // specList collects repeated --vm flags.
@@ -114,6 +116,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	expect := fs.String("expect-measurements", "", "launch policy: refuse to boot a VM whose kernel, initramfs or command line measures otherwise than this file (pvisor measure) says")
 	fs.Bool("overwrite-overlay", false, "--restore: replace a --disk's overlay=FILE that is not empty (otherwise refused)")
 	sbox := addSandboxFlags(fs)
+	isolate := fs.Bool("isolate", false, "run each VM in a pvisor run process of its own, confined as any, held by control groups to its CPU weight and cap and its memory (docs/security.md)")
+	only := fs.String("isolated-vm", "", "(internal to --isolate) keep only the VM of this name")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -245,6 +249,19 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	}
 	if err := checkSpecs(rc.vms); err != nil {
 		return nil, err
+	}
+	rc.isolate = *isolate
+	if *only != "" {
+		var keep []vmSpec
+		for _, s := range rc.vms {
+			if s.name == *only {
+				keep = append(keep, s)
+			}
+		}
+		if len(keep) != 1 {
+			return nil, fmt.Errorf("--isolated-vm %q: no such VM", *only)
+		}
+		rc.vms = keep
 	}
 	return rc, nil
 }
@@ -415,6 +432,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if rc.accel == "kvm" {
 		fmt.Fprintln(stderr, "pvisor run: the kvm engine is not in this build: use --accel interp")
 		return 2
+	}
+	if rc.isolate {
+		return runIsolated(rc, args, stderr)
 	}
 	var traceW io.Writer
 	switch rc.trace {

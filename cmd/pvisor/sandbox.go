@@ -59,10 +59,15 @@ var activeSandbox bool
 // --sandbox-allow paths.
 func confine(p sandboxPlan, stateDir, control string, vms []vmSpec) (sandbox.Status, error) {
 	c := sandbox.Config{Seccomp: p.mode}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return sandbox.Status{}, fmt.Errorf("--state-dir: %v", err)
+	// Of the state directory, the lineage records only: not its keys
+	// (the attestation key) nor the daemon's records.
+	for _, sub := range []string{"lineages", "names"} {
+		d := filepath.Join(stateDir, sub)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return sandbox.Status{}, fmt.Errorf("--state-dir: %v", err)
+		}
+		c.ReadWrite = append(c.ReadWrite, d)
 	}
-	c.ReadWrite = append(c.ReadWrite, stateDir)
 	if control != "" {
 		c.ReadWrite = append(c.ReadWrite, filepath.Dir(control))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pvisor/pvisor/sched/cgroup"
 	"io"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	memBudget := fs.String("mem-budget", "", "host memory all VMs together may reserve (default three quarters of host RAM)")
 	var uplinks specList
 	fs.Var(&uplinks, "uplink", "connect a segment of the VMs' switch to the host through a TAP interface: segment=NAME,tap=IFNAME; repeatable (needs CAP_NET_ADMIN)")
+	isolate := fs.Bool("isolate", false, "run each VM in a pvisor run process of its own, confined as any, held by control groups to its CPU weight and cap and its memory (docs/security.md, \"One process per VM\")")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this socket: unix:PATH (mode 0600) or HOST:PORT (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -69,6 +71,19 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor serve: %v\n", err)
 		return 2
+	}
+	if *isolate {
+		if len(uplinks) > 0 {
+			d.shutdown("the daemon could not start")
+			fmt.Fprintln(stderr, "pvisor serve: --isolate: not with --uplink: the switch's segments do not span processes yet")
+			return 2
+		}
+		if d.isoGroup, err = cgroup.New(d.isoGroupName()); err != nil {
+			d.shutdown("the daemon could not start")
+			fmt.Fprintf(stderr, "pvisor serve: --isolate: %v\n", err)
+			return 2
+		}
+		d.isolate = true
 	}
 	for _, v := range uplinks {
 		u, err := parseUplink(v)

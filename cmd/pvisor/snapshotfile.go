@@ -96,7 +96,7 @@ func writeNewFile(path string, fill func(f *os.File) error) error {
 }
 
 // generation formats a VM generation ID.
-func generation(vm *hv.VM) string {
+func generation(vm interface{ GenerationID() [16]byte }) string {
 	id := vm.GenerationID()
 	return hex.EncodeToString(id[:])
 }
