@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,6 +103,7 @@ func TestSyscallMonitor(t *testing.T) {
 		m.Close()
 	}
 	t.Run("violation", func(t *testing.T) { auditViolation(t) })
+	t.Run("daemon", func(t *testing.T) { auditDaemon(t) })
 	t.Run("strace", func(t *testing.T) { auditMatchesStrace(t) })
 }
 
@@ -254,4 +256,52 @@ func parseStraceSummary(t *testing.T, path string) map[string]uint64 {
 		t.Fatalf("no counts in strace's summary %s", path)
 	}
 	return m
+}
+
+// auditDaemon: pvisor serve --isolate --audit watches its VM processes;
+// device code's execve in one (its filter set to log) is a
+// syscall-violation event in the VM's log, and counts in the VM's stats
+// and in pvisor top.
+func auditDaemon(t *testing.T) {
+	vmlinux, initrd := linuxGuest(t)
+	vmlinux, _ = filepath.Abs(vmlinux)
+	initrd, _ = filepath.Abs(initrd)
+	state := t.TempDir()
+	d := startDaemonCmd(t, state, exec.Command(pvisorAttackBin(t), "serve", "--isolate", "--audit", "--seccomp", "log", "--state-dir", state))
+	disk := filepath.Join(state, "attack.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "printf 'PVISOR-ATTACK:exec:" + filepath.Join(state, "executed") + "\\n' | dd of=/dev/vda bs=512 count=1 conv=sync oflag=direct 2>/dev/null; echo ATTACKED; sleep 60"
+	cmdline := "console=ttyS0 panic=-1 quiet pvisor.cmd=" + base64.StdEncoding.EncodeToString([]byte(script))
+	body, _ := json.Marshal(map[string]any{"name": "watched", "kernel": vmlinux, "initrd": initrd, "mode": "hwassist",
+		"mem": "128M", "disks": []string{disk}, "cmdline": cmdline})
+	if code, b := d.http("POST", "/v1/vms", string(body)); code != 201 && code != 200 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	if code, b := d.http("POST", "/v1/vms/watched/start", ""); code != 200 {
+		t.Fatalf("start: %d %s; daemon:\n%s", code, b, d.srv.errs.String())
+	}
+	var n uint64
+	waitFor(2*time.Minute, func() bool {
+		code, b := d.http("GET", "/v1/vms/watched/stats?format=json", "")
+		var s struct {
+			V uint64 `json:"syscall_violations"`
+		}
+		if code == 200 && json.Unmarshal([]byte(b), &s) == nil {
+			n = s.V
+		}
+		return n > 0
+	})
+	if n == 0 {
+		t.Fatalf("no violation counted; console:\n%s\ndaemon:\n%s", d.must("logs", "watched"), d.srv.errs.String())
+	}
+	top := d.must("top", "--once", "--json")
+	if !strings.Contains(top, `"syscall_violations": 1`) && !strings.Contains(top, `"syscall_violations":1`) {
+		t.Errorf("pvisor top does not show the violation:\n%s", top)
+	}
+	if ev := d.must("events", "watched"); !strings.Contains(ev, "syscall-violation") || !strings.Contains(ev, "execve x1") {
+		t.Errorf("the VM's events lack the violation:\n%s", ev)
+	}
+	d.http("POST", "/v1/vms/watched/stop", "")
 }

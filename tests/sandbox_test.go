@@ -76,7 +76,8 @@ func runAttack(t *testing.T, dir, what string, extra ...string) attackResult {
 // test build, to attempt a system call outside the VMM's profile is
 // stopped by the seccomp filter (the process dies of SIGSYS) and not
 // served: an execve (the file the shell would create is absent) and a
-// socket to a new address (the listener sees no connection). With
+// socket to a new address (the listener sees no connection); an open of
+// /etc/shadow is stopped by the sandbox's Landlock domain (EACCES). With
 // --sandbox=false the same attacks are served, which shows the test
 // can see a broken promise. A VM still boots, runs the stress workload
 // and stops cleanly with the filter in place, with every thread of the
@@ -99,6 +100,22 @@ func TestSeccomp(t *testing.T) {
 				}
 			} else if statErr != nil {
 				t.Errorf("--sandbox=false: execve was not served (ended %v): the attack build does not attack; stderr:\n%s", r.err, r.stderr)
+			}
+		}
+	})
+
+	// openat is in the profile (snapshots and hot-plugged disks open
+	// files at run time); which files is the sandbox's Landlock domain's
+	// to say, so this one is refused with EACCES, not killed.
+	t.Run("open-shadow", func(t *testing.T) {
+		for _, on := range []bool{true, false} {
+			r := runAttack(t, t.TempDir(), "open:/etc/shadow", fmt.Sprintf("--sandbox=%v", on))
+			got := r.outcome()
+			if on && !strings.HasPrefix(got, "denied: open /etc/shadow: permission denied") {
+				t.Errorf("sandboxed: /etc/shadow: the device code got %q; stderr:\n%s", got, r.stderr)
+			}
+			if !on && !strings.HasPrefix(got, "served") {
+				t.Errorf("--sandbox=false: /etc/shadow: %q: the attack build does not attack", got)
 			}
 		}
 	})

@@ -183,52 +183,59 @@ func allGone(procs map[int]*auditedProc) bool {
 // counts and is no longer watched (its thread-group ID may be reused).
 func sample(m *audit.Monitor, procs map[int]*auditedProc, stdout, stderr io.Writer) {
 	for _, p := range procs {
-		if p.gone {
-			continue
+		if v := p.step(m); len(v) > 0 {
+			logViolations(p, v, stdout, stderr)
 		}
-		c, err := m.Counts(p.pid)
-		if err != nil {
-			continue
-		}
-		alive, confined := processSeccomp(p.pid)
-		if !alive {
-			// Its last calls (exit_group) may have come after the
-			// previous read: keep this read, then stop watching.
-			p.gone = true
-			m.Unwatch(p.pid)
-		}
-		p.last = c
-		if !p.isVMM {
-			// A PID given before its exec of pvisor run: read its
-			// arguments again.
-			if d := describeVMM(p.pid); d.isVMM {
-				p.vms, p.stateDir, p.unsandboxed, p.isVMM = d.vms, d.stateDir, d.unsandboxed, true
-			}
-		}
-		if !p.confined && confined {
-			// The VMM has just confined itself: what it did before was
-			// set-up, outside the profile by design.
-			p.confined, p.baseSet, p.base, p.reported = true, true, c, c
-			continue
-		}
-		if !p.baseSet {
-			if !p.unsandboxed {
-				continue // still setting up
-			}
-			p.baseSet, p.base, p.reported = true, c, c
-		}
-		v := audit.Violations(&p.reported, &c)
-		if len(v) == 0 {
-			continue
-		}
-		p.reported = c
-		logViolations(p, v, stdout, stderr)
 	}
 }
 
-// logViolations prints v and appends an event to each of the process's
-// VMs' logs.
-func logViolations(p *auditedProc, v []audit.Entry, stdout, stderr io.Writer) {
+// step reads p's counts and returns the violations since the last step:
+// calls outside the profile after the VMM confined itself (or, for one
+// run with --sandbox=false, after it was first seen).
+func (p *auditedProc) step(m *audit.Monitor) []audit.Entry {
+	if p.gone {
+		return nil
+	}
+	c, err := m.Counts(p.pid)
+	if err != nil {
+		return nil
+	}
+	alive, confined := processSeccomp(p.pid)
+	if !alive {
+		// Its last calls (exit_group) may have come after the previous
+		// read: keep this read, then stop watching.
+		p.gone = true
+		m.Unwatch(p.pid)
+	}
+	p.last = c
+	if !p.isVMM {
+		// A PID given before its exec of pvisor run: read its arguments
+		// again.
+		if d := describeVMM(p.pid); d.isVMM {
+			p.vms, p.stateDir, p.unsandboxed, p.isVMM = d.vms, d.stateDir, d.unsandboxed, true
+		}
+	}
+	if !p.confined && confined {
+		// The VMM has just confined itself: what it did before was
+		// set-up, outside the profile by design.
+		p.confined, p.baseSet, p.base, p.reported = true, true, c, c
+		return nil
+	}
+	if !p.baseSet {
+		if !p.unsandboxed {
+			return nil // still setting up
+		}
+		p.baseSet, p.base, p.reported = true, c, c
+	}
+	v := audit.Violations(&p.reported, &c)
+	if len(v) > 0 {
+		p.reported = c
+	}
+	return v
+}
+
+// violationDetail is the event text for v found in p.
+func violationDetail(p *auditedProc, v []audit.Entry) string {
 	var parts []string
 	for _, e := range v {
 		parts = append(parts, fmt.Sprintf("%s x%d", e.Name, e.Count))
@@ -237,7 +244,13 @@ func logViolations(p *auditedProc, v []audit.Entry, stdout, stderr io.Writer) {
 	if !p.confined {
 		state = "not confined"
 	}
-	detail := fmt.Sprintf("VMM process %d (%s) made system calls outside its profile: %s", p.pid, state, strings.Join(parts, ", "))
+	return fmt.Sprintf("VMM process %d (%s) made system calls outside its profile: %s", p.pid, state, strings.Join(parts, ", "))
+}
+
+// logViolations prints v and appends an event to each of the process's
+// VMs' logs.
+func logViolations(p *auditedProc, v []audit.Entry, stdout, stderr io.Writer) {
+	detail := violationDetail(p, v)
 	fmt.Fprintf(stdout, "VIOLATION %s: %s\n", strings.Join(p.vms, ","), detail)
 	if p.stateDir == "" || len(p.vms) == 0 {
 		return

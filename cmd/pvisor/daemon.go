@@ -15,6 +15,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv"
 	"github.com/pvisor/pvisor/hv/attest"
+	"github.com/pvisor/pvisor/hv/audit"
 	hvcpu "github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/lineage"
 	"github.com/pvisor/pvisor/hv/netswitch"
@@ -292,6 +293,10 @@ type daemon struct {
 	isolate  bool
 	isoGroup *cgroup.Group
 	isoMem   uint64
+	// seccomp is the VM processes' --seccomp; mon, when set (serve
+	// --audit), watches their system calls from outside.
+	seccomp string
+	mon     *audit.Monitor
 }
 
 // maxVMs bounds the inventory (sprawl has a ceiling).
@@ -733,6 +738,9 @@ func (d *daemon) shutdown(reason string) {
 	if d.isoGroup != nil {
 		d.isoGroup.Remove()
 	}
+	if d.mon != nil {
+		d.mon.Close()
+	}
 }
 
 // bootIsolated starts def's VM in a pvisor run process of its own
@@ -772,16 +780,68 @@ func (d *daemon) bootIsolated(def Definition, spec vmSpec, ent *vmEntry, kernel,
 			return nil, nil, err
 		}
 	}
-	p, err := startProcVM(def, spec, d.store.Dir(), run, snaps, d.isoGroupName(), ent.con)
+	mode := d.seccomp
+	if mode == "" {
+		mode = "kill"
+	}
+	p, err := startProcVM(def, spec, d.store.Dir(), run, snaps, d.isoGroupName(), mode, ent.con)
 	if err != nil {
 		release()
 		return nil, nil, errorf(409, "%v", err)
 	}
 	p.release = release
+	if d.mon != nil {
+		// It is confined already (its control socket answered): the
+		// monitor's counts start from the running profile.
+		pid := p.cmd.Process.Pid
+		if err := d.mon.Watch(pid); err == nil {
+			p.watch = describeVMM(pid)
+			p.unwatch = func() { d.mon.Unwatch(pid) }
+		}
+	}
 	ent.mu.Lock()
 	ent.mlog, ent.mlogLevelSet = mlog, false
 	ent.mu.Unlock()
 	return p, &vmLineage{l: l, name: def.Name}, nil
+}
+
+// auditLoop samples the syscall monitor's counts of every VM process
+// every 200 ms until stop closes, and logs each violation in the VM's
+// event log.
+func (d *daemon) auditLoop(stop <-chan struct{}) {
+	t := time.NewTicker(auditSample)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		ents := make([]*vmEntry, 0, len(d.vms))
+		for _, e := range d.vms {
+			ents = append(ents, e)
+		}
+		d.mu.Unlock()
+		for _, e := range ents {
+			e.mu.Lock()
+			p, ok := e.vm.(*procVM)
+			e.mu.Unlock()
+			if !ok || p.watch == nil {
+				continue
+			}
+			v := p.watch.step(d.mon)
+			if len(v) == 0 {
+				continue
+			}
+			var n uint64
+			for _, x := range v {
+				n += x.Count
+			}
+			p.violations.Add(n)
+			e.log(lineage.Event{VM: e.rec.Definition.Name, Event: "syscall-violation", Detail: violationDetail(p.watch, v)})
+		}
+	}
 }
 
 // isoGroupName is the control group the daemon's VM processes go under.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,8 +84,14 @@ type procVM struct {
 	done chan struct{} // closed when the process has ended
 	exit hv.ExitStatus // how, once done
 
-	release  func()         // returns its memory to the daemon's budget, when it ends
-	stdinSrc *io.PipeReader // its console input, closed when it ends
+	release func() // returns its memory to the daemon's budget, when it ends
+	unwatch func() // stops the daemon's syscall monitor watching it, when it ends
+	// watch is the syscall monitor's state for the process (serve
+	// --audit; only the daemon's audit loop touches it); violations
+	// counts the calls outside its profile it has seen.
+	watch      *auditedProc
+	violations atomic.Uint64
+	stdinSrc   *io.PipeReader // its console input, closed when it ends
 
 	stopMu     sync.Mutex // stopMu protects stopReason
 	stopReason string     // why Stop was called, "" if it was not
@@ -287,7 +294,7 @@ var procStderrMu sync.Mutex
 // same binary, the definition as run's flags, a control socket in
 // sockDir, snapshots allowed in snapDir, held by control groups under
 // group.
-func startProcVM(def Definition, spec vmSpec, stateDir, sockDir, snapDir, group string, console *consoleHub) (*procVM, error) {
+func startProcVM(def Definition, spec vmSpec, stateDir, sockDir, snapDir, group, seccompMode string, console *consoleHub) (*procVM, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -301,7 +308,7 @@ func startProcVM(def Definition, spec vmSpec, stateDir, sockDir, snapDir, group 
 	args := []string{"run", "--name", def.Name, "--kernel", def.Kernel, "--state-dir", stateDir,
 		"--control", p.sock, "--mem", strconv.FormatUint(spec.memBytes, 10), "--vcpus", strconv.Itoa(spec.vcpus),
 		"--mode", spec.mode.String(), "--cpu-weight", strconv.Itoa(weightOf(spec)), "--cpu-cap", strconv.Itoa(spec.cap),
-		"--workers", "1", "--sandbox-allow", snapDir}
+		"--workers", "1", "--sandbox-allow", snapDir, "--seccomp", seccompMode}
 	if def.Initrd != "" {
 		args = append(args, "--initrd", def.Initrd)
 	}
@@ -377,6 +384,9 @@ func (p *procVM) wait() {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			p.exit.Code = 128 + int(ws.Signal())
 			p.exit.Reason = fmt.Sprintf("the VM's process %d was killed by %s", p.cmd.Process.Pid, unixSignalName(ws.Signal()))
+			if ws.Signal() == syscall.SIGSYS {
+				p.exit.Reason += ": its seccomp filter stopped a system call outside its profile"
+			}
 		}
 	default:
 		p.exit.Code, p.exit.Reason = 1, err.Error()
@@ -396,6 +406,9 @@ func (p *procVM) wait() {
 	os.Remove(p.sock)
 	if p.release != nil {
 		p.release()
+	}
+	if p.unwatch != nil {
+		p.unwatch()
 	}
 	close(p.done)
 }

@@ -36,6 +36,10 @@ type vmSample struct {
 	// hypercalls refused (-ENOSYS, -EPROTO, -EPERM).
 	PrivilegedAfterStart uint64 `json:"privileged_after_start"`
 	RefusedHypercalls    uint64 `json:"refused_hypercalls"`
+	// SyscallViolations are the VM process's system calls outside the
+	// VMM's profile that the daemon's monitor saw (serve --isolate
+	// --audit).
+	SyscallViolations uint64 `json:"syscall_violations"`
 	// Memory, bytes.
 	MemReserved uint64 `json:"mem_reserved"`
 	MemResident uint64 `json:"mem_resident"`
@@ -74,6 +78,9 @@ func sampleVM(name, state string, vm vmBackend) vmSample {
 		s.PrivilegedAfterStart += n
 	}
 	s.RefusedHypercalls = vm.RefusedHypercalls()
+	if p, ok := vm.(*procVM); ok {
+		s.SyscallViolations = p.violations.Load()
+	}
 	s.MemReserved, s.MemResident, s.MemTarget = ms.Reserved, ms.Resident, ms.Target
 	add := func(name string, bytes uint64, net bool) {
 		if strings.HasPrefix(name, "virtio-blk") {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pvisor/pvisor/sched/cgroup"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pvisor/pvisor/hv/audit"
+	"github.com/pvisor/pvisor/hv/sandbox"
+	"github.com/pvisor/pvisor/sched/cgroup"
 )
 
 func init() {
@@ -42,6 +45,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var uplinks specList
 	fs.Var(&uplinks, "uplink", "connect a segment of the VMs' switch to the host through a TAP interface: segment=NAME,tap=IFNAME; repeatable (needs CAP_NET_ADMIN)")
 	isolate := fs.Bool("isolate", false, "run each VM in a pvisor run process of its own, confined as any, held by control groups to its CPU weight and cap and its memory (docs/security.md, \"One process per VM\")")
+	auditOn := fs.Bool("audit", false, "with --isolate: watch the VM processes' system calls from outside (eBPF, needs root); a call outside the VMM's profile is a syscall-violation event and counts in pvisor top")
+	seccompMode := fs.String("seccomp", "kill", "with --isolate: the VM processes' --seccomp (kill, or log to let a call outside the profile through, logged)")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this socket: unix:PATH (mode 0600) or HOST:PORT (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -83,7 +88,26 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pvisor serve: --isolate: %v\n", err)
 			return 2
 		}
-		d.isolate = true
+		if _, err := sandbox.ParseMode(*seccompMode); err != nil {
+			d.shutdown("the daemon could not start")
+			fmt.Fprintf(stderr, "pvisor serve: %v\n", err)
+			return 2
+		}
+		d.isolate, d.seccomp = true, *seccompMode
+		if *auditOn {
+			if d.mon, err = audit.Open(); err != nil {
+				d.shutdown("the daemon could not start")
+				fmt.Fprintf(stderr, "pvisor serve: --audit: %v (it needs root, and a kernel with CONFIG_BPF_EVENTS)\n", err)
+				return 2
+			}
+			stopAudit := make(chan struct{})
+			defer close(stopAudit)
+			go d.auditLoop(stopAudit)
+		}
+	} else if *auditOn || *seccompMode != "kill" {
+		d.shutdown("the daemon could not start")
+		fmt.Fprintln(stderr, "pvisor serve: --audit and --seccomp go with --isolate: without it the VMs run in the daemon's process, which is not confined")
+		return 2
 	}
 	for _, v := range uplinks {
 		u, err := parseUplink(v)

@@ -85,8 +85,8 @@ func renderTop(prev, cur []vmSample) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pvisor top - %s - %d VMs\n", time.Now().Format("15:04:05"), len(cur))
-	fmt.Fprintf(&b, "%-16s %-8s %6s %6s %9s %9s %8s %8s %8s %9s %9s %6s %6s  %s\n",
-		"NAME", "STATE", "CPU%", "STEAL%", "EXITS/s", "HCALLS/s", "MEM MiB", "RES MiB", "TGT MiB", "BLK KB/s", "NET KB/s", "PRIV", "REFUSE", "TOP EXITS / HYPERCALLS per s")
+	fmt.Fprintf(&b, "%-16s %-8s %6s %6s %9s %9s %8s %8s %8s %9s %9s %6s %6s %7s  %s\n",
+		"NAME", "STATE", "CPU%", "STEAL%", "EXITS/s", "HCALLS/s", "MEM MiB", "RES MiB", "TGT MiB", "BLK KB/s", "NET KB/s", "PRIV", "REFUSE", "SYSCALL", "TOP EXITS / HYPERCALLS per s")
 	for _, s := range cur {
 		p, ok := old[s.Name]
 		dt := s.Time.Sub(p.Time).Seconds()
@@ -110,10 +110,10 @@ func renderTop(prev, cur []vmSample) string {
 			r := rate(float64(v), float64(p.Hypercalls[k]))
 			hr[k], calls = r, calls+r
 		}
-		fmt.Fprintf(&b, "%-16s %-8s %6.1f %6.1f %9.0f %9.0f %8d %8d %8d %9.1f %9.1f %6d %6d  %s | %s\n",
+		fmt.Fprintf(&b, "%-16s %-8s %6.1f %6.1f %9.0f %9.0f %8d %8d %8d %9.1f %9.1f %6d %6d %7d  %s | %s\n",
 			trunc(s.Name, 16), s.State, 100*rate(s.CPUSec, p.CPUSec), 100*rate(s.StealSec, p.StealSec), exits, calls,
 			s.MemReserved>>20, s.MemResident>>20, s.MemTarget>>20, rate(float64(s.BlockBytes), float64(p.BlockBytes))/1024,
-			rate(float64(s.NetBytes), float64(p.NetBytes))/1024, s.PrivilegedAfterStart, s.RefusedHypercalls,
+			rate(float64(s.NetBytes), float64(p.NetBytes))/1024, s.PrivilegedAfterStart, s.RefusedHypercalls, s.SyscallViolations,
 			topRates(er, 3), topRates(hr, 3))
 	}
 	return b.String()
