@@ -44,6 +44,12 @@ func (r attackResult) outcome() string {
 // and read the sector back.
 func runAttack(t *testing.T, dir, what string, extra ...string) attackResult {
 	t.Helper()
+	return runAttackState(t, dir, filepath.Join(dir, "state"), what, extra...)
+}
+
+// runAttackState is runAttack with the VMM's state directory given.
+func runAttackState(t *testing.T, dir, state, what string, extra ...string) attackResult {
+	t.Helper()
 	vmlinux, initrd := linuxGuest(t)
 	disk := filepath.Join(dir, "attack.img")
 	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
@@ -52,7 +58,7 @@ func runAttack(t *testing.T, dir, what string, extra ...string) attackResult {
 	script := fmt.Sprintf("printf 'PVISOR-ATTACK:%s\\n' | dd of=/dev/vda bs=512 count=1 conv=sync oflag=direct 2>/dev/null; "+
 		"dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -1; echo ATTACK-DONE", what)
 	args := append([]string{"run", "--kernel", vmlinux, "--initrd", initrd, "--mode", "hwassist", "--mem", "128M",
-		"--cmdline", "console=ttyS0 panic=-1 quiet", "--disk", disk, "--state-dir", filepath.Join(dir, "state")}, extra...)
+		"--cmdline", "console=ttyS0 panic=-1 quiet", "--disk", disk, "--state-dir", state}, extra...)
 	cmd := exec.Command(pvisorAttackBin(t), append(args, "--", "sh", "-c", script)...)
 	var out, errs syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errs
@@ -253,5 +259,31 @@ func TestLandlock(t *testing.T) {
 	}
 	if _, err := os.Stat(outside); err == nil {
 		t.Errorf("the sandboxed VMM created %s", outside)
+	}
+	// Of its state directory, the VMM has its own VM's lineage only: not
+	// the keys, nor another VM's lineage record (the rollback guard).
+	state := filepath.Join(t.TempDir(), "state")
+	key := filepath.Join(state, "keys", "attest.key")
+	other := filepath.Join(state, "lineages", "00112233445566778899aabbccddeeff", "record.json")
+	for _, f := range []string{key, other} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(state, 0o700)
+	for _, c := range []struct{ what, want string }{
+		{"open:" + key, "denied: open " + key + ": permission denied"},
+		{"create:" + other, "denied: open " + other + ": permission denied"},
+	} {
+		r := runAttackState(t, t.TempDir(), state, c.what)
+		if got := r.outcome(); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: the device code got %q, want %q; stderr:\n%s", c.what, got, c.want, r.stderr)
+		}
+	}
+	if b, _ := os.ReadFile(other); string(b) != "{}" {
+		t.Errorf("another VM's lineage record was rewritten: %q", b)
 	}
 }

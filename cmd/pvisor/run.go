@@ -583,7 +583,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		defer t.Stop()
 	}
 	if rc.sandbox.on {
-		st, err := confine(rc.sandbox, rc.stateDir, rc.control, rc.vms)
+		st, err := confine(rc.sandbox, rc.stateDir, rc.control, rc.vms, lins)
 		if err != nil {
 			stopAll(2, "the sandbox could not be applied")
 			fmt.Fprintf(stderr, "pvisor run: %v\n", err)

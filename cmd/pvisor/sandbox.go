@@ -20,7 +20,7 @@ type sandboxFlags struct {
 
 func addSandboxFlags(fs *flag.FlagSet) *sandboxFlags {
 	f := &sandboxFlags{
-		on:   fs.Bool("sandbox", true, "confine the VMM once its VMs are set up: no_new_privs, no capabilities, Landlock (only the VMs' files, the state directory, the control socket's directory and --sandbox-allow), a seccomp allow-list (docs/security.md)"),
+		on:   fs.Bool("sandbox", true, "confine the VMM once its VMs are set up: no_new_privs, no capabilities, Landlock (only the VMs' files, their lineage records, the control socket's directory and --sandbox-allow), a seccomp allow-list (docs/security.md)"),
 		mode: fs.String("seccomp", "kill", "what a system call outside the VMM's profile does: kill (the process) or log (allowed, logged by the kernel)"),
 	}
 	fs.Var(&f.allow, "sandbox-allow", "a directory or file the sandboxed VMM may still read and write (snapshots, disks to hot-plug); repeatable")
@@ -55,18 +55,19 @@ var activeSandbox bool
 
 // confine applies the plan to a VMM whose VMs are set up: the paths its
 // VMs may still open are their disks (read-only ones read-only), the
-// state directory, the control socket's directory and the operator's
-// --sandbox-allow paths.
-func confine(p sandboxPlan, stateDir, control string, vms []vmSpec) (sandbox.Status, error) {
+// lineage directories of its VMs in the state directory, the control
+// socket's directory and the operator's --sandbox-allow paths.
+func confine(p sandboxPlan, stateDir, control string, vms []vmSpec, lins []*vmLineage) (sandbox.Status, error) {
 	c := sandbox.Config{Seccomp: p.mode}
-	// Of the state directory, the lineage records only: not its keys
-	// (the attestation key) nor the daemon's records.
-	for _, sub := range []string{"lineages", "names"} {
-		d := filepath.Join(stateDir, sub)
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return sandbox.Status{}, fmt.Errorf("--state-dir: %v", err)
+	// Of the state directory, its own VMs' lineage directories only
+	// (their records and event logs): not the other VMs' lineages, whose
+	// highest patch levels are the rollback guard, nor the keys (the
+	// attestation key) nor the daemon's records.
+	for _, l := range lins {
+		if l == nil || l.l == nil {
+			continue
 		}
-		c.ReadWrite = append(c.ReadWrite, d)
+		c.ReadWrite = append(c.ReadWrite, filepath.Join(stateDir, "lineages", l.l.ID().String()))
 	}
 	if control != "" {
 		c.ReadWrite = append(c.ReadWrite, filepath.Dir(control))
@@ -96,7 +97,7 @@ func confine(p sandboxPlan, stateDir, control string, vms []vmSpec) (sandbox.Sta
 // the sandbox, what to do about it.
 func sandboxHint(err error) error {
 	if err != nil && activeSandbox && errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%w (the VMM is sandboxed: it may open only its VMs' files, the state directory, the control socket's directory and --sandbox-allow paths)", err)
+		return fmt.Errorf("%w (the VMM is sandboxed: it may open only its VMs' files and lineage records, the control socket's directory and --sandbox-allow paths)", err)
 	}
 	return err
 }
