@@ -96,52 +96,89 @@ type procVM struct {
 	stopMu     sync.Mutex // stopMu protects stopReason
 	stopReason string     // why Stop was called, "" if it was not
 
-	mu     sync.Mutex // mu protects conn, rd and the stats cache
-	conn   net.Conn
-	rd     *bufio.Reader
+	// ops carries operations; stat the stats requests, with a short
+	// deadline, so that a slow or hostile VM process holds up neither
+	// its own operations nor the daemon's listings for long.
+	ops, stat *ctlConn
+
+	mu     sync.Mutex // mu protects the stats cache
 	cached *ctlStats
 	at     time.Time
 }
 
-// ask sends one control request and returns the reply.
-func (p *procVM) ask(req ctlRequest) (*ctlReply, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.askLocked(req)
+// ctlConn is one connection to a VM process's control socket. The VM
+// process is not trusted: a reply is bounded in size and in time, and a
+// connection that breaks either is dropped (the next request dials
+// again).
+type ctlConn struct {
+	sock, name string
+	timeout    time.Duration
+
+	mu   sync.Mutex // mu protects conn and rd, and orders requests
+	conn net.Conn
+	rd   *bufio.Reader
 }
 
-// askLocked is ask. Precondition: mu held.
-func (p *procVM) askLocked(req ctlRequest) (*ctlReply, error) {
-	if p.conn == nil {
-		c, err := net.DialTimeout("unix", p.sock, 5*time.Second)
+// maxCtlReply bounds one reply of a VM process.
+const maxCtlReply = 1 << 20
+
+func (c *ctlConn) ask(req ctlRequest) (*ctlReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		conn, err := net.DialTimeout("unix", c.sock, 5*time.Second)
 		if err != nil {
-			return nil, fmt.Errorf("VM process of %s: %v", p.name, err)
+			return nil, fmt.Errorf("VM process of %s: %v", c.name, err)
 		}
-		p.conn, p.rd = c, bufio.NewReader(c)
+		c.conn, c.rd = conn, bufio.NewReaderSize(conn, 64<<10)
 	}
-	req.VM = p.name
+	fail := func(err error) (*ctlReply, error) {
+		c.conn.Close()
+		c.conn = nil
+		return nil, fmt.Errorf("VM process of %s: %v", c.name, err)
+	}
+	req.VM = c.name
 	b, _ := json.Marshal(&req)
-	p.conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	if _, err := p.conn.Write(append(b, '\n')); err != nil {
-		p.conn.Close()
-		p.conn = nil
-		return nil, fmt.Errorf("VM process of %s: %v", p.name, err)
+	c.conn.SetDeadline(time.Now().Add(c.timeout))
+	if _, err := c.conn.Write(append(b, '\n')); err != nil {
+		return fail(err)
 	}
-	line, err := p.rd.ReadBytes('\n')
-	if err != nil {
-		p.conn.Close()
-		p.conn = nil
-		return nil, fmt.Errorf("VM process of %s: %v", p.name, err)
+	var line []byte
+	for {
+		chunk, err := c.rd.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxCtlReply {
+			return fail(fmt.Errorf("a reply over %d bytes", maxCtlReply))
+		}
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			return fail(err)
+		}
 	}
 	var rep ctlReply
 	if err := json.Unmarshal(line, &rep); err != nil {
-		return nil, fmt.Errorf("VM process of %s: bad reply: %v", p.name, err)
+		return fail(fmt.Errorf("bad reply: %v", err))
 	}
 	if rep.Error != "" {
 		return &rep, errors.New(rep.Error)
 	}
 	return &rep, nil
 }
+
+func (c *ctlConn) close() {
+	c.mu.Lock()
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+	c.mu.Unlock()
+}
+
+// ask sends one operation (on its own connection: a snapshot may take a
+// while) and returns the reply.
+func (p *procVM) ask(req ctlRequest) (*ctlReply, error) { return p.ops.ask(req) }
 
 func (p *procVM) do(req ctlRequest) error {
 	_, err := p.ask(req)
@@ -159,12 +196,15 @@ func (p *procVM) stats() *ctlStats {
 	if p.cached != nil && time.Since(p.at) < 50*time.Millisecond {
 		return p.cached
 	}
-	rep, err := p.askLocked(ctlRequest{Op: "stats"})
+	rep, err := p.stat.ask(ctlRequest{Op: "stats"})
 	if err != nil || rep.Stats == nil {
-		if p.cached != nil {
-			return p.cached
+		// A VM process that does not answer (ending, gone, or hostile)
+		// is asked again in a second, not by every reader meanwhile.
+		if p.cached == nil {
+			p.cached = &ctlStats{Mode: p.mode}
 		}
-		return &ctlStats{Mode: p.mode}
+		p.at = time.Now().Add(time.Second)
+		return p.cached
 	}
 	p.cached, p.at = rep.Stats, time.Now()
 	return p.cached
@@ -304,6 +344,8 @@ func startProcVM(def Definition, spec vmSpec, stateDir, sockDir, snapDir, group,
 	}
 	p := &procVM{name: def.Name, mode: spec.mode, done: make(chan struct{}),
 		sock: filepath.Join(sockDir, "ctl.sock")}
+	p.ops = &ctlConn{sock: p.sock, name: def.Name, timeout: 2 * time.Minute}
+	p.stat = &ctlConn{sock: p.sock, name: def.Name, timeout: 2 * time.Second}
 	os.Remove(p.sock)
 	args := []string{"run", "--name", def.Name, "--kernel", def.Kernel, "--state-dir", stateDir,
 		"--control", p.sock, "--mem", strconv.FormatUint(spec.memBytes, 10), "--vcpus", strconv.Itoa(spec.vcpus),
@@ -396,12 +438,8 @@ func (p *procVM) wait() {
 		p.exit.Reason, p.exit.External = p.stopReason, true
 	}
 	p.stopMu.Unlock()
-	p.mu.Lock()
-	if p.conn != nil {
-		p.conn.Close()
-		p.conn = nil
-	}
-	p.mu.Unlock()
+	p.ops.close()
+	p.stat.close()
 	p.cg.Remove()
 	os.Remove(p.sock)
 	if p.release != nil {
