@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -72,9 +71,10 @@ func hostCPU(t *testing.T, r *snapRun) map[string]float64 {
 	return cpu
 }
 
-// cgroupCPU reads the CPU time of process pid's control group, as the
-// host accounts it (v1 cpuacct.usage, or v2 cpu.stat's usage_usec).
-func cgroupCPU(t *testing.T, pid int) time.Duration {
+// cgroupFile reads a file of process pid's pvisor control group for
+// controller c: the v1 hierarchy's /sys/fs/cgroup/C/PATH/FILE, else the
+// v2 unified hierarchy's /sys/fs/cgroup/PATH/FILE (v2file).
+func cgroupFile(t *testing.T, pid int, c, v1file, v2file string) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
@@ -85,28 +85,34 @@ func cgroupCPU(t *testing.T, pid int) time.Duration {
 		if len(p) != 3 || !strings.Contains(p[2], "pvisor-") {
 			continue
 		}
-		for _, c := range strings.Split(p[1], ",") {
-			if c == "cpuacct" {
-				v, err := os.ReadFile("/sys/fs/cgroup/cpuacct" + p[2] + "/cpuacct.usage")
-				if err == nil {
-					ns, _ := strconv.ParseUint(strings.TrimSpace(string(v)), 10, 64)
-					return time.Duration(ns)
-				}
+		path := ""
+		for _, ctl := range strings.Split(p[1], ",") {
+			if ctl == c {
+				path = "/sys/fs/cgroup/" + c + p[2] + "/" + v1file
 			}
 		}
 		if p[1] == "" {
-			if v, err := os.ReadFile("/sys/fs/cgroup" + p[2] + "/cpu.stat"); err == nil {
-				for _, f := range strings.Split(string(v), "\n") {
-					if u, ok := strings.CutPrefix(f, "usage_usec "); ok {
-						us, _ := strconv.ParseUint(u, 10, 64)
-						return time.Duration(us) * time.Microsecond
-					}
-				}
-			}
+			path = "/sys/fs/cgroup" + p[2] + "/" + v2file
+		}
+		if v, err := os.ReadFile(path); path != "" && err == nil {
+			return strings.TrimSpace(string(v))
 		}
 	}
-	t.Fatalf("process %d is in no pvisor CPU cgroup:\n%s", pid, b)
-	return 0
+	t.Fatalf("process %d is in no pvisor %s cgroup:\n%s", pid, c, b)
+	return ""
+}
+
+// cgroupCPU reads the CPU time of process pid's control group, as the
+// host accounts it (v1 cpuacct.usage, or v2 cpu.stat's usage_usec).
+func cgroupCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	v := cgroupFile(t, pid, "cpuacct", "cpuacct.usage", "cpu.stat")
+	if u, ok := strings.CutPrefix(v, "usage_usec "); ok {
+		us, _ := strconv.ParseUint(strings.Fields(u)[0], 10, 64)
+		return time.Duration(us) * time.Microsecond
+	}
+	ns, _ := strconv.ParseUint(v, 10, 64)
+	return time.Duration(ns)
 }
 
 // windowCPU is each VM's percent of one CPU over [warm, warm+window)
@@ -131,28 +137,8 @@ func windowCPU(t *testing.T, pids map[string]int, warm, window time.Duration) ma
 // memLimit reads the memory cgroup limit of process pid.
 func memLimit(t *testing.T, pid int) uint64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		p := strings.SplitN(sc.Text(), ":", 3)
-		if len(p) != 3 {
-			continue
-		}
-		for _, file := range []string{"/sys/fs/cgroup/memory" + p[2] + "/memory.limit_in_bytes", "/sys/fs/cgroup" + p[2] + "/memory.max"} {
-			if (p[1] == "memory" || p[1] == "") && strings.Contains(p[2], "pvisor-run-") {
-				if b, err := os.ReadFile(file); err == nil {
-					v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-					return v
-				}
-			}
-		}
-	}
-	t.Fatalf("process %d is in no pvisor memory cgroup", pid)
-	return 0
+	v, _ := strconv.ParseUint(cgroupFile(t, pid, "memory", "memory.limit_in_bytes", "memory.max"), 10, 64)
+	return v
 }
 
 // TestIsolatedBounds is issue 15's one-process-per-VM acceptance: with

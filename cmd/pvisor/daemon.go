@@ -366,12 +366,7 @@ func (d *daemon) watchIdle(period time.Duration) {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		ents := make([]*vmEntry, 0, len(d.vms))
-		for _, e := range d.vms {
-			ents = append(ents, e)
-		}
-		d.mu.Unlock()
+		ents := d.entries()
 		now := time.Now().UTC()
 		for _, e := range ents {
 			e.mu.Lock()
@@ -501,12 +496,7 @@ func (d *daemon) create(def Definition) (*vmEntry, error) {
 
 // list returns every VM's description, sorted by name.
 func (d *daemon) list() []apiVM {
-	d.mu.Lock()
-	ents := make([]*vmEntry, 0, len(d.vms))
-	for _, e := range d.vms {
-		ents = append(ents, e)
-	}
-	d.mu.Unlock()
+	ents := d.entries()
 	out := make([]apiVM, 0, len(ents))
 	for _, e := range ents {
 		out = append(out, e.describe())
@@ -713,12 +703,7 @@ func (d *daemon) destroy(ent *vmEntry) error {
 // shutdown stops every running VM (the daemon is stopping) and records
 // why.
 func (d *daemon) shutdown(reason string) {
-	d.mu.Lock()
-	ents := make([]*vmEntry, 0, len(d.vms))
-	for _, e := range d.vms {
-		ents = append(ents, e)
-	}
-	d.mu.Unlock()
+	ents := d.entries()
 	var wg sync.WaitGroup
 	for _, e := range ents {
 		e.mu.Lock()
@@ -805,6 +790,17 @@ func (d *daemon) bootIsolated(def Definition, spec vmSpec, ent *vmEntry, kernel,
 	return p, &vmLineage{l: l, name: def.Name}, nil
 }
 
+// entries lists the daemon's VMs.
+func (d *daemon) entries() []*vmEntry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ents := make([]*vmEntry, 0, len(d.vms))
+	for _, e := range d.vms {
+		ents = append(ents, e)
+	}
+	return ents
+}
+
 // auditLoop samples the syscall monitor's counts of every VM process
 // every 200 ms until stop closes, and logs each violation in the VM's
 // event log.
@@ -817,12 +813,7 @@ func (d *daemon) auditLoop(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		ents := make([]*vmEntry, 0, len(d.vms))
-		for _, e := range d.vms {
-			ents = append(ents, e)
-		}
-		d.mu.Unlock()
+		ents := d.entries()
 		for _, e := range ents {
 			e.mu.Lock()
 			p, ok := e.vm.(*procVM)

@@ -418,20 +418,12 @@ func (p *procVM) wait() {
 	err := p.cmd.Wait()
 	p.stdinSrc.Close()
 	p.exit = hv.ExitStatus{Reason: "the VM's process exited"}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		p.exit.Code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			p.exit.Code = 128 + int(ws.Signal())
-			p.exit.Reason = fmt.Sprintf("the VM's process %d was killed by %s", p.cmd.Process.Pid, unixSignalName(ws.Signal()))
-			if ws.Signal() == syscall.SIGSYS {
-				p.exit.Reason += ": its seccomp filter stopped a system call outside its profile"
-			}
-		}
-	default:
-		p.exit.Code, p.exit.Reason = 1, err.Error()
+	var sig syscall.Signal
+	p.exit.Code, sig = processEnd(err)
+	if sig != 0 {
+		p.exit.Reason = killedReason(p.cmd.Process.Pid, sig)
+	} else if p.exit.Code != 0 && !errors.As(err, new(*exec.ExitError)) {
+		p.exit.Reason = err.Error()
 	}
 	p.stopMu.Lock()
 	if p.stopReason != "" && p.exit.Code == 0 {

@@ -100,12 +100,7 @@ func sampleVM(name, state string, vm vmBackend) vmSample {
 
 // samples reads every VM of the daemon, sorted by name.
 func (d *daemon) samples() []vmSample {
-	d.mu.Lock()
-	ents := make([]*vmEntry, 0, len(d.vms))
-	for _, e := range d.vms {
-		ents = append(ents, e)
-	}
-	d.mu.Unlock()
+	ents := d.entries()
 	out := make([]vmSample, 0, len(ents))
 	for _, e := range ents {
 		e.mu.Lock()

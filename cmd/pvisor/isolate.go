@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pvisor/pvisor/sched/cgroup"
+	"golang.org/x/sys/unix"
 )
 
 // isolateOverhead is the memory a VM process may use beyond its guest's
@@ -148,12 +149,8 @@ func runIsolated(rc *runConfig, args []string, stderr io.Writer) int {
 			mu.Lock()
 			defer mu.Unlock()
 			v.err, v.cpu = err, cpu
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					fmt.Fprintf(stderr, "pvisor: %s: the VM's process %d was killed by %v: this VM stopped, the others run on\n",
-						v.spec.name, v.cmd.Process.Pid, unixSignalName(ws.Signal()))
-				}
+			if _, sig := processEnd(err); sig != 0 {
+				fmt.Fprintf(stderr, "pvisor: %s: %s: this VM stopped, the others run on\n", v.spec.name, killedReason(v.cmd.Process.Pid, sig))
 			}
 		}()
 	}
@@ -163,16 +160,7 @@ func runIsolated(rc *runConfig, args []string, stderr io.Writer) int {
 		if rc.stats {
 			fmt.Fprintf(stderr, "pvisor: %s: host CPU %.3f s (its cgroup)\n", v.spec.name, v.cpu.Seconds())
 		}
-		c := 0
-		var ee *exec.ExitError
-		if errors.As(v.err, &ee) {
-			c = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				c = 128 + int(ws.Signal())
-			}
-		} else if v.err != nil {
-			c = 1
-		}
+		c, _ := processEnd(v.err)
 		if code == 0 {
 			code = c
 		}
@@ -219,12 +207,29 @@ func killAll(vms []*isolatedVM) {
 	}
 }
 
-// unixSignalName is a signal's name (SIGKILL).
-func unixSignalName(s syscall.Signal) string {
-	names := map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT",
-		syscall.SIGSEGV: "SIGSEGV", syscall.SIGSYS: "SIGSYS", syscall.SIGABRT: "SIGABRT", syscall.SIGBUS: "SIGBUS"}
-	if n, ok := names[s]; ok {
-		return n
+// processEnd is how a child ended, from its Wait: its exit status (128
+// + the signal for one killed by a signal, 1 for a Wait that failed)
+// and the signal, if one killed it.
+func processEnd(err error) (code int, sig syscall.Signal) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), ws.Signal()
+		}
+		return ee.ExitCode(), 0
 	}
-	return s.String()
+	return 1, 0
+}
+
+// killedReason says that VM process pid was killed by sig, and what a
+// SIGSYS means.
+func killedReason(pid int, sig syscall.Signal) string {
+	r := fmt.Sprintf("the VM's process %d was killed by %s", pid, unix.SignalName(sig))
+	if sig == syscall.SIGSYS {
+		r += ": its seccomp filter stopped a system call outside its profile"
+	}
+	return r
 }
