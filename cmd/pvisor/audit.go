@@ -255,6 +255,14 @@ func logViolations(p *auditedProc, v []audit.Entry, stdout, stderr io.Writer) {
 	if p.stateDir == "" || len(p.vms) == 0 {
 		return
 	}
+	// The directory comes from the watched process's arguments: any
+	// local user can start a process named pvisor with any --state-dir.
+	// The monitor (root) writes only into a state directory that exists
+	// and belongs to the process's own user.
+	if err := stateDirOf(p.pid, p.stateDir); err != nil {
+		fmt.Fprintf(stderr, "pvisor audit: %d: the violation is not logged: %v\n", p.pid, err)
+		return
+	}
 	st, err := lineage.Open(p.stateDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "pvisor audit: %d: the violation is not logged: %v\n", p.pid, err)
@@ -441,6 +449,30 @@ func describeVMM(pid int) *auditedProc {
 		}
 	}
 	return p
+}
+
+// stateDirOf checks that dir is an existing directory (not a symbolic
+// link) owned by process pid's effective user.
+func stateDirOf(pid int, dir string) error {
+	var uid = -1
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Uid:"); ok {
+				if f := strings.Fields(v); len(f) > 1 {
+					uid, _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %v", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || uid < 0 || int(st.Uid) != uid {
+		return fmt.Errorf("state directory %s is not a directory of the VMM's user (uid %d)", dir, uid)
+	}
+	return nil
 }
 
 // vmmStateDir is the default state directory of process pid: its

@@ -127,3 +127,35 @@ func TestVMSpecs(t *testing.T) {
 		t.Errorf("a float in the config: %v", err)
 	}
 }
+
+// TestAuditStateDirOwner: pvisor audit logs a violation only into a
+// state directory that exists, is no symbolic link, and belongs to the
+// watched process's user: a process's --state-dir is anyone's to choose.
+func TestAuditStateDirOwner(t *testing.T) {
+	own := t.TempDir()
+	if err := stateDirOf(os.Getpid(), own); err != nil {
+		t.Errorf("this process's own directory: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(own, link); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(own, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(own, "absent"), link, file} {
+		if err := stateDirOf(os.Getpid(), d); err == nil {
+			t.Errorf("%s accepted", d)
+		}
+	}
+	if os.Geteuid() == 0 {
+		other := t.TempDir()
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := stateDirOf(os.Getpid(), other); err == nil {
+			t.Error("a directory of another user accepted")
+		}
+	}
+}
