@@ -44,6 +44,11 @@ type VCPU interface {
 	RequestIRQWindow(bool)
 	// Kick makes a running Run return ExitKick soon. Safe from any goroutine.
 	Kick()
+	// RemoteFlushTLB is FlushTLB from any goroutine, as an IPI-driven
+	// flush: when it returns, the vCPU uses no translation cached before
+	// the call (a vCPU inside Run flushes at its next instruction
+	// boundary it can, and the caller waits for it).
+	RemoteFlushTLB(global bool)
 
 	// Translate walks the guest's page tables for an access to va
 	// (setting Accessed, and Dirty when write), as the CPU would: a user
@@ -82,4 +87,11 @@ type Stats struct {
 	TLBMisses         uint64
 	DecodedBlocks     uint64
 	CodeInvalidations uint64
+
+	// Multiprocessor counters (one memory, several vCPUs).
+	LockRetries uint64 // locked instructions run again after another vCPU changed the location
+	SplitLocks  uint64 // locked instructions run alone: the operand spans regions, pages or MMIO
+	Exclusive   uint64 // times this vCPU parked the others to run alone
+	Parks       uint64 // times this vCPU was parked for another
+	Shootdowns  uint64 // code-page write-permission shootdowns this vCPU waited for
 }

@@ -128,6 +128,9 @@ func (c *CPU) checkWrite(va uint64, size uint64) {
 }
 
 func (c *CPU) readSlow(va uint64, size uint8) uint64 {
+	if c.lk.active {
+		return c.lockRead(va, size)
+	}
 	pa := c.physFor(va, accRead)
 	n := uint64(size)
 	if va&pageMask+n <= pageSize {
@@ -150,6 +153,10 @@ func (c *CPU) readSlow(va uint64, size uint8) uint64 {
 }
 
 func (c *CPU) writeSlow(va uint64, size uint8, v uint64) {
+	if c.lk.active {
+		c.lockWrite(va, size, v)
+		return
+	}
 	pa := c.physFor(va, accWrite)
 	n := uint64(size)
 	if va&pageMask+n <= pageSize {

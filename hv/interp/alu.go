@@ -109,13 +109,13 @@ func init() {
 	for k := 0; k < 8; k++ {
 		base := byte(k << 3)
 		n := aluNames[k]
-		set1(base+0, fModRM|fByte, defOp(n+" Eb,Gb", false, aluRM(k, false)))
-		set1(base+1, fModRM, defOp(n+" Ev,Gv", false, aluRM(k, false)))
+		set1(base+0, fModRM|fByte, lockableOp(defOp(n+" Eb,Gb", false, aluRM(k, false)), false))
+		set1(base+1, fModRM, lockableOp(defOp(n+" Ev,Gv", false, aluRM(k, false)), false))
 		set1(base+2, fModRM|fByte, defOp(n+" Gb,Eb", false, aluReg(k)))
 		set1(base+3, fModRM, defOp(n+" Gv,Ev", false, aluReg(k)))
 		set1(base+4, fByte|fIb, defOp(n+" AL,Ib", false, aluAcc(k)))
 		set1(base+5, fIz, defOp(n+" eAX,Iz", false, aluAcc(k)))
-		imm := defOp(n+" E,I", false, aluRM(k, true))
+		imm := lockableOp(defOp(n+" E,I", false, aluRM(k, true)), false)
 		setG(&table1, 0x80, pNone, k, fByte|fIb, imm)
 		setG(&table1, 0x81, pNone, k, fIz, imm)
 		setG(&table1, 0x83, pNone, k, fIb, imm)
@@ -146,8 +146,8 @@ func init() {
 		}
 		setG(&table1, b, pNone, 0, f, testImm)
 		setG(&table1, b, pNone, 1, f, testImm)
-		setG(&table1, b, pNone, 2, f, defOp("not", false, opNOT))
-		setG(&table1, b, pNone, 3, f, defOp("neg", false, opNEG))
+		setG(&table1, b, pNone, 2, f, lockableOp(defOp("not", false, opNOT), false))
+		setG(&table1, b, pNone, 3, f, lockableOp(defOp("neg", false, opNEG), false))
 		setG(&table1, b, pNone, 4, f, defOp("mul", false, opMUL))
 		setG(&table1, b, pNone, 5, f, defOp("imul1", false, opIMUL1))
 		setG(&table1, b, pNone, 6, f, defOp("div", false, opDIV))
@@ -183,7 +183,7 @@ func init() {
 			}
 		}
 	}
-	inc, dec := defOp("inc", false, incdec(false)), defOp("dec", false, incdec(true))
+	inc, dec := lockableOp(defOp("inc", false, incdec(false)), false), lockableOp(defOp("dec", false, incdec(true)), false)
 	setG(&table1, 0xfe, pNone, 0, fByte, inc)
 	setG(&table1, 0xfe, pNone, 1, fByte, dec)
 	setG(&table1, 0xff, pNone, 0, 0, inc)
@@ -241,7 +241,7 @@ func init() {
 	}))
 
 	// XCHG
-	xchg := defOp("xchg E,G", false, func(c *CPU, in *Inst) {
+	xchg := lockableOp(defOp("xchg E,G", false, func(c *CPU, in *Inst) {
 		g := c.getReg(in.reg, in.size)
 		if in.flags&iMem != 0 {
 			addr := c.ea(in)
@@ -253,7 +253,7 @@ func init() {
 		v := c.getReg(in.rm, in.size)
 		c.setReg(in.rm, in.size, g)
 		c.setReg(in.reg, in.size, v)
-	})
+	}), false)
 	set1(0x86, fModRM|fByte, xchg)
 	set1(0x87, fModRM, xchg)
 	nop := defOp("nop", false, func(c *CPU, in *Inst) {})

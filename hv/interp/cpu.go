@@ -79,8 +79,9 @@ type CPU struct {
 
 	budget  uint64
 	retired uint64
-	events  uint32 // non-zero: look at slow conditions before the next block
-	kick    atomic.Uint32
+	events  uint32        // non-zero: look at slow conditions before the next block
+	kick    atomic.Uint32 // kickExit, kickSMP (smp.go)
+	lk      lockTx        // the locked instruction's transaction (lock.go)
 
 	mem  *Memory
 	mode cpu.Mode
@@ -139,6 +140,17 @@ type CPU struct {
 
 	stats cpu.Stats
 	trace *bufio.Writer // non-nil: single-step and log state (trace.go)
+
+	// Multiprocessor state (smp.go), written by other vCPUs: each on a
+	// cache line of its own.
+	_         [64]byte
+	active    atomic.Uint32 // 1 while the vCPU may touch guest memory without looking at requests
+	_         [60]byte
+	req       atomic.Uint32 // request bits posted by others
+	reqGen    atomic.Uint64 // generation of the last request posted
+	_         [52]byte
+	ackGen    atomic.Uint64 // generation of the last request taken
+	fenceWord atomic.Uint32 // target of MFENCE's host fence
 }
 
 type excInfo struct {
@@ -213,6 +225,9 @@ func New(cfg Config) (*CPU, error) {
 	c.fpu.reset()
 	c.flushCaches()
 	c.setCPL(0)
+	if err := cfg.Mem.attach(c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -302,7 +317,10 @@ func (c *CPU) Stats() cpu.Stats {
 }
 
 // Kick implements cpu.VCPU.
-func (c *CPU) Kick() { c.kick.Store(1) }
+func (c *CPU) Kick() { c.kick.Or(kickExit) }
+
+// RemoteFlushTLB implements cpu.VCPU.
+func (c *CPU) RemoteFlushTLB(global bool) { c.remoteFlush(nil, global) }
 
 // InjectException implements cpu.VCPU.
 func (c *CPU) InjectException(vector uint8, errorCode uint32, hasError bool) {

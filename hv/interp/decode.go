@@ -421,6 +421,12 @@ prefixes:
 	}
 	in.op = op
 	in.len = uint8(i)
+	if in.flags&iMem != 0 && (in.flags&iLock != 0 || t == &table1 && (b == 0x86 || b == 0x87)) && lockTwin[op] != 0 {
+		// LOCK, or XCHG with memory (locked without the prefix): the
+		// locked form, atomic with respect to other vCPUs (lock.go).
+		in.op = lockTwin[op]
+		return in, nil
+	}
 	in.op = specialize(&in)
 	return in, nil
 }

@@ -48,10 +48,9 @@
 //     it lists (pending events, an answered exit, the restart state of an
 //     instruction that exited), never a position inside a block.
 //
-// Concurrency: a CPU is driven by one goroutine; Kick may be called from any
-// goroutine. The code map of a Memory is shared by the vCPUs of a VM; for
-// now a VM has one vCPU under this engine. Memory.Invalidate may be called
-// from any goroutine (a virtio device's, after it wrote guest memory) while
+// Concurrency: a CPU is driven by one goroutine; Kick and RemoteFlushTLB
+// may be called from any goroutine. Memory.Invalidate may be called from
+// any goroutine (a virtio device's, after it wrote guest memory) while
 // vCPUs run: the per-page code marks and generations are accessed only
 // atomically, the clearing side with a locked swap (a full barrier, so the
 // device's writes are visible before the new generation), and a vCPU reads
@@ -59,6 +58,47 @@
 // queued; the vCPU sees the invalidation at its next block lookup. On amd64
 // an atomic load is a plain load, so the per-block generation check costs
 // nothing more, and the per-instruction path does not look at the marks.
+//
+// Multiprocessor rules. A Memory may have up to MaxVCPUs vCPUs, each run by
+// its own goroutine at the same time. These rules hold for any engine
+// behind cpu.VCPU over this Memory, the interpreter and a translator alike:
+//
+//  1. Plain accesses are host loads and stores of guest RAM, one per
+//     guest access of 1, 2, 4 or 8 bytes, made when the instruction makes
+//     them. Nothing caches a guest memory value across instructions (a
+//     handler reads memory each time it runs), so the guest sees the
+//     host's ordering: x86-TSO on an x86-64 host. MFENCE is a host full
+//     fence; LFENCE and SFENCE order nothing more under TSO.
+//  2. LOCK-prefixed instructions and XCHG with memory are atomic with
+//     respect to every other vCPU (lock.go): a transaction over the
+//     naturally aligned 8-byte region (16 for CMPXCHG16B) that holds the
+//     operand, committed with one host compare-and-swap, a full fence. An
+//     operand outside one region (misaligned across 8 bytes, across a page,
+//     or in MMIO) is a split lock: the vCPU parks every other vCPU and runs
+//     the instruction alone, which is atomic with respect to plain accesses
+//     too. So is an instruction whose compare-and-swap failed lockTries
+//     times.
+//  3. Decoded code is per vCPU; the code marks and generations are the
+//     memory's. A vCPU that marks a page as code makes every other vCPU
+//     drop its cached write permission to the page and waits until each
+//     executing one has (at its next block boundary) before it reads the
+//     page's bytes. After that, a write to the page by any vCPU takes the
+//     slow path and bumps the generation, so no vCPU runs a block decoded
+//     from older bytes once it has looked the block up again. A block
+//     already running finishes (at most maxBlockLen instructions), as a
+//     CPU may run stale code until it serializes.
+//  4. Soft TLBs are per vCPU. INVLPG and CR3 loads flush only the vCPU
+//     that runs them, as on hardware; another vCPU's TLB is flushed by a
+//     request (RemoteFlushTLB: the hypervisor's shootdown for an IPI or a
+//     flush hypercall), taken at that vCPU's next block boundary or before
+//     it next runs, and the caller waits for it.
+//  5. Requests and waits never deadlock: a vCPU is active (its flag set
+//     with a locked store) only inside Run, waiters wait only for active
+//     vCPUs, and a vCPU that waits keeps taking its own requests. A vCPU
+//     parked for another's split lock is inactive.
+//  6. The shadow-MMU model's page-table marks (trap mode) are counters of
+//     a model, shared without ordering: a racing vCPU may miss a modelled
+//     exit, never a guest write.
 //
 // Trust boundary: all guest state and memory is hostile. Page tables,
 // descriptors and instruction bytes are validated as hardware would and

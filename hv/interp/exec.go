@@ -30,10 +30,12 @@ func (c *CPU) Run(budget uint64) (*cpu.Exit, error) {
 	if c.complete != compNone {
 		c.finishExit()
 	}
-	c.kick.Store(0)
+	c.kick.And(^uint32(kickExit))
 	c.budget = budget
+	c.enter()
 	for !c.runSlice() {
 	}
+	c.leave()
 	c.stats.Exits[c.exit.Reason]++
 	return &c.exit, nil
 }
@@ -139,6 +141,7 @@ func (c *CPU) runSlice() (exited bool) {
 // recovered handles a panic out of runSlice: a guest exception, an MMIO
 // read exit, or an engine bug.
 func (c *CPU) recovered(r any) bool {
+	c.lockAbort()
 	// The interrupted instruction did not retire.
 	done := uint64(0)
 	if c.pc > c.blkStart {
@@ -208,12 +211,19 @@ func (c *CPU) recovered(r any) bool {
 // handleEvents looks at interrupts, injected exceptions, kicks and the
 // interrupt shadow before a block. It returns true to exit.
 func (c *CPU) handleEvents() bool {
-	if c.kick.Load() != 0 {
-		c.kick.Store(0)
+	if k := c.kick.Load(); k != 0 {
+		if k&kickSMP != 0 {
+			c.service()
+		}
+		if c.kick.Load()&kickExit == 0 {
+			goto events
+		}
+		c.kick.And(^uint32(kickExit))
 		c.exit.Reason = cpu.ExitKick
 		c.exit.RIP = c.rip
 		return true
 	}
+events:
 	// After an exception is delivered (which ends any interrupt shadow),
 	// a pending interrupt is looked at before the handler's first
 	// instruction, as on hardware with a trap gate.
@@ -309,8 +319,10 @@ func (c *CPU) decodeBlock(b *blockRef, rip, pa uint64) (int, int) {
 	gen := c.mem.generation(page)
 	if !c.mem.isCode(page) {
 		c.mem.markCode(page)
-		// Drop cached write permission to the page so writes see it is code.
+		// Drop cached write permission to the page so writes see it is
+		// code, here and on every other vCPU, before reading its bytes.
 		c.dropWrite(pa &^ pageMask)
+		c.shootWrite(true)
 	}
 	c.stats.DecodedBlocks++
 	start := c.nInsts

@@ -22,7 +22,12 @@ type Memory struct {
 	// shadow-MMU model write-protects (trap mode): 1 after a walk through
 	// it, counting trapped writes since (see cpu.ShadowPageTables).
 	ptab []uint8
+
+	smp smpShared // the vCPUs over this memory (smp.go)
 }
+
+// ptabOf is the shadow-model state of page p (see ptab).
+func (m *Memory) ptabOf(p uint64) uint8 { return m.ptab[p] }
 
 // NewMemory wraps ram (guest-physical address 0 upward). The slice's length
 // must be a multiple of 4 KiB.

@@ -18,6 +18,7 @@ func (c *CPU) shadowTable(table uint64) {
 	}
 	if c.mem.ptab[p] == 0 {
 		c.dropWrite(table &^ pageMask)
+		c.shootWrite(false) // a model of exits: no need to wait for the others
 	}
 	c.mem.ptab[p] = 1
 }

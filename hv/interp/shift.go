@@ -268,11 +268,11 @@ func init() {
 		}
 	}
 	set2(0xa3, fModRM, defOp("bt", false, bt(0, false)))
-	set2(0xab, fModRM, defOp("bts", false, bt(1, false)))
-	set2(0xb3, fModRM, defOp("btr", false, bt(2, false)))
-	set2(0xbb, fModRM, defOp("btc", false, bt(3, false)))
+	set2(0xab, fModRM, lockableOp(defOp("bts", false, bt(1, false)), false))
+	set2(0xb3, fModRM, lockableOp(defOp("btr", false, bt(2, false)), false))
+	set2(0xbb, fModRM, lockableOp(defOp("btc", false, bt(3, false)), false))
 	for k := 0; k < 4; k++ {
-		setG(&table2, 0xba, pNone, 4+k, fIbU, defOp("bt* Ib", false, bt(k, true)))
+		setG(&table2, 0xba, pNone, 4+k, fIbU, lockableOp(defOp("bt* Ib", false, bt(k, true)), false))
 	}
 
 	// BSF/BSR. Without BMI1/ABM advertised, F3 0F BC/BD execute as BSF/BSR.
@@ -310,7 +310,7 @@ func init() {
 	set1(0x6b, fModRM|fIb, imul3)
 
 	// CMPXCHG, XADD, CMPXCHG8B/16B.
-	cmpxchg := defOp("cmpxchg", false, func(c *CPU, in *Inst) {
+	cmpxchg := lockableOp(defOp("cmpxchg", false, func(c *CPU, in *Inst) {
 		acc := c.getReg(cpu.RAX, in.size)
 		var addr, v uint64
 		if in.flags&iMem != 0 {
@@ -333,10 +333,10 @@ func init() {
 			c.writeN(addr, in.size, v) // the processor always writes back
 		}
 		c.setReg(cpu.RAX, in.size, v)
-	})
+	}), false)
 	set2(0xb0, fModRM|fByte, cmpxchg)
 	set2(0xb1, fModRM, cmpxchg)
-	xadd := defOp("xadd", false, func(c *CPU, in *Inst) {
+	xadd := lockableOp(defOp("xadd", false, func(c *CPU, in *Inst) {
 		src := c.getReg(in.reg, in.size)
 		var addr, v uint64
 		if in.flags&iMem != 0 {
@@ -353,10 +353,10 @@ func init() {
 			c.setReg(in.reg, in.size, v)
 			c.setReg(in.rm, in.size, r)
 		}
-	})
+	}), false)
 	set2(0xc0, fModRM|fByte, xadd)
 	set2(0xc1, fModRM, xadd)
-	setG(&table2, 0xc7, pNone, 1, fMemOnly, defOp("cmpxchg8b/16b", false, func(c *CPU, in *Inst) {
+	setG(&table2, 0xc7, pNone, 1, fMemOnly, lockableOp(defOp("cmpxchg8b/16b", false, func(c *CPU, in *Inst) {
 		addr := c.ea(in)
 		c.commitFlags()
 		if in.size == 8 {
@@ -388,5 +388,5 @@ func init() {
 			c.r[cpu.RAX], c.r[cpu.RDX] = v&0xffffffff, v>>32
 			c.flags &^= cpu.FlagZF
 		}
-	}))
+	}), true))
 }

@@ -256,10 +256,12 @@ func init() {
 	set2(0xa1, fDef64, defOp("pop fs", false, popSeg(segFS)))
 	set2(0xa9, fDef64, defOp("pop gs", false, popSeg(segGS)))
 
-	// Fences and cache-line flush (0F AE): no-ops for a single in-order vCPU.
+	// Fences and cache-line flush (0F AE). The host keeps x86-TSO for
+	// plain accesses, so LFENCE and SFENCE order nothing more; MFENCE
+	// also orders a store before a later load, which takes a host fence.
 	fence := defOp("fence", false, func(c *CPU, in *Inst) {})
 	setM3Reg(&table2, 0xae, pNone, 5, fence)
-	setM3Reg(&table2, 0xae, pNone, 6, fence)
+	setM3Reg(&table2, 0xae, pNone, 6, defOp("mfence", false, func(c *CPU, in *Inst) { c.hostFence() }))
 	setM3Reg(&table2, 0xae, pNone, 7, fence)
 	setG(&table2, 0xae, pNone, 7, 0, defOp("clflush", false, func(c *CPU, in *Inst) {
 		c.readN(c.ea(in), 1) // faults like a read

@@ -288,6 +288,9 @@ func (c *CPU) physFor(va uint64, acc int) uint64 {
 	default:
 		need = c.xMask
 	}
+	if c.lk.active {
+		need = c.lockNeed(acc)
+	}
 	e := &c.tlb[(va>>pageShift)&tlbMask]
 	if e.tag != va&^pageMask^c.tlbKey || e.perm&need == 0 {
 		if g := c.globalHit(va, need); g != nil {
