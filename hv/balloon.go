@@ -60,15 +60,25 @@ func (h *hcalls) BalloonOut(gfns, count uint64) (uint64, hypercall.Errno) {
 			}
 		}
 	}
-	n, err := vm.res.BalloonOut(ranges...)
-	if err != nil {
+	if err := vm.res.CheckRanges(ranges...); err != nil {
 		return 0, balloonErrno(err)
 	}
+	// The frames become holes, and no vCPU holds a translation to them,
+	// before they are released: another vCPU that runs meanwhile writes
+	// into a hole, never into a frame handed back to the host.
 	for _, r := range ranges {
 		vm.mem.SetHoles(r.First, r.Count, true)
 	}
 	for _, v := range vm.vcpus {
-		v.cpu.FlushTLB(true)
+		if v == h.v {
+			v.cpu.FlushTLB(true)
+		} else {
+			v.cpu.RemoteFlushTLB(true)
+		}
+	}
+	n, err := vm.res.BalloonOut(ranges...)
+	if err != nil {
+		return 0, balloonErrno(err) // the reservation is gone: the VM is stopping
 	}
 	return n, nil0
 }

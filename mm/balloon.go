@@ -30,6 +30,10 @@ func (r *Reservation) check(op string, ranges []FrameRange) error {
 	return nil
 }
 
+// CheckRanges reports whether every range lies within the reservation:
+// BalloonOut and BalloonIn refuse, doing nothing, exactly when it fails.
+func (r *Reservation) CheckRanges(ranges ...FrameRange) error { return r.check("out", ranges) }
+
 // BalloonOut takes the given guest frames out of the VM's p2m: they stop
 // counting as resident, their host memory goes back to the kernel, and
 // they read as zero when ballooned in again. Frames already out are left
