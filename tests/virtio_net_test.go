@@ -18,10 +18,12 @@ import (
 
 // TestVirtioNet's workload.
 const (
-	netTransfer   = 64 << 20 // bytes a2 sends a1 over TCP, from its disk
-	netFloodRate  = 10 << 20 // b1's limit, frame bytes per second
-	netFloodBurst = 1 << 20  // and its burst (0.1 s worth)
-	netPairCap    = 35       // percent of a host CPU for a1 and a2
+	netTransfer   = 64 << 20               // bytes a2 sends a1 over TCP, from its disk
+	netFloodRate  = 10 << 20               // b1's limit, frame bytes per second
+	netFloodBurst = 1 << 20                // and its burst (0.1 s worth)
+	netPairCap    = 25                     // percent of a host CPU for a1 and a2
+	netMisses     = 2                      // sample intervals without a throttled wait that the flood's sample may hold
+	netMissGap    = 250 * time.Millisecond // and the longest of them
 	netSample     = 5 * time.Second
 	netDeadline   = 20 * time.Minute
 )
@@ -91,10 +93,13 @@ var netModes = []struct {
 // and its ping gets no reply.
 //
 // The flood's sample is the first 5 s, during the transfer, in which the limit
-// held b1 back all along (throttled waits between every two samples,
-// about 100 ms apart): on a loaded host b1 may not always get the CPU to
-// reach its limit, and such time says nothing about the limit. A limit
-// that does not hold b1 back is never sampled, and fails the test.
+// held b1 back all along: the port counted throttled waits in every sample
+// interval (about 100 ms), but for at most netMisses isolated ones no longer
+// than netMissGap. On a loaded host b1 may not always get the CPU to reach
+// its limit, and such time says nothing about the limit. An isolated miss
+// costs b1 at most about 0.1 s of sending (its bucket keeps a burst's worth
+// for it), 2 % of the sample each. A limit that does not hold b1 back is
+// never sampled, and fails the test.
 func TestVirtioNet(t *testing.T) {
 	for _, m := range netModes {
 		vmlinux, initrd := linuxGuest(t)
@@ -150,9 +155,11 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 		guests = append(guests, g)
 		return g
 	}
-	// a1 and a2 are capped at a third of a host CPU each, so that b1 has one
-	// to itself: the flood must outrun its limit on the interpreter while
-	// the pair transfers (alone, a guest floods at about 24 MiB/s). b1's
+	// a1 and a2 are capped at a quarter of a host CPU each, so that b1 has
+	// one to itself, and the host the rest for the devices' goroutines: the
+	// flood must outrun its limit on the interpreter while the pair
+	// transfers (alone, a guest floods at about 24 MiB/s on 60 % of a host
+	// CPU; on a slow day it needs most of one for 10 MiB/s). b1's
 	// burst is small, so that over the sample it may send at most
 	// netFloodBurst more than the rate allows.
 	a1 := add("a1", netA1Script, "A", virtio.Limits{}, nil, netPairCap)
@@ -175,6 +182,7 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 		b1, a2    uint64
 		throttled uint64
 		b1CPU     time.Duration
+		missed    bool // no throttled wait since the sample before
 	}
 	var s0, s1 *sample
 	var run []*sample // consecutive samples, each with throttled waits since the one before
@@ -218,8 +226,25 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 		if s1 == nil && !b1.vm.Stopped() && !floodStart.IsZero() && now.Sub(floodStart) > time.Second &&
 			!txStart.IsZero() && txEnd.IsZero() && a2.nic(t).TxBytes > txStartBytes+1<<20 {
 			cur := take()
-			if len(run) > 0 && cur.throttled == run[len(run)-1].throttled {
-				run = run[:0]
+			if n := len(run); n > 0 && cur.throttled == run[n-1].throttled {
+				cur.missed = true
+				if run[n-1].missed || cur.at.Sub(run[n-1].at) > netMissGap {
+					run = run[:0] // not isolated, or too long: start again here
+				} else {
+					// Slide the sample's start past its oldest misses.
+					misses := 1
+					for _, r := range run[1:] {
+						if r.missed {
+							misses++
+						}
+					}
+					for misses > netMisses {
+						run = run[1:]
+						if run[0].missed {
+							misses--
+						}
+					}
+				}
 			}
 			run = append(run, cur)
 			longest = max(longest, cur.at.Sub(run[0].at))
