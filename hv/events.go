@@ -2,6 +2,7 @@ package hv
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/pvisor/pvisor/hypercall"
@@ -13,7 +14,8 @@ import (
 
 type port struct {
 	bound bool
-	virq  int // the VIRQ_* it carries, when dev is nil
+	virq  int  // the VIRQ_* it carries, when dev is nil and not ipi
+	ipi   bool // an IPI port (evtchn_bind_ipi): raised only by evtchn_send
 	vcpu  int
 	dev   *pvSlot // a virtio device's interrupt (virtio_bind), or nil
 	kind  int     // VIRTIO_BIND_* of dev's interrupt
@@ -95,22 +97,31 @@ func (vm *VM) setPortBit(p int, mask, on bool) {
 		}
 		return
 	}
-	v := binary.LittleEndian.Uint64(w)
+	// A host atomic: other vCPUs change the word meanwhile with locked
+	// instructions (Linux's sync_set_bit and sync_test_and_clear_bit),
+	// which the engine commits as compare-and-swap over the same
+	// aligned word (hv/interp's doc.go, "Multiprocessor rules").
 	if on {
-		v |= bit
+		atomic.OrUint64(guestWord(w), bit)
 	} else {
-		v &^= bit
+		atomic.AndUint64(guestWord(w), ^bit)
 	}
-	binary.LittleEndian.PutUint64(w, v)
 	vm.mem.Invalidate(gpa, 8)
 }
 
+// guestWord is the aligned 8 bytes of guest memory w as a word for host
+// atomics.
+func guestWord(w []byte) *uint64 { return (*uint64)(unsafe.Pointer(&w[0])) }
+
 // setPending marks port p pending and, if it is unmasked, flags the upcall
-// for its vCPU.
+// for its vCPU, which is woken if it is another.
 func (vm *VM) setPending(p int) {
 	vm.setPortBit(p, false, true)
 	if !vm.portBit(p, true) {
 		vm.flagUpcall(vm.ev.ports[p].vcpu, p/64)
+		if len(vm.vcpus) > 1 {
+			vm.vcpus[vm.ev.ports[p].vcpu].notify()
+		}
 	}
 }
 
@@ -121,9 +132,9 @@ func (vm *VM) flagUpcall(i int, w int) {
 	}
 	base := vm.ev.shared + uint64(i)*sizeVCPUInfo
 	sel, _ := vm.guest(base+offPendingSel, 8)
-	binary.LittleEndian.PutUint64(sel, binary.LittleEndian.Uint64(sel)|1<<uint(w))
+	atomic.OrUint64(guestWord(sel), 1<<uint(w)) // the guest takes it with XCHG
 	up, _ := vm.guest(base+offUpcallPend, 1)
-	up[0] = 1
+	up[0] = 1 // after the bits, in x86-TSO order as on the host
 	vm.mem.Invalidate(base, sizeVCPUInfo)
 }
 

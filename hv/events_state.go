@@ -11,8 +11,10 @@ import (
 type PortState struct {
 	Port int // 1..MAX_PORTS-1
 	// VIRQ is the VIRQ_* the port carries, or -1 for a virtio device's
-	// interrupt.
+	// interrupt and an IPI port.
 	VIRQ int
+	// IPI: the port is an IPI port (evtchn_bind_ipi).
+	IPI  bool
 	VCPU int // the vCPU that receives its upcall
 	// Slot and Kind name the virtio device's interrupt (virtio_bind):
 	// its hypercall-transport slot and VIRTIO_BIND_* kind; Slot is -1
@@ -49,6 +51,9 @@ func (vm *VM) saveEvents() EventsState {
 		ps := PortState{Port: p, VIRQ: pt.virq, VCPU: pt.vcpu, Slot: -1, Kind: pt.kind}
 		if pt.dev != nil {
 			ps.VIRQ, ps.Slot = -1, pt.dev.index
+		}
+		if pt.ipi {
+			ps.VIRQ, ps.IPI = -1, true
 		}
 		st.Ports = append(st.Ports, ps)
 	}
@@ -92,6 +97,11 @@ func (vm *VM) restoreEvents(st EventsState, slot func(int) *pvSlot) error {
 		}
 		pt := port{bound: true, vcpu: ps.VCPU, virq: ps.VIRQ, kind: ps.Kind}
 		switch {
+		case ps.IPI:
+			if ps.VIRQ != -1 || ps.Slot != -1 || ps.Kind != 0 {
+				return fmt.Errorf("events: IPI port %d: VIRQ %d slot %d kind %d", ps.Port, ps.VIRQ, ps.Slot, ps.Kind)
+			}
+			pt.ipi = true
 		case ps.Slot < 0:
 			if ps.VIRQ < 0 || ps.VIRQ >= hypercall.NumVirqs || ps.Kind != 0 {
 				return fmt.Errorf("events: port %d: VIRQ %d kind %d", ps.Port, ps.VIRQ, ps.Kind)

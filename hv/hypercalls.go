@@ -139,9 +139,11 @@ func (h *hcalls) EvtchnClose(p uint64) (uint64, hypercall.Errno) {
 	}
 	vm := h.v.vm
 	pt := vm.ev.ports[p]
-	if pt.dev != nil {
+	switch {
+	case pt.dev != nil:
 		pt.dev.ports[pt.kind] = 0
-	} else {
+	case pt.ipi:
+	default:
 		vm.ev.virqPort[pt.vcpu][pt.virq] = -1
 	}
 	vm.ev.ports[p] = port{}
@@ -286,14 +288,14 @@ func (h *hcalls) LoadIDT(base, limit uint64) (uint64, hypercall.Errno) {
 	return h.loadDT(base, limit, true)
 }
 
-// The TSS is the loader's, at guest-physical bootTSS; the guest keeps it
-// identity-mapped (docs/boot.md).
-// tssWrite writes a field of the loader's TSS; the page may have been
-// ballooned out by the guest (-EFAULT).
+// The TSS is the loader's, vCPU i's at guest-physical tssOf(i) (smp.go);
+// the guest keeps it identity-mapped (docs/boot.md).
+// tssWrite writes a field of the calling vCPU's TSS; the page may have
+// been ballooned out by the guest (-EFAULT).
 func (h *hcalls) tssWrite(off, v uint64) hypercall.Errno {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], v)
-	if !h.v.vm.guestWrite(bootTSS+off, b[:]) {
+	if !h.v.vm.guestWrite(tssOf(h.v.id)+off, b[:]) {
 		return hypercall.EFAULT
 	}
 	return nil0

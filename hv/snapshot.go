@@ -67,6 +67,11 @@ type SnapshotOptions struct {
 // discarded. Safe from any goroutine; not while another Snapshot, Pause
 // or Resume of the VM runs (they wait for it).
 func (vm *VM) Snapshot(w io.Writer, opt SnapshotOptions) error {
+	if len(vm.vcpus) > 1 {
+		// A restore takes one vCPU (checkVMState): a snapshot that
+		// could not be restored is refused before anything is written.
+		return fmt.Errorf("hv: snapshot of a VM with %d vCPUs: snapshots hold VMs of one vCPU", len(vm.vcpus))
+	}
 	p := &vm.pause
 	p.mu.Lock()
 	defer p.mu.Unlock()

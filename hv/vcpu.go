@@ -29,6 +29,7 @@ type vcpu struct {
 	yield     bool        // vcpu_yield: end the slice
 	devDirty  atomic.Bool // the legacy PC needs a poll: a port access, a device timer, a kick
 	blockReq  bool        // vcpu_block: block once the hypercall completes
+	up        atomic.Bool // the vCPU runs: vCPU 0 from boot, the others from vcpu_up (smp.go)
 	stealBase uint64      // steal time (ns) accounted before a restore: the guest's count goes on from it
 	exited    chan struct{}
 	pub       regsPub // the registers as last published for introspection (introspect.go)
@@ -74,6 +75,7 @@ func newVCPU(vm *VM, id int, c cpu.VCPU) *vcpu {
 	v := &vcpu{vm: vm, id: id, cpu: c, exited: make(chan struct{})}
 	v.hc.v = v
 	v.devDirty.Store(true)
+	v.up.Store(id == 0) // the others wait for vcpu_up
 	return v
 }
 
@@ -107,31 +109,23 @@ func (v *vcpu) Kick() {
 func (v *vcpu) pollEvents() (expired bool) {
 	// The host timer only wakes the vCPU; expiry is decided here, so a
 	// stale firing of an earlier deadline cannot raise the VIRQ early.
+	// Event state is the VM's, under evMu (other vCPUs change it in their
+	// hypercalls); it is taken only when there is an event to raise.
 	if v.deadline != 0 && v.vm.systemTime() >= v.deadline {
 		v.deadline = 0
 		// An expiry that no unmasked port takes (VIRQ_TIMER unbound or
 		// masked) is kept until a halt consumes it: the ABI's "an expired
 		// timer ends vcpu_block" must hold even when this poll, not the
 		// halt's, saw the deadline pass.
+		v.vm.evMu.Lock()
 		if !v.vm.raiseVirq(v.id, hypercall.VirqTimer) {
 			v.fired = true
 		}
+		v.vm.evMu.Unlock()
 		expired = true
 	}
-	if v.id == 0 && v.vm.in.arrived.Swap(false) {
-		v.vm.raiseVirq(0, hypercall.VirqConsole)
-	}
-	if v.id == 0 && v.vm.balloonChanged.Swap(false) {
-		v.vm.raiseVirq(0, hypercall.VirqBalloon)
-	}
-	// Kept until the guest has bound the VIRQ (a driver that binds later
-	// reads the new ID then anyway).
-	if v.id == 0 && v.vm.genChanged.Load() && v.vm.ev.virqPort[0][hypercall.VirqGeneration] > 0 {
-		v.vm.raiseVirq(0, hypercall.VirqGeneration)
-		v.vm.genChanged.Store(false)
-	}
-	if v.id == 0 && (v.vm.pv.changed.Load() || v.vm.pv.irq.Load()) {
-		v.pollSlots()
+	if v.id == 0 {
+		v.pollVM()
 	}
 	if v.vm.upcallWanted(v.id) && !v.cpu.IRQPending() {
 		v.cpu.SetIRQ(int(v.vm.ev.vector))
@@ -144,6 +138,34 @@ func (v *vcpu) pollEvents() (expired bool) {
 		v.pollDevices()
 	}
 	return expired
+}
+
+// pollVM raises the VM's own events (console input, balloon target,
+// generation, the virtio slots) on vCPU 0, which takes them all.
+func (v *vcpu) pollVM() {
+	vm := v.vm
+	in, bal := vm.in.arrived.Load(), vm.balloonChanged.Load()
+	gen, slots := vm.genChanged.Load(), vm.pv.changed.Load() || vm.pv.irq.Load()
+	if !in && !bal && !gen && !slots {
+		return
+	}
+	vm.evMu.Lock()
+	defer vm.evMu.Unlock()
+	if vm.in.arrived.Swap(false) {
+		vm.raiseVirq(0, hypercall.VirqConsole)
+	}
+	if vm.balloonChanged.Swap(false) {
+		vm.raiseVirq(0, hypercall.VirqBalloon)
+	}
+	// Kept until the guest has bound the VIRQ (a driver that binds later
+	// reads the new ID then anyway).
+	if vm.genChanged.Load() && vm.ev.virqPort[0][hypercall.VirqGeneration] > 0 {
+		vm.raiseVirq(0, hypercall.VirqGeneration)
+		vm.genChanged.Store(false)
+	}
+	if slots {
+		v.pollSlots()
+	}
 }
 
 // armTimer arms the one-shot timer at pvclock time deadline (0 cancels).
@@ -209,6 +231,16 @@ func (v *vcpu) mayBlock(hlt bool) bool {
 // stops (Stopped, for good).
 func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 	start := time.Now()
+	if !v.up.Load() {
+		// Down until vcpu_up, which wakes it; only the VM's end runs it.
+		// Nothing here touches the engine: vcpu_up may be setting it up
+		// on another goroutine right now.
+		if v.vm.Stopped() {
+			close(v.exited)
+			return time.Since(start), sched.Stopped
+		}
+		return time.Since(start), sched.Blocked
+	}
 	defer v.publishStats()
 	defer func() {
 		// A fault of the hypervisor's own code while serving this vCPU
@@ -338,6 +370,13 @@ func (v *vcpu) hypercall(e *cpu.Exit) {
 		e.Hypercall.Ret = hypercall.EPROTO.Ret()
 		st.Refused.Add(1)
 		return
+	}
+	if nr >= uint64(len(ownCalls)) || !ownCalls[nr] {
+		// The call may touch the VM's state (event channels, devices,
+		// memory): one vCPU at a time. Calls on the vCPU's own state
+		// alone (ownCalls) run concurrently.
+		v.vm.evMu.Lock()
+		defer v.vm.evMu.Unlock()
 	}
 	e.Hypercall.Ret = hypercall.Dispatch(&v.hc, nr, &args)
 	switch e.Hypercall.Ret {

@@ -123,9 +123,13 @@ type VM struct {
 	measured  hypercall.MeasuredBoot
 	memmap    []hypercall.MemmapEntry
 
-	ev  events
-	in  consoleIn
-	out *consoleOut // carries cfg.Console's output
+	ev events
+	// evMu serializes what the vCPUs do to the VM's shared state: every
+	// hypercall but those on the caller's own state (ownCalls), and the
+	// raising of events; ev is under it.
+	evMu sync.Mutex
+	in   consoleIn
+	out  *consoleOut // carries cfg.Console's output
 
 	balloonChanged atomic.Bool  // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
 	declared       atomic.Bool  // declare_version succeeded: every call is open
@@ -176,6 +180,8 @@ type Stats struct {
 	// unknown or retired number (-ENOSYS), a call before declare_version
 	// (-EPROTO), a call the VM has no right to (-EPERM). No lock.
 	Refused atomic.Uint64
+	// TLBShootdowns counts mmu_flush_tlb_mask calls. No lock.
+	TLBShootdowns atomic.Uint64
 }
 
 // New creates a VM: admits its memory, loads the guest, prepares vCPUs.
@@ -183,8 +189,13 @@ func New(cfg Config) (*VM, error) {
 	if cfg.VCPUs < 1 {
 		cfg.VCPUs = 1
 	}
-	if cfg.VCPUs > 1 {
-		return nil, errors.New("hv: more than one vCPU is not supported yet")
+	if cfg.VCPUs > hypercall.MaxVCPUs {
+		return nil, fmt.Errorf("hv: %d vCPUs: at most %d", cfg.VCPUs, hypercall.MaxVCPUs)
+	}
+	if cfg.VCPUs > 1 && cfg.Mode != cpu.ModePV {
+		// The unmodified kernel starts its other CPUs through a local
+		// APIC, which trap and hwassist mode do not emulate yet.
+		return nil, fmt.Errorf("hv: %d vCPUs in %v mode: more than one vCPU needs pv mode", cfg.VCPUs, cfg.Mode)
 	}
 	if cfg.Budget == nil {
 		return nil, errors.New("hv: no memory budget")

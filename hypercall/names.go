@@ -5,7 +5,7 @@ import "strings"
 // initialisms are spelled in capitals in Go and C-facing names.
 var initialisms = map[string]string{
 	"msr": "MSR", "cr3": "CR3", "gdt": "GDT", "idt": "IDT", "tlb": "TLB", "mmu": "MMU",
-	"irq": "IRQ", "virq": "VIRQ", "ist": "IST", "vcpu": "VCPU", "pte": "PTE", "gpa": "GPA", "tss": "TSS",
+	"irq": "IRQ", "virq": "VIRQ", "ist": "IST", "vcpu": "VCPU", "pte": "PTE", "gpa": "GPA", "tss": "TSS", "ipi": "IPI",
 }
 
 // GoName converts a snake_case table name to the exported Go name.

@@ -33,6 +33,9 @@ const (
 	FeatureLineage  = 1 << 9
 	// FeatureIntrospect: the introspect_* calls (since ABI 5).
 	FeatureIntrospect = 1 << 10
+	// FeatureSMP: vcpu_up, evtchn_bind_ipi and mmu_flush_tlb_mask (since
+	// ABI 6).
+	FeatureSMP = 1 << 11
 
 	IntrospectReadMax   = 64 << 10 // bytes per introspect_read
 	IntrospectMaxGrants = 16       // grants one VM holds at a time
@@ -69,6 +72,7 @@ const (
 	ShutdownCrash    = 2
 
 	FlushGlobal = 1
+	FlushPage   = 2 // mmu_flush_tlb_mask (since ABI 6)
 
 	MMUOpWritePTE = 1
 	MMUOpInvlpg   = 2
@@ -90,7 +94,7 @@ const (
 )
 
 // Features is word 0 of the features call in this build.
-const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen | FeatureLineage | FeatureIntrospect
+const Features = FeatureConsole | FeatureTimer | FeatureEvtchn | FeatureMMUBatch | FeaturePvclock | FeatureMeasured | FeatureBalloon | FeatureVirtio | FeatureVMGen | FeatureLineage | FeatureIntrospect | FeatureSMP
 
 // Const is a named constant exported to the C header and the docs.
 type Const struct {
@@ -120,6 +124,7 @@ var Consts = []Const{
 	{"FEATURE_VM_GENERATION", FeatureVMGen, "vm_generation: the VM generation ID, new at every restore (since ABI 3)"},
 	{"FEATURE_LINEAGE", FeatureLineage, "patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4)"},
 	{"FEATURE_INTROSPECT", FeatureIntrospect, "introspect_targets, introspect_memmap, introspect_read and introspect_vcpu: read-only introspection of another VM under the operator's grant (since ABI 5)"},
+	{"FEATURE_SMP", FeatureSMP, "vcpu_up, evtchn_bind_ipi and mmu_flush_tlb_mask: secondary vCPUs, IPIs and TLB flushes by vCPU mask (since ABI 6)"},
 	{"INTROSPECT_READ_MAX", IntrospectReadMax, "bytes per introspect_read"},
 	{"INTROSPECT_MAX_GRANTS", IntrospectMaxGrants, "introspection grants one VM holds at a time"},
 	{"INTROSPECT_NAME_MAX", IntrospectNameMax, "bytes of pvisor_introspect_target.name (NUL-padded; a longer name is cut)"},
@@ -143,7 +148,8 @@ var Consts = []Const{
 	{"SHUTDOWN_POWEROFF", ShutdownPoweroff, "power off"},
 	{"SHUTDOWN_REBOOT", ShutdownReboot, "reboot"},
 	{"SHUTDOWN_CRASH", ShutdownCrash, "the guest crashed (panic)"},
-	{"FLUSH_GLOBAL", FlushGlobal, "mmu_flush_tlb: include global pages"},
+	{"FLUSH_GLOBAL", FlushGlobal, "mmu_flush_tlb, mmu_flush_tlb_mask: include global pages"},
+	{"FLUSH_PAGE", FlushPage, "mmu_flush_tlb_mask: only the page at va (since ABI 6)"},
 	{"MMU_OP_WRITE_PTE", MMUOpWritePTE, "mmu_batch: write b to the page-table entry at guest-physical a"},
 	{"MMU_OP_INVLPG", MMUOpInvlpg, "mmu_batch: flush the TLB entry of virtual address a"},
 	{"MMU_OP_FLUSH_TLB", MMUOpFlushTLB, "mmu_batch: flush the TLB (a = FLUSH_GLOBAL or 0)"},
@@ -299,7 +305,7 @@ type IntrospectVCPU struct {
 
 // Structs lists the shared structures for the generator, in dependency
 // order.
-var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}, Lineage{}, IntrospectTarget{}, IntrospectVCPU{}}
+var Structs = []any{PvclockTimeInfo{}, VCPUInfo{}, SharedInfo{}, StartInfo{}, MemmapEntry{}, MMUOp{}, MeasuredBoot{}, VirtioInfo{}, Lineage{}, IntrospectTarget{}, IntrospectVCPU{}, VCPUContext{}}
 
 // Encode lays out a fixed-layout ABI value (or a slice of them) as the
 // guest sees it: little-endian, in field order, padding included.
@@ -309,4 +315,16 @@ func Encode(v any) []byte {
 		panic("hypercall: encoding an ABI struct: " + err.Error()) // a broken internal invariant
 	}
 	return b.Bytes()
+}
+
+// VCPUContext is the initial register context of a secondary vCPU
+// (vcpu_up, since ABI 6). Everything else starts as the loader's entry
+// state.
+type VCPUContext struct {
+	RIP    uint64
+	RSP    uint64
+	RDI    uint64 // the entry's first argument
+	CR3    uint64 // guest-physical address of the PML4, 4 KiB-aligned
+	GSBase uint64 // MSR_GS_BASE (Linux's per-CPU base)
+	Flags  uint64 // 0; other values are reserved
 }

@@ -23,6 +23,7 @@ func TestSharedLayout(t *testing.T) {
 		{Lineage{}, 24, map[string]uintptr{"PatchLevel": 0, "Highest": 8, "Flags": 16}},
 		{IntrospectTarget{}, 88, map[string]uintptr{"Handle": 0, "VCPUs": 4, "MemSize": 8, "Mode": 16, "Name": 24}},
 		{IntrospectVCPU{}, 224, map[string]uintptr{"GPR": 0, "RIP": 128, "RFLAGS": 136, "CR0": 144, "CR2": 152, "CR3": 160, "CR4": 168, "EFER": 176, "FSBase": 184, "GSBase": 192, "Seq": 200, "CS": 208, "SS": 212, "CPL": 216, "Flags": 220}},
+		{VCPUContext{}, 48, map[string]uintptr{"RIP": 0, "RSP": 8, "RDI": 16, "CR3": 24, "GSBase": 32, "Flags": 40}},
 	} {
 		typ := reflect.TypeOf(tc.v)
 		if typ.Size() != tc.size {

@@ -1,7 +1,7 @@
 package hypercall
 
 // Version is the ABI version this hypervisor speaks (the highest).
-const Version = 5
+const Version = 6
 
 // MinVersion is the oldest ABI version still accepted from a guest.
 const MinVersion = 1

@@ -455,5 +455,32 @@ var Table = []Call{
 		},
 		Result: "0",
 		Errors: []Err{{EPERM, "handle names no grant the VM holds: never granted, or revoked"}, {ENOENT, "the grant ended because its target stopped"}, {EINVAL, "vcpu is not below the target's vCPU count"}, {EAGAIN, "the target has not started running yet: no registers are published"}, {EFAULT, "the structure is not entirely in the VM's memory"}},
+	}, {
+		Nr: 48, Name: "vcpu_up", Group: "vcpu", Since: 6,
+		Doc: "Starts a secondary vCPU, as Xen's VCPUOP_initialise and VCPUOP_up do. Every vCPU but vCPU 0 starts down; this call gives vCPU vcpu the register context at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT limit 0, interrupts off, its own TSS in the loader's TSS area, and a shared-info slot of its own), and makes it runnable. It runs at once, concurrently with the caller. The new vCPU loads its own GDT and IDT, binds its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state is copied. A vCPU that is up stays up until the VM stops.",
+		Args: []Arg{
+			{Name: "vcpu", Reg: RDI, Type: U32, Doc: "the vCPU to start: 1 to nr_vcpus-1 (struct pvisor_start_info)"},
+			{Name: "ctx", Reg: RSI, Type: GPA, Doc: "guest-physical address of a struct pvisor_vcpu_context"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "vcpu is 0 or not below nr_vcpus; the context's flags are not 0; RIP, RSP or the GS base is not canonical; CR3 is not 4 KiB-aligned"}, {EFAULT, "the context, or the page at CR3, is not entirely in the VM's memory"}, {EBUSY, "the vCPU is up already"}},
+	}, {
+		Nr: 49, Name: "evtchn_bind_ipi", Group: "events", Since: 6,
+		Doc: "Binds a new event-channel port to vCPU vcpu for inter-processor interrupts: evtchn_send on the port, from any vCPU, raises it on vcpu and wakes vcpu if it is blocked, as Xen's EVTCHNOP_bind_ipi. The port starts masked; unmask it to receive. A guest binds one port per vCPU and purpose (Linux: reschedule, call-function, call-function-single).",
+		Args: []Arg{
+			{Name: "vcpu", Reg: RDI, Type: U32, Doc: "the vCPU that receives the upcall, below nr_vcpus"},
+		},
+		Result: "the port number",
+		Errors: []Err{{EINVAL, "vcpu is not below nr_vcpus"}, {ENOSPC, "all MAX_PORTS ports are in use"}},
+	}, {
+		Nr: 50, Name: "mmu_flush_tlb_mask", Group: "mmu", Since: 6,
+		Doc: "Flushes the TLBs of every vCPU in mask (bit i for vCPU i, the caller included), as Xen's MMUEXT_TLB_FLUSH_MULTI and KVM's PV TLB flush: one call instead of an IPI to each vCPU and a wait for its answer. With FLUSH_PAGE only the translations of the page at va need go (the hypervisor may drop more: another vCPU drops all of its translations, global ones included); without it, all non-global translations, and with FLUSH_GLOBAL the global ones too. When the call returns, no vCPU of the mask uses a translation cached before it: a vCPU that is running flushes at its next instruction boundary and the caller waits for it; one that is not flushes before it next runs. A vCPU that is down is left alone.",
+		Args: []Arg{
+			{Name: "mask", Reg: RDI, Type: U64, Doc: "bit i: flush vCPU i; no bit at or above nr_vcpus"},
+			{Name: "va", Reg: RSI, Type: GVA, Doc: "with FLUSH_PAGE: a canonical address in the page to flush; otherwise ignored"},
+			{Name: "flags", Reg: RDX, Type: U64, Doc: "FLUSH_GLOBAL, FLUSH_PAGE, or 0"},
+		},
+		Result: "0",
+		Errors: []Err{{EINVAL, "mask has a bit at or above nr_vcpus; flags has a bit other than FLUSH_GLOBAL and FLUSH_PAGE, or both; FLUSH_PAGE with a non-canonical va"}},
 	},
 }

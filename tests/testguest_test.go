@@ -30,6 +30,14 @@ func runGuest(t *testing.T, kernel []byte, mode cpu.Mode, cmdline string, deadli
 // gets 64 MiB, a budget and the console.
 func runGuestConfig(t *testing.T, cfg hv.Config, deadline time.Duration) (string, hv.ExitStatus) {
 	t.Helper()
+	out, st, _ := runGuestVM(t, cfg, deadline)
+	return out, st
+}
+
+// runGuestVM is runGuestConfig that also returns the stopped VM, for its
+// accounting.
+func runGuestVM(t *testing.T, cfg hv.Config, deadline time.Duration) (string, hv.ExitStatus, *hv.VM) {
+	t.Helper()
 	var out bytes.Buffer
 	mode := cfg.Mode
 	cfg.MemBytes, cfg.Budget, cfg.Console = 64<<20, mm.NewBudget(1<<30), &out
@@ -41,12 +49,12 @@ func runGuestConfig(t *testing.T, cfg hv.Config, deadline time.Duration) (string
 	go func() { done <- vm.Run() }()
 	select {
 	case st := <-done:
-		return out.String(), st
+		return out.String(), st, vm
 	case <-time.After(deadline):
 		vm.Stop(124, "test deadline")
 		<-done
 		t.Fatalf("%v: VM still running after %v; console:\n%s", mode, deadline, out.String())
-		return "", hv.ExitStatus{}
+		return "", hv.ExitStatus{}, vm
 	}
 }
 

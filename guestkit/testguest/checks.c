@@ -1268,6 +1268,7 @@ void run_checks(void)
 	check_msr();
 	check_memory();
 	check_events();
+	check_smp_calls();
 	check_virtio();
 	check_balloon();
 	check_user();

@@ -1,7 +1,7 @@
 /*
  * pvisor test guest: start-up, check reporting, and the mode chosen by the
  * command line (the checks, bench=NAME [iters=K], spin, idle, steal, clockpause, count[=N], fill, scan,
- * balloon, hostile[=ATTACKS] (hostile.c), plant=HEX at=GPA or monitor=HEX (monitor.c)).
+ * balloon, hostile[=ATTACKS] (hostile.c), smp (smp.c), plant=HEX at=GPA or monitor=HEX (monitor.c)).
  */
 #include "testguest.h"
 
@@ -122,6 +122,8 @@ void tg_main(struct pvisor_start_info *si)
 	f = pvisor_features(0);
 	if (cmdline_find(cmdline, "hostile") || cmdline_find(cmdline, "hostile="))
 		hostile(cmdline);
+	if (cmdline_find(cmdline, "smp"))
+		smp();
 	mode = cmdline_find(cmdline, "bench=");
 	if (mode || cmdline_find(cmdline, "spin") || cmdline_find(cmdline, "spin=") || cmdline_find(cmdline, "idle") ||
 	    cmdline_find(cmdline, "steal") || cmdline_find(cmdline, "clockpause") || cmdline_find(cmdline, "count") ||

@@ -20,6 +20,17 @@ _start:
 	call	tg_main
 1:	jmp	1b
 
+/*
+ * The other vCPUs' entry (vcpu_up): RSP and RDI (the vCPU's index) come
+ * from the context; the rest is the loader's entry state.
+ */
+	.globl ap_entry
+ap_entry:
+	cli
+	xor	%ebp, %ebp
+	call	ap_main
+2:	jmp	2b
+
 	.text
 /* Reload CS with a far return and the data segments after load_gdt. */
 	.globl reload_segments

@@ -126,6 +126,11 @@ void balloon_driver(void) __attribute__((noreturn));
 void run_scan(void);
 u64 pvclock_now(void);
 
+/* smp.c */
+void check_smp_calls(void);
+void smp(void) __attribute__((noreturn));
+void ap_main(u64 id) __attribute__((noreturn));
+
 /* monitor.c */
 void plant(const char *hex, u64 at) __attribute__((noreturn));
 void monitor(const char *hex) __attribute__((noreturn));

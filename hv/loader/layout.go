@@ -25,10 +25,16 @@ const (
 	// gdtSlot bytes hold the GDT (gdtEntries and the TSS descriptor);
 	// the TSS follows in the same page.
 	gdtSlot = 0x100
-	TSSGPA  = GDTGPA + gdtSlot // 0x8100
+	TSSGPA  = GDTGPA + gdtSlot // 0x8100: vCPU 0's TSS
 	tssSize = 104
+	// TSSSize is the stride of the TSS area: vCPU i's TSS is at
+	// TSSGPA + i*TSSSize, all hypercall.MaxVCPUs of them in the GDT's page.
+	TSSSize = tssSize
 
 	StartInfoGPA = GDTGPA + PageSize // 0x9000
+
+	// tssRoom fails to compile if the TSS area overflows the GDT's page.
+	tssRoom = uint(PageSize - gdtSlot - hypercall.MaxVCPUs*tssSize)
 	// startInfoSlot bytes hold struct pvisor_start_info; the memory map
 	// takes the rest of the page.
 	startInfoSlot = 0x100

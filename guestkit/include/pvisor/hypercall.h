@@ -66,7 +66,10 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_INTROSPECT_MEMMAP          45
 #define PVISOR_HC_INTROSPECT_READ            46
 #define PVISOR_HC_INTROSPECT_VCPU            47
-#define PVISOR_HC_COUNT                      48 /* numbers at or above this are unassigned */
+#define PVISOR_HC_VCPU_UP                    48
+#define PVISOR_HC_EVTCHN_BIND_IPI            49
+#define PVISOR_HC_MMU_FLUSH_TLB_MASK         50
+#define PVISOR_HC_COUNT                      51 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -82,7 +85,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_EPROTO                        71
 
 /* Constants. */
-#define PVISOR_ABI_VERSION                   0x5ULL /* ABI version of this header */
+#define PVISOR_ABI_VERSION                   0x6ULL /* ABI version of this header */
 #define PVISOR_MAX_VCPUS                     0x20ULL /* vCPUs described by the shared-info page */
 #define PVISOR_MAX_PORTS                     0x200ULL /* event-channel ports per VM */
 #define PVISOR_CONSOLE_MAX                   0x1000ULL /* bytes per console_write / console_read */
@@ -100,6 +103,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_VM_GENERATION         0x100ULL /* vm_generation: the VM generation ID, new at every restore (since ABI 3) */
 #define PVISOR_FEATURE_LINEAGE               0x200ULL /* patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4) */
 #define PVISOR_FEATURE_INTROSPECT            0x400ULL /* introspect_targets, introspect_memmap, introspect_read and introspect_vcpu: read-only introspection of another VM under the operator's grant (since ABI 5) */
+#define PVISOR_FEATURE_SMP                   0x800ULL /* vcpu_up, evtchn_bind_ipi and mmu_flush_tlb_mask: secondary vCPUs, IPIs and TLB flushes by vCPU mask (since ABI 6) */
 #define PVISOR_INTROSPECT_READ_MAX           0x10000ULL /* bytes per introspect_read */
 #define PVISOR_INTROSPECT_MAX_GRANTS         0x10ULL /* introspection grants one VM holds at a time */
 #define PVISOR_INTROSPECT_NAME_MAX           0x40ULL /* bytes of pvisor_introspect_target.name (NUL-padded; a longer name is cut) */
@@ -123,7 +127,8 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_SHUTDOWN_POWEROFF             0x0ULL /* power off */
 #define PVISOR_SHUTDOWN_REBOOT               0x1ULL /* reboot */
 #define PVISOR_SHUTDOWN_CRASH                0x2ULL /* the guest crashed (panic) */
-#define PVISOR_FLUSH_GLOBAL                  0x1ULL /* mmu_flush_tlb: include global pages */
+#define PVISOR_FLUSH_GLOBAL                  0x1ULL /* mmu_flush_tlb, mmu_flush_tlb_mask: include global pages */
+#define PVISOR_FLUSH_PAGE                    0x2ULL /* mmu_flush_tlb_mask: only the page at va (since ABI 6) */
 #define PVISOR_MMU_OP_WRITE_PTE              0x1ULL /* mmu_batch: write b to the page-table entry at guest-physical a */
 #define PVISOR_MMU_OP_INVLPG                 0x2ULL /* mmu_batch: flush the TLB entry of virtual address a */
 #define PVISOR_MMU_OP_FLUSH_TLB              0x3ULL /* mmu_batch: flush the TLB (a = FLUSH_GLOBAL or 0) */
@@ -264,6 +269,16 @@ struct pvisor_introspect_vcpu {
 	pv_u32 flags; /* offset 220 */
 };
 _Static_assert(sizeof(struct pvisor_introspect_vcpu) == 224, "pvisor_introspect_vcpu size");
+
+struct pvisor_vcpu_context {
+	pv_u64 rip; /* offset 0 */
+	pv_u64 rsp; /* offset 8 */
+	pv_u64 rdi; /* offset 16 */
+	pv_u64 cr3; /* offset 24 */
+	pv_u64 gs_base; /* offset 32 */
+	pv_u64 flags; /* offset 40 */
+};
+_Static_assert(sizeof(struct pvisor_vcpu_context) == 48, "pvisor_vcpu_context size");
 
 /* Set by the guest to the virtual address of the hypercall page. */
 extern unsigned long pvisor_hypercall_entry;
@@ -985,6 +1000,63 @@ static inline long pvisor_introspect_vcpu(pv_u64 handle, pv_u64 vcpu, pv_u64 buf
 	r[1] = vcpu;
 	r[2] = buf;
 	ret = pvisor_hypercall6(PVISOR_HC_INTROSPECT_VCPU, r);
+	return ret;
+}
+
+/* Starts a secondary vCPU, as Xen's VCPUOP_initialise and VCPUOP_up do. Every
+ * vCPU but vCPU 0 starts down; this call gives vCPU vcpu the register context
+ * at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on
+ * top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT
+ * limit 0, interrupts off, its own TSS in the loader's TSS area, and a
+ * shared-info slot of its own), and makes it runnable. It runs at once,
+ * concurrently with the caller. The new vCPU loads its own GDT and IDT, binds
+ * its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state
+ * is copied. A vCPU that is up stays up until the VM stops. */
+static inline long pvisor_vcpu_up(pv_u64 vcpu, pv_u64 ctx)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = vcpu;
+	r[1] = ctx;
+	ret = pvisor_hypercall6(PVISOR_HC_VCPU_UP, r);
+	return ret;
+}
+
+/* Binds a new event-channel port to vCPU vcpu for inter-processor interrupts:
+ * evtchn_send on the port, from any vCPU, raises it on vcpu and wakes vcpu if
+ * it is blocked, as Xen's EVTCHNOP_bind_ipi. The port starts masked; unmask it
+ * to receive. A guest binds one port per vCPU and purpose (Linux: reschedule,
+ * call-function, call-function-single). */
+static inline long pvisor_evtchn_bind_ipi(pv_u64 vcpu)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = vcpu;
+	ret = pvisor_hypercall6(PVISOR_HC_EVTCHN_BIND_IPI, r);
+	return ret;
+}
+
+/* Flushes the TLBs of every vCPU in mask (bit i for vCPU i, the caller
+ * included), as Xen's MMUEXT_TLB_FLUSH_MULTI and KVM's PV TLB flush: one call
+ * instead of an IPI to each vCPU and a wait for its answer. With FLUSH_PAGE
+ * only the translations of the page at va need go (the hypervisor may drop
+ * more: another vCPU drops all of its translations, global ones included);
+ * without it, all non-global translations, and with FLUSH_GLOBAL the global
+ * ones too. When the call returns, no vCPU of the mask uses a translation
+ * cached before it: a vCPU that is running flushes at its next instruction
+ * boundary and the caller waits for it; one that is not flushes before it next
+ * runs. A vCPU that is down is left alone. */
+static inline long pvisor_mmu_flush_tlb_mask(pv_u64 mask, pv_u64 va, pv_u64 flags)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	r[0] = mask;
+	r[1] = va;
+	r[2] = flags;
+	ret = pvisor_hypercall6(PVISOR_HC_MMU_FLUSH_TLB_MASK, r);
 	return ret;
 }
 
