@@ -25,7 +25,7 @@ var ownCalls = func() (own [64]bool) {
 		hypercall.NrVCPUBlock, hypercall.NrVCPUYield, hypercall.NrMMUSetCR3, hypercall.NrMMUFlushTLB,
 		hypercall.NrMMUInvlpg, hypercall.NrMMUBatch, hypercall.NrLoadGDT, hypercall.NrLoadIDT,
 		hypercall.NrSetKernelStack, hypercall.NrSetIST, hypercall.NrSetTSS, hypercall.NrMSRRead,
-		hypercall.NrMSRWrite, hypercall.NrMMUFlushTLBMask,
+		hypercall.NrMSRWrite, hypercall.NrMMUFlushTLBMask, hypercall.NrVCPUCount,
 	} {
 		own[nr] = true
 	}
@@ -65,6 +65,11 @@ func (h *hcalls) VCPUUp(id, ctx uint64) (uint64, hypercall.Errno) {
 	regs, sregs := vm.bootRegs, vm.bootSRegs
 	regs.RIP, regs.GPR[cpu.RSP], regs.GPR[cpu.RDI] = c.RIP, c.RSP, c.RDI
 	regs.RFLAGS &^= cpu.FlagIF
+	// The control registers the guest set up before its PV start (the
+	// FXSR and SSE bits of CR4, say) are the caller's: a pv guest cannot
+	// set them on the new vCPU any more.
+	own := h.v.cpu.SRegs()
+	sregs.CR0, sregs.CR4, sregs.EFER = own.CR0, own.CR4, own.EFER
 	sregs.CR3 = c.CR3
 	sregs.IDT = cpu.DTable{}
 	sregs.TR.Base = tssOf(int(id))
@@ -78,6 +83,8 @@ func (h *hcalls) VCPUUp(id, ctx uint64) (uint64, hypercall.Errno) {
 	t.notify()
 	return ok0, nil0
 }
+
+func (h *hcalls) VCPUCount() (uint64, hypercall.Errno) { return uint64(len(h.v.vm.vcpus)), nil0 }
 
 func (h *hcalls) EvtchnBindIPI(id uint64) (uint64, hypercall.Errno) {
 	vm := h.v.vm

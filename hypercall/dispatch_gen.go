@@ -55,6 +55,7 @@ const (
 	NrVCPUUp             = 48
 	NrEvtchnBindIPI      = 49
 	NrMMUFlushTLBMask    = 50
+	NrVCPUCount          = 51
 )
 
 // Handlers is implemented by the hypervisor: one method per live call.
@@ -156,12 +157,14 @@ type Handlers interface {
 	IntrospectRead(handle, gpa, buf, len uint64) (uint64, Errno)
 	// IntrospectVCPU: Copies the architectural registers of one of the target's vCPUs (struct pvisor_introspect_vcpu: the general-purpose registers, RIP, RFLAGS, CR0, CR2, CR3, CR4, EFER, the FS and GS bases, CS, SS and CPL) to the calling guest, so that a monitor can walk the target's page tables from CR3. A vCPU publishes a copy of its registers each time it leaves its time slice (when it is preempted, yields, blocks or halts), and the call returns the last copy: it is at most one time slice old, and seq tells copies apart. Read-only: nothing the call does reaches the target's registers.
 	IntrospectVCPU(handle, vcpu, buf uint64) (uint64, Errno)
-	// VCPUUp: Starts a secondary vCPU, as Xen's VCPUOP_initialise and VCPUOP_up do. Every vCPU but vCPU 0 starts down; this call gives vCPU vcpu the register context at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT limit 0, interrupts off, its own TSS in the loader's TSS area, and a shared-info slot of its own), and makes it runnable. It runs at once, concurrently with the caller. The new vCPU loads its own GDT and IDT, binds its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state is copied. A vCPU that is up stays up until the VM stops.
+	// VCPUUp: Starts a secondary vCPU, as Xen's VCPUOP_initialise and VCPUOP_up do. Every vCPU but vCPU 0 starts down; this call gives vCPU vcpu the register context at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT limit 0, interrupts off, its own TSS in the loader's TSS area, and a shared-info slot of its own) with the caller's CR0, CR4 and EFER, and makes it runnable. It runs at once, concurrently with the caller. The new vCPU loads its own GDT and IDT, binds its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state is copied. A vCPU that is up stays up until the VM stops.
 	VCPUUp(vcpu, ctx uint64) (uint64, Errno)
 	// EvtchnBindIPI: Binds a new event-channel port to vCPU vcpu for inter-processor interrupts: evtchn_send on the port, from any vCPU, raises it on vcpu and wakes vcpu if it is blocked, as Xen's EVTCHNOP_bind_ipi. The port starts masked; unmask it to receive. A guest binds one port per vCPU and purpose (Linux: reschedule, call-function, call-function-single).
 	EvtchnBindIPI(vcpu uint64) (uint64, Errno)
 	// MMUFlushTLBMask: Flushes the TLBs of every vCPU in mask (bit i for vCPU i, the caller included), as Xen's MMUEXT_TLB_FLUSH_MULTI and KVM's PV TLB flush: one call instead of an IPI to each vCPU and a wait for its answer. With FLUSH_PAGE only the translations of the page at va need go (the hypervisor may drop more: another vCPU drops all of its translations, global ones included); without it, all non-global translations, and with FLUSH_GLOBAL the global ones too. When the call returns, no vCPU of the mask uses a translation cached before it: a vCPU that is running flushes at its next instruction boundary and the caller waits for it; one that is not flushes before it next runs. A vCPU that is down is left alone.
 	MMUFlushTLBMask(mask, va, flags uint64) (uint64, Errno)
+	// VCPUCount: Returns the number of vCPUs the VM has, nr_vcpus of struct pvisor_start_info, for a kernel that does not read the start info (Linux). vCPU 0 runs from boot; vcpu_up starts the others.
+	VCPUCount() (uint64, Errno)
 }
 
 // Dispatch runs call nr with the argument registers (RDI, RSI, RDX, R10,
@@ -447,6 +450,9 @@ func Dispatch(h Handlers, nr uint64, args *[6]uint64) uint64 {
 		return result(ret, err)
 	case 50: // mmu_flush_tlb_mask
 		ret, err := h.MMUFlushTLBMask(args[0], args[1], args[2])
+		return result(ret, err)
+	case 51: // vcpu_count
+		ret, err := h.VCPUCount()
 		return result(ret, err)
 	}
 	return ENOSYS.Ret()

@@ -33,7 +33,7 @@ const (
 	FeatureLineage  = 1 << 9
 	// FeatureIntrospect: the introspect_* calls (since ABI 5).
 	FeatureIntrospect = 1 << 10
-	// FeatureSMP: vcpu_up, evtchn_bind_ipi and mmu_flush_tlb_mask (since
+	// FeatureSMP: vcpu_up, vcpu_count, evtchn_bind_ipi and mmu_flush_tlb_mask (since
 	// ABI 6).
 	FeatureSMP = 1 << 11
 
@@ -124,7 +124,7 @@ var Consts = []Const{
 	{"FEATURE_VM_GENERATION", FeatureVMGen, "vm_generation: the VM generation ID, new at every restore (since ABI 3)"},
 	{"FEATURE_LINEAGE", FeatureLineage, "patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4)"},
 	{"FEATURE_INTROSPECT", FeatureIntrospect, "introspect_targets, introspect_memmap, introspect_read and introspect_vcpu: read-only introspection of another VM under the operator's grant (since ABI 5)"},
-	{"FEATURE_SMP", FeatureSMP, "vcpu_up, evtchn_bind_ipi and mmu_flush_tlb_mask: secondary vCPUs, IPIs and TLB flushes by vCPU mask (since ABI 6)"},
+	{"FEATURE_SMP", FeatureSMP, "vcpu_up, vcpu_count, evtchn_bind_ipi and mmu_flush_tlb_mask: secondary vCPUs, IPIs and TLB flushes by vCPU mask (since ABI 6)"},
 	{"INTROSPECT_READ_MAX", IntrospectReadMax, "bytes per introspect_read"},
 	{"INTROSPECT_MAX_GRANTS", IntrospectMaxGrants, "introspection grants one VM holds at a time"},
 	{"INTROSPECT_NAME_MAX", IntrospectNameMax, "bytes of pvisor_introspect_target.name (NUL-padded; a longer name is cut)"},

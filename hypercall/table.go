@@ -457,7 +457,7 @@ var Table = []Call{
 		Errors: []Err{{EPERM, "handle names no grant the VM holds: never granted, or revoked"}, {ENOENT, "the grant ended because its target stopped"}, {EINVAL, "vcpu is not below the target's vCPU count"}, {EAGAIN, "the target has not started running yet: no registers are published"}, {EFAULT, "the structure is not entirely in the VM's memory"}},
 	}, {
 		Nr: 48, Name: "vcpu_up", Group: "vcpu", Since: 6,
-		Doc: "Starts a secondary vCPU, as Xen's VCPUOP_initialise and VCPUOP_up do. Every vCPU but vCPU 0 starts down; this call gives vCPU vcpu the register context at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT limit 0, interrupts off, its own TSS in the loader's TSS area, and a shared-info slot of its own), and makes it runnable. It runs at once, concurrently with the caller. The new vCPU loads its own GDT and IDT, binds its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state is copied. A vCPU that is up stays up until the VM stops.",
+		Doc: "Starts a secondary vCPU, as Xen's VCPUOP_initialise and VCPUOP_up do. Every vCPU but vCPU 0 starts down; this call gives vCPU vcpu the register context at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT limit 0, interrupts off, its own TSS in the loader's TSS area, and a shared-info slot of its own) with the caller's CR0, CR4 and EFER, and makes it runnable. It runs at once, concurrently with the caller. The new vCPU loads its own GDT and IDT, binds its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state is copied. A vCPU that is up stays up until the VM stops.",
 		Args: []Arg{
 			{Name: "vcpu", Reg: RDI, Type: U32, Doc: "the vCPU to start: 1 to nr_vcpus-1 (struct pvisor_start_info)"},
 			{Name: "ctx", Reg: RSI, Type: GPA, Doc: "guest-physical address of a struct pvisor_vcpu_context"},
@@ -482,5 +482,9 @@ var Table = []Call{
 		},
 		Result: "0",
 		Errors: []Err{{EINVAL, "mask has a bit at or above nr_vcpus; flags has a bit other than FLUSH_GLOBAL and FLUSH_PAGE, or both; FLUSH_PAGE with a non-canonical va"}},
+	}, {
+		Nr: 51, Name: "vcpu_count", Group: "vcpu", Since: 6,
+		Doc:    "Returns the number of vCPUs the VM has, nr_vcpus of struct pvisor_start_info, for a kernel that does not read the start info (Linux). vCPU 0 runs from boot; vcpu_up starts the others.",
+		Result: "the number of vCPUs, 1 to MAX_VCPUS",
 	},
 }

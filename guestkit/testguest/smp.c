@@ -196,6 +196,7 @@ void check_smp_calls(void)
 	long p;
 
 	check(pvisor_features(0) & PVISOR_FEATURE_SMP, "features has FEATURE_SMP");
+	check_eq(pvisor_vcpu_count(), n, "vcpu_count equals the start info's nr_vcpus");
 	ctx = (struct pvisor_vcpu_context){.rip = (u64)ap_entry, .rsp = (u64)ap_stacks[1] + AP_STACK, .cr3 = read_cr3()};
 	check_eq(pvisor_vcpu_up(0, (u64)&ctx), -EINVAL, "vcpu_up of vCPU 0 -> -EINVAL");
 	check_eq(pvisor_vcpu_up(n, (u64)&ctx), -EINVAL, "vcpu_up of vCPU nr_vcpus -> -EINVAL");
@@ -350,6 +351,7 @@ void smp(void)
 	}
 	__asm__ volatile("cli");
 	printf("smp: %lu vCPUs\n", n);
+	check_eq(pvisor_vcpu_count(), n, "smp: vcpu_count equals nr_vcpus");
 	check(n > 1 && n <= (u64)MAX_CPUS, "smp: nr_vcpus is more than 1");
 	if (n < 2)
 		finish();

@@ -69,7 +69,8 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_HC_VCPU_UP                    48
 #define PVISOR_HC_EVTCHN_BIND_IPI            49
 #define PVISOR_HC_MMU_FLUSH_TLB_MASK         50
-#define PVISOR_HC_COUNT                      51 /* numbers at or above this are unassigned */
+#define PVISOR_HC_VCPU_COUNT                 51
+#define PVISOR_HC_COUNT                      52 /* numbers at or above this are unassigned */
 
 /* Errors (returned negated). */
 #define PVISOR_EPERM                         1
@@ -103,7 +104,7 @@ typedef int pv_s32; typedef unsigned long long pv_u64;
 #define PVISOR_FEATURE_VM_GENERATION         0x100ULL /* vm_generation: the VM generation ID, new at every restore (since ABI 3) */
 #define PVISOR_FEATURE_LINEAGE               0x200ULL /* patch_level, vm_lineage and VIRQ_GENERATION (since ABI 4) */
 #define PVISOR_FEATURE_INTROSPECT            0x400ULL /* introspect_targets, introspect_memmap, introspect_read and introspect_vcpu: read-only introspection of another VM under the operator's grant (since ABI 5) */
-#define PVISOR_FEATURE_SMP                   0x800ULL /* vcpu_up, evtchn_bind_ipi and mmu_flush_tlb_mask: secondary vCPUs, IPIs and TLB flushes by vCPU mask (since ABI 6) */
+#define PVISOR_FEATURE_SMP                   0x800ULL /* vcpu_up, vcpu_count, evtchn_bind_ipi and mmu_flush_tlb_mask: secondary vCPUs, IPIs and TLB flushes by vCPU mask (since ABI 6) */
 #define PVISOR_INTROSPECT_READ_MAX           0x10000ULL /* bytes per introspect_read */
 #define PVISOR_INTROSPECT_MAX_GRANTS         0x10ULL /* introspection grants one VM holds at a time */
 #define PVISOR_INTROSPECT_NAME_MAX           0x40ULL /* bytes of pvisor_introspect_target.name (NUL-padded; a longer name is cut) */
@@ -1008,10 +1009,11 @@ static inline long pvisor_introspect_vcpu(pv_u64 handle, pv_u64 vcpu, pv_u64 buf
  * at ctx (struct pvisor_vcpu_context: RIP, RSP, RDI, CR3 and the GS base) on
  * top of the loader's entry state (64-bit ring 0, the loader's GDT and IDT
  * limit 0, interrupts off, its own TSS in the loader's TSS area, and a
- * shared-info slot of its own), and makes it runnable. It runs at once,
- * concurrently with the caller. The new vCPU loads its own GDT and IDT, binds
- * its own VIRQs and arms its own timer: nothing of the caller's per-vCPU state
- * is copied. A vCPU that is up stays up until the VM stops. */
+ * shared-info slot of its own) with the caller's CR0, CR4 and EFER, and makes
+ * it runnable. It runs at once, concurrently with the caller. The new vCPU
+ * loads its own GDT and IDT, binds its own VIRQs and arms its own timer:
+ * nothing of the caller's per-vCPU state is copied. A vCPU that is up stays up
+ * until the VM stops. */
 static inline long pvisor_vcpu_up(pv_u64 vcpu, pv_u64 ctx)
 {
 	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
@@ -1057,6 +1059,18 @@ static inline long pvisor_mmu_flush_tlb_mask(pv_u64 mask, pv_u64 va, pv_u64 flag
 	r[1] = va;
 	r[2] = flags;
 	ret = pvisor_hypercall6(PVISOR_HC_MMU_FLUSH_TLB_MASK, r);
+	return ret;
+}
+
+/* Returns the number of vCPUs the VM has, nr_vcpus of struct pvisor_start_info,
+ * for a kernel that does not read the start info (Linux). vCPU 0 runs from
+ * boot; vcpu_up starts the others. */
+static inline long pvisor_vcpu_count(void)
+{
+	unsigned long r[6] = {0, 0, 0, 0, 0, 0};
+	long ret;
+
+	ret = pvisor_hypercall6(PVISOR_HC_VCPU_COUNT, r);
 	return ret;
 }
 
