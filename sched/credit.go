@@ -2,7 +2,9 @@ package sched
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
@@ -57,10 +59,39 @@ const (
 
 // Config sets up a Scheduler. Zero fields take their defaults.
 type Config struct {
-	Workers int           // host workers; default runtime.NumCPU()
-	Slice   time.Duration // longest run of one vCPU; default DefaultTimeSlice
-	Period  time.Duration // accounting period; default DefaultPeriod
-	Clock   Clock         // default NewRealClock()
+	Workers int // host workers; default len(CPUs) if set, else runtime.NumCPU()
+	// CPUs, when set, binds the pool to these host CPUs: one worker per
+	// CPU, in this order, whose thread Start binds to that CPU alone.
+	// Workers, if also set, must equal len(CPUs). Unset, the workers are
+	// not bound and VM.SetCPUs is refused.
+	CPUs   []int
+	Slice  time.Duration // longest run of one vCPU; default DefaultTimeSlice
+	Period time.Duration // accounting period; default DefaultPeriod
+	Clock  Clock         // default NewRealClock()
+}
+
+// Validate reports what is wrong with cfg, if anything: CPUs must list
+// distinct CPU numbers >= 0, and Workers, if set with CPUs, must equal
+// len(CPUs). It does not look at the host: NewChecked and Start do.
+func (cfg Config) Validate() error {
+	if cfg.CPUs == nil {
+		return nil
+	}
+	if len(cfg.CPUs) == 0 {
+		return fmt.Errorf("sched: Config.CPUs is empty: list the host CPUs of the pool, or leave it nil for unbound workers")
+	}
+	if cfg.Workers != 0 && cfg.Workers != len(cfg.CPUs) {
+		return fmt.Errorf("sched: Config.Workers is %d but Config.CPUs lists %d CPUs (%s): a bound pool has one worker per CPU; leave Workers 0", cfg.Workers, len(cfg.CPUs), FormatCPUs(cfg.CPUs))
+	}
+	for i, c := range cfg.CPUs {
+		if c < 0 {
+			return fmt.Errorf("sched: Config.CPUs[%d] is %d: host CPUs are numbered from 0", i, c)
+		}
+		if j := slices.Index(cfg.CPUs, c); j < i {
+			return fmt.Errorf("sched: Config.CPUs lists CPU %d twice (at %d and %d): one worker per CPU", c, j, i)
+		}
+	}
+	return nil
 }
 
 // prio is a vCPU's scheduling priority; higher runs first.
@@ -101,9 +132,17 @@ type Scheduler struct {
 	runq       []*Handle // hQueued handles in FIFO order
 	kick       func(w int)
 	acts       []act // scratch for accountLocked
-	// charged is the time charged (VM.Charge) since the last accounting:
-	// host CPU beyond the workers', handed out with theirs.
-	charged time.Duration
+
+	// cpus is the host CPU of each worker (Config.CPUs), nil when the
+	// workers are not bound; fixed at New. all holds every worker,
+	// unreserved those no VM's exclusive cpuset holds; groups are the
+	// capacity constraints of accountLocked (recomputeMasksLocked).
+	cpus       []int
+	all        wset
+	unreserved wset
+	groups     []group
+	gacc       []gacc // scratch for accountLocked
+	member     []bool // scratch for accountLocked: acts x groups
 
 	// worker pool (pool.go)
 	running  bool
@@ -115,6 +154,10 @@ type worker struct {
 	cur    *Handle // nil when idle
 	start  time.Duration
 	kicked bool // a tickle is in flight
+
+	cpu     int    // host CPU it is bound to, -1 if none; fixed at New
+	tid     int    // its OS thread while the pool runs, if bound; else 0
+	wakeups uint64 // times the pool's goroutine woke up idle
 }
 
 // VM is a domain: the unit of weight, cap and CPU accounting.
@@ -134,6 +177,15 @@ type VM struct {
 	paused      bool
 	quiet       chan struct{}
 	quietClosed bool
+	// cpus is the VM's cpuset (SetCPUs), sorted, nil if none; exclusive
+	// reserves it. allowed is the workers its vCPUs may run on: those of
+	// cpus, or the unreserved ones without a cpuset (recomputeMasksLocked).
+	cpus      []int
+	exclusive bool
+	allowed   wset
+	// periodCharged is the part of charged since the last accounting:
+	// host CPU beyond the workers', handed out with theirs.
+	periodCharged time.Duration
 }
 
 // Handle is one vCPU registered with a Scheduler.
@@ -155,6 +207,8 @@ type Handle struct {
 	wokePaused  bool
 	periodRun   time.Duration
 	run, steal  time.Duration
+	runOn       []time.Duration // run per worker
+	on          int             // the worker it runs on, while hRunning
 	blocked     time.Duration
 	paused      time.Duration // time in hPaused
 	slices      uint64
@@ -165,7 +219,15 @@ type Handle struct {
 }
 
 // New returns a Scheduler with no VMs; see Config for the defaults.
+// Precondition: cfg.Validate() == nil (New panics otherwise; NewChecked
+// returns the error instead and checks the host's CPUs as well).
 func New(cfg Config) *Scheduler {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.CPUs != nil {
+		cfg.Workers = len(cfg.CPUs)
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -184,14 +246,44 @@ func New(cfg Config) *Scheduler {
 		slice:   cfg.Slice,
 		period:  cfg.Period,
 		workers: make([]worker, cfg.Workers),
+		cpus:    slices.Clone(cfg.CPUs),
+		all:     newWset(cfg.Workers),
 	}
+	for w := range s.workers {
+		s.workers[w].cpu = -1
+		if s.cpus != nil {
+			s.workers[w].cpu = s.cpus[w]
+		}
+		s.all.add(w)
+	}
+	s.recomputeMasksLocked()
 	s.nextPeriod = s.clock.Now() + s.period
 	s.kick = func(w int) { s.workers[w].cur.v.Kick() }
 	return s
 }
 
+// NewChecked is New for a Config from an operator: it returns cfg's
+// Validate error, and, when cfg.CPUs is set, an error naming any CPU that
+// is not in the process's allowed CPUs (sched_getaffinity: online, and in
+// its cgroup's cpuset), instead of a Scheduler whose Start would fail.
+func NewChecked(cfg Config) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.CPUs != nil {
+		if err := checkHostCPUs(cfg.CPUs); err != nil {
+			return nil, err
+		}
+	}
+	return New(cfg), nil
+}
+
 // Workers returns the number of host workers.
 func (s *Scheduler) Workers() int { return s.nworker }
+
+// CPUs returns the host CPU of each worker, in worker order (Config.CPUs),
+// or nil if the workers are not bound.
+func (s *Scheduler) CPUs() []int { return slices.Clone(s.cpus) }
 
 // SetSlice changes the time slice; running slices keep their budget.
 func (s *Scheduler) SetSlice(d time.Duration) error {
@@ -208,7 +300,7 @@ func (s *Scheduler) SetSlice(d time.Duration) error {
 func (s *Scheduler) NewVM(name string) *VM {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	vm := &VM{s: s, name: name, weight: DefaultWeight}
+	vm := &VM{s: s, name: name, weight: DefaultWeight, allowed: s.unreserved}
 	s.vms = append(s.vms, vm)
 	return vm
 }
@@ -264,7 +356,7 @@ func (vm *VM) Charge(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	vm.charged += d
-	s.charged += d
+	vm.periodCharged += d
 	if vm.cap > 0 {
 		vm.capBal -= d
 	}
@@ -309,7 +401,8 @@ func (vm *VM) AddVCPU(v VCPU) *Handle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	h := &Handle{vm: vm, v: v, id: len(vm.vcpus), state: hQueued, since: now, added: now}
+	h := &Handle{vm: vm, v: v, id: len(vm.vcpus), state: hQueued, since: now, added: now,
+		runOn: make([]time.Duration, len(s.workers)), on: -1}
 	vm.vcpus = append(vm.vcpus, h)
 	if vm.paused {
 		h.state, h.resumeReady = hPaused, true
@@ -506,19 +599,26 @@ func (h *Handle) Wake() {
 // its weight. Precondition: s.mu held.
 func (s *Scheduler) mayBoost(h *Handle) bool { return h.credit > -s.slice }
 
-// tickleLocked gets a worker to look at the newly queued h: an idle one if
-// any, else one running a lower-priority vCPU, which is kicked.
+// tickleLocked gets a worker h may run on to look at the newly queued h:
+// the idle ones if any, else one running a lower-priority vCPU, which is
+// kicked. Workers h may not run on are never considered: an idle one
+// cannot run h, and kicking one would not make room for it.
 // Precondition: s.mu held.
 func (s *Scheduler) tickleLocked(h *Handle) {
 	if h.vm.parked() {
 		return
 	}
 	victim, vp := -1, h.prio()
+	idle := false
 	for w := range s.workers {
+		if !h.vm.allowed.has(w) {
+			continue
+		}
 		wk := &s.workers[w]
 		if wk.cur == nil {
-			s.notifyLocked()
-			return
+			s.wakeLocked(w)
+			idle = true
+			continue
 		}
 		if wk.kicked {
 			continue
@@ -527,7 +627,7 @@ func (s *Scheduler) tickleLocked(h *Handle) {
 			victim, vp = w, p
 		}
 	}
-	if victim >= 0 {
+	if !idle && victim >= 0 {
 		s.workers[victim].kicked = true
 		s.kick(victim)
 	}
@@ -535,7 +635,8 @@ func (s *Scheduler) tickleLocked(h *Handle) {
 
 // Pick chooses the vCPU worker w runs next and the budget to run it for:
 // the queued vCPU of the highest priority (BOOST, UNDER, OVER) whose VM is
-// not parked by its cap, first come first served within a priority. It
+// not parked by its cap and may run on w (its cpuset, or the unreserved
+// workers), first come first served within a priority. It
 // returns nil when there is none; the worker should then wait for a Wake,
 // a new vCPU, a settings change or NextPeriod. Precondition: worker w is
 // idle (it has no slice without a Finish).
@@ -553,20 +654,22 @@ func (s *Scheduler) pickLocked(w int, now time.Duration) (*Handle, time.Duration
 	}
 	best, bp := -1, prioOver
 	for i, h := range s.runq {
-		if h.vm.parked() {
+		if h.vm.parked() || !h.vm.allowed.has(w) {
 			continue
 		}
 		if p := h.prio(); best < 0 || p > bp {
 			best, bp = i, p
 		}
 	}
+	s.wakeIdleLocked(w, best)
 	if best < 0 {
 		return nil, 0
 	}
 	h := s.runq[best]
 	s.runq = append(s.runq[:best], s.runq[best+1:]...)
 	h.enter(hRunning, now)
-	*wk = worker{cur: h, start: now}
+	h.on = w
+	wk.cur, wk.start, wk.kicked = h, now, false
 	if h.waking {
 		h.waking = false
 		if lat := now - h.wokeAt; lat > h.maxWake {
@@ -599,6 +702,8 @@ func (s *Scheduler) finishLocked(w int, now, used time.Duration, st State) {
 	wall := now - wk.start
 	used = min(max(used, 0), wall)
 	h.run += used
+	h.runOn[w] += used
+	h.on = -1
 	h.steal += wall - used
 	h.slices++
 	h.credit -= used
@@ -608,7 +713,7 @@ func (s *Scheduler) finishLocked(w int, now, used time.Duration, st State) {
 	if vm.cap > 0 {
 		vm.capBal -= used
 	}
-	*wk = worker{}
+	wk.cur, wk.start, wk.kicked = nil, 0, false
 	h.since = now
 	if st == Blocked && h.wakePending {
 		st = Ready
@@ -660,15 +765,29 @@ func (s *Scheduler) tickLocked(now time.Duration) {
 	s.notifyLocked()
 }
 
-// accountLocked hands out one period of credit. The host's capacity,
-// workers x period, is split among the active VMs (those with a vCPU that
-// is runnable or ran in the period) in proportion to weight, water-filled
-// so that no VM is given more than its active vCPUs or its cap can use;
-// each VM's share is split evenly among its active vCPUs. Credit is kept
-// within ±(period+slice) so that neither idle time nor a debt is carried
-// for long; an inactive vCPU keeps no positive credit. Caps get a fresh
-// budget of cap x period, less any overrun of the last period.
-// Precondition: s.mu held.
+// accountLocked hands out one period of credit. The host's capacity is
+// split among the active VMs (those with a vCPU that is runnable or ran
+// in the period) in proportion to weight, water-filled so that no VM is
+// given more than its active vCPUs, its cap or the workers it may run on
+// can use, and no set of VMs more than the workers they may run on
+// between them (the groups of recomputeMasksLocked): two VMs pinned to
+// one CPU share that CPU by weight whatever the rest of the pool does,
+// and an exclusive VM gets its CPUs wholly. Without cpusets there is one
+// group, the whole pool. A group's capacity is its workers x period plus
+// what devices used for its VMs beside them in the last period (Charge),
+// so that charged time is part of each VM's share rather than a debt
+// that sinks every VM's credit.
+//
+// The water-filling raises one level (credit per unit of weight) for
+// every VM not yet fixed until a VM reaches its own limit or a group is
+// full, fixes those VMs, and goes on with the rest: weighted max-min
+// fairness. It is exact when the VMs' cpusets are disjoint or nested, and
+// for partial overlaps as long as the union closure has at most
+// maxGroups sets. Each VM's share is split evenly among its active vCPUs.
+// Credit is kept within ±(period+slice) so that neither idle time nor a
+// debt is carried for long; an inactive vCPU keeps no positive credit.
+// Caps get a fresh budget of cap x period, less any overrun of the last
+// period. Precondition: s.mu held.
 func (s *Scheduler) accountLocked() {
 	acts := s.acts[:0]
 	for _, vm := range s.vms {
@@ -678,56 +797,86 @@ func (s *Scheduler) accountLocked() {
 				n++
 			}
 		}
-		if n == 0 {
-			continue
+		// The group of the VM's own cpuset holds it to its CPUs too; this
+		// also does where maxGroups left that group out.
+		can := min(n, vm.allowed.count())
+		if can == 0 {
+			continue // no active vCPU, or every CPU it could use is reserved
 		}
-		limit := time.Duration(n) * s.period
+		limit := time.Duration(can) * s.period
 		if vm.cap > 0 {
 			limit = min(limit, s.capLimit(vm.cap))
 		}
-		acts = append(acts, act{vm: vm, n: n, limit: limit})
+		acts = append(acts, act{vm: vm, n: n, limit: limit, w: float64(vm.weight), full: float64(limit) / float64(vm.weight)})
 	}
-	// The capacity is the workers' time plus what devices used beside them
-	// in the last period (Charge), so that charged time is part of each
-	// VM's share rather than a debt that sinks every VM's credit.
-	capacity := time.Duration(len(s.workers))*s.period + min(s.charged, time.Duration(len(s.workers))*s.period)
-	s.charged = 0
-	left := capacity
+	gs := s.gacc[:0]
+	for _, g := range s.groups {
+		c := time.Duration(g.count) * s.period
+		var charged time.Duration
+		for _, vm := range s.vms {
+			if vm.allowed.subsetOf(g.mask) {
+				charged += vm.periodCharged
+			}
+		}
+		gs = append(gs, gacc{capacity: c + min(charged, c)})
+	}
+	ng := len(gs)
+	member := slices.Grow(s.member[:0], len(acts)*ng)[:len(acts)*ng]
+	for i, a := range acts {
+		for j, g := range s.groups {
+			member[i*ng+j] = a.vm.allowed.subsetOf(g.mask)
+		}
+	}
 	for open := len(acts); open > 0; {
-		var wsum int64
-		for _, a := range acts {
-			if !a.done {
-				wsum += int64(a.vm.weight)
-			}
+		for j := range gs {
+			gs[j].fixed, gs[j].wsum = 0, 0
 		}
-		saturated := false
-		for i := range acts {
-			a := &acts[i]
-			if !a.done && time.Duration(int64(left)*int64(a.vm.weight)/wsum) >= a.limit {
-				a.share, a.done = a.limit, true
-				saturated = true
-				open--
-			}
-		}
-		if saturated {
-			left = capacity
-			for _, a := range acts {
+		for i, a := range acts {
+			for j := range gs {
+				if !member[i*ng+j] {
+					continue
+				}
 				if a.done {
-					left -= a.share
+					gs[j].fixed += a.share
+				} else {
+					gs[j].wsum += int64(a.vm.weight)
 				}
 			}
-			continue
+		}
+		// The lowest level at which a VM or a group is full.
+		level := math.Inf(1)
+		for _, a := range acts {
+			if !a.done {
+				level = min(level, a.full)
+			}
+		}
+		for j := range gs {
+			g := &gs[j]
+			if g.wsum > 0 {
+				g.level = float64(max(g.capacity-g.fixed, 0)) / float64(g.wsum)
+				level = min(level, g.level)
+			}
 		}
 		for i := range acts {
 			a := &acts[i]
-			if !a.done {
-				a.share = time.Duration(int64(left) * int64(a.vm.weight) / wsum)
-				a.done = true
+			if a.done {
+				continue
+			}
+			if a.full <= level {
+				a.share, a.done = a.limit, true
+				open--
+				continue
+			}
+			for j := range gs {
+				if member[i*ng+j] && gs[j].wsum > 0 && gs[j].level <= level {
+					a.share, a.done = time.Duration(level*a.w), true
+					open--
+					break
+				}
 			}
 		}
-		break
 	}
-	s.acts = acts
+	s.acts, s.gacc, s.member = acts, gs, member
 	bound := s.period + s.slice
 	for _, a := range acts {
 		per := a.share / time.Duration(a.n)
@@ -744,6 +893,7 @@ func (s *Scheduler) accountLocked() {
 			}
 			h.periodRun = 0
 		}
+		vm.periodCharged = 0
 		if vm.cap > 0 {
 			lim := s.capLimit(vm.cap)
 			vm.capBal = min(max(vm.capBal+lim, -lim), lim)
@@ -758,6 +908,16 @@ type act struct {
 	limit time.Duration // most it can use
 	share time.Duration
 	done  bool
+	w     float64 // weight
+	full  float64 // level at which it reaches limit: limit / weight
+}
+
+// gacc is one group's state in accountLocked.
+type gacc struct {
+	capacity time.Duration
+	fixed    time.Duration // shares of its VMs already fixed
+	wsum     int64         // weight of its VMs not fixed yet
+	level    float64       // level at which it is full
 }
 
 // active reports whether h competes for CPU in this period. A paused
@@ -768,8 +928,15 @@ func (h *Handle) active() bool {
 	return h.state == hQueued || h.state == hRunning || h.periodRun > 0 && h.state != hPaused
 }
 
+// CPUTime is run time on one worker of the pool.
+type CPUTime struct {
+	Worker int           // index, as in Scheduler.PoolWorkers
+	CPU    int           // host CPU the worker is bound to; -1 if none
+	Run    time.Duration // CPU time used on it
+}
+
 // VCPUStats is one vCPU's accounting. Run + Steal + Blocked + Paused =
-// Elapsed.
+// Elapsed, and Run is the sum of RunOn.
 type VCPUStats struct {
 	ID      int
 	State   string        // "queued", "running", "blocked", "stopped" or "paused"
@@ -783,6 +950,8 @@ type VCPUStats struct {
 	Wakes   uint64
 	// MaxWakeLatency is the longest time from a Wake to being on a worker.
 	MaxWakeLatency time.Duration
+	// RunOn is Run per worker, one entry for each worker in order.
+	RunOn []CPUTime
 }
 
 // VMStats is one VM's accounting.
@@ -793,10 +962,26 @@ type VMStats struct {
 	Parked bool          // out of cap budget until the next period
 	Paused bool          // VM.Pause, not resumed yet
 	CPU    time.Duration // sum of the vCPUs' Run
+	// CPUs is the VM's cpuset (VM.SetCPUs), nil if none; Exclusive says
+	// whether it is reserved for the VM.
+	CPUs      []int
+	Exclusive bool
+	// RunOn is CPU per worker: the sum of the vCPUs' RunOn.
+	RunOn []CPUTime
 	// Charged is host CPU time spent for the VM outside its vCPUs
 	// (Charge), counted against its cap and weight as CPU is.
 	Charged time.Duration
 	VCPUs   []VCPUStats
+}
+
+// cpuTimes returns one zero CPUTime per worker. Precondition: s.mu held
+// (the workers' CPUs are fixed at New, so not strictly).
+func (s *Scheduler) cpuTimes() []CPUTime {
+	out := make([]CPUTime, len(s.workers))
+	for w := range out {
+		out[w] = CPUTime{Worker: w, CPU: s.workers[w].cpu}
+	}
+	return out
 }
 
 var stateNames = [...]string{hQueued: "queued", hRunning: "running", hBlocked: "blocked", hStopped: "stopped", hPaused: "paused"}
@@ -825,10 +1010,14 @@ func (vm *VM) Stats() VMStats {
 }
 
 func (vm *VM) statsLocked(now time.Duration) VMStats {
-	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked(), Paused: vm.paused, Charged: vm.charged}
+	st := VMStats{Name: vm.name, Weight: vm.weight, Cap: vm.cap, Parked: vm.parked(), Paused: vm.paused, Charged: vm.charged,
+		CPUs: slices.Clone(vm.cpus), Exclusive: vm.exclusive, RunOn: vm.s.cpuTimes()}
 	for _, h := range vm.vcpus {
 		hs := h.statsLocked(now)
 		st.CPU += hs.Run
+		for w, r := range hs.RunOn {
+			st.RunOn[w].Run += r.Run
+		}
 		st.VCPUs = append(st.VCPUs, hs)
 	}
 	return st
@@ -851,6 +1040,10 @@ func (h *Handle) statsLocked(now time.Duration) VCPUStats {
 		ID: h.id, State: stateNames[h.state],
 		Run: h.run, Steal: h.steal, Blocked: h.blocked, Paused: h.paused,
 		Credit: h.credit, Slices: h.slices, Wakes: h.wakes, MaxWakeLatency: h.maxWake,
+		RunOn: h.vm.s.cpuTimes(),
+	}
+	for w, d := range h.runOn {
+		st.RunOn[w].Run = d
 	}
 	end := now
 	if h.state == hStopped {
@@ -862,6 +1055,7 @@ func (h *Handle) statsLocked(now time.Duration) VCPUStats {
 		st.Steal += d
 	case hRunning:
 		st.Run += d
+		st.RunOn[h.on].Run += d
 	case hBlocked:
 		st.Blocked += d
 	case hPaused:
