@@ -30,7 +30,12 @@
 
 extern char ap_entry[]; /* start.S: takes RDI, calls ap_main */
 
-static u8 ap_stacks[MAX_CPUS][AP_STACK] __attribute__((aligned(16)));
+/*
+ * The stacks, page tables and frames live above the image (the start
+ * info's free_gpa, identity-mapped): the image must stay below 2 MiB for
+ * the hostile modes.
+ */
+static u8 (*ap_stacks)[AP_STACK];
 static struct pvisor_vcpu_context ctx;
 
 static volatile u64 alive[MAX_CPUS];  /* written by each vCPU at start */
@@ -43,11 +48,22 @@ static volatile u64 pong_port, timer_port[MAX_CPUS];
 static volatile u64 xadd_count, lock_word, locked_count;
 
 /* Page tables of SHOOT_VA and its two frames. */
-static u64 shoot_pdpt[512] __attribute__((aligned(4096)));
-static u64 shoot_pd[512] __attribute__((aligned(4096)));
-static u64 shoot_pt[512] __attribute__((aligned(4096)));
-static u64 frame_a[512] __attribute__((aligned(4096)));
-static u64 frame_b[512] __attribute__((aligned(4096)));
+static u64 *shoot_pdpt, *shoot_pd, *shoot_pt, *frame_a, *frame_b;
+
+/* smp_alloc carves the areas above out of free memory, zeroed. */
+static void smp_alloc(void)
+{
+	u64 p = (start_info->free_gpa + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	u64 **pages[] = {&shoot_pdpt, &shoot_pd, &shoot_pt, &frame_a, &frame_b};
+
+	ap_stacks = (void *)p;
+	p += (u64)MAX_CPUS * AP_STACK;
+	for (u64 i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		*pages[i] = (u64 *)p;
+		p += PAGE_SIZE;
+	}
+	memset(ap_stacks, 0, p - (u64)ap_stacks);
+}
 
 enum { CMD_NONE, CMD_COUNT, CMD_READ, CMD_PINGS, CMD_TIMER, CMD_CLOCK };
 
@@ -197,7 +213,8 @@ void check_smp_calls(void)
 
 	check(pvisor_features(0) & PVISOR_FEATURE_SMP, "features has FEATURE_SMP");
 	check_eq(pvisor_vcpu_count(), n, "vcpu_count equals the start info's nr_vcpus");
-	ctx = (struct pvisor_vcpu_context){.rip = (u64)ap_entry, .rsp = (u64)ap_stacks[1] + AP_STACK, .cr3 = read_cr3()};
+	/* Every call here is refused: no stack is needed. */
+	ctx = (struct pvisor_vcpu_context){.rip = (u64)ap_entry, .rsp = 0x80000, .cr3 = read_cr3()};
 	check_eq(pvisor_vcpu_up(0, (u64)&ctx), -EINVAL, "vcpu_up of vCPU 0 -> -EINVAL");
 	check_eq(pvisor_vcpu_up(n, (u64)&ctx), -EINVAL, "vcpu_up of vCPU nr_vcpus -> -EINVAL");
 	check_eq(pvisor_vcpu_up(1UL << 32, (u64)&ctx), -EINVAL, "vcpu_up vcpu with upper bits set -> -EINVAL");
@@ -341,6 +358,7 @@ void smp(void)
 
 	pvisor_declare_version(PVISOR_ABI_VERSION);
 	console_enable();
+	smp_alloc();
 	build_idt();
 	pvisor_load_idt(idt_base(), idt_limit());
 	for (u64 i = 0; i < (u64)MAX_CPUS; i++)
