@@ -4,6 +4,8 @@
 GO      ?= go
 BIN     := build/pvisor
 TESTTIMEOUT ?= 60m
+# The in-guest programs of the initramfs (below, at INITRD_ADD).
+GUEST_BINS  := pvbench netflood smpcount gosmp
 # Pure Go: a static binary, and the VMM's sandbox can confine every
 # thread only in a build without cgo (hv/sandbox).
 export CGO_ENABLED := 0
@@ -52,7 +54,7 @@ run-native: deps build guest $(ROOT_DEPS)
 ROOTFS_DIR := build/guest/rootfs.d
 disk: deps-guest build/guest/rootfs.ext4
 
-build/guest/rootfs.ext4: build/guest/pvbench guestkit/cmd/mkinitramfs/init.sh guestkit/cmd/mkinitramfs/main.go guestkit/cmd/mkinitramfs/dirtree.go
+build/guest/rootfs.ext4: $(GUEST_BINS:%=build/guest/%) guestkit/cmd/mkinitramfs/init.sh guestkit/cmd/mkinitramfs/main.go guestkit/cmd/mkinitramfs/dirtree.go
 	rm -rf $(ROOTFS_DIR) $@.tmp
 	$(GO) run ./guestkit/cmd/mkinitramfs -dir $(ROOTFS_DIR) $(INITRD_ADD)
 	PATH="$$PATH:/sbin:/usr/sbin" mke2fs -q -F -t ext4 -L pvisor-root -E root_owner=0:0 -d $(ROOTFS_DIR) $@.tmp 64M
@@ -98,28 +100,30 @@ build/testguest.elf: $(TG_SRCS) $(TG_DIR)/testguest.h $(TG_DIR)/link.ld guestkit
 # The Linux guest (docs/guest.md): kernel built from Debian's linux-source-6.12
 # and linux-patches/, cached outside the checkout by input hash, plus the
 # busybox initramfs. Outputs in build/guest/.
-# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux) and
-# /bin/netflood (a frame generator for tests of the switch's limits).
+# In-guest programs the initramfs carries: /bin/pvbench (pvisor bench linux),
+# /bin/netflood (a frame generator for tests of the switch's limits), and
+# /bin/smpcount and /bin/gosmp (threads on shared counters, and a static Go
+# program's view of the CPUs with a parallel SHA-256: tests/smp_test.go).
 # The unprivileged attack programs of guestkit/tests go into a second
 # initramfs of their own, initramfs-attack.cpio.gz (tests/unpriv_test.go),
 # so that the default guest stays what `make run` boots.
 UNPRIV      := tlbalias int8 privinsn logl randcode cpuidloop mprotectloop
 UNPRIV_BINS := $(UNPRIV:%=build/guest/%)
-INITRD_ADD  := -add build/guest/pvbench:bin/pvbench -add build/guest/netflood:bin/netflood
+INITRD_ADD  := $(foreach p,$(GUEST_BINS),-add build/guest/$(p):bin/$(p))
 ATTACK_ADD  := $(INITRD_ADD) $(foreach p,$(UNPRIV),-add build/guest/$(p):bin/$(p))
 
 # The patched PV kernel (linux-patches/ + config/pv.config), for pv mode.
-guest-pv: deps-guest build/guest/pvbench build/guest/netflood
+guest-pv: deps-guest $(GUEST_BINS:%=build/guest/%)
 	scripts/build-guest.sh pv
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
-guest: deps-guest build/guest/pvbench build/guest/netflood
+guest: deps-guest $(GUEST_BINS:%=build/guest/%)
 	scripts/build-guest.sh native
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs.cpio.gz $(INITRD_ADD)
 
 # The initramfs with the attack programs (the kernels come from guest and
 # guest-pv).
-attack-initramfs: build/guest/pvbench build/guest/netflood $(UNPRIV_BINS)
+attack-initramfs: $(GUEST_BINS:%=build/guest/%) $(UNPRIV_BINS)
 	$(GO) run ./guestkit/cmd/mkinitramfs -o build/guest/initramfs-attack.cpio.gz $(ATTACK_ADD)
 
 # The kernel's scripts/checkpatch.pl over linux-patches/series, from the
@@ -130,11 +134,19 @@ checkpatch:
 
 build/guest/pvbench: guestkit/pvbench/pvbench.c
 	@mkdir -p build/guest
-	gcc -O2 -static -Wall -Wextra -o $@ $<
+	gcc -O2 -static -pthread -Wall -Wextra -o $@ $<
 
 build/guest/netflood: guestkit/netflood/netflood.c
 	@mkdir -p build/guest
 	gcc -O2 -static -Wall -Wextra -o $@ $<
+
+build/guest/smpcount: guestkit/smpcount/smpcount.c
+	@mkdir -p build/guest
+	gcc -O2 -static -pthread -Wall -Wextra -o $@ $<
+
+build/guest/gosmp: guestkit/gosmp/main.go guestkit/gosmp/smpdata/smpdata.go
+	@mkdir -p build/guest
+	$(GO) build -o $@ ./guestkit/gosmp
 
 $(UNPRIV_BINS): build/guest/%: guestkit/tests/%.c guestkit/tests/unpriv.h guestkit/tests/stubs.h
 	@mkdir -p build/guest
