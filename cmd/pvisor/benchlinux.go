@@ -28,6 +28,7 @@ type linuxBenchMode struct {
 	kernel  string
 	console string // the kernel's console
 	disks   []hv.Disk
+	vcpus   int // 0 or 1: one
 }
 
 // counters is what the host counts for a VM at one instant.
@@ -38,10 +39,25 @@ type counters struct {
 	hcalls uint64
 }
 
-func readCounters(vm *hv.VM) counters {
-	es := vm.EngineStats(0)
+// With one vCPU it runs on that vCPU's goroutine (the console writer's) and
+// reads its counters exactly; with more, the console line may come from
+// any vCPU, so it sums their published counters, each at most one slice
+// old.
+func readCounters(vm *hv.VM, vcpus int) counters {
+	c := counters{at: time.Now()}
+	if vcpus <= 1 {
+		es := vm.EngineStats(0)
+		c.insns, c.exits = es.Instructions, es.Exits
+	} else {
+		for i := 0; i < vcpus; i++ {
+			es := vm.LiveEngineStats(i)
+			c.insns += es.Instructions
+			for r, n := range es.Exits {
+				c.exits[r] += n
+			}
+		}
+	}
 	hc, _, _, _ := vm.StatsSnapshot()
-	c := counters{at: time.Now(), insns: es.Instructions, exits: es.Exits}
 	for _, n := range hc {
 		c.hcalls += n
 	}
@@ -73,6 +89,7 @@ var (
 // (console output is synchronous), so a snapshot is exact.
 type markerWriter struct {
 	vm      *hv.VM
+	vcpus   int
 	start   time.Time
 	line    []byte
 	begin   counters
@@ -97,17 +114,17 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 		m.line = m.line[:0]
 		switch {
 		case l == "pvbench-start":
-			c := readCounters(m.vm)
+			c := readCounters(m.vm, m.vcpus)
 			m.results = append(m.results, opResult{name: "boot", iters: 1, insns: float64(c.insns),
 				bootWall: c.at.Sub(m.start), hcalls: float64(c.hcalls)})
 			for r := range c.exits {
 				m.results[len(m.results)-1].exits[r] = float64(c.exits[r])
 			}
 		case pvbenchBeginRE.MatchString(l):
-			m.begin = readCounters(m.vm)
+			m.begin = readCounters(m.vm, m.vcpus)
 		default:
 			if s := pvbenchEndRE.FindStringSubmatch(l); s != nil {
-				c := readCounters(m.vm)
+				c := readCounters(m.vm, m.vcpus)
 				n, _ := strconv.ParseUint(s[2], 10, 64)
 				ns, _ := strconv.ParseFloat(s[3], 64)
 				if n == 0 {
@@ -136,9 +153,9 @@ func runLinuxBench(bm linuxBenchMode, initrd []byte, only []string) ([]opResult,
 	}
 	cmd := strings.TrimSpace("/bin/pvbench " + strings.Join(only, " "))
 	cmdline := fmt.Sprintf("console=%s panic=-1 quiet pvisor.cmd=%s", bm.console, base64.StdEncoding.EncodeToString([]byte(cmd)))
-	mw := &markerWriter{}
+	mw := &markerWriter{vcpus: bm.vcpus}
 	vm, err := hv.New(hv.Config{Kernel: k, Initrd: initrd, Cmdline: cmdline, MemBytes: linuxBenchMem, Mode: bm.mode,
-		Budget: mm.NewBudget(1 << 30), Console: mw, Name: bm.mode.String(), Disks: bm.disks})
+		Budget: mm.NewBudget(1 << 30), Console: mw, Name: bm.mode.String(), Disks: bm.disks, VCPUs: bm.vcpus})
 	if err != nil {
 		return nil, err
 	}

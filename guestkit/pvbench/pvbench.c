@@ -20,6 +20,16 @@
  * first BLK_SPAN bytes: blk-seqwrite and blk-seqread move 1 MiB per
  * operation in order, blk-randread reads 4 KiB at a random aligned offset.
  *
+ * The multiprocessor benchmarks (`pvisor bench smp`) need two CPUs online,
+ * but par, which runs on any number: ipi is one membarrier(2)
+ * PRIVATE_EXPEDITED from CPU 0 while a thread of the process spins on CPU 1
+ * (an IPI to CPU 1 and the wait for its answer); shootdown is one munmap on
+ * CPU 0 of a page a thread on CPU 1 has just touched (a remote TLB flush);
+ * futex is one wake and its answer between threads on CPUs 0 and 1, each
+ * asleep in FUTEX_WAIT until woken; par is PAR_WORK rounds of an integer
+ * hash split evenly over one thread per online CPU (the parallel speedup
+ * is its time on one vCPU over its time on several).
+ *
  * The network benchmarks talk TCP to a peer VM running `pvbench
  * net-server` (it serves until killed) at $PVBENCH_PEER (an IPv4 address)
  * port NET_PORT: net-stream sends 1 MiB per operation, net-rr is one
@@ -29,7 +39,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -334,6 +348,198 @@ static void net_server(void)
 	}
 }
 
+/* ---- multiprocessor ---------------------------------------------------- */
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("sched_setaffinity (are two CPUs online?)");
+}
+
+/* The CPUs the process started with: every benchmark that pins gives them back. */
+static cpu_set_t all_cpus;
+
+static void unpin(void)
+{
+	if (sched_setaffinity(0, sizeof(all_cpus), &all_cpus))
+		die("sched_setaffinity");
+}
+
+static void need_two_cpus(void)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		fprintf(stderr, "pvbench: this benchmark needs two CPUs online\n");
+		exit(1);
+	}
+}
+
+static volatile int spin_stop;
+static volatile char *shoot_page;
+static volatile long shoot_seq, shoot_ack;
+
+/* On CPU 1: keeps the process's mm loaded there, touching shoot_page. */
+static void *spinner(void *arg)
+{
+	long seen = 0;
+
+	(void)arg;
+	pin(1);
+	while (!spin_stop) {
+		long s = shoot_seq;
+
+		if (s != seen) {
+			shoot_page[0]++;
+			seen = s;
+			__atomic_store_n(&shoot_ack, s, __ATOMIC_RELEASE);
+		}
+		__asm__ volatile("pause");
+	}
+	return NULL;
+}
+
+static void with_spinner(void (*body)(long), long n)
+{
+	pthread_t t;
+
+	need_two_cpus();
+	spin_stop = 0;
+	if (pthread_create(&t, NULL, spinner, NULL))
+		die("pthread_create");
+	pin(0);
+	body(n);
+	spin_stop = 1;
+	pthread_join(t, NULL);
+	unpin();
+}
+
+static void ipi_body(long n)
+{
+	for (long i = 0; i < n; i++)
+		if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
+			die("membarrier");
+}
+
+static void bench_ipi(long n)
+{
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0))
+		die("membarrier register");
+	with_spinner(ipi_body, n);
+}
+
+static void shootdown_body(long n)
+{
+	for (long i = 0; i < n; i++) {
+		char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		long s = shoot_seq + 1;
+
+		if (p == MAP_FAILED)
+			die("mmap");
+		p[0] = 1;
+		shoot_page = p;
+		__atomic_store_n(&shoot_seq, s, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&shoot_ack, __ATOMIC_ACQUIRE) != s)
+			__asm__ volatile("pause");
+		if (munmap(p, 4096))
+			die("munmap");
+	}
+}
+
+static void bench_shootdown(long n)
+{
+	static char first[4096];
+
+	shoot_page = first;
+	with_spinner(shootdown_body, n);
+}
+
+static int futex_word[2];
+
+static long futex(int *w, int op, int val)
+{
+	return syscall(SYS_futex, w, op, val, NULL, NULL, 0);
+}
+
+/* Waits until *w is 1, then clears it. */
+static void futex_take(int *w)
+{
+	while (!__atomic_exchange_n(w, 0, __ATOMIC_ACQUIRE))
+		futex(w, FUTEX_WAIT_PRIVATE, 0);
+}
+
+static void futex_give(int *w)
+{
+	__atomic_store_n(w, 1, __ATOMIC_RELEASE);
+	futex(w, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static long futex_n;
+
+static void *futex_peer(void *arg)
+{
+	(void)arg;
+	pin(1);
+	for (long i = 0; i < futex_n; i++) {
+		futex_take(&futex_word[0]);
+		futex_give(&futex_word[1]);
+	}
+	return NULL;
+}
+
+static void bench_futex(long n)
+{
+	pthread_t t;
+
+	need_two_cpus();
+	futex_n = n;
+	futex_word[0] = futex_word[1] = 0;
+	if (pthread_create(&t, NULL, futex_peer, NULL))
+		die("pthread_create");
+	pin(0);
+	for (long i = 0; i < n; i++) {
+		futex_give(&futex_word[0]);
+		futex_take(&futex_word[1]);
+	}
+	pthread_join(t, NULL);
+	unpin();
+}
+
+/* par: PAR_WORK rounds in all, over one thread per online CPU. */
+#define PAR_WORK 200000000L
+
+static volatile unsigned long par_sink;
+
+static void *par_worker(void *arg)
+{
+	long rounds = (long)arg;
+	unsigned long x = 0x9e3779b97f4a7c15UL ^ (unsigned long)rounds;
+
+	for (long i = 0; i < rounds; i++)
+		x = (x ^ (x >> 31)) * 0xbf58476d1ce4e5b9UL + (unsigned long)i;
+	__atomic_fetch_xor(&par_sink, x, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* One operation is PAR_WORK/1000 rounds, so that ns/op compares across vCPU counts. */
+static void bench_par(long n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t t[64];
+
+	if (cpus < 1)
+		cpus = 1;
+	if (cpus > 64)
+		cpus = 64;
+	for (long i = 0; i < cpus; i++)
+		if (pthread_create(&t[i], NULL, par_worker, (void *)(n * (PAR_WORK / 1000) / cpus)))
+			die("pthread_create");
+	for (long i = 0; i < cpus; i++)
+		pthread_join(t[i], NULL);
+}
+
 static const struct bench {
 	const char *name;
 	void (*run)(long n);
@@ -352,6 +558,10 @@ static const struct bench {
 	{"blk-randread", bench_blk_randread, 2000, 1},
 	{"net-stream", bench_net_stream, 64, 1},
 	{"net-rr", bench_net_rr, 2000, 1},
+	{"ipi", bench_ipi, 2000, 1},
+	{"shootdown", bench_shootdown, 1000, 1},
+	{"futex", bench_futex, 2000, 1},
+	{"par", bench_par, 1000, 1},
 };
 
 int main(int argc, char **argv)
@@ -362,6 +572,8 @@ int main(int argc, char **argv)
 		net_server();
 		return 1;
 	}
+	if (sched_getaffinity(0, sizeof(all_cpus), &all_cpus))
+		die("sched_getaffinity");
 	dprintf(1, "pvbench-start\n");
 	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
 		const struct bench *b = &benches[i];
@@ -382,7 +594,7 @@ int main(int argc, char **argv)
 		ran++;
 	}
 	if (ran == 0) {
-		fprintf(stderr, "pvbench: no benchmark matched; have syscall fork exec pagefault ctxsw console timer, and blk-seqwrite blk-seqread blk-randread net-stream net-rr (and net-server)\n");
+		fprintf(stderr, "pvbench: no benchmark matched; have syscall fork exec pagefault ctxsw console timer, and blk-seqwrite blk-seqread blk-randread net-stream net-rr ipi shootdown futex par (and net-server)\n");
 		return 2;
 	}
 	return 0;
