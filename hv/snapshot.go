@@ -183,12 +183,16 @@ type RestoreConfig struct {
 	// Key opens a keyed (HMAC or encrypted) snapshot; with a key, a
 	// digest-only snapshot is refused.
 	Key *snapshot.Key
-	// Console, ConsoleIn, Sched, CPUWeight and CPUCap are as in Config.
-	Console   io.Writer
-	ConsoleIn io.Reader
-	Sched     *sched.Scheduler
-	CPUWeight int
-	CPUCap    int
+	// Console, ConsoleIn, Sched, CPUWeight, CPUCap, CPUs and
+	// CPUsExclusive are as in Config: a cpuset is the host's, not the
+	// snapshot's.
+	Console       io.Writer
+	ConsoleIn     io.Reader
+	Sched         *sched.Scheduler
+	CPUWeight     int
+	CPUCap        int
+	CPUs          []int
+	CPUsExclusive bool
 	// Paused leaves the restored VM paused when Run starts it, until
 	// Resume.
 	Paused bool
@@ -408,6 +412,7 @@ func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
 	cfg := Config{Name: rc.Name, MemBytes: st.MemBytes, VCPUs: int(st.VCPUs), Mode: cpu.Mode(st.Mode), Budget: rc.Budget,
 		Console: rc.Console, ConsoleIn: rc.ConsoleIn, Strict: st.Strict, DeterministicTSC: st.DeterministicTSC,
 		Clock: vclock.Policy(st.ClockPolicy), Sched: rc.Sched, CPUWeight: rc.CPUWeight, CPUCap: rc.CPUCap,
+		CPUs: rc.CPUs, CPUsExclusive: rc.CPUsExclusive,
 		Disks: rc.Disks, RNG: rc.RNG, NICs: rc.NICs, Switch: rc.Switch}
 	if cfg.Console == nil {
 		cfg.Console = io.Discard

@@ -56,12 +56,23 @@ type Config struct {
 	Name string
 	// Sched runs the vCPUs. VMs that share one are held to their weights
 	// and caps against each other; nil gives the VM a scheduler of its own
-	// (one worker per host CPU), started and stopped by Run.
+	// (one worker per host CPU, or per CPU of CPUs), started and stopped
+	// by Run.
 	Sched *sched.Scheduler
 	// CPUWeight is the VM's share under contention (0 = sched.DefaultWeight);
 	// CPUCap its ceiling in percent of one host CPU (0 = none).
 	CPUWeight int
 	CPUCap    int
+	// CPUs is the VM's cpuset on its scheduler (sched.VM.SetCPUs): its
+	// vCPUs run only on the workers bound to these host CPUs, which the
+	// scheduler must have (sched.Config.CPUs); nil runs them on the CPUs
+	// no VM reserves. With Sched nil, the VM's own scheduler has one
+	// bound worker per CPU listed. CPUsExclusive also reserves the CPUs
+	// for the VM: no other VM's vCPU runs on them. New returns the
+	// scheduler's refusal (a CPU without a worker, one another VM
+	// reserves, and the like).
+	CPUs          []int
+	CPUsExclusive bool
 
 	// Disks are virtio-blk devices: on the virtio-mmio transport in trap
 	// and hwassist mode (mmiodev.go), in hypercall-transport slots in pv
@@ -321,11 +332,23 @@ func (vm *VM) addVCPUs(boot bool) error {
 }
 
 // joinScheduler gives the VM its place in the scheduler (its own one if
-// the configuration names none), with its weight and cap.
+// the configuration names none, bound to cfg.CPUs if set), with its
+// weight, cap and cpuset.
 func (vm *VM) joinScheduler() error {
 	cfg := &vm.cfg
-	vm.sched = cfg.Sched
-	if vm.sched == nil {
+	if cfg.CPUsExclusive && len(cfg.CPUs) == 0 {
+		return errors.New("hv: CPUsExclusive without CPUs: list the host CPUs to reserve for the VM")
+	}
+	switch {
+	case cfg.Sched != nil:
+		vm.sched = cfg.Sched
+	case len(cfg.CPUs) > 0:
+		sc, err := sched.NewChecked(sched.Config{CPUs: cfg.CPUs})
+		if err != nil {
+			return err
+		}
+		vm.sched, vm.own = sc, true
+	default:
 		vm.sched, vm.own = sched.New(sched.Config{}), true
 	}
 	vm.svm = vm.sched.NewVM(cfg.Name)
@@ -334,29 +357,46 @@ func (vm *VM) joinScheduler() error {
 			return err
 		}
 	}
-	return vm.svm.SetCap(cfg.CPUCap)
+	if err := vm.svm.SetCap(cfg.CPUCap); err != nil {
+		return err
+	}
+	if len(cfg.CPUs) > 0 {
+		return vm.svm.SetCPUs(cfg.CPUs, cfg.CPUsExclusive)
+	}
+	return nil
 }
 
-// Run starts the vCPUs and waits until the VM stops.
+// Run starts the vCPUs and waits until the VM stops. If the VM's own
+// scheduler (Config.Sched nil) cannot start, because a worker cannot be
+// bound to its host CPU (Config.CPUs; the CPU went offline since New),
+// no vCPU runs and the VM stops at once with ExitEngineStop and a reason
+// that says why.
 func (vm *VM) Run() ExitStatus {
 	vm.in.start(vm.cfg.ConsoleIn, vm)
 	vm.out.start()
+	started := true
 	if vm.own {
-		vm.sched.Start()
+		if err := vm.sched.Start(); err != nil {
+			vm.stop(ExitEngineStop, fmt.Sprintf("the VM's scheduler did not start, so no vCPU ran: %v", err))
+			started = false
+		}
 	}
-	for _, v := range vm.vcpus {
-		v.publish() // a monitor sees the entry (or restored) state until the first slice ends
-		v.h.Store(vm.svm.AddVCPU(v))
-	}
-	if vm.resumeOnRun {
-		vm.resumeOnRun = false
-		vm.Resume() // an error means it has stopped already
-	}
-	<-vm.done
-	// Memory is released only once no worker runs a vCPU of this VM: each
-	// returns Stopped from its next RunFor (stop woke the blocked ones).
-	for _, v := range vm.vcpus {
-		<-v.exited
+	if started {
+		for _, v := range vm.vcpus {
+			v.publish() // a monitor sees the entry (or restored) state until the first slice ends
+			v.h.Store(vm.svm.AddVCPU(v))
+		}
+		if vm.resumeOnRun {
+			vm.resumeOnRun = false
+			vm.Resume() // an error means it has stopped already
+		}
+		<-vm.done
+		// Memory is released only once no worker runs a vCPU of this VM:
+		// each returns Stopped from its next RunFor (stop woke the blocked
+		// ones).
+		for _, v := range vm.vcpus {
+			<-v.exited
+		}
 	}
 	if vm.own {
 		vm.sched.Stop()

@@ -9,6 +9,14 @@ import (
 // maxCPU is one more than the highest CPU number a unix.CPUSet holds.
 const maxCPU = len(unix.CPUSet{}) * 64
 
+// The CPUs a unix.CPUSet holds are those ParseCPUs accepts: these two
+// array lengths are negative, and the package does not compile, unless
+// maxCPU == cpuSetSize.
+var (
+	_ [maxCPU - cpuSetSize]struct{}
+	_ [cpuSetSize - maxCPU]struct{}
+)
+
 // bindThread binds the calling thread to host CPU cpu alone and reads the
 // binding back; it returns the thread's id. Precondition: the calling
 // goroutine is locked to its thread (runtime.LockOSThread).
@@ -53,11 +61,23 @@ func checkHostCPUs(cpus []int) error {
 
 // allowedString is the calling thread's allowed CPUs in cpulist format.
 func allowedString() string {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
+	cpus, err := AllowedCPUs()
+	if err != nil {
 		return "unknown: " + err.Error()
 	}
-	return FormatCPUs(cpuList(&set))
+	return FormatCPUs(cpus)
+}
+
+// AllowedCPUs returns the host CPUs the calling thread may run on
+// (sched_getaffinity), sorted: the process's, as taskset or its cgroup's
+// cpuset narrow them, unless the caller runs on a bound worker's thread.
+// They are the CPUs a Config.CPUs may list.
+func AllowedCPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("sched: reading this process's allowed CPUs: %w", err)
+	}
+	return cpuList(&set), nil
 }
 
 func cpuList(set *unix.CPUSet) []int {

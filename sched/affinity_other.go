@@ -14,3 +14,6 @@ func checkHostCPUs([]int) error { return errNoAffinity }
 
 // mainThread reports false: only Linux binds worker threads.
 func mainThread() bool { return false }
+
+// AllowedCPUs fails: thread affinity is implemented for Linux only.
+func AllowedCPUs() ([]int, error) { return nil, errNoAffinity }

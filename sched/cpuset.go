@@ -258,6 +258,79 @@ func (s *Scheduler) migrateLocked() {
 	s.notifyLocked()
 }
 
+// cpuSetSize is the number of host CPUs a CPU mask holds: glibc's
+// CPU_SETSIZE, the size of unix.CPUSet (affinity_linux.go checks that
+// the two agree). CPUs are numbered 0 to cpuSetSize-1.
+const cpuSetSize = 1024
+
+// ParseCPUs parses a list of host CPUs in Linux's cpulist format
+// (Cpus_allowed_list in /proc/PID/status, taskset -c): comma-separated
+// items, each a CPU number N or an inclusive range N-M, such as "0-3,6".
+// It returns the CPUs sorted, each once; FormatCPUs gives the list back
+// in canonical form.
+//
+// The string is an operator's (a flag, a config file) and is checked
+// whole: it refuses, naming the item, an empty list or item, anything
+// but the digits 0-9, '-' and ',' (no spaces, signs or strides), a range
+// whose end is below its start, a CPU from cpuSetSize (1024) up, and a
+// CPU listed twice, alone or in overlapping ranges ("0-3,2"), which is
+// taken for a mistake rather than merged. Numbers are bounded while they
+// are read, so no input overflows, and the work is linear in its length.
+// The error names the list; a caller adds where it came from.
+func ParseCPUs(s string) ([]int, error) {
+	if s == "" {
+		return nil, fmt.Errorf("CPU list is empty: list host CPUs such as 0-3,6")
+	}
+	var seen [cpuSetSize]bool
+	var out []int
+	for i, item := range strings.Split(s, ",") {
+		if item == "" {
+			return nil, fmt.Errorf("CPU list %q: item %d is empty: separate CPUs and ranges N-M with single commas, such as 0-3,6", s, i+1)
+		}
+		lo, hi, isRange := strings.Cut(item, "-")
+		first, err := parseCPU(lo)
+		if err != nil {
+			return nil, fmt.Errorf("CPU list %q: item %q: %v", s, item, err)
+		}
+		last := first
+		if isRange {
+			if last, err = parseCPU(hi); err != nil {
+				return nil, fmt.Errorf("CPU list %q: item %q: %v", s, item, err)
+			}
+			if last < first {
+				return nil, fmt.Errorf("CPU list %q: range %q ends below its start: write it %d-%d", s, item, last, first)
+			}
+		}
+		for c := first; c <= last; c++ {
+			if seen[c] {
+				return nil, fmt.Errorf("CPU list %q: CPU %d is listed twice: name each CPU once", s, c)
+			}
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// parseCPU parses one CPU number of a cpulist: decimal digits only, below
+// cpuSetSize.
+func parseCPU(s string) (int, error) {
+	if s == "" {
+		return 0, fmt.Errorf("want a CPU number or a range N-M")
+	}
+	n := 0
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%q is not a CPU number: want decimal digits (a range is N-M)", s)
+		}
+		if n = n*10 + int(c-'0'); n >= cpuSetSize {
+			return 0, fmt.Errorf("CPU %s: host CPUs are numbered 0 to %d", s, cpuSetSize-1)
+		}
+	}
+	return n, nil
+}
+
 // FormatCPUs formats a list of host CPUs as Linux's cpulist format does
 // (Cpus_allowed_list in /proc/PID/status): sorted, runs as ranges, "0-3,6".
 func FormatCPUs(cpus []int) string {

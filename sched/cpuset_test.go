@@ -489,7 +489,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{Config{Workers: 3, CPUs: []int{0, 1}}, "Workers is 3 but Config.CPUs lists 2"},
 		{Config{CPUs: []int{0, 1, 0}}, "CPU 0 twice"},
-		{Config{CPUs: []int{-1}}, "numbered from 0"},
+		{Config{CPUs: []int{-1}}, "numbered 0 to 1023"},
+		{Config{CPUs: []int{0, 1024}}, "numbered 0 to 1023"},
 		{Config{CPUs: []int{}}, "empty"},
 	} {
 		err := tc.cfg.Validate()
@@ -533,4 +534,102 @@ func TestFormatCPUs(t *testing.T) {
 			t.Errorf("FormatCPUs(%v) = %q, want %q", cpus, got, want)
 		}
 	}
+}
+
+// TestParseCPUs: Linux's cpulist syntax as ParseCPUs reads it, and the
+// operator's mistakes and hostile strings it refuses.
+func TestParseCPUs(t *testing.T) {
+	for in, want := range map[string][]int{
+		"0":            {0},
+		"3":            {3},
+		"0-3,6":        {0, 1, 2, 3, 6},
+		"6,0-3":        {0, 1, 2, 3, 6},
+		"2-2":          {2},
+		"1,0":          {0, 1},
+		"007":          {7},
+		"1023":         {1023},
+		"1020-1023":    {1020, 1021, 1022, 1023},
+		"0,2,4-5,9-10": {0, 2, 4, 5, 9, 10},
+	} {
+		got, err := ParseCPUs(in)
+		if err != nil {
+			t.Errorf("ParseCPUs(%q): %v", in, err)
+			continue
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("ParseCPUs(%q) (-want +got):\n%s", in, d)
+		}
+	}
+	for in, want := range map[string]string{
+		"":                         "empty",
+		",":                        "item 1 is empty",
+		"0,":                       "item 2 is empty",
+		",0":                       "item 1 is empty",
+		"0,,1":                     "item 2 is empty",
+		"-1":                       "want a CPU number or a range",
+		"1-":                       "want a CPU number or a range",
+		"-":                        "want a CPU number or a range",
+		"3-1":                      "ends below its start: write it 1-3",
+		"1-2-3":                    `"2-3" is not a CPU number`,
+		"1024":                     "numbered 0 to 1023",
+		"0-1024":                   "numbered 0 to 1023",
+		"99999999999999999999999":  "numbered 0 to 1023",
+		"0-18446744073709551617":   "numbered 0 to 1023",
+		"0,0":                      "CPU 0 is listed twice",
+		"0-3,2":                    "CPU 2 is listed twice",
+		"1-2,0-1":                  "CPU 1 is listed twice",
+		" 1":                       "not a CPU number",
+		"1 ":                       "not a CPU number",
+		"+1":                       "not a CPU number",
+		"0x1":                      "not a CPU number",
+		"1.5":                      "not a CPU number",
+		"0-15:2/4":                 "not a CPU number",
+		"0;1":                      "not a CPU number",
+		"1\x00":                    "not a CPU number",
+		"\u0661":                   "not a CPU number", // ARABIC-INDIC DIGIT ONE
+		"all":                      "not a CPU number",
+		strings.Repeat("0,", 2000): "listed twice",
+	} {
+		got, err := ParseCPUs(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseCPUs(%q) = %v, %v; want an error saying %q", in, got, err, want)
+		}
+	}
+}
+
+// FuzzParseCPUs: whatever the input, ParseCPUs returns an error or sorted,
+// distinct CPUs in range, whose FormatCPUs is a fixed point: it parses
+// back to the same CPUs and formats to itself.
+func FuzzParseCPUs(f *testing.F) {
+	for _, s := range []string{"0", "0-3,6", "6,0-3", "1023", "0-1023", "3-1", "0,,1", "-1", "1-2-3", "0,0", "0-15:2/4", " 1", "1024", "9999999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cpus, err := ParseCPUs(s)
+		if err != nil {
+			if cpus != nil {
+				t.Fatalf("ParseCPUs(%q) returned %v with error %v", s, cpus, err)
+			}
+			return
+		}
+		if len(cpus) == 0 {
+			t.Fatalf("ParseCPUs(%q) accepted no CPU", s)
+		}
+		for i, c := range cpus {
+			if c < 0 || c >= cpuSetSize || i > 0 && c <= cpus[i-1] {
+				t.Fatalf("ParseCPUs(%q) = %v: not sorted distinct CPUs 0..%d", s, cpus, cpuSetSize-1)
+			}
+		}
+		canon := FormatCPUs(cpus)
+		back, err := ParseCPUs(canon)
+		if err != nil {
+			t.Fatalf("ParseCPUs(FormatCPUs(ParseCPUs(%q)) = %q): %v", s, canon, err)
+		}
+		if d := cmp.Diff(cpus, back); d != "" {
+			t.Fatalf("%q formats as %q, which parses otherwise (-first +second):\n%s", s, canon, d)
+		}
+		if g := FormatCPUs(back); g != canon {
+			t.Fatalf("%q formats as %q, then as %q", s, canon, g)
+		}
+	})
 }

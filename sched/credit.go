@@ -71,7 +71,7 @@ type Config struct {
 }
 
 // Validate reports what is wrong with cfg, if anything: CPUs must list
-// distinct CPU numbers >= 0, and Workers, if set with CPUs, must equal
+// distinct CPU numbers from 0 to 1023 (a CPU mask's size), and Workers, if set with CPUs, must equal
 // len(CPUs). It does not look at the host: NewChecked and Start do.
 func (cfg Config) Validate() error {
 	if cfg.CPUs == nil {
@@ -84,8 +84,8 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("sched: Config.Workers is %d but Config.CPUs lists %d CPUs (%s): a bound pool has one worker per CPU; leave Workers 0", cfg.Workers, len(cfg.CPUs), FormatCPUs(cfg.CPUs))
 	}
 	for i, c := range cfg.CPUs {
-		if c < 0 {
-			return fmt.Errorf("sched: Config.CPUs[%d] is %d: host CPUs are numbered from 0", i, c)
+		if c < 0 || c >= cpuSetSize {
+			return fmt.Errorf("sched: Config.CPUs[%d] is %d: host CPUs are numbered 0 to %d", i, c, cpuSetSize-1)
 		}
 		if j := slices.Index(cfg.CPUs, c); j < i {
 			return fmt.Errorf("sched: Config.CPUs lists CPU %d twice (at %d and %d): one worker per CPU", c, j, i)

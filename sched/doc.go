@@ -50,7 +50,9 @@
 // cgroup's cpuset); NewChecked finds such a CPU before a Scheduler is
 // made. The bound threads end with Stop. PoolWorkers lists each worker's
 // CPU and thread. Without Config.CPUs the workers are not bound, as
-// before, and no VM has a cpuset.
+// before, and no VM has a cpuset. ParseCPUs reads an operator's list of
+// CPUs in Linux's cpulist syntax ("0-3,6", as taskset -c takes it),
+// refusing anything else; FormatCPUs writes one.
 //
 // A VM's cpuset (VM.SetCPUs) restricts its vCPUs to the workers of those
 // CPUs; an exclusive one reserves them, after Xen's cpupools: no other

@@ -340,12 +340,17 @@ func openDaemon(stateDir string, budget uint64, workers int) (*daemon, error) {
 		}
 		d.vms[name] = ent
 	}
+	// The scheduler runs before an on-demand endpoint can start a VM. Its
+	// workers are not bound to host CPUs (daemon VMs have no cpuset), so
+	// Start fails only on a broken host.
+	if err := d.sc.Start(); err != nil {
+		return nil, fmt.Errorf("the scheduler did not start: %v", err)
+	}
 	for _, ent := range d.vms {
 		if err := d.serveEndpoints(ent); err != nil {
 			ent.rec.Status.LastExit = "its endpoints could not be served: " + err.Error()
 		}
 	}
-	d.sc.Start()
 	d.stopIdle = make(chan struct{})
 	go d.watchIdle(time.Second)
 	return d, nil

@@ -123,7 +123,7 @@ func TestVMSpecs(t *testing.T) {
 		t.Errorf("config: workers %d, vms %+v", rc.workers, rc.vms)
 	}
 	os.WriteFile(cfg, []byte("[[vm]]\nmem = 3.5\n"), 0o644)
-	if _, err := parseRun([]string{"--kernel", "main.go", "--config", cfg}, &errb); err == nil || !strings.Contains(err.Error(), "want a string or an integer") {
+	if _, err := parseRun([]string{"--kernel", "main.go", "--config", cfg}, &errb); err == nil || !strings.Contains(err.Error(), "want a string, an integer or a boolean") {
 		t.Errorf("a float in the config: %v", err)
 	}
 }

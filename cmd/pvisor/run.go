@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +69,9 @@ type runConfig struct {
 	sandbox sandboxPlan
 	// isolate runs each VM in a process of its own (--isolate).
 	isolate bool
+	// poolCPUs are the host CPUs the scheduler binds its workers to, one
+	// each, when a VM has a cpuset (poolCPUs); nil: unbound workers.
+	poolCPUs []int
 }
 
 // specList collects repeated --vm flags.
@@ -88,6 +92,8 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	name := fs.String("name", "guest", "the VM's name (single VM)")
 	weight := fs.Int("cpu-weight", 0, "CPU weight: share under contention (default 256)")
 	capPct := fs.Int("cpu-cap", 0, "CPU cap: percent of one host CPU (0 = none)")
+	cpus := fs.String("cpus", "", "pin the vCPUs to these host CPUs, in Linux's list syntax (0-3,6, as taskset -c); the scheduler then binds one worker to each\nhost CPU this process may use, and --workers must be 0 or their number (docs/sched.md)")
+	cpusExcl := fs.Bool("cpus-exclusive", false, "with --cpus: reserve those CPUs for the VM, so that no other VM's vCPU runs there")
 	var diskFlags specList
 	fs.Var(&diskFlags, "disk", "attach an image file as a virtio-blk disk (PATH[,ro][,bw=BYTES/s][,iops=N/s]; an encrypted image (pvisor disk) with ,key=FILE or ,passphrase=FILE): virtio-mmio in trap and hwassist mode, a hypercall-transport slot in pv mode;\nPATH,overlay=FILE writes a copy-on-write overlay FILE (created if new) and only reads PATH, and a snapshot then holds the disk; repeatable")
 	rng := fs.Bool("rng", false, "attach a virtio-rng device (after the disks, on the same transport)")
@@ -96,7 +102,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var uplinkFlags specList
 	fs.Var(&uplinkFlags, "uplink", "connect a segment to the host through a TAP interface (created if needed; needs CAP_NET_ADMIN):\nsegment=NAME,tap=IFNAME; repeatable")
 	var vmFlags specList
-	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, disk=PATH[,ro][,overlay=FILE], net=segment=NAME[,mac=..][,bw=..][,ops=..], cmdline=REST); repeatable")
+	fs.Var(&vmFlags, "vm", "add a VM: comma-separated key=value over the flags above\n(name, kernel, initrd, mem, vcpus, mode, cpu-weight, cpu-cap, cpus=LIST, cpus-exclusive=true|false, disk=PATH[,ro][,overlay=FILE], net=segment=NAME[,mac=..][,bw=..][,ops=..], cmdline=REST);\nthe items after cpus= that are not key=value continue its list, as in cpus=0,2-3,mem=16M; repeatable")
 	config := fs.String("config", "", "TOML file with workers = N and a [[vm]] table per VM (keys as in --vm)")
 	workers := fs.Int("workers", 0, "scheduler workers (host threads running vCPUs; 0 = one per host CPU)")
 	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")
@@ -199,6 +205,9 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	if err := base.set("cpu-cap", strconv.Itoa(*capPct)); err != nil {
 		return nil, fmt.Errorf("--%v", err)
 	}
+	if err := setCPUFlags(&base, *cpus, *cpusExcl); err != nil {
+		return nil, err
+	}
 	rc.memBudget = hostBudget()
 	if *memBudget != "" {
 		if rc.memBudget, err = parseSize(*memBudget); err != nil {
@@ -263,14 +272,89 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		}
 		rc.vms = keep
 	}
+	if rc.isolate && slices.ContainsFunc(rc.vms, func(s vmSpec) bool { return s.cpusExclusive }) {
+		return nil, errors.New("--isolate: not with an exclusive cpuset: each VM process has a scheduler of its own, which cannot reserve a CPU from the others (leave cpus-exclusive out; cpus= pins a VM in its process)")
+	}
+	if rc.poolCPUs, err = poolCPUs(rc.vms, rc.workers, sched.AllowedCPUs); err != nil {
+		return nil, err
+	}
 	return rc, nil
+}
+
+// setCPUFlags sets --cpus and --cpus-exclusive on base.
+func setCPUFlags(base *vmSpec, cpus string, exclusive bool) error {
+	if cpus != "" {
+		if err := base.set("cpus", cpus); err != nil {
+			return fmt.Errorf("--%v", err)
+		}
+	}
+	if exclusive {
+		if cpus == "" {
+			return errors.New("--cpus-exclusive reserves the CPUs of --cpus: give --cpus too")
+		}
+		base.cpusExclusive = true
+	}
+	return nil
+}
+
+// poolCPUs returns the host CPUs a run's scheduler binds its workers to,
+// one each: nil when no VM has a cpuset, so that the workers are not
+// bound, as without --cpus; else every CPU this process may use (allowed
+// returns them: its affinity, narrowed by taskset or its cgroup's
+// cpuset), so that the VMs without a cpuset keep every CPU no VM
+// reserves, as they would unpinned. workers (--workers) must then be 0
+// or their number.
+//
+// It refuses a VM whose cpuset is exclusive but empty, and exclusive
+// cpusets that reserve every CPU while a VM has no cpuset: that VM would
+// never run (the scheduler refuses such a reservation only once the VM
+// has vCPUs, and a run adds them after every VM has its cpuset). Whether
+// each cpuset fits the pool and the others is the scheduler's to say
+// (sched.VM.SetCPUs, when hv.New joins the VM).
+func poolCPUs(specs []vmSpec, workers int, allowed func() ([]int, error)) ([]int, error) {
+	pinned := false
+	for _, s := range specs {
+		if s.cpusExclusive && len(s.cpus) == 0 {
+			return nil, fmt.Errorf("%s: cpus-exclusive reserves the VM's cpus: give cpus= (or --cpus) too", s.name)
+		}
+		pinned = pinned || len(s.cpus) > 0
+	}
+	if !pinned {
+		return nil, nil
+	}
+	pool, err := allowed()
+	if err != nil {
+		return nil, err
+	}
+	if workers != 0 && workers != len(pool) {
+		return nil, fmt.Errorf("--workers %d (or workers = in a config file): with a cpuset (--cpus or cpus=) the scheduler has one worker bound to each host CPU this process may use, %s: leave it out or give %d", workers, sched.FormatCPUs(pool), len(pool))
+	}
+	reserved := map[int]bool{}
+	var owners []string
+	for _, s := range specs {
+		if s.cpusExclusive {
+			owners = append(owners, s.name)
+			for _, c := range s.cpus {
+				reserved[c] = true
+			}
+		}
+	}
+	if !slices.ContainsFunc(pool, func(c int) bool { return !reserved[c] }) {
+		for _, s := range specs {
+			if len(s.cpus) == 0 {
+				return nil, fmt.Errorf("%s has no cpuset, but the exclusive cpusets of %s reserve every CPU this process may use (%s), so it would never run: give %s cpus= too, or leave a CPU unreserved",
+					s.name, strings.Join(owners, ", "), sched.FormatCPUs(pool), s.name)
+			}
+		}
+	}
+	return pool, nil
 }
 
 // restoreFlags are the run flags that go with --restore; the others
 // describe what the snapshot already says (kernel, mode, memory, vCPUs,
 // devices) or follow a boot (a guest command, --trace).
 var restoreFlags = map[string]bool{"restore": true, "key-file": true, "passphrase-file": true, "name": true,
-	"cpu-weight": true, "cpu-cap": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
+	"cpu-weight": true, "cpu-cap": true, "cpus": true, "cpus-exclusive": true, "workers": true, "duration": true, "control": true, "mem-budget": true,
 	"accel": true, "stats": true, "disk": true, "rng": true, "net": true, "uplink": true,
 	"allow-rollback": true, "state-dir": true, "paused": true, "overwrite-overlay": true,
 	"sandbox": true, "seccomp": true, "sandbox-allow": true}
@@ -314,6 +398,9 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 				return nil, fmt.Errorf("--%v", err)
 			}
 		}
+	}
+	if err := setCPUFlags(&spec, get("cpus"), get("cpus-exclusive") == "true"); err != nil {
+		return nil, err
 	}
 	if rc.workers, err = strconv.Atoi(get("workers")); err != nil {
 		return nil, err
@@ -369,6 +456,9 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 		}
 	}
 	rc.vms = []vmSpec{spec}
+	if rc.poolCPUs, err = poolCPUs(rc.vms, rc.workers, sched.AllowedCPUs); err != nil {
+		return nil, err
+	}
 	return rc, nil
 }
 
@@ -385,6 +475,7 @@ func restoreVM(rc *runConfig, spec vmSpec, st *lineage.Store, out **vmLineage, b
 	defer f.Close()
 	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
 		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
+		CPUs: spec.cpus, CPUsExclusive: spec.cpusExclusive,
 		Disks: spec.disks, OverwriteOverlays: rc.overwriteOverlay, RNG: spec.rng, NICs: spec.nics, Switch: sw,
 		Paused: rc.paused, Guard: restoreGuard(st, rc.restore, spec.name, rc.allowRollback, out)})
 }
@@ -450,9 +541,18 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		traceW = f
 	}
-	// Every VM shares one memory budget and one scheduler.
+	// Every VM shares one memory budget and one scheduler, bound to host
+	// CPUs when a VM has a cpuset.
 	budget := mm.NewBudget(rc.memBudget)
-	sc := sched.New(sched.Config{Workers: rc.workers})
+	scfg := sched.Config{Workers: rc.workers}
+	if rc.poolCPUs != nil {
+		scfg = sched.Config{CPUs: rc.poolCPUs}
+	}
+	sc, err := sched.NewChecked(scfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "pvisor run: --cpus: %v\n", err)
+		return 2
+	}
 	sw := netswitch.New() // the VMs' NICs share its segments
 	for _, u := range rc.uplinks {
 		tap, err := sw.ConnectTAP(u.segment, u.tap)
@@ -537,7 +637,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		cfg := hv.Config{Trace: traceW, Name: spec.name, Sched: sc,
-			CPUWeight: spec.weight, CPUCap: spec.cap,
+			CPUWeight: spec.weight, CPUCap: spec.cap, CPUs: spec.cpus, CPUsExclusive: spec.cpusExclusive,
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
 			Disks: spec.disks, RNG: spec.rng, Clock: rc.clock, NICs: spec.nics, Switch: sw,
@@ -594,7 +694,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	start := time.Now()
-	sc.Start()
+	if err := sc.Start(); err != nil {
+		// A worker could not be bound to its host CPU (one taken offline
+		// since NewChecked looked): no vCPU has run.
+		fmt.Fprintf(stderr, "pvisor run: the scheduler did not start, so no VM ran: %v\n", err)
+		return 2
+	}
 	statuses := hv.RunAll(vms)
 	sc.Stop()
 	wall := time.Since(start)
@@ -820,6 +925,20 @@ func printStats(w io.Writer, vm *hv.VM, wall time.Duration) {
 	}
 	fmt.Fprintf(w, "cpu: weight %d, cap %s, %.3f s used over %.3f s (%.1f%% of one host CPU)\n",
 		cs.Weight, capS, cs.CPU.Seconds(), wall.Seconds(), 100*cs.CPU.Seconds()/wall.Seconds())
+	if cs.CPUs != nil {
+		kind := "shared"
+		if cs.Exclusive {
+			kind = "exclusive"
+		}
+		fmt.Fprintf(w, "cpu: cpuset %s (%s)\n", sched.FormatCPUs(cs.CPUs), kind)
+	}
+	for _, r := range cs.RunOn {
+		// On a bound pool: the VM's time on each CPU of its cpuset, and
+		// on any other CPU it ran on (for a pinned VM, none).
+		if r.CPU >= 0 && (r.Run > 0 || slices.Contains(cs.CPUs, r.CPU)) {
+			fmt.Fprintf(w, "cpu: host CPU %d: run %.3f s\n", r.CPU, r.Run.Seconds())
+		}
+	}
 	if cs.Charged > 0 {
 		fmt.Fprintf(w, "cpu: devices: %.3f s of host CPU outside the vCPUs, counted against the cap and weight\n", cs.Charged.Seconds())
 	}

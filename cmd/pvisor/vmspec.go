@@ -28,6 +28,10 @@ type vmSpec struct {
 	disks                         []hv.Disk
 	rng                           bool
 	nics                          []hv.NIC
+	// cpus is the VM's cpuset (sorted host CPUs, nil: none);
+	// cpusExclusive reserves it for the VM.
+	cpus          []int
+	cpusExclusive bool
 }
 
 // vmKeys are the keys of a --vm spec and of a [[vm]] table of a config
@@ -41,6 +45,8 @@ var vmKeys = []struct{ key, doc string }{
 	{"mode", "pv, trap or hwassist"},
 	{"cpu-weight", "share under contention (default 256)"},
 	{"cpu-cap", "ceiling, percent of one host CPU (0 = none)"},
+	{"cpus", "host CPUs its vCPUs run on, in Linux's list syntax (0-3,6), as --cpus; in a --vm spec the items after cpus= that are not key=value continue the list"},
+	{"cpus-exclusive", "true reserves the cpus for this VM alone, as --cpus-exclusive"},
 	{"disk", "a virtio-blk disk, PATH[,ro][,overlay=FILE][,key=FILE|,passphrase=FILE], as --disk; repeatable"},
 	{"net", "a NIC, segment=NAME[,mac=MAC][,bw=BYTES/s][,ops=N/s], as --net; repeatable"},
 	{"cmdline", "kernel command line; must come last, takes the rest of the spec, commas included"},
@@ -100,6 +106,19 @@ func (s *vmSpec) set(key, val string) error {
 		if s.cap, err = strconv.Atoi(strings.TrimSuffix(val, "%")); err != nil || s.cap < 0 {
 			return fmt.Errorf("cpu-cap %q: want a percentage of one host CPU, 0 for none", val)
 		}
+	case "cpus":
+		if s.cpus, err = sched.ParseCPUs(val); err != nil {
+			return fmt.Errorf("cpus: %v", err)
+		}
+	case "cpus-exclusive", "cpus_exclusive":
+		switch val {
+		case "true":
+			s.cpusExclusive = true
+		case "false":
+			s.cpusExclusive = false
+		default:
+			return fmt.Errorf("cpus-exclusive %q: want true or false", val)
+		}
 	case "disk":
 		d, err := parseDisk(val)
 		if err != nil {
@@ -130,6 +149,9 @@ var diskKeyOptions = []string{"key", "passphrase"}
 // the defaults in base. cmdline= takes the rest of the value. A disk's and
 // a NIC's options follow it as items of their own, as in --disk and --net:
 // disk=PATH,ro,overlay=FILE,key=FILE and net=segment=NAME,mac=MAC,bw=BYTES/s,ops=N/s.
+// A cpuset's list keeps its commas as in --cpus: the items after cpus=
+// that are not key=value continue it (cpus=0,2-3,mem=16M), so one syntax
+// serves --cpus, --vm and config files.
 func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 	s := base
 	var pendKey, pendVal string // a disk= or net= item and the options after it
@@ -150,7 +172,8 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 		}
 		key, val, ok := strings.Cut(item, "=")
 		switch {
-		case pendKey == "disk" && (item == "ro" || ok && (key == "overlay" || slices.Contains(diskKeyOptions, key))), pendKey == "net" && ok && slices.Contains(netOptions, key):
+		case pendKey == "disk" && (item == "ro" || ok && (key == "overlay" || slices.Contains(diskKeyOptions, key))), pendKey == "net" && ok && slices.Contains(netOptions, key),
+			pendKey == "cpus" && !ok:
 			pendVal += "," + item
 			continue
 		}
@@ -160,7 +183,7 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 		if !ok {
 			return s, fmt.Errorf("--vm %q: %q is not key=value", spec, item)
 		}
-		if key == "disk" || key == "net" {
+		if key == "disk" || key == "net" || key == "cpus" {
 			pendKey, pendVal = key, val
 			continue
 		}
@@ -175,9 +198,11 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 }
 
 // fileConfig is a config file: host settings and a [[vm]] table per VM,
-// with the keys of a --vm spec (cpu_weight and cpu_cap may be spelled with
-// either - or _); disk and net take a string or a list of strings, each
-// as --disk and --net. Example:
+// with the keys of a --vm spec (cpu_weight, cpu_cap and cpus_exclusive
+// may be spelled with either - or _); disk and net take a string or a
+// list of strings, each as --disk and --net; cpus a string in Linux's
+// list syntax, commas included, or one CPU's number; cpus-exclusive a
+// boolean. Example:
 //
 //	workers = 1
 //	[[vm]]
@@ -187,6 +212,8 @@ func parseVMSpec(spec string, base vmSpec) (vmSpec, error) {
 //	cpu-weight = 512
 //	disk = ["a.img", "shared.img,ro"]
 //	net = "segment=front,bw=10M/s"
+//	cpus = "0,2-3"
+//	cpus-exclusive = true
 type fileConfig struct {
 	Workers int              `toml:"workers"`
 	VM      []map[string]any `toml:"vm"`
@@ -224,6 +251,8 @@ func loadConfig(path string, base vmSpec) (workers int, specs []vmSpec, err erro
 				vals = []string{v}
 			case int64:
 				vals = []string{strconv.FormatInt(v, 10)}
+			case bool:
+				vals = []string{strconv.FormatBool(v)}
 			case []any:
 				if k != "disk" && k != "net" {
 					return 0, nil, fmt.Errorf("%s: vm %d: %s: want a string or an integer, not a list (only disk and net take lists)", path, i, k)
@@ -236,7 +265,7 @@ func loadConfig(path string, base vmSpec) (workers int, specs []vmSpec, err erro
 					vals = append(vals, str)
 				}
 			default:
-				return 0, nil, fmt.Errorf("%s: vm %d: %s: want a string or an integer, not %T", path, i, k, v)
+				return 0, nil, fmt.Errorf("%s: vm %d: %s: want a string, an integer or a boolean, not %T", path, i, k, v)
 			}
 			for _, val := range vals {
 				if err := s.set(k, val); err != nil {
