@@ -12,6 +12,9 @@ func policy(m Mode) (seccomp.Policy, int, error) {
 	var cond []seccomp.NameWithConditions
 	for _, c := range Profile {
 		switch {
+		case c.ArgZero:
+			cond = append(cond, seccomp.NameWithConditions{Name: c.Name, Conditions: seccomp.ArgumentConditions{
+				{Argument: c.Arg, Operation: seccomp.Equal, Value: 0}}})
 		case c.FlagsSet != 0:
 			cond = append(cond, seccomp.NameWithConditions{Name: c.Name, Conditions: seccomp.ArgumentConditions{
 				{Argument: c.Arg, Operation: seccomp.BitsSet, Value: c.FlagsSet}}})

@@ -15,6 +15,9 @@ type Call struct {
 	// Ioctls, when set, allows the call (ioctl) only with these request
 	// numbers (argument 1).
 	Ioctls []uint64
+	// ArgZero allows the call only when argument Arg is 0 (a pid of 0:
+	// the calling thread, no other task).
+	ArgZero bool
 }
 
 // Profile is the allow-list of a running VMM (pvisor run, and each VM
@@ -44,7 +47,7 @@ var Profile = []Call{
 	{Name: "gettid", Why: "Go runtime (signals to a thread)"},
 	{Name: "sched_yield", Why: "Go runtime spinning; the scheduler's idle workers"},
 	{Name: "sched_getaffinity", Why: "Go runtime (the number of usable CPUs); the scheduler's bound workers read their binding back"},
-	{Name: "sched_setaffinity", Why: "the scheduler's workers bound to host CPUs (sched.Config.CPUs), each its own thread, at the pool's Start"},
+	{Name: "sched_setaffinity", Why: "the scheduler's workers bound to host CPUs (sched.Config.CPUs), each its own thread, at the pool's Start; only with pid 0 (the calling thread)", Arg: 0, ArgZero: true},
 	{Name: "nanosleep", Why: "Go runtime usleep"},
 	{Name: "clock_gettime", Why: "time when the vDSO is not mapped; guest clocks"},
 	{Name: "clock_nanosleep", Why: "Go timers on some paths"},

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"os"
@@ -41,6 +42,7 @@ func child(c, dir string) int {
 			<-done
 		}()
 	}
+	ppid := os.Getppid() // getppid is outside the profile
 	st, err := Apply(Config{ReadWrite: []string{dir}, Seccomp: mode})
 	if err != nil {
 		fmt.Println("apply:", err)
@@ -83,6 +85,19 @@ func child(c, dir string) int {
 	case "clone3":
 		_, _, e := syscall.RawSyscall(435, 0, 0, 0) // clone3
 		fmt.Println("clone3:", errName(e))
+	case "affinity-self", "affinity-other":
+		// The calling thread's own affinity is allowed; another task's
+		// (here the parent, a process outside the sandbox) is not.
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			fmt.Println("getaffinity:", errName(err))
+			break
+		}
+		pid := 0
+		if c == "affinity-other" {
+			pid = ppid
+		}
+		fmt.Println(c+":", errName(unix.SchedSetaffinity(pid, &set)))
 	}
 	close(done)
 	return 0
@@ -217,15 +232,16 @@ func TestConfinedThreads(t *testing.T) {
 	}
 }
 
-// TestOutsideProfileKills: execve, a TCP socket and a fork are outside
-// the profile: the process dies of SIGSYS before the call is served.
+// TestOutsideProfileKills: execve, a TCP socket, a fork and setting
+// another task's CPU affinity are outside the profile: the process dies of
+// SIGSYS before the call is served (its own thread's affinity is served).
 // clone3 answers ENOSYS. ModeLog lets the same execve through.
 func TestOutsideProfileKills(t *testing.T) {
 	if cgoBuild(t) {
 		t.Log("cgo build: Apply refuses (TestConfinedThreads checks it)")
 		return
 	}
-	for _, c := range []string{"exec", "socket", "fork"} {
+	for _, c := range []string{"exec", "socket", "fork", "affinity-other"} {
 		out, err := run(t, c)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
@@ -243,6 +259,10 @@ func TestOutsideProfileKills(t *testing.T) {
 	out, err := run(t, "clone3")
 	if err != nil || !strings.Contains(out, "clone3: ENOSYS") {
 		t.Errorf("clone3: %v\n%s", err, out)
+	}
+	out, err = run(t, "affinity-self")
+	if err != nil || !strings.Contains(out, "affinity-self: served") {
+		t.Errorf("sched_setaffinity of the calling thread: %v\n%s", err, out)
 	}
 	out, err = run(t, "log-exec")
 	if err != nil {
