@@ -21,6 +21,7 @@ const (
 	netTransfer   = 64 << 20               // bytes a2 sends a1 over TCP, from its disk
 	netFloodRate  = 10 << 20               // b1's limit, frame bytes per second
 	netFloodBurst = 1 << 20                // and its burst (0.1 s worth)
+	pvFloodRate   = 6 << 20                // b1's limit in pv mode (see testVirtioNet)
 	netPairCap    = 25                     // percent of a host CPU for a1 and a2
 	netMisses     = 2                      // sample intervals without a throttled wait that the flood's sample may hold
 	netMissGap    = 250 * time.Millisecond // and the longest of them
@@ -164,7 +165,15 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 	// netFloodBurst more than the rate allows.
 	a1 := add("a1", netA1Script, "A", virtio.Limits{}, nil, netPairCap)
 	a2 := add("a2", netA2Script, "A", virtio.Limits{}, []hv.Disk{{Path: img, ReadOnly: true}}, netPairCap)
-	b1 := add("b1", netB1Script, "B", virtio.Limits{BytesPerSec: netFloodRate, BytesBurst: netFloodBurst}, nil, 0)
+	// The pv kernel is SMP (linux-patches/0013): its frame path costs more
+	// than the unpatched UP kernel's, and b1 floods at only about 8.7 MiB/s
+	// there on the interpreter, below the 10 MiB/s limit the other modes
+	// hold it to. In pv mode the limit is pvFloodRate, which b1 outruns.
+	limit, burst := uint64(netFloodRate), uint64(netFloodBurst)
+	if mode == cpu.ModePV {
+		limit, burst = pvFloodRate, pvFloodRate/10
+	}
+	b1 := add("b1", netB1Script, "B", virtio.Limits{BytesPerSec: limit, BytesBurst: burst}, nil, 0)
 	vms := []*hv.VM{a1.vm, a2.vm, b1.vm}
 	for _, g := range guests {
 		defer g.vm.Stop(124, "test over")
@@ -344,10 +353,10 @@ func testVirtioNet(t *testing.T, vmlinux, initrd string, mode cpu.Mode, con stri
 	rate := float64(s1.b1-s0.b1) / dt
 	cpuShare := (s1.b1CPU - s0.b1CPU).Seconds() / dt
 	t.Logf("%v: b1 sent %.2f MiB/s over %.2f s (limit %d MiB/s, %d throttled waits, %.0f %% of a host CPU); a2 sent %.2f MiB/s meanwhile",
-		mode, rate/(1<<20), dt, netFloodRate>>20, s1.throttled-s0.throttled, 100*cpuShare, float64(s1.a2-s0.a2)/dt/(1<<20))
-	if rate < 0.9*netFloodRate || rate > 1.1*netFloodRate {
+		mode, rate/(1<<20), dt, limit>>20, s1.throttled-s0.throttled, 100*cpuShare, float64(s1.a2-s0.a2)/dt/(1<<20))
+	if rate < 0.9*float64(limit) || rate > 1.1*float64(limit) {
 		t.Errorf("b1 sent %.2f MiB/s, outside 10 %% of its %d MiB/s limit (it ran %.0f %% of a host CPU meanwhile)",
-			rate/(1<<20), netFloodRate>>20, 100*cpuShare)
+			rate/(1<<20), limit>>20, 100*cpuShare)
 	}
 	if s1.a2 == s0.a2 {
 		t.Errorf("a2 sent nothing while b1 flooded")
