@@ -1,37 +1,18 @@
 package lapic
 
 import (
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pvisor/pvisor/hv/emul"
 )
 
-// fakeClock is a VM clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Duration
-}
+// fakeClock is the devices' test clock (hv/emul), with the short names
+// these tests use.
+type fakeClock struct{ emul.FakeClock }
 
-func (c *fakeClock) Now() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// set moves the clock to t; backwards is ignored (the VM clock never goes
-// back).
-func (c *fakeClock) set(t time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = max(c.now, t)
-}
-
-func (c *fakeClock) add(d time.Duration) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now += d
-	return c.now
-}
+func (c *fakeClock) set(t time.Duration)               { c.Set(t) }
+func (c *fakeClock) add(d time.Duration) time.Duration { return c.Add(d) }
 
 // rig is one LAPIC on a fake clock, counting its callbacks.
 type rig struct {
