@@ -188,6 +188,9 @@ func testMonitorGrant(t *testing.T, mode string) {
 		t.Errorf("ctl list does not show the grant:\n%s", l)
 	}
 	r.waitLine(t, line(`mon\| monitor: scan done handle=1 bytes=0x2000000 reads=\d+ hits=\d+`), long)
+	// The report's last line comes after the scan's: wait for it before
+	// reading the report, whatever its figures.
+	r.waitLine(t, line(`mon\| monitor: bounds .*`), long)
 	out := r.out.String()
 	hits := regexp.MustCompile(`(?m)^mon\| monitor: hit gpa=(0x[0-9a-f]+)$`).FindAllStringSubmatch(out, -1)
 	if len(hits) != 1 || hits[0][1] != atHex {
