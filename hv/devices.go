@@ -1,10 +1,13 @@
 package hv
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/emul"
+	"github.com/pvisor/pvisor/hv/lapic"
+	"github.com/pvisor/pvisor/hv/loader"
 )
 
 // The emulated legacy PC of trap and hwassist modes (pv mode has none):
@@ -47,13 +50,20 @@ func (vm *VM) initDevices() {
 
 // Inventory lists every device the VM has, one line each, with its
 // transport: the legacy PC's port ranges ("legacy-pc com1 0x03f8-0x03ff",
-// trap and hwassist mode only), then the virtio devices on virtio-mmio and
+// trap and hwassist mode only), the LAPICs, wake-up mailbox and ACPI
+// tables of a trap- or hwassist-mode VM with several vCPUs, then the virtio devices on virtio-mmio and
 // in the hypercall transport's slots. A pv-mode VM started without
 // --disk or --rng has none: nothing is emulated that was not asked for.
 func (vm *VM) Inventory() []string {
 	var out []string
 	for _, d := range vm.DeviceList() {
 		out = append(out, "legacy-pc "+d+" (port I/O)")
+	}
+	if vm.apic != nil {
+		out = append(out, fmt.Sprintf("lapic  %#x-%#x, one per vCPU, %d (MMIO)", uint64(lapic.Base), uint64(lapic.Base+lapic.PageSize-1), len(vm.vcpus)),
+			fmt.Sprintf("ioapic %#x-%#x, %d pins, ISA IRQ n on pin n (MMIO)", uint64(lapic.IOAPICBase), uint64(lapic.IOAPICBase+loader.PageSize-1), lapic.IOAPICPins),
+			fmt.Sprintf("acpi-wakeup-mailbox %#x-%#x (MMIO)", uint64(mailboxGPA), uint64(mailboxGPA+loader.PageSize-1)),
+			fmt.Sprintf("acpi-tables %#x (RSDP, XSDT, FADT, FACS, DSDT, MADT; memory)", uint64(acpiBase)))
 	}
 	for _, d := range vm.MMIODevices() {
 		out = append(out, d.String()+" (virtio-mmio)"+nicSuffix(d.Net))
@@ -97,12 +107,24 @@ type portIO struct{ v *vcpu }
 
 func (p portIO) In(port uint16, size int) uint32 {
 	p.v.devDirty.Store(true)
-	return p.v.vm.dev.bus.In(port, size)
+	v := p.v.vm.dev.bus.In(port, size)
+	p.routePIC()
+	return v
 }
 
 func (p portIO) Out(port uint16, size int, val uint32) {
 	p.v.vm.dev.bus.Out(port, size, val)
 	p.v.devDirty.Store(true)
+	p.routePIC()
+}
+
+// routePIC wakes vCPU 0 when another vCPU's access left the 8259 with a
+// request (a UART's transmit interrupt enabled from an AP, say): the 8259's
+// output reaches only vCPU 0 (picRouted), which may be halted.
+func (p portIO) routePIC() {
+	if p.v.id != 0 && p.v.vm.dev.pc.PIC.Pending() {
+		p.v.vm.vcpus[0].notify()
+	}
 }
 
 // pollDevices advances the PIT, re-arms the host timer for its next
@@ -110,7 +132,13 @@ func (p portIO) Out(port uint16, size int, val uint32) {
 // Runs on the vCPU goroutine.
 func (v *vcpu) pollDevices() {
 	d := v.vm.dev
-	if d == nil || v.id != 0 {
+	if d == nil {
+		return
+	}
+	if v.lapic != nil {
+		v.pollLAPIC()
+	}
+	if v.id != 0 {
 		return
 	}
 	now := d.clk.Now()
@@ -138,15 +166,27 @@ func (v *vcpu) pollDevices() {
 		d.armed = 0
 	}
 	v.syncMMIOLines()
-	if d.pc.PIC.Pending() && !v.cpu.IRQPending() {
+	if v.picRouted() && d.pc.PIC.Pending() && !v.cpu.IRQPending() {
 		v.cpu.RequestIRQWindow(true)
 	}
 }
 
-// irqWindow performs the INTA cycle when the guest can take an interrupt.
+// irqWindow performs the INTA cycle when the guest can take an interrupt:
+// the LAPIC's highest deliverable vector first, then the 8259's if its
+// output reaches this vCPU.
 func (v *vcpu) irqWindow() {
 	v.cpu.RequestIRQWindow(false)
-	if d := v.vm.dev; d != nil && !v.cpu.IRQPending() {
+	d := v.vm.dev
+	if d == nil || v.cpu.IRQPending() {
+		return
+	}
+	if l := v.lapic; l != nil {
+		if vec := l.Pending(); vec >= 0 && l.Ack(uint8(vec)) {
+			v.cpu.SetIRQ(vec)
+			return
+		}
+	}
+	if v.picRouted() {
 		if vec, ok := d.pc.PIC.Ack(); ok {
 			v.cpu.SetIRQ(int(vec))
 		}
@@ -156,13 +196,17 @@ func (v *vcpu) irqWindow() {
 // devicePending reports whether a device interrupt waits (wakes HLT).
 func (v *vcpu) devicePending() bool {
 	d := v.vm.dev
-	return d != nil && v.id == 0 && d.pc.PIC.Pending()
+	if d == nil {
+		return false
+	}
+	return v.lapic != nil && v.lapic.Pending() >= 0 || v.picRouted() && d.pc.PIC.Pending()
 }
 
 func (vm *VM) stopDevices() {
 	if vm.dev != nil && vm.dev.timer != nil {
 		vm.dev.timer.Stop()
 	}
+	vm.stopAPICTimers()
 	vm.closeMMIO()
 	vm.closeSlots()
 }

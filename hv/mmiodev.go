@@ -182,6 +182,9 @@ func (v *vcpu) mmioExit(e *cpu.Exit) bool {
 	if a < MMIOBase || v.vm.dev == nil {
 		return false
 	}
+	// Any vCPU may reach a window; one at a time.
+	v.vm.mmioMu.Lock()
+	defer v.vm.mmioMu.Unlock()
 	i := (a - MMIOBase) / virtio.MMIOSize
 	if i >= uint64(len(v.vm.mmio)) {
 		return false
@@ -197,15 +200,25 @@ func (v *vcpu) mmioExit(e *cpu.Exit) bool {
 		// inputs are edge-triggered as Linux programs them.
 		v.vm.dev.pc.PIC.SetLine(d.irq, false)
 		d.high = false
-		v.syncMMIOLines()
+		v.syncMMIOLinesLocked()
 	}
 	return true
 }
 
 // syncMMIOLines raises the line of each device whose interrupt status has
-// a bit and whose line is low. Runs on the vCPU goroutine (pollDevices and
+// a bit and whose line is low. Runs on a vCPU goroutine (pollDevices and
 // the acknowledgement above); lines are lowered only on acknowledgement.
 func (v *vcpu) syncMMIOLines() {
+	if len(v.vm.mmio) == 0 {
+		return
+	}
+	v.vm.mmioMu.Lock()
+	v.syncMMIOLinesLocked()
+	v.vm.mmioMu.Unlock()
+}
+
+// syncMMIOLinesLocked is syncMMIOLines with VM.mmioMu held.
+func (v *vcpu) syncMMIOLinesLocked() {
 	for _, d := range v.vm.mmio {
 		if !d.high && d.t.InterruptStatus() != 0 {
 			d.high = true

@@ -456,6 +456,9 @@ func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
 		return fail(err)
 	}
 	vm.initDevices()
+	if err := vm.initAPICs(false); err != nil {
+		return nil, err
+	}
 	if err := vm.joinScheduler(); err != nil {
 		return fail(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pvisor/pvisor/hv/cpu"
 	"github.com/pvisor/pvisor/hv/emul"
+	"github.com/pvisor/pvisor/hv/lapic"
 	"github.com/pvisor/pvisor/hypercall"
 	"github.com/pvisor/pvisor/sched"
 )
@@ -32,6 +33,14 @@ type vcpu struct {
 	up        atomic.Bool // the vCPU runs: vCPU 0 from boot, the others from vcpu_up (smp.go)
 	stealBase uint64      // steal time (ns) accounted before a restore: the guest's count goes on from it
 	exited    chan struct{}
+
+	// The LAPIC of a trap- or hwassist-mode VM with several vCPUs (nil
+	// otherwise; apic.go) and the host timer of its timer, armed for
+	// apicArmed on the VM clock (0: none). The timer fields are the vCPU
+	// goroutine's.
+	lapic     *lapic.LAPIC
+	apicTimer *time.Timer
+	apicArmed time.Duration
 	pub       regsPub // the registers as last published for introspection (introspect.go)
 
 	// statsPub is the engine's counters as of the end of the last slice,
@@ -211,7 +220,11 @@ func (v *vcpu) mayBlock(hlt bool) bool {
 	if hlt && v.vm.dev != nil && v.cpu.Regs().RFLAGS&cpu.FlagIF == 0 {
 		// HLT with interrupts off: nothing but an NMI could wake it, and
 		// there are none. This is how Linux halts after power-off without
-		// ACPI.
+		// ACPI. On the boot vCPU it ends the VM; an AP halts so for good
+		// while the others run on (Linux's stop_this_cpu).
+		if v.id != 0 {
+			return true
+		}
 		v.vm.stop(0, "guest halted with interrupts disabled")
 		return false
 	}
@@ -316,7 +329,13 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 				v.io().Out(e.IO.Port, int(e.IO.Size), e.IO.Data)
 			}
 		case cpu.ExitMSR:
-			if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
+			if val, ok, gp := v.apicMSR(e.MSR.Index, e.MSR.Write, e.MSR.Value); ok {
+				if gp {
+					v.cpu.InjectException(cpu.ExcGP, 0, true)
+				} else if !e.MSR.Write {
+					e.MSR.Value = val
+				}
+			} else if e.MSR.Write && e.MSR.Index == hypercall.MSRHypercallPage {
 				if !v.vm.installHypercallPage(e.MSR.Value) {
 					v.cpu.InjectException(cpu.ExcGP, 0, true)
 				}
@@ -333,7 +352,7 @@ func (v *vcpu) RunFor(d time.Duration) (used time.Duration, st sched.State) {
 		case cpu.ExitMMIO:
 			// A virtio-mmio window, or nothing: reads of the empty bus
 			// answer all-ones, writes are dropped.
-			if !v.mmioExit(e) && !e.MMIO.Write {
+			if !v.apicMMIO(e) && !v.mmioExit(e) && !e.MMIO.Write {
 				e.MMIO.Data = ^uint64(0)
 			}
 		case cpu.ExitTripleFault:
@@ -435,6 +454,11 @@ func (v *vcpu) privileged(e *cpu.Exit) (halt bool) {
 	)
 	if v.hypercallPageMSR(e) {
 		name = "wrmsr" // counted like any other privileged instruction
+	} else if v.apicMSRInst(e) {
+		name = "rdmsr"
+		if e.Inst[1] == 0x30 {
+			name = "wrmsr"
+		}
 	} else {
 		name, res, err = emul.Emulate(v.cpu, e.Inst[:e.InstLen], v.io(), guestMem{v.vm})
 	}

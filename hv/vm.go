@@ -145,6 +145,8 @@ type VM struct {
 	balloonChanged atomic.Bool  // SetMemTarget: raise VIRQ_BALLOON on vCPU 0
 	declared       atomic.Bool  // declare_version succeeded: every call is open
 	dev            *devices     // legacy PC; nil in pv mode
+	mmioMu         sync.Mutex   // serializes the virtio-mmio windows' accesses and lines (mmiodev.go)
+	apic           *apics       // LAPICs, ACPI tables, AP start-up (apic.go); nil with one vCPU or in pv mode
 	mmio           []*mmioDev   // virtio-mmio devices (mmiodev.go)
 	pv             pvDevices    // hypercall-transport slots (pvdev.go)
 	hotNICs        atomic.Int32 // NICs hot-plugged so far, for their derived MACs (hotplug.go)
@@ -203,10 +205,8 @@ func New(cfg Config) (*VM, error) {
 	if cfg.VCPUs > hypercall.MaxVCPUs {
 		return nil, fmt.Errorf("hv: %d vCPUs: at most %d", cfg.VCPUs, hypercall.MaxVCPUs)
 	}
-	if cfg.VCPUs > 1 && cfg.Mode != cpu.ModePV {
-		// The unmodified kernel starts its other CPUs through a local
-		// APIC, which trap and hwassist mode do not emulate yet.
-		return nil, fmt.Errorf("hv: %d vCPUs in %v mode: more than one vCPU needs pv mode", cfg.VCPUs, cfg.Mode)
+	if err := cfg.checkAPICs(); err != nil {
+		return nil, err
 	}
 	if cfg.Budget == nil {
 		return nil, errors.New("hv: no memory budget")
@@ -273,6 +273,9 @@ func New(cfg Config) (*VM, error) {
 		return fail(err)
 	}
 	vm.initDevices()
+	if err := vm.initAPICs(true); err != nil {
+		return fail(err)
+	}
 	if err := vm.joinScheduler(); err != nil {
 		return fail(err)
 	}
@@ -309,7 +312,7 @@ func (vm *VM) GenerationID() [16]byte { return vm.genID }
 func (vm *VM) addVCPUs(boot bool) error {
 	cfg := &vm.cfg
 	for i := 0; i < cfg.VCPUs; i++ {
-		icfg := interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i)}
+		icfg := interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i), CPUID: cpu.CPUIDConfig{APIC: cfg.hasAPICs()}}
 		if !cfg.DeterministicTSC {
 			icfg.TSCClock = vm.clock
 		}

@@ -3,6 +3,7 @@ package tests
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -60,21 +61,30 @@ func TestTestguestSMP(t *testing.T) {
 	}
 }
 
-// TestSMPModes: more than one vCPU is refused where the guest would have
-// no way to start it (trap and hwassist have no local APIC yet), and
-// beyond the ABI's MAX_VCPUS.
+// TestSMPModes: more than one vCPU is refused beyond the ABI's MAX_VCPUS,
+// and in trap and hwassist mode where the local APICs and the wake-up
+// mailbox would lie in guest RAM, or the LAPIC timers could not count VM
+// time.
 func TestSMPModes(t *testing.T) {
 	kernel, err := os.ReadFile(testguest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		mode  cpu.Mode
-		vcpus int
-	}{{cpu.ModeTrap, 2}, {cpu.ModeHWAssist, 2}, {cpu.ModePV, 33}} {
-		_, err := hv.New(hv.Config{Kernel: kernel, Mode: tc.mode, VCPUs: tc.vcpus, MemBytes: 64 << 20, Budget: mm.NewBudget(1 << 30)})
+		mode   cpu.Mode
+		vcpus  int
+		mem    uint64
+		detTSC bool
+	}{
+		{cpu.ModePV, 33, 64 << 20, false},
+		{cpu.ModeTrap, 33, 64 << 20, false},
+		{cpu.ModeTrap, 2, 4 << 30, false},
+		{cpu.ModeHWAssist, 2, 4 << 30, false},
+		{cpu.ModeTrap, 2, 64 << 20, true},
+	} {
+		_, err := hv.New(hv.Config{Kernel: kernel, Mode: tc.mode, VCPUs: tc.vcpus, MemBytes: tc.mem, DeterministicTSC: tc.detTSC, Budget: mm.NewBudget(8 << 30)})
 		if err == nil {
-			t.Errorf("%v with %d vCPUs: accepted", tc.mode, tc.vcpus)
+			t.Errorf("%v with %d vCPUs, %d MiB, deterministic TSC %v: accepted", tc.mode, tc.vcpus, tc.mem>>20, tc.detTSC)
 		} else {
 			t.Logf("%v with %d vCPUs: %v", tc.mode, tc.vcpus, err)
 		}
@@ -88,6 +98,7 @@ const smpScript = `echo "cpus=$(grep -c ^processor /proc/cpuinfo)"
 echo "online=$(cat /sys/devices/system/cpu/online)"
 smpcount 4 10000000
 gosmp
+grep -E '^ *(RES|CAL|TLB):' /proc/interrupts | while read name counts; do echo "ipis: $name $counts"; done
 T=/tmp
 ` + stressScript
 
@@ -98,17 +109,17 @@ var (
 	goSumRE     = regexp.MustCompile(`(?m)^gosmp: sha256 ([0-9a-f]{64})\r?$`)
 )
 
-// TestSMP boots the patched kernel in pv mode on 2 and 4 vCPUs (on this
-// 2-core machine's two scheduler workers): /proc/cpuinfo lists every vCPU
-// and all are online; 4 threads add 1 to shared counters 10 million times
-// each, through an atomic and under a mutex, with exact totals; a static
-// Go program sees GOMAXPROCS equal to the vCPUs and its parallel SHA-256
-// over 16 MiB equals the host's; the stress workload's outputs equal the
-// host busybox's. Every vCPU used CPU time, and no privileged instruction
-// trapped after PV start. (trap and hwassist refuse more than one vCPU
-// until the local APIC exists: TestSMPModes.)
+// TestSMP boots Linux on 2 and 4 vCPUs (on this 2-core machine's two
+// scheduler workers) in every mode: the patched kernel in pv mode, the
+// unmodified one on LAPICs, ACPI tables and the wake-up mailbox in trap and
+// hwassist mode. /proc/cpuinfo lists every vCPU and all are online; 4
+// threads add 1 to shared counters 10 million times each, through an
+// atomic and under a mutex, with exact totals; a static Go program sees
+// GOMAXPROCS equal to the vCPUs and its parallel SHA-256 over 16 MiB equals
+// the host's; the stress workload's outputs equal the host busybox's. Every
+// vCPU used CPU time; in pv mode no privileged instruction trapped after PV
+// start.
 func TestSMP(t *testing.T) {
-	vmlinux, _, initrd := pvGuest(t)
 	var sums [][sha256.Size]byte
 	data := smpdata.Data()
 	for i := 0; i < smpdata.Blocks; i++ {
@@ -116,46 +127,58 @@ func TestSMP(t *testing.T) {
 	}
 	d := smpdata.Combine(sums)
 	want := hex.EncodeToString(d[:])
-	for _, n := range []int{2, 4} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			var out syncBuffer
-			cfg := linuxConfig(t, vmlinux, initrd, cpu.ModePV, "hvc0", smpScript, &out)
-			cfg.VCPUs = n
-			vm, err := hv.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, code, _ := runLinuxVM(t, vm, cpu.ModePV, &out, 20*time.Minute)
-			if m := smpCPUsRE.FindStringSubmatch(o); m == nil || m[1] != strconv.Itoa(n) {
-				t.Errorf("/proc/cpuinfo: %v processors, want %d", m, n)
-			}
-			if m := smpOnlineRE.FindStringSubmatch(o); m == nil || m[1] != "0-"+strconv.Itoa(n-1) {
-				t.Errorf("online CPUs %v, want 0-%d", m, n-1)
-			}
-			if !strings.Contains(o, "smpcount: exact") {
-				t.Errorf("smpcount lost updates:\n%s", grepLines(o, "smpcount:"))
-			}
-			if m := goProcsRE.FindStringSubmatch(o); m == nil || m[1] != strconv.Itoa(n) || m[2] != strconv.Itoa(n) {
-				t.Errorf("gosmp: %v, want GOMAXPROCS and NumCPU %d", m, n)
-			}
-			if m := goSumRE.FindStringSubmatch(o); m == nil || m[1] != want {
-				t.Errorf("gosmp's parallel sha256 %v, want %s", m, want)
-			}
-			checkStress(t, o, code)
-			_, priv, _, _ := vm.StatsSnapshot()
-			if len(priv) != 0 {
-				t.Errorf("privileged exits after PV start: %v, want none", priv)
-			}
-			cs := vm.CPUStats()
-			for i, v := range cs.VCPUs {
-				if v.Run <= 0 {
-					t.Errorf("vCPU %d never ran", i)
+	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap, cpu.ModeHWAssist} {
+		for _, n := range []int{2, 4} {
+			t.Run(fmt.Sprintf("%v/%d", mode, n), func(t *testing.T) {
+				var vmlinux, initrd, con string
+				if mode == cpu.ModePV {
+					vmlinux, _, initrd = pvGuest(t)
+					con = "hvc0"
+				} else {
+					vmlinux, initrd = linuxGuest(t)
+					con = "ttyS0"
 				}
-			}
-			hc, _, _, _ := vm.StatsSnapshot()
-			t.Logf("%d vCPUs: %s; %s; CPU %v; %d IPI sends (evtchn_send), %d mmu_flush_tlb_mask", n,
-				grepLines(o, "smpcount:"), grepLines(o, "gosmp:"), cs.CPU, hc[hypercall.NrEvtchnSend], hc[hypercall.NrMMUFlushTLBMask])
-		})
+				var out syncBuffer
+				cfg := linuxConfig(t, vmlinux, initrd, mode, con, smpScript, &out)
+				cfg.VCPUs = n
+				vm, err := hv.New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, code, _ := runLinuxVM(t, vm, mode, &out, 20*time.Minute)
+				if m := smpCPUsRE.FindStringSubmatch(o); m == nil || m[1] != strconv.Itoa(n) {
+					t.Errorf("/proc/cpuinfo: %v processors, want %d", m, n)
+				}
+				if m := smpOnlineRE.FindStringSubmatch(o); m == nil || m[1] != "0-"+strconv.Itoa(n-1) {
+					t.Errorf("online CPUs %v, want 0-%d", m, n-1)
+				}
+				if !strings.Contains(o, "smpcount: exact") {
+					t.Errorf("smpcount lost updates:\n%s", grepLines(o, "smpcount:"))
+				}
+				if m := goProcsRE.FindStringSubmatch(o); m == nil || m[1] != strconv.Itoa(n) || m[2] != strconv.Itoa(n) {
+					t.Errorf("gosmp: %v, want GOMAXPROCS and NumCPU %d", m, n)
+				}
+				if m := goSumRE.FindStringSubmatch(o); m == nil || m[1] != want {
+					t.Errorf("gosmp's parallel sha256 %v, want %s", m, want)
+				}
+				checkStress(t, o, code)
+				hc, priv, _, _ := vm.StatsSnapshot()
+				if mode == cpu.ModePV && len(priv) != 0 {
+					t.Errorf("privileged exits after PV start: %v, want none", priv)
+				}
+				cs := vm.CPUStats()
+				for i, v := range cs.VCPUs {
+					if v.Run <= 0 {
+						t.Errorf("vCPU %d never ran", i)
+					}
+				}
+				t.Logf("%v, %d vCPUs: %s; %s; CPU %v; %s", mode, n,
+					grepLines(o, "smpcount:"), grepLines(o, "gosmp:"), cs.CPU, grepLines(o, "ipis:"))
+				if mode == cpu.ModePV {
+					t.Logf("%d IPI sends (evtchn_send), %d mmu_flush_tlb_mask", hc[hypercall.NrEvtchnSend], hc[hypercall.NrMMUFlushTLBMask])
+				}
+			})
+		}
 	}
 }
 

@@ -70,7 +70,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "hypercall" {
 		fmt.Fprintln(stderr, "usage: pvisor bench linux [--rounds N] [--modes pv,hwassist,trap] [BENCH...]\n"+
 			"       pvisor bench io [--rounds N] [--modes pv,hwassist,trap] [--qemu=false] [BENCH...]\n"+
-			"       pvisor bench smp [--rounds N] [--vcpus N] [--modes pv]\n"+
+			"       pvisor bench smp [--rounds N] [--vcpus N] [--modes pv,hwassist,trap]\n"+
 			"       pvisor bench snapshot [--rounds N]\n"+
 			"       pvisor bench hypercall [--iters N] [--kernel build/testguest.elf]")
 		return 2

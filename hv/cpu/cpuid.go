@@ -34,6 +34,7 @@ const (
 	Feat1EDXPAE     = 1 << 6
 	Feat1EDXMCE     = 1 << 7 // not advertised
 	Feat1EDXCX8     = 1 << 8
+	Feat1EDXAPIC    = 1 << 9 // only with CPUIDConfig.APIC
 	Feat1EDXPGE     = 1 << 13
 	Feat1EDXCMOV    = 1 << 15
 	Feat1EDXPAT     = 1 << 16
@@ -43,8 +44,9 @@ const (
 	Feat1EDXSSE     = 1 << 25
 	Feat1EDXSSE2    = 1 << 26
 
-	Feat1ECXCX16       = 1 << 13
-	Feat1ECXHypervisor = 1 << 31
+	Feat1ECXCX16        = 1 << 13
+	Feat1ECXTSCDeadline = 1 << 24 // only with CPUIDConfig.APIC
+	Feat1ECXHypervisor  = 1 << 31
 
 	FeatExtEDXSyscall = 1 << 11
 	FeatExtEDXNX      = 1 << 20
@@ -130,6 +132,20 @@ func sig(s string) (a, b, c uint32) {
 // advertised maxima return zeros, as on the reference (AMD) behaviour for
 // out-of-range leaves the project chose.
 func CPUID(leaf, sub uint32, vcpuID uint32) (eax, ebx, ecx, edx uint32) {
+	return CPUIDWith(leaf, sub, vcpuID, CPUIDConfig{})
+}
+
+// CPUIDConfig is what a VM adds to the one CPUID table.
+type CPUIDConfig struct {
+	// APIC: the vCPU has a local APIC (hv/lapic; trap and hwassist mode
+	// with several vCPUs). Leaf 1 then also advertises the APIC (EDX bit
+	// 9) and its TSC-deadline timer (ECX bit 24). These two are not in
+	// Features: a VM of one vCPU has no APIC and runs on the 8259.
+	APIC bool
+}
+
+// CPUIDWith is CPUID for a VM configured by cfg.
+func CPUIDWith(leaf, sub uint32, vcpuID uint32, cfg CPUIDConfig) (eax, ebx, ecx, edx uint32) {
 	_ = sub
 	switch leaf {
 	case 0:
@@ -137,7 +153,12 @@ func CPUID(leaf, sub uint32, vcpuID uint32) (eax, ebx, ecx, edx uint32) {
 		return 1, b, c, d
 	case 1:
 		// Family 6, model 0, stepping 1; CLFLUSH line 8*8 bytes; 1 logical CPU.
-		return 0x00000601, vcpuID<<24 | 1<<16 | 8<<8, leaf1ECX, leaf1EDX
+		ecx, edx := leaf1ECX, leaf1EDX
+		if cfg.APIC {
+			ecx |= Feat1ECXTSCDeadline
+			edx |= Feat1EDXAPIC
+		}
+		return 0x00000601, vcpuID<<24 | 1<<16 | 8<<8, ecx, edx
 	case 0x40000000:
 		b, c, d := sig(HypervisorSignature)
 		return 0x40000001, b, c, d

@@ -39,6 +39,9 @@ type VCPU interface {
 	FlushTLB(global bool)
 	// FlushTLBPage drops the cached translation of one virtual page.
 	FlushTLBPage(va uint64)
+	// CPUID answers a CPUID leaf as this vCPU reports it (its APIC ID,
+	// its VM's CPUIDConfig): what an emulator of the instruction returns.
+	CPUID(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 	// RequestIRQWindow makes Run return ExitIRQWindow as soon as the guest
 	// can take an interrupt.
 	RequestIRQWindow(bool)

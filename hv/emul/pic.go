@@ -73,6 +73,13 @@ type PIC struct {
 	// it must only signal (wake a goroutine, send on a buffered channel),
 	// never do port I/O. Set it before the PIC is shared.
 	OnChange func()
+
+	// OnLine, when not nil, is called on every SetLine with its arguments
+	// (before IRQ 2 is turned into 9), after the PIC's lock is released:
+	// the I/O APIC of a VM with several vCPUs sees the same ISA lines. It
+	// runs with the caller's device lock held, if any. Set it before the
+	// PIC is shared.
+	OnLine func(irq int, level bool)
 }
 
 // i8259 is one chip.
@@ -116,6 +123,9 @@ func NewPIC() *PIC {
 // Line 2 is the cascade on the master; as on the AT bus, a device driving
 // IRQ 2 reaches the slave's IR1 (IRQ 9). Out-of-range lines are ignored.
 func (p *PIC) SetLine(irq int, level bool) {
+	if p.OnLine != nil {
+		defer p.OnLine(irq, level)
+	}
 	if irq == picCascadeIR {
 		irq = 9
 	}

@@ -517,3 +517,32 @@ func TestPICELCRMask(t *testing.T) {
 		t.Errorf("ELCR = %#x %#x, want 0xf8 0xde", m, s)
 	}
 }
+
+// TestPICOnLine: every SetLine reaches OnLine with its own arguments (IRQ
+// 2 as 2, not the 9 the 8259 makes of it), masked or not, after the PIC's
+// lock is released.
+func TestPICOnLine(t *testing.T) {
+	p := NewPIC()
+	type call struct {
+		irq   int
+		level bool
+	}
+	var got []call
+	p.OnLine = func(irq int, level bool) {
+		p.Pending() // takes the lock: deadlocks if it were still held
+		got = append(got, call{irq, level})
+	}
+	p.SetLine(4, true)
+	p.SetLine(2, true)
+	p.SetLine(4, false)
+	p.SetLine(16, true)
+	want := []call{{4, true}, {2, true}, {4, false}, {16, true}}
+	if len(got) != len(want) {
+		t.Fatalf("OnLine calls %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("call %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}

@@ -48,7 +48,7 @@ func Emulate(v cpu.VCPU, inst []byte, io IO, m Mem) (string, Result, error) {
 		next()
 		return name, Halt, nil
 	case x86asm.CPUID:
-		a, b, c, d := cpu.CPUID(uint32(regs.GPR[cpu.RAX]), uint32(regs.GPR[cpu.RCX]), 0)
+		a, b, c, d := v.CPUID(uint32(regs.GPR[cpu.RAX]), uint32(regs.GPR[cpu.RCX]))
 		regs.GPR[cpu.RAX], regs.GPR[cpu.RBX], regs.GPR[cpu.RCX], regs.GPR[cpu.RDX] = uint64(a), uint64(b), uint64(c), uint64(d)
 		next()
 		return name, Done, nil

@@ -37,6 +37,8 @@ type Config struct {
 	// it (pvclock). hv passes the VM's clock, so the TSC stops while the
 	// VM is paused.
 	TSCClock cpu.Clock
+	// CPUID is the VM's part of the CPUID table (cpu.CPUIDConfig).
+	CPUID cpu.CPUIDConfig
 }
 
 // segment indexes of CPU.seg.
@@ -83,9 +85,10 @@ type CPU struct {
 	kick    atomic.Uint32 // kickExit, kickSMP (smp.go)
 	lk      lockTx        // the locked instruction's transaction (lock.go)
 
-	mem  *Memory
-	mode cpu.Mode
-	id   uint32
+	mem   *Memory
+	mode  cpu.Mode
+	id    uint32
+	cpuid cpu.CPUIDConfig
 
 	// Shadow-MMU model (shadow.go): on in trap mode. After an
 	// ExitShadowFault the instruction at shadowRIP with retire count
@@ -204,6 +207,7 @@ func New(cfg Config) (*CPU, error) {
 		mode:      cfg.Mode,
 		shadowPT:  cpu.ShadowPageTables[cfg.Mode],
 		id:        cfg.ID,
+		cpuid:     cfg.CPUID,
 		insts:     make([]Inst, instCap+maxBlockLen+1),
 		blocks:    make([]blockRef, blkSize),
 		irqVector: -1,
@@ -340,6 +344,11 @@ func (c *CPU) SetIRQ(vector int) {
 }
 
 // RequestIRQWindow implements cpu.VCPU.
+// CPUID implements cpu.VCPU.
+func (c *CPU) CPUID(leaf, sub uint32) (eax, ebx, ecx, edx uint32) {
+	return cpu.CPUIDWith(leaf, sub, c.id, c.cpuid)
+}
+
 func (c *CPU) RequestIRQWindow(on bool) {
 	c.wantWindow = on
 	c.updateEvents()

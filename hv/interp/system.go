@@ -82,7 +82,7 @@ func init() {
 		if c.sensitive(cpu.ClassCPUID) {
 			return
 		}
-		a, b, cc, d := cpu.CPUID(leaf, sub, c.id)
+		a, b, cc, d := cpu.CPUIDWith(leaf, sub, c.id, c.cpuid)
 		if c.classAction(cpu.ClassCPUID) == cpu.ActExit {
 			c.exit.CPUID.Leaf, c.exit.CPUID.Sub = leaf, sub
 			c.exit.CPUID.EAX, c.exit.CPUID.EBX, c.exit.CPUID.ECX, c.exit.CPUID.EDX = a, b, cc, d

@@ -1,7 +1,8 @@
 // Package lapic is the local APIC of a vCPU in trap and hwassist mode: an
 // xAPIC (SDM vol. 3, ch. 11) whose register page sits at Base
-// (0xFEE00000), with its timer, and Group, the bus that carries IPIs
-// between a VM's LAPICs. It is a device model only: the VM maps the page,
+// (0xFEE00000), with its timer; Group, the bus that carries IPIs
+// between a VM's LAPICs; and IOAPIC, the I/O APIC whose interrupt
+// messages Group carries to them (ioapic.go has its model). It is a device model only: the VM maps the page,
 // routes MMIO exits and the APIC MSRs to it, injects what Pending returns
 // and handles what Group signals (NMI, INIT, SIPI).
 //
@@ -78,12 +79,12 @@
 //     routing never changes.
 //
 // A VM booted without firmware has no BIOS to put the boot LAPIC in
-// virtual-wire mode, and LINT0 starts masked. Linux 6.12's
-// setup_local_APIC keeps the boot CPU's LINT0 as it finds it, masked or
-// not, unless it runs in PIC mode or without an I/O APIC (then it unmasks
-// it in ExtINT mode). A VM that wants the 8259 to reach the boot vCPU
-// before that writes SVR and LINT0 (0x700) as a BIOS would, before the
-// guest starts.
+// virtual-wire mode, and LINT0 starts masked. A VM that wants the 8259 to
+// reach the boot vCPU writes SVR and LINT0 (0x700) as a BIOS would, before
+// the guest starts. Linux 6.12's setup_local_APIC soft-disables the APIC
+// first, which masks LINT0, and then leaves it masked unless it runs in
+// PIC mode or was told there is no I/O APIC: with ACPI tables that list
+// local APICs, device interrupts need an I/O APIC.
 //
 // # Concurrency
 //

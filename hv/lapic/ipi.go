@@ -203,6 +203,48 @@ func (g *Group) LAPIC(id uint32) *LAPIC {
 // size and allocates nothing.
 func (g *Group) SendIPI(src uint32, ipi IPI) {
 	var targets [MaxID + 1]*LAPIC
+	n := g.targets(src, ipi, &targets)
+	for _, t := range targets[:n] {
+		switch ipi.Mode {
+		case Fixed, LowestPriority:
+			t.Deliver(ipi.Vector, false)
+		case NMI, StartUp:
+			g.signal(t, ipi)
+		case INIT:
+			if ipi.Assert && t.Enabled() {
+				t.InitReset()
+				g.signal(t, ipi)
+			}
+		}
+	}
+}
+
+// Interrupt implements InterruptBus: an I/O APIC's interrupt message,
+// with the trigger mode of its redirection entry (level sets the
+// targets' TMR bits, and their EOIs reach OnLevelEOI). msg.Shorthand is
+// ignored: a message names its targets by destination. Fixed delivers to
+// every target; lowest priority to one, the lowest APIC ID among them
+// (the arbitration's tie-break; pvisor keeps every TPR's class out of
+// it). NMI, SMI, INIT, start-up and ExtINT messages are dropped: the
+// engine has no NMI or SMI, and an AP starts only once.
+func (g *Group) Interrupt(msg IPI, level bool) {
+	if msg.Mode != Fixed && msg.Mode != LowestPriority {
+		return
+	}
+	msg.Shorthand = NoShorthand
+	var targets [MaxID + 1]*LAPIC
+	n := g.targets(0, msg, &targets)
+	if msg.Mode == LowestPriority && n > 1 {
+		n = 1
+	}
+	for _, t := range targets[:n] {
+		t.Deliver(msg.Vector, level)
+	}
+}
+
+// targets fills targets with the LAPICs ipi names, in APIC ID order, and
+// returns how many.
+func (g *Group) targets(src uint32, ipi IPI, targets *[MaxID + 1]*LAPIC) int {
 	n := 0
 	add := func(l *LAPIC) {
 		if l != nil {
@@ -211,6 +253,7 @@ func (g *Group) SendIPI(src uint32, ipi IPI) {
 		}
 	}
 	g.mu.RLock()
+	defer g.mu.RUnlock()
 	switch ipi.Shorthand {
 	case Self:
 		if src <= MaxID && (ipi.Mode == Fixed || ipi.Mode == LowestPriority) {
@@ -238,21 +281,7 @@ func (g *Group) SendIPI(src uint32, ipi IPI) {
 			add(g.byID[ipi.Dest])
 		}
 	}
-	g.mu.RUnlock()
-
-	for _, t := range targets[:n] {
-		switch ipi.Mode {
-		case Fixed, LowestPriority:
-			t.Deliver(ipi.Vector, false)
-		case NMI, StartUp:
-			g.signal(t, ipi)
-		case INIT:
-			if ipi.Assert && t.Enabled() {
-				t.InitReset()
-				g.signal(t, ipi)
-			}
-		}
-	}
+	return n
 }
 
 // signal passes an NMI, INIT or SIPI to Signal, unless its target is

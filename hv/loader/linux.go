@@ -14,15 +14,20 @@ import (
 
 const (
 	// Offsets in struct boot_params.
-	bpExtRamdiskImage = 0x0c0
-	bpExtRamdiskSize  = 0x0c4
-	bpExtCmdLinePtr   = 0x0c8
-	bpE820Entries     = 0x1e8
-	bpSetupHeader     = 0x1f1
-	bpE820Table       = 0x2d0
-	bpE820Max         = 128
-	e820EntrySize     = 20
-	bootParamsSize    = PageSize
+
+	// BootParamsACPIRSDP is acpi_rsdp_addr (protocol 2.14): the ACPI
+	// tables' RSDP, which Linux takes instead of scanning the BIOS area.
+	// The loader leaves it 0; hv sets it for a VM it gives ACPI tables.
+	BootParamsACPIRSDP = 0x070
+	bpExtRamdiskImage  = 0x0c0
+	bpExtRamdiskSize   = 0x0c4
+	bpExtCmdLinePtr    = 0x0c8
+	bpE820Entries      = 0x1e8
+	bpSetupHeader      = 0x1f1
+	bpE820Table        = 0x2d0
+	bpE820Max          = 128
+	e820EntrySize      = 20
+	bootParamsSize     = PageSize
 
 	// Offsets of setup-header fields, from the start of boot_params (and
 	// of a bzImage).
