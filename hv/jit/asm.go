@@ -1,0 +1,257 @@
+package jit
+
+import "encoding/binary"
+
+// Reg is an x86-64 general register, numbered as in the encoding.
+type Reg uint8
+
+const (
+	RAX Reg = iota
+	RCX
+	RDX
+	RBX
+	RSP
+	RBP
+	RSI
+	RDI
+	R8
+	R9
+	R10
+	R11
+	R12
+	R13
+	R14
+	R15
+)
+
+// Alu is the operation of the classic two-operand ALU group, numbered as
+// its ModRM reg field (and opcode row).
+type Alu uint8
+
+const (
+	ADD Alu = iota
+	OR
+	ADC
+	SBB
+	AND
+	SUB
+	XOR
+	CMP
+)
+
+// Cond is an x86 condition code (the low nibble of Jcc and SETcc).
+type Cond uint8
+
+const (
+	CondO Cond = iota
+	CondNO
+	CondB
+	CondAE
+	CondE
+	CondNE
+	CondBE
+	CondA
+	CondS
+	CondNS
+	CondP
+	CondNP
+	CondL
+	CondGE
+	CondLE
+	CondG
+)
+
+// Asm emits x86-64 machine code into a byte slice. Every method appends
+// one instruction; none allocates once the slice has room. Operands are
+// 64-bit unless a method says otherwise. Memory operands are [base +
+// disp], encoded as GNU as encodes them (the shortest displacement).
+type Asm struct {
+	B []byte
+}
+
+// Label is a position in the code, for jumps.
+type Label int
+
+// Fixup is a rel32 field that a jump left for a label bound later.
+type Fixup int
+
+func (a *Asm) byte1(b ...byte) { a.B = append(a.B, b...) }
+
+func (a *Asm) u32(v uint32) { a.B = binary.LittleEndian.AppendUint32(a.B, v) }
+
+// rex emits a REX prefix with W set when w, for ModRM reg field r and r/m
+// (or base) field b; it is always emitted when w, and otherwise when an
+// extended register is named or force is set (a byte operand in SPL, BPL,
+// SIL or DIL, which without REX would be AH, CH, DH or BH).
+func (a *Asm) rex(w bool, r, b Reg, force bool) {
+	p := byte(0x40)
+	if w {
+		p |= 8
+	}
+	if r >= 8 {
+		p |= 4
+	}
+	if b >= 8 {
+		p |= 1
+	}
+	if p != 0x40 || force {
+		a.byte1(p)
+	}
+}
+
+// modrmReg emits ModRM for two registers.
+func (a *Asm) modrmReg(r, rm Reg) { a.byte1(0xC0 | byte(r&7)<<3 | byte(rm&7)) }
+
+// modrmMem emits ModRM (and SIB) for [base + disp], with the shortest
+// displacement: none, 8 or 32 bits (RBP and R13 always take one: without,
+// their encoding means RIP-relative).
+func (a *Asm) modrmMem(r, base Reg, disp int32) {
+	var mod byte
+	switch {
+	case disp == 0 && base&7 != 5:
+		mod = 0x00
+	case disp >= -128 && disp <= 127:
+		mod = 0x40
+	default:
+		mod = 0x80
+	}
+	a.byte1(mod | byte(r&7)<<3 | byte(base&7))
+	if base&7 == 4 { // RSP, R12: SIB with no index
+		a.byte1(0x24)
+	}
+	switch mod {
+	case 0x40:
+		a.byte1(byte(disp))
+	case 0x80:
+		a.u32(uint32(disp))
+	}
+}
+
+// MovImm64 is MOV r, imm64 (MOVABS).
+func (a *Asm) MovImm64(r Reg, v uint64) {
+	a.rex(true, 0, r, false)
+	a.byte1(0xB8 + byte(r&7))
+	a.B = binary.LittleEndian.AppendUint64(a.B, v)
+}
+
+// MovImm32 is MOV r32, imm32, which zero-extends into r.
+func (a *Asm) MovImm32(r Reg, v uint32) {
+	a.rex(false, 0, r, false)
+	a.byte1(0xB8 + byte(r&7))
+	a.u32(v)
+}
+
+// MovRR is MOV dst, src.
+func (a *Asm) MovRR(dst, src Reg) {
+	a.rex(true, src, dst, false)
+	a.byte1(0x89)
+	a.modrmReg(src, dst)
+}
+
+// Load is MOV r, [base + disp].
+func (a *Asm) Load(r, base Reg, disp int32) {
+	a.rex(true, r, base, false)
+	a.byte1(0x8B)
+	a.modrmMem(r, base, disp)
+}
+
+// Store is MOV [base + disp], r.
+func (a *Asm) Store(base Reg, disp int32, r Reg) {
+	a.rex(true, r, base, false)
+	a.byte1(0x89)
+	a.modrmMem(r, base, disp)
+}
+
+// Store8 is MOV byte [base + disp], r8 (the low byte of r).
+func (a *Asm) Store8(base Reg, disp int32, r Reg) {
+	a.rex(false, r, base, r >= 4 && r < 8)
+	a.byte1(0x88)
+	a.modrmMem(r, base, disp)
+}
+
+// AluRR is op dst, src.
+func (a *Asm) AluRR(op Alu, dst, src Reg) {
+	a.rex(true, src, dst, false)
+	a.byte1(byte(op)<<3 | 0x01)
+	a.modrmReg(src, dst)
+}
+
+// AluRI is op dst, imm32 (sign-extended to 64 bits).
+func (a *Asm) AluRI(op Alu, dst Reg, imm int32) {
+	a.rex(true, 0, dst, false)
+	if imm >= -128 && imm <= 127 {
+		a.byte1(0x83)
+		a.modrmReg(Reg(op), dst)
+		a.byte1(byte(imm))
+		return
+	}
+	a.byte1(0x81)
+	a.modrmReg(Reg(op), dst)
+	a.u32(uint32(imm))
+}
+
+// AluRM is op r, [base + disp].
+func (a *Asm) AluRM(op Alu, r, base Reg, disp int32) {
+	a.rex(true, r, base, false)
+	a.byte1(byte(op)<<3 | 0x03)
+	a.modrmMem(r, base, disp)
+}
+
+// AluMI is op qword [base + disp], imm32 (sign-extended).
+func (a *Asm) AluMI(op Alu, base Reg, disp int32, imm int32) {
+	a.rex(true, 0, base, false)
+	if imm >= -128 && imm <= 127 {
+		a.byte1(0x83)
+		a.modrmMem(Reg(op), base, disp)
+		a.byte1(byte(imm))
+		return
+	}
+	a.byte1(0x81)
+	a.modrmMem(Reg(op), base, disp)
+	a.u32(uint32(imm))
+}
+
+// Setcc is SETcc r8 (the low byte of r).
+func (a *Asm) Setcc(c Cond, r Reg) {
+	a.rex(false, 0, r, r >= 4 && r < 8)
+	a.byte1(0x0F, 0x90|byte(c))
+	a.modrmReg(0, r)
+}
+
+// Pos is the current position, as a Label.
+func (a *Asm) Pos() Label { return Label(len(a.B)) }
+
+// Jcc is a conditional jump with a 32-bit displacement to l, a label
+// already bound (a backward jump).
+func (a *Asm) Jcc(c Cond, l Label) {
+	a.byte1(0x0F, 0x80|byte(c))
+	a.u32(uint32(int(l) - (len(a.B) + 4)))
+}
+
+// JccFwd is a conditional jump to a label bound later with Bind.
+func (a *Asm) JccFwd(c Cond) Fixup {
+	a.byte1(0x0F, 0x80|byte(c))
+	a.u32(0)
+	return Fixup(len(a.B) - 4)
+}
+
+// Jmp is JMP rel32 to a bound label.
+func (a *Asm) Jmp(l Label) {
+	a.byte1(0xE9)
+	a.u32(uint32(int(l) - (len(a.B) + 4)))
+}
+
+// JmpFwd is JMP rel32 to a label bound later.
+func (a *Asm) JmpFwd() Fixup {
+	a.byte1(0xE9)
+	a.u32(0)
+	return Fixup(len(a.B) - 4)
+}
+
+// Bind makes the jumps f lead to the current position.
+func (a *Asm) Bind(f Fixup) {
+	binary.LittleEndian.PutUint32(a.B[f:], uint32(len(a.B)-(int(f)+4)))
+}
+
+// Ret is RET.
+func (a *Asm) Ret() { a.byte1(0xC3) }
