@@ -178,6 +178,9 @@ func holeFunc(holes []mm.FrameRange) func(uint64) bool {
 type RestoreConfig struct {
 	// Budget is the host memory budget the VM's memory is reserved from.
 	Budget *mm.Budget
+	// JIT is Config.JIT for the restored VM: an engine choice of this
+	// host, not part of the VM's state.
+	JIT bool
 	// Name names the restored VM; empty keeps the snapshot's name.
 	Name string
 	// Key opens a keyed (HMAC or encrypted) snapshot; with a key, a
@@ -409,7 +412,7 @@ func nextSection(sr *snapshot.Reader, t snapshot.Tag) (*snapshot.Section, error)
 // into: its memory reserved (zero), its vCPUs created, its legacy PC in
 // trap and hwassist mode, its place in the scheduler, paused.
 func newRestoredVM(rc RestoreConfig, st *VMState) (*VM, error) {
-	cfg := Config{Name: rc.Name, MemBytes: st.MemBytes, VCPUs: int(st.VCPUs), Mode: cpu.Mode(st.Mode), Budget: rc.Budget,
+	cfg := Config{Name: rc.Name, MemBytes: st.MemBytes, VCPUs: int(st.VCPUs), Mode: cpu.Mode(st.Mode), Budget: rc.Budget, JIT: rc.JIT,
 		Console: rc.Console, ConsoleIn: rc.ConsoleIn, Strict: st.Strict, DeterministicTSC: st.DeterministicTSC,
 		Clock: vclock.Policy(st.ClockPolicy), Sched: rc.Sched, CPUWeight: rc.CPUWeight, CPUCap: rc.CPUCap,
 		CPUs: rc.CPUs, CPUsExclusive: rc.CPUsExclusive,

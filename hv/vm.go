@@ -38,6 +38,10 @@ type Config struct {
 	ConsoleIn io.Reader
 	// Strict makes any privileged instruction after PV start-up fatal.
 	Strict bool
+	// JIT turns the interpreter's binary translator on (hv/interp,
+	// jit.go): hot blocks run as host code, the rest in the interpreter.
+	// Ignored where the host cannot run translated code.
+	JIT bool
 	// Trace, if set, receives one line of CPU state per guest instruction
 	// (the interpreter single-steps): for comparing with QEMU (cmd/tracediff).
 	Trace io.Writer
@@ -312,7 +316,7 @@ func (vm *VM) GenerationID() [16]byte { return vm.genID }
 func (vm *VM) addVCPUs(boot bool) error {
 	cfg := &vm.cfg
 	for i := 0; i < cfg.VCPUs; i++ {
-		icfg := interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i), CPUID: cpu.CPUIDConfig{APIC: cfg.hasAPICs()}}
+		icfg := interp.Config{Mem: vm.mem, Mode: cfg.Mode, ID: uint32(i), CPUID: cpu.CPUIDConfig{APIC: cfg.hasAPICs()}, JIT: cfg.JIT}
 		if !cfg.DeterministicTSC {
 			icfg.TSCClock = vm.clock
 		}

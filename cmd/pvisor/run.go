@@ -108,7 +108,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	duration := fs.Duration("duration", 0, "stop every VM after this long (0 = run until they stop)")
 	control := fs.String("control", "", "listen for `pvisor ctl` requests on this Unix socket")
 	memBudget := fs.String("mem-budget", "", "host memory all VMs together may reserve (K, M or G suffix; default three quarters of host RAM)")
-	accel := fs.String("accel", "auto", "engine: auto, interp or kvm")
+	accel := fs.String("accel", "auto", "engine: auto, interp, jit (the interpreter with its binary translator) or kvm")
 	stats := fs.Bool("stats", false, "print exit, hypercall, privileged-instruction and CPU-time counts when the VM stops")
 	strict := fs.Bool("strict", false, "pv mode: stop the VM at the first privileged instruction after PV start-up")
 	clock := fs.String("clock", "paused", "guest clock over a pause (pvisor ctl pause): paused (it stops, no jump on resume) or host (it catches up with host time on resume)")
@@ -221,9 +221,9 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		return nil, errors.New("--duration must not be negative")
 	}
 	switch rc.accel {
-	case "auto", "interp", "kvm":
+	case "auto", "interp", "jit", "kvm":
 	default:
-		return nil, fmt.Errorf("unknown --accel %q: want auto, interp or kvm", rc.accel)
+		return nil, fmt.Errorf("unknown --accel %q: want auto, interp, jit or kvm", rc.accel)
 	}
 	if *config != "" {
 		w, specs, err := loadConfig(*config, base)
@@ -418,9 +418,9 @@ func parseRestore(fs *flag.FlagSet, path, keyFile, passFile string) (*runConfig,
 		}
 	}
 	switch rc.accel {
-	case "auto", "interp", "kvm":
+	case "auto", "interp", "jit", "kvm":
 	default:
-		return nil, fmt.Errorf("unknown --accel %q: want auto, interp or kvm", rc.accel)
+		return nil, fmt.Errorf("unknown --accel %q: want auto, interp, jit or kvm", rc.accel)
 	}
 	// The devices: the snapshotted VM's, in the same order (Restore
 	// checks them against the snapshot's).
@@ -473,7 +473,7 @@ func restoreVM(rc *runConfig, spec vmSpec, st *lineage.Store, out **vmLineage, b
 		return nil, err
 	}
 	defer f.Close()
-	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key,
+	return hv.Restore(bufio.NewReaderSize(f, 1<<20), hv.RestoreConfig{Budget: budget, Name: spec.name, Key: key, JIT: rc.accel == "jit",
 		Console: console, ConsoleIn: in, Sched: sc, CPUWeight: spec.weight, CPUCap: spec.cap,
 		CPUs: spec.cpus, CPUsExclusive: spec.cpusExclusive,
 		Disks: spec.disks, OverwriteOverlays: rc.overwriteOverlay, RNG: spec.rng, NICs: spec.nics, Switch: sw,
@@ -641,6 +641,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemBytes: spec.memBytes, VCPUs: spec.vcpus,
 			Mode: spec.mode, Budget: budget, Console: console, ConsoleIn: in, Strict: rc.strict,
 			Disks: spec.disks, RNG: spec.rng, Clock: rc.clock, NICs: spec.nics, Switch: sw,
+			JIT: rc.accel == "jit",
 		}
 		if lins[i], err = bootLineage(store, &cfg); err != nil {
 			fmt.Fprintf(stderr, "pvisor run: %s: %v\n", spec.name, err)

@@ -39,6 +39,9 @@ type Config struct {
 	TSCClock cpu.Clock
 	// CPUID is the VM's part of the CPUID table (cpu.CPUIDConfig).
 	CPUID cpu.CPUIDConfig
+	// JIT turns the binary translator on (jit.go), where the host can
+	// run it (hv/jit.Available); elsewhere it is ignored.
+	JIT bool
 }
 
 // segment indexes of CPU.seg.
@@ -78,6 +81,9 @@ type CPU struct {
 	nInsts    int
 	blocks    []blockRef
 	curPage   uint64 // physical page of the running block
+	blkSlot   int32  // c.blocks index of the running block, -1 if not cached
+	jit       *jitState
+	jitRAMTop uint64 // the highest page base of RAM, for translated code
 
 	budget  uint64
 	retired uint64
@@ -216,6 +222,9 @@ func New(cfg Config) (*CPU, error) {
 	}
 	if c.tscScale == 0 {
 		c.tscScale = 1
+	}
+	if cfg.JIT {
+		c.enableJIT()
 	}
 	c.flags = cpu.FlagsFixed
 	c.cr0 = cpu.CR0PE | cpu.CR0PG | cpu.CR0ET | cpu.CR0NE | cpu.CR0WP

@@ -13,6 +13,8 @@ type blockRef struct {
 	gen   uint32 // page generation at decode time
 	start int32  // index of the first Inst in CPU.insts
 	n     int32  // number of instructions
+	hits  uint16 // runs in the dispatch loop, until translated (jit.go)
+	code  uintptr
 }
 
 const noPhys = ^uint64(0)
@@ -107,7 +109,8 @@ func (c *CPU) runSlice() (exited bool) {
 		}
 		start, n := c.lookupBlock()
 		end := start + n
-		if c.stepOne || c.trace != nil {
+		whole := !c.stepOne && c.trace == nil
+		if !whole {
 			end = start + 1
 			c.stepOne = false
 			if c.trace != nil {
@@ -120,6 +123,9 @@ func (c *CPU) runSlice() (exited bool) {
 		c.blkStart = start
 		c.pc = start
 		c.blockEnd = end
+		if c.jit != nil && whole && end == start+n && c.blkSlot >= 0 {
+			c.runJIT(n)
+		}
 		insts := c.insts
 		for c.pc < c.blockEnd {
 			in := &insts[c.pc]
@@ -298,11 +304,17 @@ func (c *CPU) lookupBlock() (int, int) {
 	}
 	page := pa >> pageShift
 	c.curPage = page
-	b := &c.blocks[(pa^pa>>blkBits)&(blkSize-1)]
+	slot := (pa ^ pa>>blkBits) & (blkSize - 1)
+	b := &c.blocks[slot]
+	c.blkSlot = int32(slot)
 	if b.phys == pa && b.gen == c.mem.generation(page) {
 		return int(b.start), int(b.n)
 	}
-	return c.decodeBlock(b, rip, pa)
+	start, n := c.decodeBlock(b, rip, pa)
+	if b.phys != pa || int(b.start) != start {
+		c.blkSlot = -1 // not cached: decoded for this run only
+	}
+	return start, n
 }
 
 // decodeBlock decodes a new block at pa into the instruction store.

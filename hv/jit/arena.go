@@ -132,3 +132,21 @@ func (a *Arena) Bounds() (lo, hi uintptr) {
 	lo = uintptr(unsafe.Pointer(&a.mem[0]))
 	return lo, lo + uintptr(len(a.mem))
 }
+
+// Reset makes every page inaccessible and free again: all code in the
+// Arena is gone. Nothing may be running in it.
+func (a *Arena) Reset() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next == 0 {
+		return nil
+	}
+	if err := unix.Mprotect(a.mem[:a.next*PageSize], unix.PROT_NONE); err != nil {
+		return fmt.Errorf("jit: mprotect: %w", err)
+	}
+	for i := range a.state[:a.next] {
+		a.state[i] = pageFree
+	}
+	a.next = 0
+	return nil
+}

@@ -255,3 +255,174 @@ func (a *Asm) Bind(f Fixup) {
 
 // Ret is RET.
 func (a *Asm) Ret() { a.byte1(0xC3) }
+
+// Load32 is MOV r32, [base + disp], which zero-extends into r.
+func (a *Asm) Load32(r, base Reg, disp int32) {
+	a.rex(false, r, base, false)
+	a.byte1(0x8B)
+	a.modrmMem(r, base, disp)
+}
+
+// MovRR32 is MOV dst32, src32, which zero-extends into dst.
+func (a *Asm) MovRR32(dst, src Reg) {
+	a.rex(false, src, dst, false)
+	a.byte1(0x89)
+	a.modrmReg(src, dst)
+}
+
+// AluRR32 is op dst32, src32 (a 32-bit result zero-extends into dst).
+func (a *Asm) AluRR32(op Alu, dst, src Reg) {
+	a.rex(false, src, dst, false)
+	a.byte1(byte(op)<<3 | 0x01)
+	a.modrmReg(src, dst)
+}
+
+// Store8Imm is MOV byte [base + disp], imm8.
+func (a *Asm) Store8Imm(base Reg, disp int32, v uint8) {
+	a.rex(false, 0, base, false)
+	a.byte1(0xC6)
+	a.modrmMem(0, base, disp)
+	a.byte1(v)
+}
+
+// AddMI is ADD qword [base + disp], imm32 (sign-extended).
+func (a *Asm) AddMI(base Reg, disp int32, imm int32) { a.AluMI(ADD, base, disp, imm) }
+
+// Lea is LEA dst, [base + index<<scale + disp] (scale 0-3); index must
+// not be RSP, which the encoding cannot name as an index.
+func (a *Asm) Lea(dst, base, index Reg, scale uint8, disp int32) {
+	p := byte(0x48)
+	if dst >= 8 {
+		p |= 4
+	}
+	if index >= 8 {
+		p |= 2
+	}
+	if base >= 8 {
+		p |= 1
+	}
+	var mod byte
+	switch {
+	case disp == 0 && base&7 != 5:
+		mod = 0x00
+	case disp >= -128 && disp <= 127:
+		mod = 0x40
+	default:
+		mod = 0x80
+	}
+	a.byte1(p, 0x8D, mod|byte(dst&7)<<3|4, scale<<6|byte(index&7)<<3|byte(base&7))
+	switch mod {
+	case 0x40:
+		a.byte1(byte(disp))
+	case 0x80:
+		a.u32(uint32(disp))
+	}
+}
+
+// AluRI32 is op dst32, imm32.
+func (a *Asm) AluRI32(op Alu, dst Reg, imm int32) {
+	a.rex(false, 0, dst, false)
+	if imm >= -128 && imm <= 127 {
+		a.byte1(0x83)
+		a.modrmReg(Reg(op), dst)
+		a.byte1(byte(imm))
+		return
+	}
+	a.byte1(0x81)
+	a.modrmReg(Reg(op), dst)
+	a.u32(uint32(imm))
+}
+
+// ShrRI is SHR r, imm8.
+func (a *Asm) ShrRI(r Reg, n uint8) { a.shift(5, r, n) }
+
+// ShlRI is SHL r, imm8.
+func (a *Asm) ShlRI(r Reg, n uint8) { a.shift(4, r, n) }
+
+// SarRI is SAR r, imm8.
+func (a *Asm) SarRI(r Reg, n uint8) { a.shift(7, r, n) }
+
+func (a *Asm) shift(ext Reg, r Reg, n uint8) {
+	a.rex(true, 0, r, false)
+	a.byte1(0xC1)
+	a.modrmReg(ext, r)
+	a.byte1(n)
+}
+
+// ImulRRI is IMUL dst, src, imm32.
+func (a *Asm) ImulRRI(dst, src Reg, imm int32) {
+	a.rex(true, dst, src, false)
+	if imm >= -128 && imm <= 127 {
+		a.byte1(0x6B)
+		a.modrmReg(dst, src)
+		a.byte1(byte(imm))
+		return
+	}
+	a.byte1(0x69)
+	a.modrmReg(dst, src)
+	a.u32(uint32(imm))
+}
+
+// TestM8 is TEST byte [base + disp], r8 (the low byte of r).
+func (a *Asm) TestM8(base Reg, disp int32, r Reg) {
+	a.rex(false, r, base, r >= 4 && r < 8)
+	a.byte1(0x84)
+	a.modrmMem(r, base, disp)
+}
+
+// LoadN loads size (1, 2, 4 or 8) bytes at [base + disp] into r,
+// zero-extended: MOVZX, MOV r32 or MOV r64.
+func (a *Asm) LoadN(size uint8, r, base Reg, disp int32) {
+	switch size {
+	case 8:
+		a.Load(r, base, disp)
+	case 4:
+		a.Load32(r, base, disp)
+	case 2:
+		a.rex(false, r, base, false)
+		a.byte1(0x0F, 0xB7)
+		a.modrmMem(r, base, disp)
+	default:
+		a.rex(false, r, base, false)
+		a.byte1(0x0F, 0xB6)
+		a.modrmMem(r, base, disp)
+	}
+}
+
+// StoreN stores the low size (1, 2, 4 or 8) bytes of r at [base + disp].
+func (a *Asm) StoreN(size uint8, base Reg, disp int32, r Reg) {
+	switch size {
+	case 8:
+		a.Store(base, disp, r)
+	case 4:
+		a.rex(false, r, base, false)
+		a.byte1(0x89)
+		a.modrmMem(r, base, disp)
+	case 2:
+		a.byte1(0x66)
+		a.rex(false, r, base, false)
+		a.byte1(0x89)
+		a.modrmMem(r, base, disp)
+	default:
+		a.Store8(base, disp, r)
+	}
+}
+
+// IncDec is INC r (DEC when dec), 64-bit when w, else 32-bit.
+func (a *Asm) IncDec(w, dec bool, r Reg) {
+	a.rex(w, 0, r, false)
+	a.byte1(0xFF)
+	ext := Reg(0)
+	if dec {
+		ext = 1
+	}
+	a.modrmReg(ext, r)
+}
+
+// StoreImm is MOV qword [base + disp], imm32 (sign-extended).
+func (a *Asm) StoreImm(base Reg, disp int32, imm int32) {
+	a.rex(true, 0, base, false)
+	a.byte1(0xC7)
+	a.modrmMem(0, base, disp)
+	a.u32(uint32(imm))
+}

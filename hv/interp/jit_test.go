@@ -1,0 +1,333 @@
+package interp
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pvisor/pvisor/hv/cpu"
+	"github.com/pvisor/pvisor/hv/jit"
+)
+
+// jitRegs are the registers random programs compute in (RSP holds the
+// stack, R14 and R15 count loops).
+var jitRegs64 = []string{"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13"}
+var jitRegs32 = []string{"eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "r8d", "r9d", "r10d", "r11d", "r12d", "r13d"}
+
+var jitConds = []string{"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"}
+
+// jitProgram is a random loop body of instructions the translator handles
+// and of some it leaves to the dispatch loop (memory operands, INC, ADC,
+// shifts, CMOV), with forward conditional jumps that end blocks.
+func jitProgram(r *rand.Rand, n int) string {
+	var b strings.Builder
+	pick := func(s []string) string { return s[r.IntN(len(s))] }
+	alu := []string{"add", "sub", "and", "or", "xor", "cmp"}
+	imm := func() int64 {
+		switch r.IntN(3) {
+		case 0:
+			return int64(r.IntN(256)) - 128
+		case 1:
+			return int64(int32(r.Uint32()))
+		}
+		return int64(r.IntN(4))
+	}
+	fmt.Fprintf(&b, "mov r15, %d\nmov r14, 0x200000\ntop:\n", 20+r.IntN(30))
+	mem := func() string {
+		sz := "qword"
+		switch r.IntN(4) {
+		case 0:
+			return fmt.Sprintf("%s ptr [rip + data%d]", sz, r.IntN(2))
+		case 1:
+			return fmt.Sprintf("%s ptr [rsp - %d]", sz, 8*(1+r.IntN(8)))
+		}
+		// Near the end of a page now and then: an access that crosses
+		// it leaves translated code.
+		off := r.IntN(3 * 4096)
+		if r.IntN(4) == 0 {
+			off = 4096*(1+r.IntN(2)) - r.IntN(12)
+		}
+		return fmt.Sprintf("%s ptr [r14 + %d]", sz, off)
+	}
+	mem32 := func() string { return strings.Replace(mem(), "qword", "dword", 1) }
+	calls := 0
+	for i := 0; i < n; i++ {
+		switch r.IntN(27) {
+		case 20:
+			fmt.Fprintf(&b, "mov %s, %s\n", pick(jitRegs64), mem())
+		case 21:
+			fmt.Fprintf(&b, "mov %s, %s\n", mem(), pick(jitRegs64))
+		case 22:
+			fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(jitRegs32), mem32())
+		case 23:
+			fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), mem(), pick(jitRegs64))
+		case 24:
+			fmt.Fprintf(&b, "%s %s, %d\n", pick(alu), mem32(), imm())
+		case 25:
+			fmt.Fprintf(&b, "push %s\n%s %s, %s\npop %s\n", pick(jitRegs64), pick(alu), pick(jitRegs64), pick(jitRegs64), pick(jitRegs64))
+		case 26:
+			fmt.Fprintf(&b, "call fn%d\n", calls%3)
+			calls++
+		case 0, 1, 2:
+			fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(jitRegs64), pick(jitRegs64))
+		case 3, 4:
+			fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(jitRegs32), pick(jitRegs32))
+		case 5:
+			fmt.Fprintf(&b, "%s %s, %d\n", pick(alu), pick(jitRegs64), imm())
+		case 6:
+			fmt.Fprintf(&b, "%s %s, %d\n", pick(alu), pick(jitRegs32), imm())
+		case 7:
+			fmt.Fprintf(&b, "test %s, %s\n", pick(jitRegs64), pick(jitRegs64))
+		case 8:
+			fmt.Fprintf(&b, "test %s, %d\n", pick(jitRegs32), imm())
+		case 9:
+			fmt.Fprintf(&b, "mov %s, %s\n", pick(jitRegs64), pick(jitRegs64))
+		case 10:
+			fmt.Fprintf(&b, "mov %s, %s\n", pick(jitRegs32), pick(jitRegs32))
+		case 11:
+			if r.IntN(2) == 0 {
+				fmt.Fprintf(&b, "movabs %s, %d\n", pick(jitRegs64), int64(r.Uint64()))
+			} else {
+				fmt.Fprintf(&b, "mov %s, %d\n", pick(jitRegs32), r.Uint32())
+			}
+		case 12:
+			regs := jitRegs64
+			if r.IntN(3) == 0 {
+				fmt.Fprintf(&b, "lea %s, [%s + %s*%d + %d]\n", pick(jitRegs32), pick(regs), pick(regs), 1<<r.IntN(4), imm())
+			} else {
+				fmt.Fprintf(&b, "lea %s, [%s + %s*%d + %d]\n", pick(regs), pick(regs), pick(regs), 1<<r.IntN(4), imm())
+			}
+		case 13:
+			fmt.Fprintf(&b, "j%s 1f\n%s %s, %s\n1:\n", pick(jitConds), pick(alu), pick(jitRegs64), pick(jitRegs64))
+		case 14: // left to the dispatch loop
+			switch r.IntN(6) {
+			case 0:
+				fmt.Fprintf(&b, "inc %s\n", pick(jitRegs64))
+			case 1:
+				fmt.Fprintf(&b, "adc %s, %s\n", pick(jitRegs64), pick(jitRegs64))
+			case 2:
+				fmt.Fprintf(&b, "shl %s, %d\n", pick(jitRegs64), r.IntN(64))
+			case 3:
+				fmt.Fprintf(&b, "cmovz %s, %s\n", pick(jitRegs64), pick(jitRegs64))
+			case 4:
+				fmt.Fprintf(&b, "mov qword ptr [rsp - 16], %s\n", pick(jitRegs64))
+			default:
+				fmt.Fprintf(&b, "add %s, qword ptr [rsp - 16]\n", pick(jitRegs64))
+			}
+		case 15:
+			fmt.Fprintf(&b, "nop\n")
+		default:
+			fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(jitRegs64), pick(jitRegs64))
+		}
+	}
+	// The loop's own test is translated (SUB sets the flags JNZ reads) or
+	// not (DEC is left to the dispatch loop).
+	if r.IntN(2) == 0 {
+		b.WriteString("sub r15, 1\njnz top\n")
+	} else {
+		b.WriteString("dec r15\njnz top\n")
+	}
+	b.WriteString("hlt\n")
+	for f := 0; f < 3; f++ {
+		fmt.Fprintf(&b, "fn%d:\n", f)
+		for i := 0; i < 1+r.IntN(4); i++ {
+			fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(jitRegs64), pick(jitRegs64))
+		}
+		if r.IntN(2) == 0 {
+			fmt.Fprintf(&b, "mov %s, %s\n", mem(), pick(jitRegs64))
+		}
+		b.WriteString("ret\n")
+	}
+	// Data next to the code: stores to it are writes to a code page,
+	// which invalidate the page's decoded and translated blocks.
+	fmt.Fprintf(&b, ".balign 8\ndata0: .quad %d\ndata1: .quad %d\n", int64(r.Uint64()), int64(r.Uint64()))
+	return b.String()
+}
+
+// runJITProgram runs src to HLT on a fresh machine with the translator on
+// or off, from the same random registers, and returns the final state.
+func runJITProgram(t *testing.T, src string, seed uint64, on bool) (cpu.Regs, uint64, *jitState, []byte) {
+	t.Helper()
+	p := assemble(t, tmCode, src)
+	m := newTestMachine(t, p.code)
+	if on {
+		m.cpu.enableJIT()
+	}
+	r := rand.New(rand.NewPCG(seed, 1))
+	for _, reg := range []int{cpu.RAX, cpu.RBX, cpu.RCX, cpu.RDX, cpu.RSI, cpu.RDI, cpu.RBP, cpu.R8, cpu.R9, cpu.R10, cpu.R11, cpu.R12, cpu.R13, cpu.R14} {
+		m.setReg(reg, r.Uint64())
+	}
+	m.runToHLT(1 << 30)
+	// The memory the programs write: the data pages, the stack's top and
+	// the code page with its data words.
+	var mem []byte
+	mem = append(mem, m.ram[tmData:tmData+4*4096]...)
+	mem = append(mem, m.ram[tmKStack-256:tmKStack]...)
+	mem = append(mem, m.ram[tmCode:tmCode+8192]...)
+	return m.cpu.Regs(), m.cpu.Stats().Instructions, m.cpu.jit, mem
+}
+
+// TestJITDifferential runs random programs with the translator and
+// without, from the same state, and requires the same registers, RIP,
+// RFLAGS and retired count; the translator must have run translated code
+// for most of them.
+func TestJITDifferential(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	const programs = 150
+	r := rand.New(rand.NewPCG(7, 11))
+	var blocks, insts, runs uint64
+	for i := 0; i < programs; i++ {
+		src := jitProgram(r, 8+r.IntN(40))
+		seed := r.Uint64()
+		want, wantN, _, wantMem := runJITProgram(t, src, seed, false)
+		got, gotN, js, gotMem := runJITProgram(t, src, seed, true)
+		blocks, insts, runs = blocks+js.Blocks, insts+js.Insts, runs+js.Runs
+		if !bytes.Equal(gotMem, wantMem) {
+			t.Fatalf("program %d leaves different memory with the translator:\n%s", i, src)
+		}
+		if got != want || gotN != wantN {
+			t.Fatalf("program %d differs with the translator:\n%s\ngot  %+v (%d retired)\nwant %+v (%d retired)", i, src, got, gotN, want, wantN)
+		}
+	}
+	t.Logf("%d programs: %d blocks translated (%d instructions), %d runs of translated code", programs, blocks, insts, runs)
+	if blocks < programs || runs < 10*programs {
+		t.Errorf("the translator ran too little to test it: %d blocks, %d runs", blocks, runs)
+	}
+}
+
+// TestJITUntranslatedJcc: a Jcc whose flags come from before its block is
+// left to the dispatch loop, and one after a translated CMP is translated;
+// both take the same branches as the interpreter.
+func TestJITLoop(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	src := `
+		mov ecx, 1000
+		xor eax, eax
+	top:
+		add rax, rcx
+		lea rdx, [rax + rcx*2 + 5]
+		xor rdx, rax
+		sub ecx, 1
+		jnz top
+		hlt
+	`
+	want, wantN, _, _ := runJITProgram(t, src, 1, false)
+	got, gotN, js, _ := runJITProgram(t, src, 1, true)
+	if got != want || gotN != wantN {
+		t.Fatalf("got %+v (%d), want %+v (%d)", got, gotN, want, wantN)
+	}
+	if js.Blocks == 0 || js.Runs < 900 {
+		t.Errorf("translated %d blocks, %d runs: want the loop translated after %d runs", js.Blocks, js.Runs, jitHot)
+	}
+	if want.GPR[cpu.RAX] != 500500 {
+		t.Errorf("rax %d, want 500500", want.GPR[cpu.RAX])
+	}
+}
+
+// TestJITSelfModifying: translated stores to a code page go through the
+// dispatch loop's slow path, which invalidates the page's blocks: a
+// translated loop that rewrites the immediate of an instruction on the
+// next page, which it then calls, sees each new value, as without the
+// translator.
+func TestJITSelfModifying(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	src := `
+		mov ecx, 200
+		xor ebx, ebx
+	top:
+		mov dword ptr [rip + patch + 1], ecx
+		add rbx, rcx
+		call patch
+		add rbx, rax
+		sub ecx, 1
+		jnz top
+		hlt
+		.balign 4096
+	patch:
+		mov eax, 0
+		ret
+	`
+	want, wantN, _, _ := runJITProgram(t, src, 1, false)
+	got, gotN, js, _ := runJITProgram(t, src, 1, true)
+	if got != want || gotN != wantN {
+		t.Fatalf("got %+v (%d), want %+v (%d)", got, gotN, want, wantN)
+	}
+	if want.GPR[cpu.RBX] != 200*201 {
+		t.Errorf("rbx %d, want %d", want.GPR[cpu.RBX], 200*201)
+	}
+	if js.Runs < 150 {
+		t.Errorf("%d runs of translated code: the loop was not translated", js.Runs)
+	}
+}
+
+// BenchmarkMIPSJIT is BenchmarkMIPS with the translator on.
+func BenchmarkMIPSJIT(b *testing.B) {
+	if !jit.Available {
+		b.Skip("no translator on this host architecture")
+	}
+	p := loadCProg(b, "O2")
+	p.m.cpu.enableJIT()
+	buf := benchSetup(p)
+	benchCheck(b, p, buf, benchRun(p)) // warm-up, and the result is right
+	b.ReportAllocs()
+	b.ResetTimer()
+	before := p.m.cpu.Stats().Instructions
+	for b.Loop() {
+		benchRun(p)
+	}
+	insts := p.m.cpu.Stats().Instructions - before
+	b.ReportMetric(float64(insts)/b.Elapsed().Seconds()/1e6, "MIPS")
+	b.ReportMetric(float64(insts)/float64(b.N), "insts/op")
+	js := p.m.cpu.jit
+	b.ReportMetric(float64(js.Insts)/float64(max(js.Blocks, 1)), "insts/block")
+	if testing.Verbose() {
+		logStops(b, js)
+	}
+}
+
+// logStops logs the ops that most often ended a run of translated code.
+func logStops(b *testing.B, js *jitState) {
+	type stop struct {
+		op string
+		n  uint32
+	}
+	var ss []stop
+	for op, n := range js.Stops {
+		if n > 0 {
+			ss = append(ss, stop{opNames[op], n})
+		}
+	}
+	slices.SortFunc(ss, func(x, y stop) int { return int(y.n) - int(x.n) })
+	for _, s := range ss[:min(len(ss), 15)] {
+		b.Logf("%8d  %s", s.n, s.op)
+	}
+}
+
+// BenchmarkLoopJIT is BenchmarkLoop with the translator on.
+func BenchmarkLoopJIT(b *testing.B) {
+	if !jit.Available {
+		b.Skip("no translator on this host architecture")
+	}
+	m := newTestMachine(b, loopCode)
+	m.cpu.enableJIT()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var insts uint64
+	for i := 0; i < b.N; i++ {
+		m.cpu.rip = tmCode
+		m.cpu.r[cpu.R10] = 10
+		before := m.cpu.Stats().Instructions
+		m.runToHLT(1 << 40)
+		insts += m.cpu.Stats().Instructions - before
+	}
+	b.ReportMetric(float64(insts)/b.Elapsed().Seconds()/1e6, "MIPS")
+}
