@@ -2,6 +2,8 @@ package interp
 
 import (
 	"runtime"
+
+	"github.com/pvisor/pvisor/hv/cpu"
 	"strings"
 	"sync"
 	"unsafe"
@@ -97,6 +99,7 @@ var (
 	offLFB    = offLF + int32(unsafe.Offsetof(lazyFlags{}.b))
 	offLFRes  = offLF + int32(unsafe.Offsetof(lazyFlags{}.res))
 	offLFAux  = offLF + int32(unsafe.Offsetof(lazyFlags{}.aux))
+	offFlags  = int32(unsafe.Offsetof(CPU{}.flags))
 
 	offTLB     = int32(unsafe.Offsetof(CPU{}.tlb))
 	offTLBKey  = int32(unsafe.Offsetof(CPU{}.tlbKey))
@@ -126,28 +129,32 @@ func offReg(r uint8) int32 { return offR + 8*int32(r) }
 type jitKind uint8
 
 const (
-	jkNone   jitKind = iota
-	jkALURM          // op E,G: a = E, b = G, result to E
-	jkALUReg         // op G,E: a = G, b = E, result to G
-	jkALUAcc         // op eAX,imm
-	jkALUImm         // op E,imm
-	jkTestRM         // test E,G
-	jkTestAcc        // test eAX,imm
-	jkTestImm        // test E,imm
-	jkMovRM          // mov E,G
-	jkMovReg         // mov G,E
-	jkMovImm         // mov E,imm
-	jkMovRegImm      // mov r,imm
+	jkNone      jitKind = iota
+	jkALURM             // op E,G: a = E, b = G, result to E
+	jkALUReg            // op G,E: a = G, b = E, result to G
+	jkALUAcc            // op eAX,imm
+	jkALUImm            // op E,imm
+	jkTestRM            // test E,G
+	jkTestAcc           // test eAX,imm
+	jkTestImm           // test E,imm
+	jkMovRM             // mov E,G
+	jkMovReg            // mov G,E
+	jkMovImm            // mov E,imm
+	jkMovRegImm         // mov r,imm
 	jkLEA
 	jkNOP
 	jkJcc
 	jkJmp
 	jkInc
 	jkDec
-	jkPush  // push r64
-	jkPop   // pop r64
-	jkCall  // call rel
-	jkRet   // ret
+	jkNot
+	jkNeg
+	jkShift1   // group 2 by 1
+	jkShiftImm // group 2 by an immediate
+	jkPush     // push r64
+	jkPop      // pop r64
+	jkCall     // call rel
+	jkRet      // ret
 )
 
 var (
@@ -204,6 +211,14 @@ func jitClassify() {
 			k = jkJcc
 		case "jmp rel":
 			k = jkJmp
+		case "shift E,1":
+			k = jkShift1
+		case "shift E,Ib":
+			k = jkShiftImm
+		case "not":
+			k = jkNot
+		case "neg":
+			k = jkNeg
 		case "inc":
 			k = jkInc
 		case "dec":
@@ -260,6 +275,31 @@ func (c *CPU) runJIT(n int) {
 	}
 }
 
+// flagState is what the translator knows, at a point of the block, of the
+// host's flags against the guest's.
+type flagState uint8
+
+const (
+	flDead  flagState = iota // unrelated
+	flExact                  // every status flag is the guest's (after ADD, SUB, CMP, INC, DEC)
+	flLogic                  // after AND, OR, XOR, TEST: ZF, SF, PF, CF (0) and OF (0) are the guest's; the guest's AF is 0, the host's undefined
+)
+
+// lazyKnown is what the translator knows, at a point of the block, of the
+// lazy flags in CPU.lf: set by a translated instruction of the block.
+type lazyKnown struct {
+	known bool
+	op    uint8 // lfNone (the flags are in CPU.flags), lfAdd, lfSub, lfRes, lfInc, lfDec
+	size  uint8
+	logic bool // lfRes with CF = OF = AF = 0 (AND, OR, XOR, TEST)
+}
+
+// jitBlockState is the translator's knowledge while it walks a block.
+type jitBlockState struct {
+	fl   flagState
+	last lazyKnown
+}
+
 // jitStub is the way out of translated code before instruction k, whose
 // start is rip bytes into the block: the dispatch loop runs k itself (a
 // soft-TLB miss, a page crossing, a fault to raise).
@@ -283,11 +323,11 @@ func (c *CPU) translateBlock(start, n int) uintptr {
 	a.B = a.B[:0]
 	j.stubs = j.stubs[:0]
 	k, rip := 0, int64(0) // instructions translated, bytes of them
-	flagsLive := false    // the host flags are the guest's last result
+	var bs jitBlockState
 	done := false
 	for k < n && !done {
 		in := &c.insts[start+k]
-		if !c.jitInst(in, k, n, rip, &flagsLive, &done) {
+		if !c.jitInst(in, k, n, rip, &bs, &done) {
 			break
 		}
 		rip += int64(in.len)
@@ -330,8 +370,9 @@ func (c *CPU) stub(k int, rip int64) *jitStub {
 
 // jitInst emits instruction in, the k-th of n, rip bytes into the block,
 // and reports whether it could; done is set when it ended the block.
-func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool {
+func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bool) bool {
 	a := &c.jit.asm
+	fl := &bs.fl
 	kind := jitKinds[in.op]
 	w := in.size == 8
 	if in.flags&(iLock|iRep|iRepne) != 0 {
@@ -416,7 +457,12 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 			a.MovRR32(hR, hA)
 			a.AluRR32(hostOp, hR, hB)
 		}
-		*flagsLive = true // plain MOVs from here on: the host flags survive
+		// Plain MOVs from here on: the host flags survive.
+		if op == jit.ADD || op == jit.SUB || op == jit.CMP {
+			*fl = flExact
+		} else {
+			*fl = flLogic
+		}
 		if !cmp && !test {
 			if toMem {
 				a.StoreN(in.size, hHost, 0, hR)
@@ -427,10 +473,13 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 		switch op {
 		case jit.ADD:
 			c.jitLazy(lfAdd, in.size, true)
+			bs.last = lazyKnown{known: true, op: lfAdd, size: in.size}
 		case jit.SUB, jit.CMP:
 			c.jitLazy(lfSub, in.size, true)
+			bs.last = lazyKnown{known: true, op: lfSub, size: in.size}
 		default: // OR, AND, XOR, TEST
 			c.jitLazy(lfRes, in.size, false)
+			bs.last = lazyKnown{known: true, op: lfRes, size: in.size, logic: true}
 		}
 	case jkMovRM: // mov E,G
 		if mem {
@@ -439,7 +488,7 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 			c.jitTLB(in.size, false, true, st)
 			c.jitLoad(w, hA, in.reg)
 			a.StoreN(in.size, hHost, 0, hA)
-			*flagsLive = false
+			*fl = flDead
 		} else {
 			c.jitLoad(w, hA, in.reg)
 			a.Store(hCPU, offReg(in.rm), hA)
@@ -450,7 +499,7 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 			c.jitEA(in, ripEnd)
 			c.jitTLB(in.size, true, false, st)
 			a.LoadN(in.size, hA, hHost, 0)
-			*flagsLive = false
+			*fl = flDead
 		} else {
 			c.jitLoad(w, hA, in.rm)
 		}
@@ -462,7 +511,7 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 			c.jitTLB(in.size, false, true, st)
 			c.jitImm(w, hA, in.imm&sizeMask[in.size])
 			a.StoreN(in.size, hHost, 0, hA)
-			*flagsLive = false
+			*fl = flDead
 		} else {
 			c.jitImm(w, hA, in.imm&sizeMask[in.size])
 			a.Store(hCPU, offReg(in.rm), hA)
@@ -481,14 +530,12 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 		}
 		a.Store(hCPU, offReg(in.reg), hR)
 		if in.flags&iRIPRel != 0 {
-			*flagsLive = false
+			*fl = flDead
 		}
 	case jkInc, jkDec:
 		// CF is kept: it is the host's CF of the last translated result,
 		// so only that one can come before.
-		if !*flagsLive {
-			return false
-		}
+		c.jitHostFlags(bs, k, rip)
 		a.MovImm32(hT, 0)
 		a.Setcc(jit.CondB, hT)
 		var st *jitStub
@@ -513,10 +560,11 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 		a.IncDec(w, kind == jkDec, hR)
 		if mem {
 			a.StoreN(in.size, hHost, 0, hR)
-			*flagsLive = false // CF of the host is not the guest's
+			*fl = flDead // CF of the host is not the guest's
 		} else {
 			a.Store(hCPU, offReg(in.rm), hR)
 			a.Store(hCPU, offLFAux, hT)
+			*fl = flExact // INC's AF is the host's too
 		}
 		op := uint8(lfInc)
 		if kind == jkDec {
@@ -527,6 +575,45 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 		a.Store(hCPU, offLFA, hA)
 		a.StoreImm(hCPU, offLFB, 1)
 		a.Store(hCPU, offLFRes, hR)
+		bs.last = lazyKnown{known: true, op: op, size: in.size}
+	case jkNot, jkNeg:
+		var st *jitStub
+		if mem {
+			st = c.stub(k, rip)
+			c.jitEA(in, ripEnd)
+			c.jitTLB(in.size, true, true, st)
+			a.LoadN(in.size, hB, hHost, 0)
+		} else {
+			c.jitLoad(w, hB, in.rm)
+		}
+		if kind == jkNot {
+			a.MovRR(hR, hB)
+			a.Not(w, hR)
+		} else { // NEG is 0 - a: the lazy record of a SUB
+			a.MovImm32(hA, 0)
+			a.MovImm32(hR, 0)
+			if w {
+				a.AluRR(jit.SUB, hR, hB)
+			} else {
+				a.AluRR32(jit.SUB, hR, hB)
+			}
+		}
+		if mem {
+			a.StoreN(in.size, hHost, 0, hR)
+		} else {
+			a.Store(hCPU, offReg(in.rm), hR)
+		}
+		if kind == jkNeg {
+			c.jitLazy(lfSub, in.size, true)
+			bs.last = lazyKnown{known: true, op: lfSub, size: in.size}
+			*fl = flExact
+		} else if mem {
+			*fl = flDead // the lookup's
+		}
+	case jkShift1, jkShiftImm:
+		if !c.jitShift(in, k, rip, ripEnd, bs) {
+			return false
+		}
 	case jkNOP:
 	case jkPush, jkPop:
 		if in.size != 8 {
@@ -547,11 +634,12 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 			a.Store(hCPU, offReg(regRSP), hVA)
 			a.Store(hCPU, offReg(in.reg), hA)
 		}
-		*flagsLive = false
+		*fl = flDead
 	case jkJcc:
-		if !*flagsLive || k != n-1 {
+		if k != n-1 {
 			return false
 		}
+		c.jitHostFlags(bs, k, rip)
 		// Both ways leave the block: RIP moves past the block, and by
 		// the displacement when the jump is taken.
 		taken := a.JccFwd(jit.Cond(in.ext & 0xf))
@@ -615,6 +703,221 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, flagsLive, done *bool) bool
 }
 
 const regRSP = 4
+
+// jitShift emits a group-2 shift or rotate by a constant count, with the
+// flags shift.go computes: SHL, SHR and SAR record a result with CF and OF
+// (lazy, as setRes); ROL and ROR fold the flags into CPU.flags, which
+// needs the host's flags to be the guest's (fl), and change CF and OF. RCL
+// and RCR are left to the dispatch loop, and so are rotates of memory.
+func (c *CPU) jitShift(in *Inst, k int, rip, ripEnd int64, bs *jitBlockState) bool {
+	a := &c.jit.asm
+	fl := &bs.fl
+	w := in.size == 8
+	bits := uint8(in.size) * 8
+	count := uint8(1)
+	if jitKinds[in.op] == jkShiftImm {
+		count = uint8(in.imm)
+	}
+	count &= bits - 1 // 63 or 31, as the handler masks it
+	op := in.reg & 7
+	mem := in.flags&iMem != 0
+	switch op {
+	case shRCL, shRCR:
+		return false
+	case shROL, shROR:
+		if mem {
+			return false
+		}
+		if *fl == flDead && !(bs.last.known && bs.last.op == lfNone) {
+			if *fl = c.jitRecreate(bs.last); *fl == flDead {
+				// Fold CPU.lf into CPU.flags at run time.
+				c.jitCommitFlags(c.stub(k, rip))
+				bs.last = lazyKnown{known: true, op: lfNone}
+			}
+		}
+	}
+	if count == 0 {
+		// Nothing changes but a 32-bit register's upper half (the
+		// handler writes the operand back). A memory operand is still
+		// read and written, and may fault: the dispatch loop runs it.
+		if mem {
+			return false
+		}
+		c.jitLoad(w, hA, in.rm)
+		a.Store(hCPU, offReg(in.rm), hA)
+		return true
+	}
+	if (op == shROL || op == shROR) && *fl == flDead {
+		// The flags are in CPU.flags already (lfNone).
+		a.Load(hB, hCPU, offFlags)
+	} else if op == shROL || op == shROR {
+		// Fold the guest's flags into CPU.flags, from the host's.
+		a.MovImm32(hT, 0)
+		a.Setcc(jit.CondO, hT)
+		a.Lahf()
+		a.Shift(jit.SHR, false, hA, 8)
+		low := int32(cpu.FlagSF | cpu.FlagZF | cpu.FlagAF | cpu.FlagPF | cpu.FlagCF)
+		if *fl == flLogic {
+			low &^= cpu.FlagAF // the guest's AF after a logic op is 0
+		}
+		a.AluRI32(jit.AND, hA, low)
+		a.ShlRI(hT, 11)
+		a.AluRR(jit.OR, hA, hT)
+		a.Load(hB, hCPU, offFlags)
+		a.AluRI(jit.AND, hB, ^int32(cpu.FlagsArith))
+		a.AluRR(jit.OR, hB, hA)
+	}
+	if op == shROL || op == shROR {
+		// The rotate; hB holds RFLAGS.
+		c.jitLoad(w, hA, in.rm)
+		a.MovRR(hR, hA)
+		if op == shROL {
+			a.Shift(jit.ROL, w, hR, count)
+		} else {
+			a.Shift(jit.ROR, w, hR, count)
+		}
+		a.Store(hCPU, offReg(in.rm), hR)
+		if op == shROL { // CF = bit 0, OF = MSB ^ CF
+			a.MovRR(hEnt, hR)
+			a.AluRI(jit.AND, hEnt, 1)
+			a.MovRR(hHost, hR)
+			a.ShrRI(hHost, bits-1)
+		} else { // CF = MSB, OF = MSB ^ the bit below it
+			a.MovRR(hEnt, hR)
+			a.ShrRI(hEnt, bits-1)
+			a.MovRR(hHost, hR)
+			a.ShrRI(hHost, bits-2)
+			a.AluRI(jit.AND, hHost, 1)
+		}
+		a.AluRR(jit.XOR, hHost, hEnt)
+		a.AluRI(jit.AND, hB, ^int32(cpu.FlagCF|cpu.FlagOF))
+		a.AluRR(jit.OR, hB, hEnt)
+		a.ShlRI(hHost, 11)
+		a.AluRR(jit.OR, hB, hHost)
+		a.Store(hCPU, offFlags, hB)
+		a.Store8Imm(hCPU, offLFOp, lfNone)
+		*fl = flDead
+		bs.last = lazyKnown{known: true, op: lfNone}
+		return true
+	}
+	var st *jitStub
+	if mem {
+		st = c.stub(k, rip)
+		c.jitEA(in, ripEnd)
+		c.jitTLB(in.size, true, true, st)
+		a.LoadN(in.size, hA, hHost, 0)
+	} else {
+		c.jitLoad(w, hA, in.rm)
+	}
+	a.MovRR(hR, hA)
+	switch op {
+	case shSHL, shSAL:
+		a.Shift(jit.SHL, w, hR, count)
+	case shSHR:
+		a.Shift(jit.SHR, w, hR, count)
+	case shSAR:
+		a.Shift(jit.SAR, w, hR, count)
+	}
+	if mem {
+		a.StoreN(in.size, hHost, 0, hR)
+	} else {
+		a.Store(hCPU, offReg(in.rm), hR)
+	}
+	// CF in hB, OF in hT; a is zero-extended, so 64-bit shifts of it
+	// are exact for 32-bit operands too.
+	switch op {
+	case shSHL, shSAL: // CF = a >> (bits-count), OF = MSB(r) ^ CF
+		a.MovRR(hB, hA)
+		a.ShrRI(hB, bits-count)
+		a.AluRI(jit.AND, hB, 1)
+		a.MovRR(hT, hR)
+		a.ShrRI(hT, bits-1)
+		a.AluRR(jit.XOR, hT, hB)
+	case shSHR, shSAR: // CF = a >> (count-1); OF = MSB(a) for SHR, 0 for SAR
+		a.MovRR(hB, hA)
+		if count > 1 {
+			a.ShrRI(hB, count-1)
+		}
+		a.AluRI(jit.AND, hB, 1)
+		if op == shSHR {
+			a.MovRR(hT, hA)
+			a.ShrRI(hT, bits-1)
+		} else {
+			a.MovImm32(hT, 0)
+		}
+	}
+	a.ShlRI(hT, 1) // auxOF
+	a.AluRR(jit.OR, hT, hB)
+	a.Store8Imm(hCPU, offLFOp, lfRes)
+	a.Store8Imm(hCPU, offLFSize, in.size)
+	a.Store(hCPU, offLFRes, hR)
+	a.Store(hCPU, offLFAux, hT)
+	*fl = flDead
+	bs.last = lazyKnown{known: true, op: lfRes, size: in.size}
+	return true
+}
+
+// jitHostFlags makes the host's flags the guest's before instruction k
+// (rip bytes into the block) when they are not already: from what the
+// block recorded if it can (jitRecreate), else from CPU.lf at run time
+// (jitCommitFlags, then jitLoadFlags).
+func (c *CPU) jitHostFlags(bs *jitBlockState, k int, rip int64) {
+	if bs.fl != flDead {
+		return
+	}
+	if bs.fl = c.jitRecreate(bs.last); bs.fl != flDead {
+		return
+	}
+	if !bs.last.known || bs.last.op != lfNone {
+		c.jitCommitFlags(c.stub(k, rip))
+	}
+	c.jitLoadFlags()
+	bs.fl = flExact
+	bs.last = lazyKnown{known: true, op: lfNone}
+}
+
+// jitRecreate puts the guest's flags back in the host's from the lazy
+// flags a translated instruction of the block recorded, by doing the same
+// host operation on the recorded operands: ADD or SUB of a and b give
+// every flag (flExact), TEST of a logic op's result gives ZF, SF, PF and
+// CF = OF = 0 (flLogic). Anything else stays flDead.
+func (c *CPU) jitRecreate(last lazyKnown) flagState {
+	if !last.known || last.size != 4 && last.size != 8 {
+		return flDead
+	}
+	a := &c.jit.asm
+	w := last.size == 8
+	load := func(h jit.Reg, off int32) {
+		if w {
+			a.Load(h, hCPU, off)
+		} else {
+			a.Load32(h, hCPU, off)
+		}
+	}
+	alu := func(op jit.Alu, d, s jit.Reg) {
+		if w {
+			a.AluRR(op, d, s)
+		} else {
+			a.AluRR32(op, d, s)
+		}
+	}
+	switch {
+	case last.op == lfAdd || last.op == lfSub:
+		load(hA, offLFA)
+		load(hB, offLFB)
+		if last.op == lfAdd {
+			alu(jit.ADD, hA, hB)
+		} else {
+			alu(jit.SUB, hA, hB)
+		}
+		return flExact
+	case last.op == lfRes && last.logic:
+		load(hA, offLFRes)
+		alu(jit.AND, hA, hA)
+		return flLogic
+	}
+	return flDead
+}
 
 // jitAddr computes in's effective address, without the segment base, into
 // host register h (clobbering hT).
@@ -791,4 +1094,190 @@ func (c *CPU) jitFlush() {
 		j.arena.Reset()
 	}
 	j.page, j.used = -1, 0
+}
+
+// jitCommitFlags emits commitFlags (flags.go): whatever recorded the lazy
+// flags, at run time, CPU.flags gets every status flag and lf.op becomes
+// lfNone. It computes them as getFlags does, from a, b, res and aux, so
+// a record an interpreted ADC or SBB left is folded exactly too. Records
+// of 1- or 2-byte operations, and kinds it does not know, leave through
+// st. Clobbers every scratch register and the host flags.
+func (c *CPU) jitCommitFlags(st *jitStub) {
+	a := &c.jit.asm
+	const (
+		rOp, rSize, rRes, rF = jit.RAX, jit.RCX, jit.RDX, jit.R11
+		rA, rB, rT1, rT2     = jit.R8, jit.R9, jit.R10, jit.RSI
+	)
+	a.LoadN(1, rOp, hCPU, offLFOp)
+	a.AluRR32(jit.AND, rOp, rOp)
+	none := a.JccFwd(jit.CondE)
+	a.LoadN(1, rSize, hCPU, offLFSize)
+	a.AluRI32(jit.CMP, rSize, 8)
+	is8 := a.JccFwd(jit.CondE)
+	a.AluRI32(jit.CMP, rSize, 4)
+	st.add(a.JccFwd(jit.CondNE))
+	var merge [2]jit.Fixup
+	for i, w := range []bool{false, true} {
+		if w {
+			a.Bind(is8)
+		}
+		bits := uint8(32)
+		if w {
+			bits = 64
+		}
+		ld := func(h jit.Reg, off int32) {
+			if w {
+				a.Load(h, hCPU, off)
+			} else {
+				a.Load32(h, hCPU, off)
+			}
+		}
+		// ZF, SF, PF from the result; LAHF keeps the op in AL.
+		ld(rRes, offLFRes)
+		if w {
+			a.AluRR(jit.AND, rRes, rRes)
+		} else {
+			a.AluRR32(jit.AND, rRes, rRes)
+		}
+		a.Lahf()
+		a.MovRR32(rF, rOp)
+		a.Shift(jit.SHR, false, rF, 8)
+		a.AluRI32(jit.AND, rF, int32(cpu.FlagZF|cpu.FlagSF|cpu.FlagPF))
+		a.AluRI32(jit.AND, rOp, 0xff)
+		ld(rA, offLFA)
+		ld(rB, offLFB)
+		// msb extracts bit bits-1 of h into bit 0.
+		msb := func(h jit.Reg) {
+			a.ShrRI(h, bits-1)
+			a.AluRI32(jit.AND, h, 1)
+		}
+		// af puts (a^b^res) & 0x10 in rF.
+		af := func() {
+			a.MovRR(rT1, rA)
+			a.AluRR(jit.XOR, rT1, rB)
+			a.AluRR(jit.XOR, rT1, rRes)
+			a.AluRI32(jit.AND, rT1, 0x10)
+			a.AluRR(jit.OR, rF, rT1)
+		}
+		// ofAdd: ((a^res) & (b^res)) msb; ofSub: ((a^b) & (a^res)) msb.
+		of := func(sub bool) {
+			a.MovRR(rT1, rA)
+			a.AluRR(jit.XOR, rT1, rRes)
+			a.MovRR(rT2, rB)
+			if sub {
+				a.AluRR(jit.XOR, rT2, rA)
+			} else {
+				a.AluRR(jit.XOR, rT2, rRes)
+			}
+			a.AluRR(jit.AND, rT1, rT2)
+			msb(rT1)
+			a.ShlRI(rT1, 11)
+			a.AluRR(jit.OR, rF, rT1)
+		}
+		cfAux := func() {
+			a.Load(rT1, hCPU, offLFAux)
+			a.AluRI32(jit.AND, rT1, 1)
+			a.AluRR(jit.OR, rF, rT1)
+		}
+		var toMerge []jit.Fixup
+		next := func() { toMerge = append(toMerge, a.JmpFwd()) }
+		a.AluRI32(jit.CMP, rOp, lfAdd)
+		notAdd := a.JccFwd(jit.CondNE)
+		{ // CF = ((a&b) | ((a|b) & ^res)) msb
+			a.MovRR(rT1, rA)
+			a.AluRR(jit.AND, rT1, rB)
+			a.MovRR(rT2, rA)
+			a.AluRR(jit.OR, rT2, rB)
+			a.MovRR(jit.RCX, rRes)
+			a.Not(true, jit.RCX)
+			a.AluRR(jit.AND, rT2, jit.RCX)
+			a.AluRR(jit.OR, rT1, rT2)
+			msb(rT1)
+			a.AluRR(jit.OR, rF, rT1)
+			of(false)
+			af()
+			next()
+		}
+		a.Bind(notAdd)
+		a.AluRI32(jit.CMP, rOp, lfSub)
+		isSub := a.JccFwd(jit.CondE)
+		a.AluRI32(jit.CMP, rOp, lfSbb)
+		notSub := a.JccFwd(jit.CondNE)
+		a.Bind(isSub)
+		{ // CF = ((^a&b) | ((^a|b) & res)) msb
+			a.MovRR(rT1, rA)
+			a.Not(true, rT1)
+			a.MovRR(rT2, rT1)
+			a.AluRR(jit.AND, rT1, rB)
+			a.AluRR(jit.OR, rT2, rB)
+			a.AluRR(jit.AND, rT2, rRes)
+			a.AluRR(jit.OR, rT1, rT2)
+			msb(rT1)
+			a.AluRR(jit.OR, rF, rT1)
+			of(true)
+			af()
+			next()
+		}
+		a.Bind(notSub)
+		a.AluRI32(jit.CMP, rOp, lfInc)
+		notInc := a.JccFwd(jit.CondNE)
+		cfAux()
+		of(false)
+		af()
+		next()
+		a.Bind(notInc)
+		a.AluRI32(jit.CMP, rOp, lfDec)
+		notDec := a.JccFwd(jit.CondNE)
+		cfAux()
+		of(true)
+		af()
+		next()
+		a.Bind(notDec)
+		a.AluRI32(jit.CMP, rOp, lfRes)
+		st.add(a.JccFwd(jit.CondNE))
+		{ // CF, OF, AF from aux bits 0, 1, 2
+			a.Load(rT1, hCPU, offLFAux)
+			a.MovRR(rT2, rT1)
+			a.AluRI32(jit.AND, rT2, auxCF)
+			a.AluRR(jit.OR, rF, rT2)
+			a.MovRR(rT2, rT1)
+			a.AluRI32(jit.AND, rT2, auxOF)
+			a.ShlRI(rT2, 10)
+			a.AluRR(jit.OR, rF, rT2)
+			a.AluRI32(jit.AND, rT1, auxAF)
+			a.ShlRI(rT1, 2)
+			a.AluRR(jit.OR, rF, rT1)
+		}
+		for _, f := range toMerge {
+			a.Bind(f)
+		}
+		merge[i] = a.JmpFwd()
+	}
+	a.Bind(merge[0])
+	a.Bind(merge[1])
+	a.Load(rT1, hCPU, offFlags)
+	a.AluRI(jit.AND, rT1, ^int32(cpu.FlagsArith))
+	a.AluRR(jit.OR, rT1, rF)
+	a.Store(hCPU, offFlags, rT1)
+	a.Store8Imm(hCPU, offLFOp, lfNone)
+	a.Bind(none)
+}
+
+// jitLoadFlags puts CPU.flags' status flags in the host's (lf.op must be
+// lfNone): AH gets RFLAGS' low byte and AL 0x7f when OF is set, else 0;
+// ADD AL, 1 then overflows exactly when OF is set, and SAHF loads SF, ZF,
+// AF, PF and CF from AH and leaves OF alone. No stack, no POPF.
+func (c *CPU) jitLoadFlags() {
+	a := &c.jit.asm
+	a.Load(hB, hCPU, offFlags)
+	a.MovRR(hA, hB)
+	a.ShrRI(hA, 11)
+	a.AluRI32(jit.AND, hA, 1)
+	a.Neg(hA)                    // 0 or all ones
+	a.AluRI32(jit.AND, hA, 0x7f) // AL
+	a.AluRI32(jit.AND, hB, 0xff)
+	a.Shift(jit.SHL, false, hB, 8)
+	a.AluRR32(jit.OR, hA, hB) // AH
+	a.AddAL1()
+	a.Sahf()
 }

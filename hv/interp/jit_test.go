@@ -53,9 +53,39 @@ func jitProgram(r *rand.Rand, n int) string {
 		return fmt.Sprintf("%s ptr [r14 + %d]", sz, off)
 	}
 	mem32 := func() string { return strings.Replace(mem(), "qword", "dword", 1) }
+	// consume makes the flags of what came before visible now and then:
+	// all of them (PUSHF), CF (ADC), or one condition (Jcc, CMOVcc), so
+	// that wrong intermediate flags show in the final state.
+	consume := func() {
+		switch r.IntN(8) {
+		case 0:
+			fmt.Fprintf(&b, "pushfq\npop %s\n", pick(jitRegs64))
+		case 1:
+			fmt.Fprintf(&b, "adc %s, %s\n", pick(jitRegs64), pick(jitRegs64))
+		case 2:
+			fmt.Fprintf(&b, "j%s 2f\nxor %s, %d\n2:\n", pick(jitConds), pick(jitRegs64), imm())
+		case 3:
+			fmt.Fprintf(&b, "cmov%s %s, %s\n", pick(jitConds), pick(jitRegs64), pick(jitRegs64))
+		}
+	}
 	calls := 0
 	for i := 0; i < n; i++ {
-		switch r.IntN(27) {
+		consume()
+		switch r.IntN(30) {
+		case 27, 28: // shifts and rotates by constants
+			sh := []string{"shl", "shr", "sar", "rol", "ror", "sal"}
+			if r.IntN(2) == 0 {
+				fmt.Fprintf(&b, "%s %s, %d\n", pick(sh), pick(jitRegs64), r.IntN(70))
+			} else {
+				fmt.Fprintf(&b, "%s %s, %d\n", pick(sh), pick(jitRegs32), r.IntN(40))
+			}
+		case 29:
+			sh := []string{"shl", "shr", "sar"}
+			if r.IntN(2) == 0 {
+				fmt.Fprintf(&b, "%s %s, 1\n", pick(sh), mem())
+			} else {
+				fmt.Fprintf(&b, "%s %s, %d\n", pick(sh), mem32(), r.IntN(33))
+			}
 		case 20:
 			fmt.Fprintf(&b, "mov %s, %s\n", pick(jitRegs64), mem())
 		case 21:
@@ -103,7 +133,7 @@ func jitProgram(r *rand.Rand, n int) string {
 		case 13:
 			fmt.Fprintf(&b, "j%s 1f\n%s %s, %s\n1:\n", pick(jitConds), pick(alu), pick(jitRegs64), pick(jitRegs64))
 		case 14: // left to the dispatch loop
-			switch r.IntN(6) {
+			switch r.IntN(9) {
 			case 0:
 				fmt.Fprintf(&b, "inc %s\n", pick(jitRegs64))
 			case 1:
@@ -112,6 +142,12 @@ func jitProgram(r *rand.Rand, n int) string {
 				fmt.Fprintf(&b, "shl %s, %d\n", pick(jitRegs64), r.IntN(64))
 			case 3:
 				fmt.Fprintf(&b, "cmovz %s, %s\n", pick(jitRegs64), pick(jitRegs64))
+			case 6:
+				fmt.Fprintf(&b, "not %s\n", pick(append(jitRegs64, jitRegs32...)))
+			case 7:
+				fmt.Fprintf(&b, "neg %s\n", pick(append(jitRegs64, jitRegs32...)))
+			case 8:
+				fmt.Fprintf(&b, "neg %s\nnot %s\n", mem(), mem32())
 			case 4:
 				fmt.Fprintf(&b, "mov qword ptr [rsp - 16], %s\n", pick(jitRegs64))
 			default:

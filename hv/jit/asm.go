@@ -334,20 +334,35 @@ func (a *Asm) AluRI32(op Alu, dst Reg, imm int32) {
 }
 
 // ShrRI is SHR r, imm8.
-func (a *Asm) ShrRI(r Reg, n uint8) { a.shift(5, r, n) }
+func (a *Asm) ShrRI(r Reg, n uint8) { a.Shift(SHR, true, r, n) }
 
 // ShlRI is SHL r, imm8.
-func (a *Asm) ShlRI(r Reg, n uint8) { a.shift(4, r, n) }
+func (a *Asm) ShlRI(r Reg, n uint8) { a.Shift(SHL, true, r, n) }
 
 // SarRI is SAR r, imm8.
-func (a *Asm) SarRI(r Reg, n uint8) { a.shift(7, r, n) }
+func (a *Asm) SarRI(r Reg, n uint8) { a.Shift(SAR, true, r, n) }
 
-func (a *Asm) shift(ext Reg, r Reg, n uint8) {
-	a.rex(true, 0, r, false)
+// Shifter is a group-2 operation, numbered as its ModRM reg field.
+type Shifter uint8
+
+const (
+	ROL Shifter = 0
+	ROR Shifter = 1
+	SHL Shifter = 4
+	SHR Shifter = 5
+	SAR Shifter = 7
+)
+
+// Shift is op r, imm8, on 64 bits when w, else on 32 (zero-extending).
+func (a *Asm) Shift(op Shifter, w bool, r Reg, n uint8) {
+	a.rex(w, 0, r, false)
 	a.byte1(0xC1)
-	a.modrmReg(ext, r)
+	a.modrmReg(Reg(op), r)
 	a.byte1(n)
 }
+
+// Lahf is LAHF: AH = SF:ZF:0:AF:0:PF:1:CF.
+func (a *Asm) Lahf() { a.byte1(0x9F) }
 
 // ImulRRI is IMUL dst, src, imm32.
 func (a *Asm) ImulRRI(dst, src Reg, imm int32) {
@@ -426,3 +441,23 @@ func (a *Asm) StoreImm(base Reg, disp int32, imm int32) {
 	a.modrmMem(0, base, disp)
 	a.u32(uint32(imm))
 }
+
+// Not is NOT r, 64-bit when w, else 32-bit.
+func (a *Asm) Not(w bool, r Reg) {
+	a.rex(w, 0, r, false)
+	a.byte1(0xF7)
+	a.modrmReg(2, r)
+}
+
+// Neg is NEG r (64-bit).
+func (a *Asm) Neg(r Reg) {
+	a.rex(true, 0, r, false)
+	a.byte1(0xF7)
+	a.modrmReg(3, r)
+}
+
+// Sahf is SAHF: SF, ZF, AF, PF, CF = AH bits 7, 6, 4, 2, 0.
+func (a *Asm) Sahf() { a.byte1(0x9E) }
+
+// AddAL1 is ADD AL, 1.
+func (a *Asm) AddAL1() { a.byte1(0x04, 0x01) }

@@ -211,6 +211,16 @@ func TestAsmEncodings32(t *testing.T) {
 //	dec r10d
 //	mov qword ptr [rdi + 0x88], 1
 //	mov qword ptr [rdi + 8], -1
+//	ror edx, 7
+//	rol rdx, 13
+//	shr r9d, 31
+//	sar edx, 3
+//	lahf
+//	not r8
+//	not r9d
+//	sahf
+//	neg r11
+//	add al, 1
 func TestAsmEncodingsMem(t *testing.T) {
 	want := []byte{
 		0x41, 0x81, 0xe0, 0xff, 0x03, 0x00, 0x00,
@@ -233,6 +243,16 @@ func TestAsmEncodingsMem(t *testing.T) {
 		0x41, 0xff, 0xca,
 		0x48, 0xc7, 0x87, 0x88, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
 		0x48, 0xc7, 0x47, 0x08, 0xff, 0xff, 0xff, 0xff,
+		0xc1, 0xca, 0x07,
+		0x48, 0xc1, 0xc2, 0x0d,
+		0x41, 0xc1, 0xe9, 0x1f,
+		0xc1, 0xfa, 0x03,
+		0x9f,
+		0x49, 0xf7, 0xd0,
+		0x41, 0xf7, 0xd1,
+		0x9e,
+		0x49, 0xf7, 0xdb,
+		0x04, 0x01,
 	}
 	var a Asm
 	a.AluRI32(AND, R8, 1023)
@@ -255,6 +275,16 @@ func TestAsmEncodingsMem(t *testing.T) {
 	a.IncDec(false, true, R10)
 	a.StoreImm(RDI, 0x88, 1)
 	a.StoreImm(RDI, 8, -1)
+	a.Shift(ROR, false, RDX, 7)
+	a.Shift(ROL, true, RDX, 13)
+	a.Shift(SHR, false, R9, 31)
+	a.Shift(SAR, false, RDX, 3)
+	a.Lahf()
+	a.Not(true, R8)
+	a.Not(false, R9)
+	a.Sahf()
+	a.Neg(R11)
+	a.AddAL1()
 	if !bytes.Equal(a.B, want) {
 		t.Fatalf("got  % x\nwant % x", a.B, want)
 	}
