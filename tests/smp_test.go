@@ -130,14 +130,7 @@ func TestSMP(t *testing.T) {
 	for _, mode := range []cpu.Mode{cpu.ModePV, cpu.ModeTrap, cpu.ModeHWAssist} {
 		for _, n := range []int{2, 4} {
 			t.Run(fmt.Sprintf("%v/%d", mode, n), func(t *testing.T) {
-				var vmlinux, initrd, con string
-				if mode == cpu.ModePV {
-					vmlinux, _, initrd = pvGuest(t)
-					con = "hvc0"
-				} else {
-					vmlinux, initrd = linuxGuest(t)
-					con = "ttyS0"
-				}
+				vmlinux, initrd, con := modeGuest(t, mode)
 				var out syncBuffer
 				cfg := linuxConfig(t, vmlinux, initrd, mode, con, smpScript, &out)
 				cfg.VCPUs = n
@@ -191,4 +184,17 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// modeGuest returns the Linux guest of mode: the patched kernel on hvc0 in
+// pv mode, the unmodified one on ttyS0 in trap and hwassist mode, and the
+// initramfs.
+func modeGuest(t *testing.T, mode cpu.Mode) (vmlinux, initrd, con string) {
+	t.Helper()
+	if mode == cpu.ModePV {
+		vmlinux, _, initrd = pvGuest(t)
+		return vmlinux, initrd, "hvc0"
+	}
+	vmlinux, initrd = linuxGuest(t)
+	return vmlinux, initrd, "ttyS0"
 }

@@ -91,6 +91,11 @@ type Stats struct {
 	DecodedBlocks     uint64
 	CodeInvalidations uint64
 
+	// A translating engine's counters (0 for the others).
+	TranslatedBlocks uint64 // blocks translated to host code
+	TranslatedInsts  uint64 // instructions in them
+	TranslatedRuns   uint64 // entries into translated code
+
 	// Multiprocessor counters (one memory, several vCPUs).
 	LockRetries uint64 // locked instructions run again after another vCPU changed the location
 	SplitLocks  uint64 // locked instructions run alone: the operand spans regions, pages or MMIO

@@ -326,6 +326,9 @@ func (c *CPU) SetFPU(f cpu.FPU) { c.fpu.load(f) }
 func (c *CPU) Stats() cpu.Stats {
 	s := c.stats
 	s.Instructions = c.retired
+	if j := c.jit; j != nil {
+		s.TranslatedBlocks, s.TranslatedInsts, s.TranslatedRuns = j.Blocks, j.Insts, j.Runs
+	}
 	return s
 }
 

@@ -38,15 +38,14 @@ import (
 //     page's code changed, the slot was taken by another block, the
 //     instruction store was flushed) starts with no translation.
 //
-// What is translated (the rest of a block runs in the dispatch loop):
-// MOV between registers and of immediates, ADD, OR, AND, SUB, XOR, CMP and
-// TEST of 32- and 64-bit registers and immediates, LEA without RIP-relative
-// or 32-bit addressing, NOP, and a block-ending Jcc or JMP rel. A Jcc is
-// translated only when the flags it tests were set by a translated
-// instruction of the same block: the host's flags after the same host
-// operation are the guest's (for the conditions Jcc tests: CF, ZF, SF, OF,
-// PF). Memory operands, LOCK, and every other instruction are left to the
-// dispatch loop for now.
+// What is translated (the rest of a block runs in the dispatch loop) is
+// listed in docs/jit.md: integer moves and arithmetic of every operand
+// size on registers, immediates and memory, MOVZX and MOVSX, LEA, shifts
+// and rotates by constants, PUSH, POP, CALL rel, RET, JMP rel, and a
+// block-ending Jcc. Memory goes through an inline copy of the soft TLB's
+// fast path; flags come from the host's when the block produced them, and
+// are folded from CPU.lf at run time otherwise (jitCommitFlags). LOCK, REP,
+// SSE, x87 and system instructions are left to the dispatch loop.
 //
 // Each vCPU has its own Arena, so translation never races with code
 // running in it: a vCPU translates between blocks, on its own goroutine.
@@ -149,6 +148,7 @@ const (
 	jkDec
 	jkNot
 	jkNeg
+	jkMovx     // MOVZX, MOVSX, MOVSXD: jitMovx has the source size and signedness
 	jkShift1   // group 2 by 1
 	jkShiftImm // group 2 by an immediate
 	jkPush     // push r64
@@ -161,6 +161,7 @@ var (
 	jitOnce  sync.Once
 	jitKinds [maxOps]jitKind
 	jitALU   [maxOps]jit.Alu
+	jitMovx  [maxOps]uint8 // source size, | 0x80 when sign-extending
 )
 
 // jitClassify fills jitKinds from the op names, once every op is defined.
@@ -215,6 +216,9 @@ func jitClassify() {
 			k = jkShift1
 		case "shift E,Ib":
 			k = jkShiftImm
+		case "movzx Gv,Eb", "movzx Gv,Ew", "movsx Gv,Eb", "movsx Gv,Ew", "movsxd":
+			k = jkMovx
+			jitMovx[op] = map[string]uint8{"movzx Gv,Eb": 1, "movzx Gv,Ew": 2, "movsx Gv,Eb": 1 | 0x80, "movsx Gv,Ew": 2 | 0x80, "movsxd": 4 | 0x80}[name]
 		case "not":
 			k = jkNot
 		case "neg":
@@ -380,8 +384,12 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 	}
 	switch kind {
 	case jkNOP, jkJcc, jkJmp, jkCall, jkRet:
-	default:
+	case jkShift1, jkShiftImm, jkPush, jkPop, jkLEA:
 		if in.size != 4 && in.size != 8 {
+			return false
+		}
+	default:
+		if in.size != 1 && in.size != 2 && in.size != 4 && in.size != 8 {
 			return false
 		}
 	}
@@ -389,8 +397,12 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 	if mem && (in.base > 16 || in.index > 16 || in.seg > 2) {
 		return false
 	}
-	if in.reg >= 16 || !mem && in.rm >= 16 {
-		return false // AH-BH, or not a register at all
+	rmSize := in.size
+	if kind == jkMovx {
+		rmSize = jitMovx[in.op] &^ 0x80
+	}
+	if !jitRegOK(in.reg, in.size) || !mem && !jitRegOK(in.rm, rmSize) {
+		return false // not a register this operand size can name
 	}
 	ripEnd := rip + int64(in.len)
 	switch kind {
@@ -418,21 +430,21 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 				a.LoadN(in.size, hA, hHost, 0)
 				toMem = true
 			} else {
-				c.jitLoad(w, hA, dst)
+				c.jitGet(in.size, hA, dst)
 			}
-			c.jitLoad(w, hB, in.reg)
+			c.jitGet(in.size, hB, in.reg)
 		case jkALUReg:
 			dst = in.reg
-			c.jitLoad(w, hA, dst)
+			c.jitGet(in.size, hA, dst)
 			if mem {
 				c.jitTLB(in.size, true, false, st)
 				a.LoadN(in.size, hB, hHost, 0)
 			} else {
-				c.jitLoad(w, hB, in.rm)
+				c.jitGet(in.size, hB, in.rm)
 			}
 		case jkALUAcc, jkTestAcc:
 			dst, useImm = 0, true
-			c.jitLoad(w, hA, 0)
+			c.jitGet(in.size, hA, 0)
 		case jkALUImm, jkTestImm:
 			dst, useImm = in.rm, true
 			if mem {
@@ -440,7 +452,7 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 				a.LoadN(in.size, hA, hHost, 0)
 				toMem = true
 			} else {
-				c.jitLoad(w, hA, dst)
+				c.jitGet(in.size, hA, dst)
 			}
 		}
 		if useImm {
@@ -450,13 +462,8 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 		if cmp {
 			hostOp = jit.SUB // CMP's lazy result is a - b
 		}
-		if w {
-			a.MovRR(hR, hA)
-			a.AluRR(hostOp, hR, hB)
-		} else {
-			a.MovRR32(hR, hA)
-			a.AluRR32(hostOp, hR, hB)
-		}
+		a.MovRR(hR, hA)
+		a.AluRRN(in.size, hostOp, hR, hB)
 		// Plain MOVs from here on: the host flags survive.
 		if op == jit.ADD || op == jit.SUB || op == jit.CMP {
 			*fl = flExact
@@ -467,7 +474,7 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 			if toMem {
 				a.StoreN(in.size, hHost, 0, hR)
 			} else {
-				a.Store(hCPU, offReg(dst), hR)
+				c.jitPut(in.size, dst, hR)
 			}
 		}
 		switch op {
@@ -486,12 +493,12 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 			st := c.stub(k, rip)
 			c.jitEA(in, ripEnd)
 			c.jitTLB(in.size, false, true, st)
-			c.jitLoad(w, hA, in.reg)
+			c.jitGet(in.size, hA, in.reg)
 			a.StoreN(in.size, hHost, 0, hA)
 			*fl = flDead
 		} else {
-			c.jitLoad(w, hA, in.reg)
-			a.Store(hCPU, offReg(in.rm), hA)
+			c.jitGet(in.size, hA, in.reg)
+			c.jitPut(in.size, in.rm, hA)
 		}
 	case jkMovReg: // mov G,E
 		if mem {
@@ -501,9 +508,9 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 			a.LoadN(in.size, hA, hHost, 0)
 			*fl = flDead
 		} else {
-			c.jitLoad(w, hA, in.rm)
+			c.jitGet(in.size, hA, in.rm)
 		}
-		a.Store(hCPU, offReg(in.reg), hA)
+		c.jitPut(in.size, in.reg, hA)
 	case jkMovImm: // mov E,I
 		if mem {
 			st := c.stub(k, rip)
@@ -514,11 +521,27 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 			*fl = flDead
 		} else {
 			c.jitImm(w, hA, in.imm&sizeMask[in.size])
-			a.Store(hCPU, offReg(in.rm), hA)
+			c.jitPut(in.size, in.rm, hA)
 		}
 	case jkMovRegImm:
 		c.jitImm(w, hA, in.imm&sizeMask[in.size])
-		a.Store(hCPU, offReg(in.reg), hA)
+		c.jitPut(in.size, in.reg, hA)
+	case jkMovx:
+		src := jitMovx[in.op]
+		size := src &^ 0x80
+		if mem {
+			st := c.stub(k, rip)
+			c.jitEA(in, ripEnd)
+			c.jitTLB(size, true, false, st)
+			a.LoadN(size, hA, hHost, 0)
+			*fl = flDead
+		} else {
+			c.jitGet(size, hA, in.rm)
+		}
+		if src&0x80 != 0 {
+			a.Movsx(size, hA, hA)
+		}
+		c.jitPut(in.size, in.reg, hA)
 	case jkLEA:
 		if in.flags&iAddr32 != 0 {
 			return false
@@ -550,19 +573,15 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 			// Put CF back for nothing: INC and DEC set every flag they
 			// define from their own result.
 		} else {
-			c.jitLoad(w, hA, in.rm)
+			c.jitGet(in.size, hA, in.rm)
 		}
-		if w {
-			a.MovRR(hR, hA)
-		} else {
-			a.MovRR32(hR, hA)
-		}
-		a.IncDec(w, kind == jkDec, hR)
+		a.MovRR(hR, hA)
+		a.IncDecN(in.size, kind == jkDec, hR)
 		if mem {
 			a.StoreN(in.size, hHost, 0, hR)
 			*fl = flDead // CF of the host is not the guest's
 		} else {
-			a.Store(hCPU, offReg(in.rm), hR)
+			c.jitPut(in.size, in.rm, hR)
 			a.Store(hCPU, offLFAux, hT)
 			*fl = flExact // INC's AF is the host's too
 		}
@@ -584,24 +603,23 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 			c.jitTLB(in.size, true, true, st)
 			a.LoadN(in.size, hB, hHost, 0)
 		} else {
-			c.jitLoad(w, hB, in.rm)
+			c.jitGet(in.size, hB, in.rm)
 		}
 		if kind == jkNot {
 			a.MovRR(hR, hB)
-			a.Not(w, hR)
+			a.Not(true, hR) // the store keeps the operand's bits
+			if in.size == 4 {
+				a.MovRR32(hR, hR)
+			}
 		} else { // NEG is 0 - a: the lazy record of a SUB
 			a.MovImm32(hA, 0)
 			a.MovImm32(hR, 0)
-			if w {
-				a.AluRR(jit.SUB, hR, hB)
-			} else {
-				a.AluRR32(jit.SUB, hR, hB)
-			}
+			a.AluRRN(in.size, jit.SUB, hR, hB)
 		}
 		if mem {
 			a.StoreN(in.size, hHost, 0, hR)
 		} else {
-			a.Store(hCPU, offReg(in.rm), hR)
+			c.jitPut(in.size, in.rm, hR)
 		}
 		if kind == jkNeg {
 			c.jitLazy(lfSub, in.size, true)
@@ -882,25 +900,12 @@ func (c *CPU) jitHostFlags(bs *jitBlockState, k int, rip int64) {
 // every flag (flExact), TEST of a logic op's result gives ZF, SF, PF and
 // CF = OF = 0 (flLogic). Anything else stays flDead.
 func (c *CPU) jitRecreate(last lazyKnown) flagState {
-	if !last.known || last.size != 4 && last.size != 8 {
+	if !last.known {
 		return flDead
 	}
 	a := &c.jit.asm
-	w := last.size == 8
-	load := func(h jit.Reg, off int32) {
-		if w {
-			a.Load(h, hCPU, off)
-		} else {
-			a.Load32(h, hCPU, off)
-		}
-	}
-	alu := func(op jit.Alu, d, s jit.Reg) {
-		if w {
-			a.AluRR(op, d, s)
-		} else {
-			a.AluRR32(op, d, s)
-		}
-	}
+	load := func(h jit.Reg, off int32) { a.LoadN(last.size, h, hCPU, off) }
+	alu := func(op jit.Alu, d, s jit.Reg) { a.AluRRN(last.size, op, d, s) }
 	switch {
 	case last.op == lfAdd || last.op == lfSub:
 		load(hA, offLFA)
@@ -984,6 +989,39 @@ func (c *CPU) jitTLB(size uint8, read, write bool, st *jitStub) {
 	st.add(a.JccFwd(jit.CondA))
 	a.AluRR(jit.OR, hHost, hT)
 	a.AluRM(jit.ADD, hHost, hCPU, offRAM)
+}
+
+// jitRegOK reports whether n names a register operand of size bytes: 0-15,
+// and for bytes also 16-19 (AH, CH, DH, BH).
+func jitRegOK(n, size uint8) bool { return n < 16 || size == 1 && n < 20 }
+
+// jitRegOff is the offset in the CPU of register n's operand of size
+// bytes: AH-BH are byte 1 of RAX-RBX (little-endian).
+func jitRegOff(n, size uint8) int32 {
+	if size == 1 && n >= 16 {
+		return offReg(n-16) + 1
+	}
+	return offReg(n)
+}
+
+// jitGet loads register n's operand of size bytes into h, zero-extended.
+func (c *CPU) jitGet(size uint8, h jit.Reg, n uint8) {
+	c.jit.asm.LoadN(size, h, hCPU, jitRegOff(n, size))
+}
+
+// jitPut writes h's low size bytes to register n as setReg does: 1- and
+// 2-byte writes merge, a 4-byte write zeroes the upper half.
+func (c *CPU) jitPut(size uint8, n uint8, h jit.Reg) {
+	a := &c.jit.asm
+	switch size {
+	case 8:
+		a.Store(hCPU, offReg(n), h)
+	case 4:
+		a.MovRR32(h, h)
+		a.Store(hCPU, offReg(n), h)
+	default:
+		a.StoreN(size, hCPU, jitRegOff(n, size), h)
+	}
 }
 
 // jitLoad loads guest register r into host register h, zero-extended from

@@ -17,6 +17,10 @@ import (
 var jitRegs64 = []string{"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13"}
 var jitRegs32 = []string{"eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "r8d", "r9d", "r10d", "r11d", "r12d", "r13d"}
 
+var jitRegs16 = []string{"ax", "bx", "cx", "dx", "si", "di", "bp", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w"}
+var jitRegs8 = []string{"al", "bl", "cl", "dl", "sil", "dil", "bpl", "r8b", "r9b", "r10b", "r11b", "r12b", "r13b"}
+var jitRegs8H = []string{"al", "bl", "cl", "dl", "ah", "bh", "ch", "dh"}
+
 var jitConds = []string{"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"}
 
 // jitProgram is a random loop body of instructions the translator handles
@@ -71,7 +75,53 @@ func jitProgram(r *rand.Rand, n int) string {
 	calls := 0
 	for i := 0; i < n; i++ {
 		consume()
-		switch r.IntN(30) {
+		switch r.IntN(36) {
+		case 30, 31: // 8- and 16-bit operations
+			regs := jitRegs8
+			switch r.IntN(3) {
+			case 0:
+				regs = jitRegs8H
+			case 1:
+				regs = jitRegs16
+			}
+			switch r.IntN(5) {
+			case 0:
+				fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(regs), pick(regs))
+			case 1:
+				fmt.Fprintf(&b, "%s %s, %d\n", pick(alu), pick(regs), imm()&0x7f)
+			case 2:
+				fmt.Fprintf(&b, "mov %s, %s\n", pick(regs), pick(regs))
+			case 3:
+				fmt.Fprintf(&b, "test %s, %s\n", pick(regs), pick(regs))
+			default:
+				fmt.Fprintf(&b, "%s %s\n", pick([]string{"inc", "dec", "neg", "not"}), pick(regs))
+			}
+		case 32: // 8- and 16-bit memory
+			m := mem()
+			if r.IntN(2) == 0 {
+				m = strings.Replace(m, "qword", "byte", 1)
+				fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), m, pick(jitRegs8))
+			} else {
+				m = strings.Replace(m, "qword", "word", 1)
+				fmt.Fprintf(&b, "%s %s, %s\n", pick(alu), pick(jitRegs16), m)
+			}
+		case 33: // sign and zero extension
+			switch r.IntN(5) {
+			case 0:
+				fmt.Fprintf(&b, "movzx %s, %s\n", pick(jitRegs32), pick(jitRegs8H[:4]))
+			case 1:
+				fmt.Fprintf(&b, "movsx %s, %s\n", pick(jitRegs64), pick(jitRegs8))
+			case 2:
+				fmt.Fprintf(&b, "movzx %s, %s\n", pick(jitRegs64), strings.Replace(mem(), "qword", "word", 1))
+			case 3:
+				fmt.Fprintf(&b, "movsx %s, %s\n", pick(jitRegs16), strings.Replace(mem(), "qword", "byte", 1))
+			default:
+				fmt.Fprintf(&b, "movsxd %s, %s\n", pick(jitRegs64), pick(jitRegs32))
+			}
+		case 34:
+			fmt.Fprintf(&b, "movsxd %s, %s\n", pick(jitRegs64), mem32())
+		case 35:
+			fmt.Fprintf(&b, "mov %s, %d\n", pick(jitRegs8H), r.IntN(256))
 		case 27, 28: // shifts and rotates by constants
 			sh := []string{"shl", "shr", "sar", "rol", "ror", "sal"}
 			if r.IntN(2) == 0 {
@@ -214,7 +264,7 @@ func TestJITDifferential(t *testing.T) {
 	if !jit.Available {
 		t.Skip("no translator on this host architecture")
 	}
-	const programs = 150
+	const programs = 300
 	r := rand.New(rand.NewPCG(7, 11))
 	var blocks, insts, runs uint64
 	for i := 0; i < programs; i++ {

@@ -106,19 +106,28 @@ func (a *Asm) modrmReg(r, rm Reg) { a.byte1(0xC0 | byte(r&7)<<3 | byte(rm&7)) }
 // displacement: none, 8 or 32 bits (RBP and R13 always take one: without,
 // their encoding means RIP-relative).
 func (a *Asm) modrmMem(r, base Reg, disp int32) {
-	var mod byte
-	switch {
-	case disp == 0 && base&7 != 5:
-		mod = 0x00
-	case disp >= -128 && disp <= 127:
-		mod = 0x40
-	default:
-		mod = 0x80
-	}
+	mod := dispMod(base, disp)
 	a.byte1(mod | byte(r&7)<<3 | byte(base&7))
 	if base&7 == 4 { // RSP, R12: SIB with no index
 		a.byte1(0x24)
 	}
+	a.disp(mod, disp)
+}
+
+// dispMod is ModRM's mod field for [base + disp]: no displacement, 8 or 32
+// bits.
+func dispMod(base Reg, disp int32) byte {
+	switch {
+	case disp == 0 && base&7 != 5:
+		return 0x00
+	case disp >= -128 && disp <= 127:
+		return 0x40
+	}
+	return 0x80
+}
+
+// disp emits the displacement mod asks for.
+func (a *Asm) disp(mod byte, disp int32) {
 	switch mod {
 	case 0x40:
 		a.byte1(byte(disp))
@@ -301,22 +310,9 @@ func (a *Asm) Lea(dst, base, index Reg, scale uint8, disp int32) {
 	if base >= 8 {
 		p |= 1
 	}
-	var mod byte
-	switch {
-	case disp == 0 && base&7 != 5:
-		mod = 0x00
-	case disp >= -128 && disp <= 127:
-		mod = 0x40
-	default:
-		mod = 0x80
-	}
+	mod := dispMod(base, disp)
 	a.byte1(p, 0x8D, mod|byte(dst&7)<<3|4, scale<<6|byte(index&7)<<3|byte(base&7))
-	switch mod {
-	case 0x40:
-		a.byte1(byte(disp))
-	case 0x80:
-		a.u32(uint32(disp))
-	}
+	a.disp(mod, disp)
 }
 
 // AluRI32 is op dst32, imm32.
@@ -461,3 +457,55 @@ func (a *Asm) Sahf() { a.byte1(0x9E) }
 
 // AddAL1 is ADD AL, 1.
 func (a *Asm) AddAL1() { a.byte1(0x04, 0x01) }
+
+// AluRRN is op dst, src at size bytes (1, 2, 4 or 8). Byte operations
+// take registers RAX-RBX only (AL-BL: no REX needed, none of AH-BH).
+func (a *Asm) AluRRN(size uint8, op Alu, dst, src Reg) {
+	switch size {
+	case 8:
+		a.AluRR(op, dst, src)
+	case 4:
+		a.AluRR32(op, dst, src)
+	case 2:
+		a.byte1(0x66)
+		a.AluRR32(op, dst, src)
+	default:
+		a.rex(false, src, dst, false)
+		a.byte1(byte(op) << 3)
+		a.modrmReg(src, dst)
+	}
+}
+
+// IncDecN is INC r (DEC when dec) at size bytes, as AluRRN.
+func (a *Asm) IncDecN(size uint8, dec bool, r Reg) {
+	ext := Reg(0)
+	if dec {
+		ext = 1
+	}
+	switch size {
+	case 8, 4:
+		a.IncDec(size == 8, dec, r)
+	case 2:
+		a.byte1(0x66)
+		a.IncDec(false, dec, r)
+	default:
+		a.rex(false, 0, r, false)
+		a.byte1(0xFE)
+		a.modrmReg(ext, r)
+	}
+}
+
+// Movsx sign-extends the low size (1, 2 or 4) bytes of src into dst (64
+// bits): MOVSX or MOVSXD.
+func (a *Asm) Movsx(size uint8, dst, src Reg) {
+	a.rex(true, dst, src, false)
+	switch size {
+	case 1:
+		a.byte1(0x0F, 0xBE)
+	case 2:
+		a.byte1(0x0F, 0xBF)
+	default:
+		a.byte1(0x63)
+	}
+	a.modrmReg(dst, src)
+}

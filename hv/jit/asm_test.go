@@ -289,3 +289,45 @@ func TestAsmEncodingsMem(t *testing.T) {
 		t.Fatalf("got  % x\nwant % x", a.B, want)
 	}
 }
+
+// TestAsmEncodingsSized is TestAsmEncodings for the 8- and 16-bit forms
+// and sign extension, from:
+//
+//	add dl, cl
+//	sub dx, cx
+//	cmp dl, al
+//	and dx, ax
+//	inc dl
+//	dec dx
+//	movsx rax, al
+//	movsx rax, ax
+//	movsxd rax, eax
+//	movsx rcx, cl
+func TestAsmEncodingsSized(t *testing.T) {
+	want := []byte{
+		0x00, 0xca,
+		0x66, 0x29, 0xca,
+		0x38, 0xc2,
+		0x66, 0x21, 0xc2,
+		0xfe, 0xc2,
+		0x66, 0xff, 0xca,
+		0x48, 0x0f, 0xbe, 0xc0,
+		0x48, 0x0f, 0xbf, 0xc0,
+		0x48, 0x63, 0xc0,
+		0x48, 0x0f, 0xbe, 0xc9,
+	}
+	var a Asm
+	a.AluRRN(1, ADD, RDX, RCX)
+	a.AluRRN(2, SUB, RDX, RCX)
+	a.AluRRN(1, CMP, RDX, RAX)
+	a.AluRRN(2, AND, RDX, RAX)
+	a.IncDecN(1, false, RDX)
+	a.IncDecN(2, true, RDX)
+	a.Movsx(1, RAX, RAX)
+	a.Movsx(2, RAX, RAX)
+	a.Movsx(4, RAX, RAX)
+	a.Movsx(1, RCX, RCX)
+	if !bytes.Equal(a.B, want) {
+		t.Fatalf("got  % x\nwant % x", a.B, want)
+	}
+}

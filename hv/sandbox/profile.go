@@ -32,7 +32,7 @@ var Profile = []Call{
 	{Name: "mmap", Why: "Go heap and stacks; guest RAM; snapshot files mapped for restore"},
 	{Name: "munmap", Why: "Go heap; guest RAM released on stop"},
 	{Name: "madvise", Why: "Go heap scavenger; balloon and mem-set return guest pages (MADV_DONTNEED)"},
-	{Name: "mprotect", Why: "Go runtime (stack guard pages on some paths)"},
+	{Name: "mprotect", Why: "Go runtime (stack guard pages on some paths); the translator (--accel jit) seals code pages read-execute and unseals them read-write, never both"},
 	{Name: "mincore", Why: "Go runtime probes of mapped memory"},
 
 	// Threads, signals and time: the Go runtime.
