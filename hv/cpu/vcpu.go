@@ -94,7 +94,7 @@ type Stats struct {
 	// A translating engine's counters (0 for the others).
 	TranslatedBlocks uint64 // blocks translated to host code
 	TranslatedInsts  uint64 // instructions in them
-	TranslatedRuns   uint64 // entries into translated code
+	TranslatedRuns   uint64 // translated blocks run (entered from the dispatch loop or chained)
 
 	// Multiprocessor counters (one memory, several vCPUs).
 	LockRetries uint64 // locked instructions run again after another vCPU changed the location

@@ -84,6 +84,8 @@ type CPU struct {
 	blkSlot   int32  // c.blocks index of the running block, -1 if not cached
 	jit       *jitState
 	jitRAMTop uint64 // the highest page base of RAM, for translated code
+	jitChain  jitChain
+	jitLinks  uint64 // chained block entries, counted by translated code
 
 	budget  uint64
 	retired uint64
@@ -327,7 +329,7 @@ func (c *CPU) Stats() cpu.Stats {
 	s := c.stats
 	s.Instructions = c.retired
 	if j := c.jit; j != nil {
-		s.TranslatedBlocks, s.TranslatedInsts, s.TranslatedRuns = j.Blocks, j.Insts, j.Runs
+		s.TranslatedBlocks, s.TranslatedInsts, s.TranslatedRuns = j.Blocks, j.Insts, j.Runs+c.jitLinks
 	}
 	return s
 }

@@ -124,7 +124,9 @@ func (c *CPU) runSlice() (exited bool) {
 		c.pc = start
 		c.blockEnd = end
 		if c.jit != nil && whole && end == start+n && c.blkSlot >= 0 {
-			c.runJIT(n)
+			start, n = c.runJIT(start, n)
+			end = start + n
+			c.blkStart, c.blockEnd = start, end
 		}
 		insts := c.insts
 		for c.pc < c.blockEnd {

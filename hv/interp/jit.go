@@ -72,6 +72,7 @@ type jitState struct {
 
 	Blocks, Insts uint64 // translated blocks and instructions, for tests
 	Runs          uint64 // entries into translated code
+	Chains        uint64 // entries that chained into further blocks (CPU.jitLinks counts the links)
 	// Stops counts, by op, the runs of hot blocks that left translated
 	// code before the block's end or could not enter it: what to
 	// translate next.
@@ -99,6 +100,18 @@ var (
 	offLFRes  = offLF + int32(unsafe.Offsetof(lazyFlags{}.res))
 	offLFAux  = offLF + int32(unsafe.Offsetof(lazyFlags{}.aux))
 	offFlags  = int32(unsafe.Offsetof(CPU{}.flags))
+
+	offBudget  = int32(unsafe.Offsetof(CPU{}.budget))
+	offRetired = int32(unsafe.Offsetof(CPU{}.retired))
+	offEvents  = int32(unsafe.Offsetof(CPU{}.events))
+	offKick    = int32(unsafe.Offsetof(CPU{}.kick))
+	offChain   = int32(unsafe.Offsetof(CPU{}.jitChain))
+	offLinks   = int32(unsafe.Offsetof(CPU{}.jitLinks))
+	offBPhys   = int32(unsafe.Offsetof(blockRef{}.phys))
+	offBGen    = int32(unsafe.Offsetof(blockRef{}.gen))
+	offBStart  = int32(unsafe.Offsetof(blockRef{}.start))
+	offBN      = int32(unsafe.Offsetof(blockRef{}.n))
+	offBCode   = int32(unsafe.Offsetof(blockRef{}.code))
 
 	offTLB     = int32(unsafe.Offsetof(CPU{}.tlb))
 	offTLBKey  = int32(unsafe.Offsetof(CPU{}.tlbKey))
@@ -255,28 +268,44 @@ func (c *CPU) enableJIT() {
 
 // runJIT runs the translation of the block at c.pc (the whole block is to
 // run), translating it first if it has become hot, and moves c.pc past
-// the instructions it ran.
-func (c *CPU) runJIT(n int) {
+// the instructions it ran. Translated code may have chained into further
+// blocks (jitLeave), retiring the ones it finished: runJIT then returns
+// the last block's start and length, whose c.pc it sets, for the dispatch
+// loop to go on with.
+func (c *CPU) runJIT(start, n int) (int, int) {
 	b := &c.blocks[c.blkSlot]
 	code := b.code
 	if code == 0 {
 		if b.hits < jitHot {
 			b.hits++
-			return
+			return start, n
 		}
-		code = c.translateBlock(c.pc, n)
+		code = c.translateBlock(start, n)
 		b.code = code
 	}
 	if code == jitNone {
-		c.jit.Stops[c.insts[c.pc].op]++
-		return
+		c.jit.Stops[c.insts[start].op]++
+		return start, n
 	}
 	c.jit.Runs++
+	c.jitChain = jitChain{start: -1}
 	k := int(jit.Enter(code, unsafe.Pointer(c)))
-	c.pc += k
+	if c.jitChain.start >= 0 {
+		start, n = int(c.jitChain.start), int(c.jitChain.n)
+		c.blkSlot = c.jitChain.slot
+		c.jit.Chains++
+	}
+	c.pc = start + k
 	if k < n {
 		c.jit.Stops[c.insts[c.pc].op]++
 	}
+	return start, n
+}
+
+// jitChain is where translated code that chained leaves the last block it
+// entered (jitLeave): start -1 when it did not chain.
+type jitChain struct {
+	start, n, slot int32
 }
 
 // flagState is what the translator knows, at a point of the block, of the
@@ -302,6 +331,8 @@ type lazyKnown struct {
 type jitBlockState struct {
 	fl   flagState
 	last lazyKnown
+	pa   uint64 // the block's guest-physical address
+	n    int    // its instructions
 }
 
 // jitStub is the way out of translated code before instruction k, whose
@@ -327,7 +358,7 @@ func (c *CPU) translateBlock(start, n int) uintptr {
 	a.B = a.B[:0]
 	j.stubs = j.stubs[:0]
 	k, rip := 0, int64(0) // instructions translated, bytes of them
-	var bs jitBlockState
+	bs := jitBlockState{pa: c.blocks[c.blkSlot].phys, n: n}
 	done := false
 	for k < n && !done {
 		in := &c.insts[start+k]
@@ -342,8 +373,12 @@ func (c *CPU) translateBlock(start, n int) uintptr {
 	}
 	if !done {
 		c.jitAdvance(rip)
-		a.MovImm32(hA, uint32(k))
-		a.Ret()
+		if k == n {
+			c.jitLeave(&bs, rip) // the block ended at its page's end or its length
+		} else {
+			a.MovImm32(hA, uint32(k))
+			a.Ret()
+		}
 	}
 	for i := range j.stubs {
 		st := &j.stubs[i]
@@ -662,20 +697,17 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 		// the displacement when the jump is taken.
 		taken := a.JccFwd(jit.Cond(in.ext & 0xf))
 		c.jitAdvance(ripEnd)
-		a.MovImm32(hA, uint32(n))
-		a.Ret()
+		c.jitLeave(bs, ripEnd)
 		a.Bind(taken)
 		c.jitAdvance(ripEnd + int64(in.imm))
-		a.MovImm32(hA, uint32(n))
-		a.Ret()
+		c.jitLeave(bs, ripEnd+int64(in.imm))
 		*done = true
 	case jkJmp:
 		if k != n-1 {
 			return false
 		}
 		c.jitAdvance(ripEnd + int64(in.imm))
-		a.MovImm32(hA, uint32(n))
-		a.Ret()
+		c.jitLeave(bs, ripEnd+int64(in.imm))
 		*done = true
 	case jkCall:
 		if k != n-1 || ripEnd != int64(int32(ripEnd)) {
@@ -922,6 +954,71 @@ func (c *CPU) jitRecreate(last lazyKnown) flagState {
 		return flLogic
 	}
 	return flDead
+}
+
+// jitLeave ends a translated block that ran all its instructions and
+// continues at guest RIP = block start + d: straight into that block's
+// translation when it is on the same page, cached, current and translated,
+// the budget covers it and no event waits (block chaining); otherwise back
+// to the dispatch loop. Only a target on the block's own page is chained:
+// its physical address is then the block's plus d, the page's mapping
+// being the one this block was fetched through (a later change of it is
+// seen once the TLB is flushed, which ends blocks). The check is made at
+// run time on each pass, so nothing is patched and no link can go stale.
+// When chaining, the code retires the block (CPU.retired, CPU.budget) and
+// leaves the next block's start, length and slot in CPU.jitChain for the
+// dispatch loop, since what it returns counts the last block only.
+func (c *CPU) jitLeave(bs *jitBlockState, d int64) {
+	a := &c.jit.asm
+	n := bs.n
+	off := int64(bs.pa&pageMask) + d
+	if off < 0 || off >= pageSize {
+		a.MovImm32(hA, uint32(n))
+		a.Ret()
+		return
+	}
+	tpa := bs.pa&^pageMask + uint64(off)
+	slot := (tpa ^ tpa>>blkBits) & (blkSize - 1)
+	b := &c.blocks[slot]
+	gen := &c.mem.gen[tpa>>pageShift]
+	var out [7]jit.Fixup
+	a.MovImm64(hEnt, uint64(uintptr(unsafe.Pointer(b))))
+	a.MovImm64(hA, tpa)
+	a.AluRM(jit.CMP, hA, hEnt, offBPhys)
+	out[0] = a.JccFwd(jit.CondNE)
+	a.MovImm64(hT, uint64(uintptr(unsafe.Pointer(gen))))
+	a.Load32(hT, hT, 0)
+	a.AluRM32(jit.CMP, hT, hEnt, offBGen)
+	out[1] = a.JccFwd(jit.CondNE)
+	a.Load(hHost, hEnt, offBCode)
+	a.AluRI(jit.CMP, hHost, jitNone)
+	out[2] = a.JccFwd(jit.CondBE)
+	a.CmpM32Imm8(hCPU, offEvents, 0)
+	out[3] = a.JccFwd(jit.CondNE)
+	a.CmpM32Imm8(hCPU, offKick, 0)
+	out[4] = a.JccFwd(jit.CondNE)
+	// The budget left after this block must cover the next one.
+	a.Load(hA, hCPU, offBudget)
+	a.AluRI(jit.SUB, hA, int32(n))
+	out[5] = a.JccFwd(jit.CondB)
+	a.Load32(hB, hEnt, offBN)
+	a.AluRR(jit.CMP, hA, hB)
+	out[6] = a.JccFwd(jit.CondB)
+	a.Store(hCPU, offBudget, hA)
+	a.AddMI(hCPU, offRetired, int32(n))
+	a.AddMI(hCPU, offLinks, 1)
+	a.Load32(hB, hEnt, offBStart)
+	a.StoreN(4, hCPU, offChain, hB)
+	a.Load32(hB, hEnt, offBN)
+	a.StoreN(4, hCPU, offChain+4, hB)
+	a.MovImm32(hB, uint32(slot))
+	a.StoreN(4, hCPU, offChain+8, hB)
+	a.JmpR(hHost)
+	for _, f := range out {
+		a.Bind(f)
+	}
+	a.MovImm32(hA, uint32(n))
+	a.Ret()
 }
 
 // jitAddr computes in's effective address, without the segment base, into

@@ -236,6 +236,8 @@ func jitProgram(r *rand.Rand, n int) string {
 // runJITProgram runs src to HLT on a fresh machine with the translator on
 // or off, from the same random registers, and returns the final state.
 func runJITProgram(t *testing.T, src string, seed uint64, on bool) (cpu.Regs, uint64, *jitState, []byte) {
+	// (The jitState's Runs count entries from the dispatch loop; chained
+	// ones are added from the CPU's link counter.)
 	t.Helper()
 	p := assemble(t, tmCode, src)
 	m := newTestMachine(t, p.code)
@@ -253,6 +255,9 @@ func runJITProgram(t *testing.T, src string, seed uint64, on bool) (cpu.Regs, ui
 	mem = append(mem, m.ram[tmData:tmData+4*4096]...)
 	mem = append(mem, m.ram[tmKStack-256:tmKStack]...)
 	mem = append(mem, m.ram[tmCode:tmCode+8192]...)
+	if js := m.cpu.jit; js != nil {
+		js.Runs += m.cpu.jitLinks
+	}
 	return m.cpu.Regs(), m.cpu.Stats().Instructions, m.cpu.jit, mem
 }
 
@@ -286,9 +291,8 @@ func TestJITDifferential(t *testing.T) {
 	}
 }
 
-// TestJITUntranslatedJcc: a Jcc whose flags come from before its block is
-// left to the dispatch loop, and one after a translated CMP is translated;
-// both take the same branches as the interpreter.
+// TestJITLoop: a register loop is translated after jitHot runs, chained
+// into itself, and ends with the interpreter's registers and count.
 func TestJITLoop(t *testing.T) {
 	if !jit.Available {
 		t.Skip("no translator on this host architecture")
@@ -309,8 +313,8 @@ func TestJITLoop(t *testing.T) {
 	if got != want || gotN != wantN {
 		t.Fatalf("got %+v (%d), want %+v (%d)", got, gotN, want, wantN)
 	}
-	if js.Blocks == 0 || js.Runs < 900 {
-		t.Errorf("translated %d blocks, %d runs: want the loop translated after %d runs", js.Blocks, js.Runs, jitHot)
+	if js.Blocks == 0 || js.Runs == 0 || js.Chains == 0 {
+		t.Errorf("translated %d blocks, %d runs, %d chained: want the loop translated after %d runs, and chained", js.Blocks, js.Runs, js.Chains, jitHot)
 	}
 	if want.GPR[cpu.RAX] != 500500 {
 		t.Errorf("rax %d, want 500500", want.GPR[cpu.RAX])
@@ -416,4 +420,64 @@ func BenchmarkLoopJIT(b *testing.B) {
 		insts += m.cpu.Stats().Instructions - before
 	}
 	b.ReportMetric(float64(insts)/b.Elapsed().Seconds()/1e6, "MIPS")
+}
+
+// TestJITBudget: with small instruction budgets, Run stops at the same
+// RIP after the same number of retired instructions with the translator
+// (chained blocks included) as without: each chained block is retired
+// exactly, and a chain never runs past the budget.
+func TestJITBudget(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	src := `
+		mov ecx, 3000
+		xor eax, eax
+	top:
+		add rax, rcx
+		test al, 1
+		jz 1f
+		xor rax, 0x55
+	1:
+		sub ecx, 1
+		jnz top
+		hlt
+	`
+	type stop struct {
+		rip, retired uint64
+	}
+	run := func(on bool) ([]stop, *CPU) {
+		p := assemble(t, tmCode, src)
+		m := newTestMachine(t, p.code)
+		if on {
+			m.cpu.enableJIT()
+		}
+		var stops []stop
+		for budget := uint64(1); ; budget = budget%97 + 13 {
+			e, err := m.cpu.Run(budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stops = append(stops, stop{m.cpu.rip, m.cpu.Stats().Instructions})
+			if e.Reason == cpu.ExitHLT {
+				return stops, m.cpu
+			}
+			if e.Reason != cpu.ExitBudget {
+				t.Fatalf("exit %v", e.Reason)
+			}
+		}
+	}
+	want, _ := run(false)
+	got, c := run(true)
+	if !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("stop %d: rip %#x after %d instructions, want rip %#x after %d", i, got[i].rip, got[i].retired, want[i].rip, want[i].retired)
+			}
+		}
+		t.Fatalf("%d stops, want %d", len(got), len(want))
+	}
+	if c.jitLinks == 0 {
+		t.Error("no block was chained")
+	}
 }

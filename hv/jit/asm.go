@@ -509,3 +509,25 @@ func (a *Asm) Movsx(size uint8, dst, src Reg) {
 	}
 	a.modrmReg(dst, src)
 }
+
+// AluRM32 is op r32, dword [base + disp].
+func (a *Asm) AluRM32(op Alu, r, base Reg, disp int32) {
+	a.rex(false, r, base, false)
+	a.byte1(byte(op)<<3 | 0x03)
+	a.modrmMem(r, base, disp)
+}
+
+// CmpM32Imm8 is CMP dword [base + disp], imm8 (sign-extended).
+func (a *Asm) CmpM32Imm8(base Reg, disp int32, imm int8) {
+	a.rex(false, 0, base, false)
+	a.byte1(0x83)
+	a.modrmMem(Reg(CMP), base, disp)
+	a.byte1(byte(imm))
+}
+
+// JmpR is JMP r (an indirect jump to the address in r).
+func (a *Asm) JmpR(r Reg) {
+	a.rex(false, 0, r, false)
+	a.byte1(0xFF)
+	a.modrmReg(4, r)
+}

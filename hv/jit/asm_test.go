@@ -303,6 +303,10 @@ func TestAsmEncodingsMem(t *testing.T) {
 //	movsx rax, ax
 //	movsxd rax, eax
 //	movsx rcx, cl
+//	cmp r9d, dword ptr [r8 + 8]
+//	cmp dword ptr [rdi + 0x40], 0
+//	jmp r10
+//	jmp rax
 func TestAsmEncodingsSized(t *testing.T) {
 	want := []byte{
 		0x00, 0xca,
@@ -315,6 +319,10 @@ func TestAsmEncodingsSized(t *testing.T) {
 		0x48, 0x0f, 0xbf, 0xc0,
 		0x48, 0x63, 0xc0,
 		0x48, 0x0f, 0xbe, 0xc9,
+		0x45, 0x3b, 0x48, 0x08,
+		0x83, 0x7f, 0x40, 0x00,
+		0x41, 0xff, 0xe2,
+		0xff, 0xe0,
 	}
 	var a Asm
 	a.AluRRN(1, ADD, RDX, RCX)
@@ -327,6 +335,10 @@ func TestAsmEncodingsSized(t *testing.T) {
 	a.Movsx(2, RAX, RAX)
 	a.Movsx(4, RAX, RAX)
 	a.Movsx(1, RCX, RCX)
+	a.AluRM32(CMP, R9, R8, 8)
+	a.CmpM32Imm8(RDI, 0x40, 0)
+	a.JmpR(R10)
+	a.JmpR(RAX)
 	if !bytes.Equal(a.B, want) {
 		t.Fatalf("got  % x\nwant % x", a.B, want)
 	}
