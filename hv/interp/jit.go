@@ -127,12 +127,14 @@ var (
 )
 
 // More host registers, for memory operands: the guest address, the TLB
-// entry, a scratch register and the host address of the operand.
+// entry, a scratch register and the host address of the operand; and one
+// that nothing else touches, to keep a value across jitHostFlags.
 const (
 	hVA   = jit.RSI
 	hEnt  = jit.R8
 	hT    = jit.R9
 	hHost = jit.R10
+	hKeep = jit.R12
 )
 
 func offReg(r uint8) int32 { return offR + 8*int32(r) }
@@ -161,7 +163,10 @@ const (
 	jkDec
 	jkNot
 	jkNeg
-	jkMovx     // MOVZX, MOVSX, MOVSXD: jitMovx has the source size and signedness
+	jkMovx // MOVZX, MOVSX, MOVSXD: jitMovx has the source size and signedness
+	jkCmov
+	jkSetcc
+	jkBtImm    // BT, BTS, BTR, BTC with an immediate bit offset
 	jkShift1   // group 2 by 1
 	jkShiftImm // group 2 by an immediate
 	jkPush     // push r64
@@ -195,7 +200,7 @@ func jitClassify() {
 					k = jkALURM
 				case "Gv,Ev":
 					k = jkALUReg
-				case "eAX,Iz":
+				case "eAX,Iz", "AL,Ib":
 					k = jkALUAcc
 				case "E,I":
 					k = jkALUImm
@@ -232,6 +237,12 @@ func jitClassify() {
 		case "movzx Gv,Eb", "movzx Gv,Ew", "movsx Gv,Eb", "movsx Gv,Ew", "movsxd":
 			k = jkMovx
 			jitMovx[op] = map[string]uint8{"movzx Gv,Eb": 1, "movzx Gv,Ew": 2, "movsx Gv,Eb": 1 | 0x80, "movsx Gv,Ew": 2 | 0x80, "movsxd": 4 | 0x80}[name]
+		case "bt* Ib":
+			k = jkBtImm
+		case "cmovcc":
+			k = jkCmov
+		case "setcc":
+			k = jkSetcc
 		case "not":
 			k = jkNot
 		case "neg":
@@ -630,6 +641,83 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 		a.StoreImm(hCPU, offLFB, 1)
 		a.Store(hCPU, offLFRes, hR)
 		bs.last = lazyKnown{known: true, op: op, size: in.size}
+	case jkCmov:
+		// The source is read whatever the condition (and may fault);
+		// it waits in hKeep while the flags are made the host's.
+		if in.size == 1 {
+			return false
+		}
+		if mem {
+			st := c.stub(k, rip)
+			c.jitEA(in, ripEnd)
+			c.jitTLB(in.size, true, false, st)
+			a.LoadN(in.size, hKeep, hHost, 0)
+			*fl = flDead
+		} else {
+			c.jitGet(in.size, hKeep, in.rm)
+		}
+		c.jitHostFlags(bs, k, rip)
+		c.jitGet(in.size, hA, in.reg)
+		a.Cmov(jit.Cond(in.ext&0xf), hA, hKeep)
+		c.jitPut(in.size, in.reg, hA) // a 32-bit CMOV zero-extends either way
+	case jkSetcc:
+		c.jitHostFlags(bs, k, rip)
+		a.MovImm32(hA, 0)
+		a.Setcc(jit.Cond(in.ext&0xf), hA)
+		if mem {
+			a.MovRR(hKeep, hA)
+			st := c.stub(k, rip)
+			c.jitEA(in, ripEnd)
+			c.jitTLB(1, false, true, st)
+			a.StoreN(1, hHost, 0, hKeep)
+			*fl = flDead
+		} else {
+			c.jitPut(1, in.rm, hA)
+		}
+	case jkBtImm:
+		if in.size == 1 {
+			return false
+		}
+		off := uint8(in.imm) & (in.size*8 - 1)
+		sub := in.reg & 7 // 4 BT, 5 BTS, 6 BTR, 7 BTC
+		c.jitFoldFlags(bs, k, rip)
+		if mem {
+			st := c.stub(k, rip)
+			c.jitEA(in, ripEnd)
+			c.jitTLB(in.size, true, sub != 4, st)
+			a.LoadN(in.size, hA, hHost, 0)
+		} else {
+			c.jitGet(in.size, hA, in.rm)
+		}
+		// CF = the bit; the other flags stay as folded.
+		a.MovRR(hB, hA)
+		if off > 0 {
+			a.ShrRI(hB, off)
+		}
+		a.AluRI(jit.AND, hB, 1)
+		a.Load(hR, hCPU, offFlags)
+		a.AluRI(jit.AND, hR, ^int32(cpu.FlagCF))
+		a.AluRR(jit.OR, hR, hB)
+		a.Store(hCPU, offFlags, hR)
+		if sub != 4 {
+			a.MovImm64(hB, 1<<off)
+			a.MovRR(hR, hA)
+			switch sub {
+			case 5:
+				a.AluRR(jit.OR, hR, hB)
+			case 6:
+				a.Not(true, hB)
+				a.AluRR(jit.AND, hR, hB)
+			default:
+				a.AluRR(jit.XOR, hR, hB)
+			}
+			if mem {
+				a.StoreN(in.size, hHost, 0, hR)
+			} else {
+				c.jitPut(in.size, in.rm, hR)
+			}
+		}
+		*fl = flDead
 	case jkNot, jkNeg:
 		var st *jitStub
 		if mem {
@@ -778,13 +866,6 @@ func (c *CPU) jitShift(in *Inst, k int, rip, ripEnd int64, bs *jitBlockState) bo
 		if mem {
 			return false
 		}
-		if *fl == flDead && !(bs.last.known && bs.last.op == lfNone) {
-			if *fl = c.jitRecreate(bs.last); *fl == flDead {
-				// Fold CPU.lf into CPU.flags at run time.
-				c.jitCommitFlags(c.stub(k, rip))
-				bs.last = lazyKnown{known: true, op: lfNone}
-			}
-		}
 	}
 	if count == 0 {
 		// Nothing changes but a 32-bit register's upper half (the
@@ -797,25 +878,9 @@ func (c *CPU) jitShift(in *Inst, k int, rip, ripEnd int64, bs *jitBlockState) bo
 		a.Store(hCPU, offReg(in.rm), hA)
 		return true
 	}
-	if (op == shROL || op == shROR) && *fl == flDead {
-		// The flags are in CPU.flags already (lfNone).
+	if op == shROL || op == shROR {
+		c.jitFoldFlags(bs, k, rip)
 		a.Load(hB, hCPU, offFlags)
-	} else if op == shROL || op == shROR {
-		// Fold the guest's flags into CPU.flags, from the host's.
-		a.MovImm32(hT, 0)
-		a.Setcc(jit.CondO, hT)
-		a.Lahf()
-		a.Shift(jit.SHR, false, hA, 8)
-		low := int32(cpu.FlagSF | cpu.FlagZF | cpu.FlagAF | cpu.FlagPF | cpu.FlagCF)
-		if *fl == flLogic {
-			low &^= cpu.FlagAF // the guest's AF after a logic op is 0
-		}
-		a.AluRI32(jit.AND, hA, low)
-		a.ShlRI(hT, 11)
-		a.AluRR(jit.OR, hA, hT)
-		a.Load(hB, hCPU, offFlags)
-		a.AluRI(jit.AND, hB, ^int32(cpu.FlagsArith))
-		a.AluRR(jit.OR, hB, hA)
 	}
 	if op == shROL || op == shROR {
 		// The rotate; hB holds RFLAGS.
@@ -923,6 +988,42 @@ func (c *CPU) jitHostFlags(bs *jitBlockState, k int, rip int64) {
 	}
 	c.jitLoadFlags()
 	bs.fl = flExact
+	bs.last = lazyKnown{known: true, op: lfNone}
+}
+
+// jitFoldFlags emits commitFlags: afterwards CPU.flags holds every status
+// flag and lf.op is lfNone. From the host's flags when they are the
+// guest's (LAHF and SETO), else from CPU.lf at run time (jitCommitFlags).
+// The host's flags are clobbered.
+func (c *CPU) jitFoldFlags(bs *jitBlockState, k int, rip int64) {
+	if bs.last.known && bs.last.op == lfNone {
+		return
+	}
+	if bs.fl == flDead {
+		bs.fl = c.jitRecreate(bs.last)
+	}
+	if bs.fl == flDead {
+		c.jitCommitFlags(c.stub(k, rip))
+	} else {
+		a := &c.jit.asm
+		a.MovImm32(hT, 0)
+		a.Setcc(jit.CondO, hT)
+		a.Lahf()
+		a.Shift(jit.SHR, false, hA, 8)
+		low := int32(cpu.FlagSF | cpu.FlagZF | cpu.FlagAF | cpu.FlagPF | cpu.FlagCF)
+		if bs.fl == flLogic {
+			low &^= cpu.FlagAF // the guest's AF after a logic op is 0
+		}
+		a.AluRI32(jit.AND, hA, low)
+		a.ShlRI(hT, 11)
+		a.AluRR(jit.OR, hA, hT)
+		a.Load(hB, hCPU, offFlags)
+		a.AluRI(jit.AND, hB, ^int32(cpu.FlagsArith))
+		a.AluRR(jit.OR, hB, hA)
+		a.Store(hCPU, offFlags, hB)
+		a.Store8Imm(hCPU, offLFOp, lfNone)
+	}
+	bs.fl = flDead
 	bs.last = lazyKnown{known: true, op: lfNone}
 }
 

@@ -70,12 +70,16 @@ func jitProgram(r *rand.Rand, n int) string {
 			fmt.Fprintf(&b, "j%s 2f\nxor %s, %d\n2:\n", pick(jitConds), pick(jitRegs64), imm())
 		case 3:
 			fmt.Fprintf(&b, "cmov%s %s, %s\n", pick(jitConds), pick(jitRegs64), pick(jitRegs64))
+		case 4:
+			fmt.Fprintf(&b, "cmov%s %s, %s\n", pick(jitConds), pick(jitRegs32), pick([]string{pick(jitRegs32), mem32()}))
+		case 5:
+			fmt.Fprintf(&b, "set%s %s\n", pick(jitConds), pick([]string{pick(jitRegs8H), pick(jitRegs8), strings.Replace(mem(), "qword", "byte", 1)}))
 		}
 	}
 	calls := 0
 	for i := 0; i < n; i++ {
 		consume()
-		switch r.IntN(36) {
+		switch r.IntN(37) {
 		case 30, 31: // 8- and 16-bit operations
 			regs := jitRegs8
 			switch r.IntN(3) {
@@ -120,8 +124,19 @@ func jitProgram(r *rand.Rand, n int) string {
 			}
 		case 34:
 			fmt.Fprintf(&b, "movsxd %s, %s\n", pick(jitRegs64), mem32())
+		case 36:
+			bt := pick([]string{"bt", "bts", "btr", "btc"})
+			switch r.IntN(3) {
+			case 0:
+				fmt.Fprintf(&b, "%s %s, %d\n", bt, pick(jitRegs64), r.IntN(64))
+			case 1:
+				fmt.Fprintf(&b, "%s %s, %d\n", bt, pick(jitRegs16), r.IntN(16))
+			default:
+				fmt.Fprintf(&b, "%s %s, %d\n", bt, mem32(), r.IntN(32))
+			}
 		case 35:
 			fmt.Fprintf(&b, "mov %s, %d\n", pick(jitRegs8H), r.IntN(256))
+			fmt.Fprintf(&b, "%s al, %d\n", pick(alu), r.IntN(256)-128)
 		case 27, 28: // shifts and rotates by constants
 			sh := []string{"shl", "shr", "sar", "rol", "ror", "sal"}
 			if r.IntN(2) == 0 {
@@ -479,5 +494,63 @@ func TestJITBudget(t *testing.T) {
 	}
 	if c.jitLinks == 0 {
 		t.Error("no block was chained")
+	}
+}
+
+// TestJITConditions: SETcc and CMOVcc of every condition, after a
+// translated CMP and after one in an earlier block (the flags folded at
+// run time), give the interpreter's results.
+func TestJITConditions(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	var b strings.Builder
+	b.WriteString("mov ecx, 300\nxor edx, edx\nxor esi, esi\ntop:\nmov rax, rcx\nshl rax, 27\nxor rax, rcx\ncmp rax, 0x40000000\n")
+	for i, cc := range jitConds {
+		if i == 8 {
+			// A block boundary: the rest read flags from CPU.lf.
+			b.WriteString("jmp 1f\n1:\n")
+		}
+		// LEA and MOV keep the CMP's flags for every condition.
+		fmt.Fprintf(&b, "set%s bl\nmovzx ebx, bl\nlea rdx, [rdx + rdx*2]\nlea rdx, [rdx + rbx]\n", cc)
+		fmt.Fprintf(&b, "mov esi, %d\ncmov%s rsi, rcx\nlea rdi, [rdi + rdi*4]\nlea rdi, [rdi + rsi]\n", i+1, cc)
+	}
+	b.WriteString("sub ecx, 1\njnz top\nhlt\n")
+	want, wantN, _, _ := runJITProgram(t, b.String(), 1, false)
+	got, gotN, js, _ := runJITProgram(t, b.String(), 1, true)
+	if got != want || gotN != wantN {
+		t.Fatalf("got %+v (%d), want %+v (%d)", got, gotN, want, wantN)
+	}
+	if js.Insts < 50 {
+		t.Errorf("%d instructions translated: the conditions were not", js.Insts)
+	}
+}
+
+// TestJITBitTests: BT, BTS, BTR and BTC with immediates, on registers and
+// memory, each followed by a reader of its CF, give the interpreter's
+// results.
+func TestJITBitTests(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	var b strings.Builder
+	b.WriteString("mov ecx, 200\nxor edx, edx\nmov r14, 0x200000\ntop:\nmov rax, rcx\nshl rax, 29\nxor rax, rcx\nmov qword ptr [r14], rax\n")
+	for i, bt := range []string{"bt", "bts", "btr", "btc", "bt", "btc"} {
+		for _, off := range []int{0, 3, 31, 33 + i, 63} {
+			op := "rax"
+			if off < 32 && i%2 == 1 {
+				op = "dword ptr [r14]"
+			}
+			fmt.Fprintf(&b, "%s %s, %d\nsetc bl\nmovzx ebx, bl\nlea rdx, [rdx + rdx*2]\nlea rdx, [rdx + rbx]\n", bt, op, off)
+		}
+	}
+	b.WriteString("add rdx, qword ptr [r14]\nsub ecx, 1\njnz top\nhlt\n")
+	want, wantN, _, wantMem := runJITProgram(t, b.String(), 1, false)
+	got, gotN, js, gotMem := runJITProgram(t, b.String(), 1, true)
+	if got != want || gotN != wantN || !bytes.Equal(gotMem, wantMem) {
+		t.Fatalf("got %+v (%d), want %+v (%d)", got, gotN, want, wantN)
+	}
+	if js.Insts < 100 {
+		t.Errorf("%d instructions translated: the bit tests were not", js.Insts)
 	}
 }

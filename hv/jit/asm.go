@@ -531,3 +531,10 @@ func (a *Asm) JmpR(r Reg) {
 	a.byte1(0xFF)
 	a.modrmReg(4, r)
 }
+
+// Cmov is CMOVcc dst, src (64-bit).
+func (a *Asm) Cmov(c Cond, dst, src Reg) {
+	a.rex(true, dst, src, false)
+	a.byte1(0x0F, 0x40|byte(c))
+	a.modrmReg(dst, src)
+}

@@ -307,6 +307,8 @@ func TestAsmEncodingsMem(t *testing.T) {
 //	cmp dword ptr [rdi + 0x40], 0
 //	jmp r10
 //	jmp rax
+//	cmovne rax, r12
+//	cmovl rdx, rcx
 func TestAsmEncodingsSized(t *testing.T) {
 	want := []byte{
 		0x00, 0xca,
@@ -323,6 +325,8 @@ func TestAsmEncodingsSized(t *testing.T) {
 		0x83, 0x7f, 0x40, 0x00,
 		0x41, 0xff, 0xe2,
 		0xff, 0xe0,
+		0x49, 0x0f, 0x45, 0xc4,
+		0x48, 0x0f, 0x4c, 0xd1,
 	}
 	var a Asm
 	a.AluRRN(1, ADD, RDX, RCX)
@@ -339,6 +343,8 @@ func TestAsmEncodingsSized(t *testing.T) {
 	a.CmpM32Imm8(RDI, 0x40, 0)
 	a.JmpR(R10)
 	a.JmpR(RAX)
+	a.Cmov(CondNE, RAX, R12)
+	a.Cmov(CondL, RDX, RCX)
 	if !bytes.Equal(a.B, want) {
 		t.Fatalf("got  % x\nwant % x", a.B, want)
 	}
