@@ -173,6 +173,8 @@ const (
 	jkPop      // pop r64
 	jkCall     // call rel
 	jkRet      // ret
+	jkJmpInd   // jmp Ev
+	jkCallInd  // call Ev
 )
 
 var (
@@ -259,6 +261,10 @@ func jitClassify() {
 			k = jkCall
 		case "ret":
 			k = jkRet
+		case "jmp Ev":
+			k = jkJmpInd
+		case "call Ev":
+			k = jkCallInd
 		}
 		jitKinds[op] = k
 	}
@@ -350,7 +356,7 @@ type jitBlockState struct {
 // start is rip bytes into the block: the dispatch loop runs k itself (a
 // soft-TLB miss, a page crossing, a fault to raise).
 type jitStub struct {
-	fix  [6]jit.Fixup
+	fix  [12]jit.Fixup
 	nfix int
 	k    int
 	rip  int64
@@ -430,6 +436,10 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 	}
 	switch kind {
 	case jkNOP, jkJcc, jkJmp, jkCall, jkRet:
+	case jkJmpInd, jkCallInd:
+		if in.size != 8 || k != n-1 {
+			return false
+		}
 	case jkShift1, jkShiftImm, jkPush, jkPop, jkLEA:
 		if in.size != 4 && in.size != 8 {
 			return false
@@ -810,6 +820,35 @@ func (c *CPU) jitInst(in *Inst, k, n int, rip int64, bs *jitBlockState, done *bo
 		a.Store(hHost, 0, hA)
 		a.Store(hCPU, offReg(regRSP), hVA)
 		c.jitAdvance(ripEnd + int64(in.imm))
+		a.MovImm32(hA, uint32(n))
+		a.Ret()
+		*done = true
+	case jkJmpInd, jkCallInd:
+		// The target, read from a register or memory, must be
+		// canonical (#GP otherwise: the dispatch loop raises it).
+		st := c.stub(k, rip)
+		if mem {
+			c.jitEA(in, ripEnd)
+			c.jitTLB(8, true, false, st)
+			a.Load(hKeep, hHost, 0)
+		} else {
+			a.Load(hKeep, hCPU, offReg(in.rm))
+		}
+		a.MovRR(hT, hKeep)
+		a.ShlRI(hT, 16)
+		a.SarRI(hT, 16)
+		a.AluRR(jit.CMP, hT, hKeep)
+		st.add(a.JccFwd(jit.CondNE))
+		if kind == jkCallInd {
+			a.Load(hVA, hCPU, offReg(regRSP))
+			a.AluRI(jit.SUB, hVA, 8)
+			c.jitTLB(8, false, true, st)
+			a.Load(hA, hCPU, offRIP) // the return address: RIP after the call
+			a.AluRI(jit.ADD, hA, int32(ripEnd))
+			a.Store(hHost, 0, hA)
+			a.Store(hCPU, offReg(regRSP), hVA)
+		}
+		a.Store(hCPU, offRIP, hKeep)
 		a.MovImm32(hA, uint32(n))
 		a.Ret()
 		*done = true
