@@ -621,3 +621,81 @@ func TestJITIndirectNonCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestJITLockstep runs random programs on two machines at once, one with
+// the translator and one without, in slices of random budgets, and
+// compares the architectural state (registers, RIP, RFLAGS, retired count,
+// the exit) after every slice: after every few blocks, not only at the
+// end. The programs also fault in mid-block: a load from above the mapped
+// gigabyte raises #PF, whose handler skips the load and returns, so a
+// translated block is left at the faulting instruction and the fault is
+// delivered with the interpreter's state.
+func TestJITLockstep(t *testing.T) {
+	if !jit.Available {
+		t.Skip("no translator on this host architecture")
+	}
+	const programs = 60
+	r := rand.New(rand.NewPCG(3, 5))
+	var slices, faults, runs uint64
+	for i := 0; i < programs; i++ {
+		body := jitProgram(r, 10+r.IntN(30))
+		// Faulting loads (7 bytes each, which the handler skips), before
+		// a few of the body's lines.
+		lines := strings.Split(body, "\n")
+		for j := 2; j < len(lines)-12; j += 3 + r.IntN(6) {
+			if !strings.HasSuffix(lines[j], ":") && r.IntN(2) == 0 {
+				lines[j] = "mov rax, qword ptr [r14 + 0x40000000]\n" + lines[j]
+			}
+		}
+		src := strings.Join(lines, "\n") + `
+		pfh:
+			add rsp, 8
+			add qword ptr [rsp], 7
+			iretq
+		`
+		p := assemble(t, tmCode, src)
+		seed := r.Uint64()
+		ms := [2]*testMachine{}
+		for k := range ms {
+			m := newTestMachine(t, p.code)
+			m.setIDT(14, tmCode+p.addr(t, "pfh"), 0xE, 0, 0)
+			if k == 1 {
+				m.cpu.enableJIT()
+			}
+			rr := rand.New(rand.NewPCG(seed, 1))
+			for _, reg := range []int{cpu.RAX, cpu.RBX, cpu.RCX, cpu.RDX, cpu.RSI, cpu.RDI, cpu.RBP, cpu.R8, cpu.R9, cpu.R10, cpu.R11, cpu.R12, cpu.R13} {
+				m.setReg(reg, rr.Uint64())
+			}
+			ms[k] = m
+		}
+		for n := 0; ; n++ {
+			budget := uint64(1 + r.IntN(300))
+			var ex [2]cpu.Exit
+			for k, m := range ms {
+				e, err := m.cpu.Run(budget)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ex[k] = *e
+			}
+			a, b := ms[0].cpu, ms[1].cpu
+			if ex[0].Reason != ex[1].Reason || ex[0].RIP != ex[1].RIP || a.Regs() != b.Regs() || a.Stats().Instructions != b.Stats().Instructions {
+				t.Fatalf("program %d, slice %d: with the translator %v at %#x, %+v (%d retired); without %v at %#x, %+v (%d)\n%s",
+					i, n, ex[1].Reason, ex[1].RIP, b.Regs(), b.Stats().Instructions, ex[0].Reason, ex[0].RIP, a.Regs(), a.Stats().Instructions, src)
+			}
+			slices++
+			if ex[0].Reason == cpu.ExitHLT {
+				break
+			}
+			if ex[0].Reason != cpu.ExitBudget || n > 100000 {
+				t.Fatalf("program %d: exit %v at %#x", i, ex[0].Reason, ex[0].RIP)
+			}
+		}
+		faults += ms[1].cpu.Stats().Exceptions[cpu.ExcPF]
+		runs += ms[1].cpu.jit.Runs + ms[1].cpu.jitLinks
+	}
+	t.Logf("%d programs: %d slices compared, %d page faults, %d translated blocks run", programs, slices, faults, runs)
+	if faults < programs || runs < 10*programs {
+		t.Errorf("too few faults (%d) or translated runs (%d) to test anything", faults, runs)
+	}
+}
