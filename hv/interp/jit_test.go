@@ -388,42 +388,7 @@ func BenchmarkMIPSJIT(b *testing.B) {
 	if !jit.Available {
 		b.Skip("no translator on this host architecture")
 	}
-	p := loadCProg(b, "O2")
-	p.m.cpu.enableJIT()
-	buf := benchSetup(p)
-	benchCheck(b, p, buf, benchRun(p)) // warm-up, and the result is right
-	b.ReportAllocs()
-	b.ResetTimer()
-	before := p.m.cpu.Stats().Instructions
-	for b.Loop() {
-		benchRun(p)
-	}
-	insts := p.m.cpu.Stats().Instructions - before
-	b.ReportMetric(float64(insts)/b.Elapsed().Seconds()/1e6, "MIPS")
-	b.ReportMetric(float64(insts)/float64(b.N), "insts/op")
-	js := p.m.cpu.jit
-	b.ReportMetric(float64(js.Insts)/float64(max(js.Blocks, 1)), "insts/block")
-	if testing.Verbose() {
-		logStops(b, js)
-	}
-}
-
-// logStops logs the ops that most often ended a run of translated code.
-func logStops(b *testing.B, js *jitState) {
-	type stop struct {
-		op string
-		n  uint32
-	}
-	var ss []stop
-	for op, n := range js.Stops {
-		if n > 0 {
-			ss = append(ss, stop{opNames[op], n})
-		}
-	}
-	slices.SortFunc(ss, func(x, y stop) int { return int(y.n) - int(x.n) })
-	for _, s := range ss[:min(len(ss), 15)] {
-		b.Logf("%8d  %s", s.n, s.op)
-	}
+	benchMIPS(b, true)
 }
 
 // BenchmarkLoopJIT is BenchmarkLoop with the translator on.
@@ -431,19 +396,7 @@ func BenchmarkLoopJIT(b *testing.B) {
 	if !jit.Available {
 		b.Skip("no translator on this host architecture")
 	}
-	m := newTestMachine(b, loopCode)
-	m.cpu.enableJIT()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var insts uint64
-	for i := 0; i < b.N; i++ {
-		m.cpu.rip = tmCode
-		m.cpu.r[cpu.R10] = 10
-		before := m.cpu.Stats().Instructions
-		m.runToHLT(1 << 40)
-		insts += m.cpu.Stats().Instructions - before
-	}
-	b.ReportMetric(float64(insts)/b.Elapsed().Seconds()/1e6, "MIPS")
+	benchLoop(b, true)
 }
 
 // TestJITBudget: with small instruction budgets, Run stops at the same

@@ -17,8 +17,14 @@ var loopCode = []byte{
 }
 
 // BenchmarkLoop measures the dispatch loop on a tight ALU/memory loop.
-func BenchmarkLoop(b *testing.B) {
+func BenchmarkLoop(b *testing.B) { benchLoop(b, false) }
+
+// benchLoop is BenchmarkLoop, with the translator on when jitOn.
+func benchLoop(b *testing.B, jitOn bool) {
 	m := newTestMachine(b, loopCode)
+	if jitOn {
+		m.cpu.enableJIT()
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var insts uint64

@@ -186,8 +186,12 @@ func (a *Asm) AluRR(op Alu, dst, src Reg) {
 }
 
 // AluRI is op dst, imm32 (sign-extended to 64 bits).
-func (a *Asm) AluRI(op Alu, dst Reg, imm int32) {
-	a.rex(true, 0, dst, false)
+func (a *Asm) AluRI(op Alu, dst Reg, imm int32) { a.aluRI(true, op, dst, imm) }
+
+// aluRI is op dst, imm on 64 bits when w, else 32, with the short imm8
+// form when the immediate fits.
+func (a *Asm) aluRI(w bool, op Alu, dst Reg, imm int32) {
+	a.rex(w, 0, dst, false)
 	if imm >= -128 && imm <= 127 {
 		a.byte1(0x83)
 		a.modrmReg(Reg(op), dst)
@@ -316,18 +320,7 @@ func (a *Asm) Lea(dst, base, index Reg, scale uint8, disp int32) {
 }
 
 // AluRI32 is op dst32, imm32.
-func (a *Asm) AluRI32(op Alu, dst Reg, imm int32) {
-	a.rex(false, 0, dst, false)
-	if imm >= -128 && imm <= 127 {
-		a.byte1(0x83)
-		a.modrmReg(Reg(op), dst)
-		a.byte1(byte(imm))
-		return
-	}
-	a.byte1(0x81)
-	a.modrmReg(Reg(op), dst)
-	a.u32(uint32(imm))
-}
+func (a *Asm) AluRI32(op Alu, dst Reg, imm int32) { a.aluRI(false, op, dst, imm) }
 
 // ShrRI is SHR r, imm8.
 func (a *Asm) ShrRI(r Reg, n uint8) { a.Shift(SHR, true, r, n) }
